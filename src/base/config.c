@@ -1,0 +1,239 @@
+/*
+ * config: the option table. One row per option: flag, environment variable,
+ * type, where it lands in struct config, default, bounds, which commands take
+ * it, help. Everything about an option lives on its row.
+ */
+#include "base/config.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/limits.h"
+#include "base/str.h"
+
+enum opt_type { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_SIZE, OPT_BOOL };
+
+struct opt {
+    const char *flag;
+    const char *env;
+    enum opt_type type;
+    size_t offset;
+    const char *def;
+    double min, max;
+    unsigned cmds;
+    const char *help;
+};
+
+#define F(field) offsetof(struct config, field)
+#define ALL (CMD_SERVE | CMD_WORKER | CMD_USER | CMD_MIGRATE)
+#define PROC (CMD_SERVE | CMD_WORKER)
+
+static const struct opt opts[] = {
+    {"listen", "SHOEBOX_LISTEN", OPT_STR, F(listen), "127.0.0.1:8080", 0, 0, CMD_SERVE,
+     "address and port to listen on (host:port)"},
+    {"data", "SHOEBOX_DATA", OPT_STR, F(data_dir), "./data", 0, 0, ALL,
+     "data directory: database, spool, originals, thumbnails"},
+    {"db", "SHOEBOX_DB", OPT_STR, F(db), "", 0, 0, ALL,
+     "database: a SQLite file path (default DATA/shoebox.db) or a postgres:// URL"},
+    {"session-age", "SHOEBOX_SESSION_AGE", OPT_INT, F(session_age), "3600", 1, 31536000,
+     CMD_SERVE, "seconds a session lives without a request (sliding expiry)"},
+    {"secure-cookies", "SHOEBOX_SECURE_COOKIES", OPT_BOOL, F(secure_cookies), "0", 0, 1,
+     CMD_SERVE, "mark cookies Secure (set when served behind TLS)"},
+    {"batch-size", "SHOEBOX_BATCH_SIZE", OPT_INT, F(batch_size), "15", 1, 1000, PROC,
+     "files per processing batch"},
+    {"batch-delay", "SHOEBOX_BATCH_DELAY", OPT_DOUBLE, F(batch_delay), "0.5", 0, 60, PROC,
+     "seconds between one upload's batches (0 allowed)"},
+    {"max-file-size", "SHOEBOX_MAX_FILE_SIZE", OPT_SIZE, F(max_file_size), "100MB", 1,
+     (double)(1ULL << 40), PROC, "largest accepted file (bytes; k, MB, G suffixes)"},
+    {"max-pixels", "SHOEBOX_MAX_PIXELS", OPT_INT, F(max_pixels), "120000000", 1, 1e10, PROC,
+     "largest accepted image in pixels (width x height), checked before decoding"},
+    {"workers", "SHOEBOX_WORKERS", OPT_INT, F(workers), "0", 0, 256, CMD_SERVE,
+     "worker processes to start (0 = one per core)"},
+    {"worker-memory", "SHOEBOX_WORKER_MEMORY", OPT_SIZE, F(worker_memory), "2G", 64 << 20,
+     (double)(1ULL << 40), PROC, "address-space limit of each worker process"},
+    {"http-threads", "SHOEBOX_HTTP_THREADS", OPT_INT, F(http_threads), "0", 0, 256, CMD_SERVE,
+     "HTTP thread pool size (0 = one per core, at least 2)"},
+    {"lease", "SHOEBOX_LEASE", OPT_INT, F(lease_seconds), "120", 1, 86400, PROC,
+     "seconds a worker's claim on a file lasts before another may take it"},
+    {"log-level", "SHOEBOX_LOG_LEVEL", OPT_STR, F(log_level), "info", 0, 0, ALL,
+     "debug, info, warn or error"},
+    {"debug", "SHOEBOX_DEBUG", OPT_STR, F(debug), "", 0, 0, ALL,
+     "components logging at debug level: jobs,http,store,media or all"},
+    {"faults", "SHOEBOX_FAULTS", OPT_STR, F(faults), "", 0, 0, ALL,
+     "failure injection for tests, e.g. fsync=3,commit=1 (see src/base/fault.h)"},
+    {"assets-dir", "SHOEBOX_ASSETS_DIR", OPT_STR, F(assets_dir), "", 0, 0, CMD_SERVE,
+     "serve web assets from this directory instead of the built-in copy (development)"},
+    {"password-stdin", NULL, OPT_BOOL, F(password_stdin), "0", 0, 1, CMD_USER,
+     "read the password from standard input instead of prompting"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static int set_value(struct config *cfg, const struct opt *o, const char *v, struct err *err)
+{
+    void *p = (char *)cfg + o->offset;
+    int64_t i;
+    uint64_t u;
+    double d = 0;
+
+    switch (o->type) {
+    case OPT_STR:
+        if (strlen(v) >= CONFIG_STR_MAX)
+            return err_set(err, ERR_PERMANENT, "config", "value of --%s is too long", o->flag);
+        memcpy(p, v, strlen(v) + 1);
+        return 0;
+    case OPT_BOOL:
+        if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on"))
+            *(bool *)p = true;
+        else if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off"))
+            *(bool *)p = false;
+        else
+            return err_set(err, ERR_PERMANENT, "config", "--%s wants true or false, not '%s'",
+                           o->flag, v);
+        return 0;
+    case OPT_INT:
+        if (str_to_int64(v, &i))
+            return err_set(err, ERR_PERMANENT, "config", "--%s wants a whole number, not '%s'",
+                           o->flag, v);
+        d = (double)i;
+        *(int64_t *)p = i;
+        break;
+    case OPT_SIZE:
+        if (str_to_size(v, &u) || u > INT64_MAX)
+            return err_set(err, ERR_PERMANENT, "config",
+                           "--%s wants a size such as 100MB, not '%s'", o->flag, v);
+        d = (double)u;
+        *(int64_t *)p = (int64_t)u;
+        break;
+    case OPT_DOUBLE:
+        if (str_to_double(v, &d))
+            return err_set(err, ERR_PERMANENT, "config", "--%s wants a number, not '%s'",
+                           o->flag, v);
+        *(double *)p = d;
+        break;
+    }
+    if (d < o->min || d > o->max)
+        return err_set(err, ERR_PERMANENT, "config", "--%s must be between %g and %g, not '%s'",
+                       o->flag, o->min, o->max, v);
+    return 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NOPTS; i++)
+        set_value(cfg, &opts[i], opts[i].def, NULL);
+}
+
+static const struct opt *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strlen(opts[i].flag) == len && strncmp(opts[i].flag, name, len) == 0)
+            return &opts[i];
+    return NULL;
+}
+
+static int parse_env(struct config *cfg, enum config_cmd cmd, struct err *err)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *v;
+        if (!opts[i].env || !(opts[i].cmds & cmd))
+            continue;
+        v = getenv(opts[i].env);
+        if (v && *v && set_value(cfg, &opts[i], v, err))
+            return err_set(err, ERR_PERMANENT, "config", "%s: %s", opts[i].env, err->msg);
+    }
+    return 0;
+}
+
+static int parse_flag(struct config *cfg, enum config_cmd cmd, int argc, char **argv, int *i,
+                      struct err *err)
+{
+    const char *arg = argv[*i] + 2;
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    const struct opt *o = find_flag(arg, len);
+
+    if (!o || !(o->cmds & cmd))
+        return err_set(err, ERR_PERMANENT, "config", "unknown option '--%.*s'", (int)len, arg);
+    if (o->type == OPT_BOOL && !eq)
+        return set_value(cfg, o, "1", err);
+    if (eq)
+        return set_value(cfg, o, eq + 1, err);
+    if (*i + 1 >= argc)
+        return err_set(err, ERR_PERMANENT, "config", "option '--%s' needs a value", o->flag);
+    (*i)++;
+    return set_value(cfg, o, argv[*i], err);
+}
+
+int config_parse(struct config *cfg, enum config_cmd cmd, int argc, char **argv, int *npos,
+                 bool *help, struct err *err)
+{
+    int pos = 0;
+
+    *help = false;
+    if (parse_env(cfg, cmd, err))
+        return -1;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            *help = true;
+        } else if (!strcmp(argv[i], "--")) {
+            while (++i < argc)
+                argv[pos++] = argv[i];
+        } else if (str_starts_with(argv[i], "--")) {
+            if (parse_flag(cfg, cmd, argc, argv, &i, err))
+                return -1;
+        } else {
+            argv[pos++] = argv[i];
+        }
+    }
+    *npos = pos;
+    if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
+        strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error"))
+        return err_set(err, ERR_PERMANENT, "config", "--log-level must be debug, info, warn or error");
+    return 0;
+}
+
+void config_db_location(const struct config *cfg, char *out, size_t n)
+{
+    if (cfg->db[0])
+        snprintf(out, n, "%s", cfg->db);
+    else
+        snprintf(out, n, "%s/shoebox.db", cfg->data_dir);
+}
+
+static const char *type_hint(enum opt_type t)
+{
+    static const char *hints[] = {"TEXT", "N", "SECONDS", "SIZE", ""};
+    return hints[t];
+}
+
+void config_usage(FILE *out, enum config_cmd cmd)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        char left[64];
+        if (!(o->cmds & cmd))
+            continue;
+        snprintf(left, sizeof(left), "--%s %s", o->flag, type_hint(o->type));
+        fprintf(out, "  %-28s %s", left, o->help);
+        if (o->def[0] && o->type != OPT_BOOL)
+            fprintf(out, " [%s]", o->def);
+        if (o->env)
+            fprintf(out, " (env %s)", o->env);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-28s %s\n", "--help", "show this help");
+}
+
+void config_markdown(FILE *out)
+{
+    fprintf(out, "| flag | environment | default | meaning |\n| --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        fprintf(out, "| `--%s` | %s%s%s | %s%s%s | %s |\n", o->flag, o->env ? "`" : "",
+                o->env ? o->env : "", o->env ? "`" : "", o->def[0] ? "`" : "", o->def,
+                o->def[0] ? "`" : "", o->help);
+    }
+}

@@ -1,0 +1,32 @@
+/*
+ * fs: file-system calls with their errors checked, copied into `err` at once,
+ * and fault points (fault.h) on write, fsync and rename.
+ * Durable publish = write to a temporary name in the target directory, fsync
+ * the file, rename over the final name, fsync the directory (git lockfile).
+ */
+#ifndef SHOEBOX_BASE_FS_H
+#define SHOEBOX_BASE_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+/* Write all len bytes (retries short writes and EINTR). Fault point "write" fails as ENOSPC. */
+int fs_write_all(int fd, const void *data, size_t len, struct err *err);
+/* fsync(fd). Fault point "fsync". */
+int fs_fsync(int fd, struct err *err);
+/* Open dir and fsync it, so a rename or create in it is durable. */
+int fs_fsync_dir(const char *dir, struct err *err);
+/* rename(from, to). Fault point "rename". */
+int fs_rename(const char *from, const char *to, struct err *err);
+/* unlink; a missing file is not an error. */
+int fs_unlink(const char *path, struct err *err);
+/* mkdir -p with mode for each created level. */
+int fs_mkdir_p(const char *path, mode_t mode, struct err *err);
+/* Durably replace path with data (temp name, fsync, rename, fsync dir). */
+int fs_write_file_atomic(const char *path, const void *data, size_t len, struct err *err);
+/* Durably copy an open file's content (from offset 0) to a new path. */
+int fs_copy_fd_atomic(int src_fd, const char *path, struct err *err);
+
+#endif

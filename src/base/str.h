@@ -1,0 +1,24 @@
+/*
+ * str: number parsing and small string helpers. Parsers reject empty input,
+ * trailing garbage and overflow (atoi and friends are banned).
+ */
+#ifndef SHOEBOX_BASE_STR_H
+#define SHOEBOX_BASE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+int str_to_int64(const char *s, int64_t *out);
+int str_to_uint64(const char *s, uint64_t *out);
+int str_to_double(const char *s, double *out);
+/* "100MB", "64k", "1G", plain bytes; binary multiples (1 MB = 1048576). */
+int str_to_size(const char *s, uint64_t *out);
+bool str_starts_with(const char *s, const char *prefix);
+bool str_ends_with(const char *s, const char *suffix);
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void str_hex(const unsigned char *in, size_t n, char *out);
+/* Constant-time comparison of two NUL-terminated strings. */
+bool str_equal_ct(const char *a, const char *b);
+
+#endif

@@ -1,0 +1,3 @@
+/* placeholder until the module lands */
+void placeholder_http_placeholder(void);
+void placeholder_http_placeholder(void) {}

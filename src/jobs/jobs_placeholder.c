@@ -1,0 +1,3 @@
+/* placeholder until the module lands */
+void placeholder_jobs_placeholder(void);
+void placeholder_jobs_placeholder(void) {}

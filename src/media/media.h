@@ -1,0 +1,76 @@
+/*
+ * media: everything that touches image bytes. Pure: a path in, results out;
+ * knows nothing of HTTP or the database. Runs inside worker processes.
+ *
+ * media_process() does, for one file:
+ *   sniff (media/sniff.h) -> RAW? LibRaw (raw.c) : libvips header (thumb.c)
+ *   -> limits (pixels, dimensions) BEFORE any pixel is decoded
+ *   -> metadata: libexif on the EXIF block (exif.c), LibRaw fields for RAW
+ *   -> thumbnails: one decode at the largest shrink the outputs allow, a grid
+ *      size (MEDIA_THUMB_SIZE) and a preview (MEDIA_PREVIEW_SIZE), EXIF rotation
+ *      applied (not for HEIF: libheif already did), sRGB, metadata stripped.
+ * Outcomes (as the seed defines them):
+ *   - unsupported, unreadable header, over a limit: -1, err (ERR_PERMANENT)
+ *   - EXIF unreadable: 0, basic metadata only, a warning
+ *   - thumbnail failed or pixels damaged (truncated): 0, has_thumb false, a warning
+ *   - out of memory / I/O: -1, err ERR_TRANSIENT (the job layer retries)
+ */
+#ifndef SHOEBOX_MEDIA_MEDIA_H
+#define SHOEBOX_MEDIA_MEDIA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+#define MEDIA_THUMB_SIZE 256
+#define MEDIA_PREVIEW_SIZE 1440
+#define MEDIA_TEXT_MAX 128
+#define MEDIA_WARNINGS_MAX 512
+
+struct media_opts {
+    int64_t max_pixels;   /* width * height limit (config --max-pixels) */
+    int64_t max_dimension;/* longest side limit (LIMIT_DIMENSION) */
+    int thumb_size;       /* MEDIA_THUMB_SIZE */
+    int preview_size;     /* MEDIA_PREVIEW_SIZE */
+};
+
+/* Absent values: NaN for doubles, 0 for ints, "" for text. */
+struct media_meta {
+    char format[16];      /* "jpeg", "png", "webp", "gif", "tiff", "heic", "avif", or the
+                             RAW kind ("dng", "nef", "cr2", "raw" when unknown) */
+    int64_t width, height; /* display size, after orientation */
+    int64_t orientation;  /* EXIF 1-8, 0 when absent */
+    char make[MEDIA_TEXT_MAX], model[MEDIA_TEXT_MAX], lens[MEDIA_TEXT_MAX];
+    char taken_at[32];    /* "YYYY-MM-DDTHH:MM:SS" wall-clock, "" if absent or invalid */
+    char taken_offset[8]; /* "+02:00", "" if unknown */
+    double exposure_time, f_number, focal_length;
+    int64_t iso;
+    double gps_lat, gps_lon, gps_alt;
+};
+
+struct media_output {
+    struct media_meta meta;
+    unsigned char *thumb;   /* JPEG, malloc'd, NULL without thumbnail */
+    size_t thumb_len;
+    unsigned char *preview; /* JPEG, malloc'd, NULL without preview */
+    size_t preview_len;
+    bool has_thumb;
+    char warnings[MEDIA_WARNINGS_MAX]; /* "; "-separated, "" when none */
+};
+
+/* Once per process, in main, before threads: VIPS_INIT, loader allow-list,
+ * cache off, concurrency, warnings routed to our log. */
+int media_init(const char *argv0, int vips_concurrency, struct err *err);
+/* Each thread that used libvips calls this before it exits. */
+void media_thread_shutdown(void);
+void media_opts_default(struct media_opts *o);
+
+/* Process the file at path. out is filled on success; release it with
+ * media_output_release() either way. */
+int media_process(const char *path, const struct media_opts *opts, struct media_output *out,
+                  struct err *err);
+void media_output_release(struct media_output *out);
+
+#endif

@@ -1,0 +1,3 @@
+/* placeholder until the module lands */
+void placeholder_sniff(void);
+void placeholder_sniff(void) {}

@@ -1,0 +1,3 @@
+/* placeholder until the module lands */
+void placeholder_blob_local(void);
+void placeholder_blob_local(void) {}

@@ -1,0 +1,303 @@
+/*
+ * store: the only database interface. Nothing outside src/store/ knows which
+ * database is behind it (SQLite now: store_sqlite.c; PostgreSQL next).
+ *
+ * A `struct store` is thread-safe: any thread may call any operation (the
+ * backend keeps a connection per thread or a pool). Several processes may
+ * open the same store (serve and its workers).
+ *
+ * Calls go through the vtable: st->ops->user_create(st, ...).
+ * Every operation returns 0 on success, STORE_NOT_FOUND (1) where the
+ * comment says so, or -1 with err filled (stage "store"; busy/locked and I/O
+ * errors are ERR_TRANSIENT, constraint violations ERR_PERMANENT).
+ * Times are milliseconds since the Unix epoch (int64_t). Strings in records
+ * are NUL-terminated copies owned by the record.
+ *
+ * The upload_file states (the transitions and who performs them):
+ *
+ *   ingest ──upload_add_file──> RECEIVED ──sched_assign──> QUEUED ──file_claim──> PROCESSING
+ *      │                                                    ^  ^                     │
+ *      └──(too large / unsupported)──> FAILED               │  └──file_defer─────────┤ transient
+ *                                        ^   │              └──file_release (crash)──┤ attempts left
+ *                                        │   └──file_retry (user, bytes held)──> QUEUED
+ *                                        └──file_finish(failed) / file_release ──────┤ attempts used
+ *                                           DONE / DUPLICATE <──file_finish(ok)──────┘
+ *
+ * Every transition updates the upload's counters in the same transaction.
+ */
+#ifndef SHOEBOX_STORE_STORE_H
+#define SHOEBOX_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/limits.h"
+
+#define STORE_NOT_FOUND 1
+#define STORE_NAME_MAX (LIMIT_USERNAME_BYTES + 1)
+#define STORE_FILENAME_MAX (LIMIT_FILENAME_BYTES + 1)
+#define STORE_TEXT_MAX 128   /* make, model, lens */
+#define STORE_MSG_MAX 256    /* error messages, matches ERR_MSG_MAX */
+#define STORE_PATH_MAX 512   /* spool paths and blob keys, relative to the data dir */
+
+struct store;
+
+struct store_user {
+    int64_t id;
+    char name[STORE_NAME_MAX];
+    char pw_hash[128];
+    int64_t created_at;
+};
+
+struct store_session {
+    int64_t user_id;
+    char user_name[STORE_NAME_MAX];
+    int64_t expires_at;
+    int64_t current_upload;  /* 0 = none */
+};
+
+enum store_file_state {
+    FILE_RECEIVED = 0,
+    FILE_QUEUED,
+    FILE_PROCESSING,
+    FILE_DONE,
+    FILE_DUPLICATE,
+    FILE_FAILED,
+};
+
+/* Name used in JSON and the database ("received", "queued", ...). */
+const char *store_file_state_name(enum store_file_state s);
+
+struct store_upload {
+    int64_t id, user_id;
+    int64_t created_at, updated_at, finished_at;  /* finished_at 0 while not finished */
+    int64_t expected;        /* files announced by the client, 0 = unknown */
+    int64_t open_requests;   /* requests still sending files into it */
+    int64_t total, processed, uploaded, failed, duplicates;
+    int64_t queued_files;    /* files in RECEIVED state (not yet in a batch) */
+    int64_t current_batch, batch_size;
+    int64_t bytes_received, bytes_total;  /* bytes_total 0 = unknown */
+    int64_t last_batch_end_at;
+    int64_t version;         /* bumped on every change, for change notification */
+    bool cleared;            /* progress cleared by the user (history keeps it) */
+    char fatal[STORE_MSG_MAX];  /* non-empty: the upload as a whole failed */
+};
+
+struct store_file {
+    int64_t id, upload_id, user_id, seq;
+    enum store_file_state state;
+    char name[STORE_FILENAME_MAX];  /* client's display name, never a path */
+    int64_t size;
+    char sha256[65];
+    char format[16];
+    char spool[STORE_PATH_MAX];     /* relative to the data dir; "" when not held */
+    int64_t batch_no, attempts;
+    int64_t photo_id, duplicate_of;  /* 0 = none */
+    char error_stage[32];
+    char error_msg[STORE_MSG_MAX];
+    char lease_owner[64];
+    int64_t created_at, updated_at;
+};
+
+/* Metadata of a stored photo. Absent values: NaN for doubles, 0 for iso and
+ * orientation, "" for text. taken_at is "YYYY-MM-DDTHH:MM:SS", taken_offset "+02:00" or "". */
+struct store_photo {
+    int64_t id, user_id, upload_id, file_id;
+    char name[STORE_FILENAME_MAX];
+    char format[16];
+    int64_t size;
+    char sha256[65];
+    int64_t width, height;
+    char taken_at[32], taken_offset[8];
+    char make[STORE_TEXT_MAX], model[STORE_TEXT_MAX], lens[STORE_TEXT_MAX];
+    double exposure_time, f_number, focal_length;
+    int64_t iso, orientation;
+    double gps_lat, gps_lon, gps_alt;
+    bool has_thumb;
+    char warnings[512];
+    char blob_key[STORE_PATH_MAX];       /* the original */
+    char thumb_key[STORE_PATH_MAX];      /* "" without thumbnail */
+    char preview_key[STORE_PATH_MAX];
+    int64_t created_at;
+};
+
+/* A new file recorded by ingest once its bytes are complete and fsynced. */
+struct store_file_new {
+    int64_t upload_id, user_id;
+    const char *name, *sha256, *format, *spool;
+    int64_t size;
+    bool failed;              /* rejected at ingest (too large, unsupported): */
+    const struct err *error;  /* its reason */
+};
+
+/* What the scheduler needs to know of an unfinished upload. */
+struct store_sched {
+    int64_t upload_id, batch_size, current_batch;
+    int64_t unassigned;   /* RECEIVED files */
+    int64_t in_flight;    /* QUEUED + PROCESSING files */
+    bool arrived;         /* no open request and expected reached: no more files come */
+    int64_t last_batch_end_at;
+};
+
+/* A file claimed by a worker. */
+struct store_claim {
+    struct store_file file;
+    int64_t lease_until;
+};
+
+enum store_outcome { STORE_OK, STORE_FAILED };
+
+struct store_result {
+    enum store_outcome outcome;
+    struct store_photo photo;  /* STORE_OK: metadata and keys (ids filled by the store) */
+    struct err error;          /* STORE_FAILED: why */
+    bool keep_spool;           /* STORE_FAILED: bytes still held for a manual retry */
+};
+
+/* What file_finish did. */
+struct store_finish {
+    enum store_file_state state;  /* DONE, DUPLICATE or FAILED */
+    int64_t photo_id;             /* new photo, or the existing one for a duplicate */
+    bool upload_finished;         /* this was the upload's last outcome */
+};
+
+typedef void (*store_user_cb)(void *ctx, const struct store_user *u);
+typedef void (*store_upload_cb)(void *ctx, const struct store_upload *u);
+typedef void (*store_file_cb)(void *ctx, const struct store_file *f);
+typedef void (*store_photo_cb)(void *ctx, const struct store_photo *p);
+typedef void (*store_sched_cb)(void *ctx, const struct store_sched *s);
+typedef void (*store_key_cb)(void *ctx, const char *key);
+
+struct store_ops {
+    void (*close)(struct store *st);
+    /* Schema version after migrations. */
+    int (*schema_version)(struct store *st, int64_t *version, struct err *err);
+
+    /* --- users --- */
+    /* Fails ERR_PERMANENT "user 'NAME' already exists". */
+    int (*user_create)(struct store *st, const char *name, const char *pw_hash, int64_t now,
+                       int64_t *id, struct err *err);
+    /* STORE_NOT_FOUND when absent. */
+    int (*user_find)(struct store *st, const char *name, struct store_user *out, struct err *err);
+    int (*user_set_password)(struct store *st, const char *name, const char *pw_hash,
+                             struct err *err);  /* STORE_NOT_FOUND */
+    int (*user_list)(struct store *st, store_user_cb cb, void *ctx, struct err *err);
+    int (*user_count)(struct store *st, int64_t *n, struct err *err);
+
+    /* --- sessions (keyed by the digest of the cookie token) --- */
+    int (*session_create)(struct store *st, const char *digest, int64_t user_id, int64_t now,
+                          int64_t expires_at, struct err *err);
+    /* STORE_NOT_FOUND when absent or expired at `now`. */
+    int (*session_get)(struct store *st, const char *digest, int64_t now,
+                       struct store_session *out, struct err *err);
+    int (*session_touch)(struct store *st, const char *digest, int64_t expires_at,
+                         struct err *err);
+    int (*session_set_upload)(struct store *st, const char *digest, int64_t upload_id,
+                              struct err *err);
+    int (*session_delete)(struct store *st, const char *digest, struct err *err);
+    int (*session_purge)(struct store *st, int64_t now, struct err *err);
+
+    /* --- uploads --- */
+    int (*upload_create)(struct store *st, int64_t user_id, int64_t expected, int64_t batch_size,
+                         int64_t now, int64_t *id, struct err *err);
+    /* STORE_NOT_FOUND when absent or owned by another user (user_id 0 = any owner). */
+    int (*upload_get)(struct store *st, int64_t id, int64_t user_id, struct store_upload *out,
+                      struct err *err);
+    /* Newest first; limit 0 = all. */
+    int (*upload_list)(struct store *st, int64_t user_id, int64_t limit, store_upload_cb cb,
+                       void *ctx, struct err *err);
+    /* A request starts/stops sending files into the upload. expected > 0 raises the
+     * announced count; bytes_total > 0 adds to the known total. request_end may
+     * finish the upload when every file already has its outcome. */
+    int (*upload_request_begin)(struct store *st, int64_t id, int64_t expected,
+                                int64_t bytes_total, int64_t now, struct err *err);
+    int (*upload_request_end)(struct store *st, int64_t id, int64_t now, struct err *err);
+    /* Adds bytes to bytes_received (called as data arrives, at most a few times a second). */
+    int (*upload_add_bytes)(struct store *st, int64_t id, int64_t bytes, int64_t now,
+                            struct err *err);
+    /* Records a complete file (RECEIVED) or a rejected one (FAILED, counted processed). */
+    int (*upload_add_file)(struct store *st, const struct store_file_new *f, int64_t now,
+                           int64_t *file_id, struct err *err);
+    int (*upload_set_cleared)(struct store *st, int64_t id, bool cleared, struct err *err);
+    /* Files of an upload in order (seq). */
+    int (*upload_files)(struct store *st, int64_t upload_id, store_file_cb cb, void *ctx,
+                        struct err *err);
+    /* Only the FAILED files, in order. */
+    int (*upload_errors)(struct store *st, int64_t upload_id, store_file_cb cb, void *ctx,
+                         struct err *err);
+    /* After a restart no request is open: zero open_requests everywhere. */
+    int (*upload_reset_requests)(struct store *st, int64_t now, struct err *err);
+
+    /* --- scheduling (the server's batch scheduler) --- */
+    /* Unfinished uploads with unassigned or in-flight files. */
+    int (*sched_list)(struct store *st, store_sched_cb cb, void *ctx, struct err *err);
+    /* Moves up to `limit` RECEIVED files (oldest first) into batch batch_no (QUEUED)
+     * and sets current_batch. *assigned says how many moved. */
+    int (*sched_assign)(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
+                        int64_t now, int64_t *assigned, struct err *err);
+
+    /* --- workers --- */
+    /* Claims the oldest QUEUED file whose retry time has come: PROCESSING, owner,
+     * lease until now + lease_ms, attempts + 1. STORE_NOT_FOUND when none. */
+    int (*file_claim)(struct store *st, const char *owner, int64_t now, int64_t lease_ms,
+                      struct store_claim *out, struct err *err);
+    /* Records the outcome (and the photo) in one transaction. A duplicate of a photo the
+     * user already has becomes DUPLICATE. STORE_NOT_FOUND when the lease was lost
+     * (owner no longer holds the file): nothing is written. */
+    int (*file_finish)(struct store *st, int64_t file_id, const char *owner,
+                       const struct store_result *res, int64_t now, struct store_finish *out,
+                       struct err *err);
+    /* Transient failure: back to QUEUED, not before retry_at, reason kept for the log.
+     * STORE_NOT_FOUND when the lease was lost. */
+    int (*file_defer)(struct store *st, int64_t file_id, const char *owner, int64_t retry_at,
+                      const struct err *why, int64_t now, struct err *err);
+    /* Files leased by owner (a dead worker), or every expired lease when owner is NULL:
+     * back to QUEUED while attempts < max_attempts, else FAILED with `why`.
+     * *released counts them. */
+    int (*file_release)(struct store *st, const char *owner, int64_t now, int64_t max_attempts,
+                        const struct err *why, int64_t *released, struct err *err);
+    /* The user's retry of a FAILED file whose bytes are held: QUEUED again with
+     * attempts 0 (counters step back). STORE_NOT_FOUND when no such failed file of
+     * that user and upload; ERR_PERMANENT "bytes no longer held" when spool is "". */
+    int (*file_retry)(struct store *st, int64_t user_id, int64_t upload_id, int64_t file_id,
+                      int64_t now, struct err *err);
+    /* STORE_NOT_FOUND when absent (user_id 0 = any owner). */
+    int (*file_get)(struct store *st, int64_t id, int64_t user_id, struct store_file *out,
+                    struct err *err);
+    /* Forget the spool path of a file (after its bytes were removed). */
+    int (*file_drop_spool)(struct store *st, int64_t file_id, struct err *err);
+    /* Every spool path still referenced (for the orphan sweep). */
+    int (*spool_refs)(struct store *st, store_key_cb cb, void *ctx, struct err *err);
+
+    /* --- photos --- */
+    /* STORE_NOT_FOUND when absent or another user's. */
+    int (*photo_get)(struct store *st, int64_t id, int64_t user_id, struct store_photo *out,
+                     struct err *err);
+    /* STORE_NOT_FOUND when the user has no photo with that content. */
+    int (*photo_find_sha)(struct store *st, int64_t user_id, const char *sha256,
+                          struct store_photo *out, struct err *err);
+    /* upload_id 0 = all the user's photos. Newest first (taken_at, then created_at);
+     * `limit` 0 = all. *total (optional) gets the count without limit/offset. */
+    int (*photo_list)(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
+                      int64_t offset, store_photo_cb cb, void *ctx, int64_t *total,
+                      struct err *err);
+    /* Deletes the row; *last_ref tells whether no other photo uses its blob keys. */
+    int (*photo_delete)(struct store *st, int64_t id, int64_t user_id, struct store_photo *out,
+                        bool *last_ref, struct err *err);
+    /* Every blob key referenced by a photo (for the orphan sweep). */
+    int (*blob_refs)(struct store *st, store_key_cb cb, void *ctx, struct err *err);
+};
+
+struct store {
+    const struct store_ops *ops;
+};
+
+/*
+ * Open the store at location (a SQLite file path; "postgres://..." is refused
+ * until that backend lands) and apply pending migrations. Caller frees with
+ * st->ops->close(st). Safe to call from several processes at once.
+ */
+int store_open(const char *location, struct store **out, struct err *err);
+
+#endif
