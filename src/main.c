@@ -1,2 +1,509 @@
-/* placeholder main until the command line lands */
-int main(void) { return 0; }
+/*
+ * shoebox: the command line. Parses options (base/config.c), builds the objects
+ * each command needs, runs it, tears down. No logic of its own beyond that.
+ *
+ *   shoebox serve              HTTP server + batch scheduler + worker supervisor
+ *   shoebox worker             one worker process (started by serve, or on other machines)
+ *   shoebox user add NAME      create a user (password from --password-stdin or a prompt)
+ *   shoebox user list          list users
+ *   shoebox user passwd NAME   change a password
+ *   shoebox migrate            apply database migrations and exit
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "base/fault.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/secret.h"
+#include "base/timeutil.h"
+#include "base/xalloc.h"
+#include "http/server.h"
+#include "jobs/jobs.h"
+#include "media/media.h"
+#include "store/blob.h"
+#include "store/store.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+struct command {
+    const char *name;
+    enum config_cmd cmd;
+    int (*run)(struct config *cfg, int argc, char **argv);
+    const char *usage;
+    const char *help;
+};
+
+static int cmd_serve(struct config *cfg, int argc, char **argv);
+static int cmd_worker(struct config *cfg, int argc, char **argv);
+static int cmd_user(struct config *cfg, int argc, char **argv);
+static int cmd_migrate(struct config *cfg, int argc, char **argv);
+
+static const struct command commands[] = {
+    {"serve", CMD_SERVE, cmd_serve, "shoebox serve [OPTIONS]",
+     "run the web server, the batch scheduler and the worker processes"},
+    {"worker", CMD_WORKER, cmd_worker, "shoebox worker [OPTIONS]",
+     "process uploaded files (started by serve; run it on other machines to add capacity)"},
+    {"user", CMD_USER, cmd_user, "shoebox user add NAME | list | passwd NAME [OPTIONS]",
+     "manage accounts"},
+    {"migrate", CMD_MIGRATE, cmd_migrate, "shoebox migrate [OPTIONS]",
+     "apply database migrations and exit"},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Shoebox: a self-hosted photo upload server.\n\nUsage: shoebox COMMAND [OPTIONS]\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\nEvery option can also be set with its environment variable.\n"
+                 "Run 'shoebox COMMAND --help' for a command's options.\n");
+}
+
+static void command_usage(FILE *out, const struct command *c)
+{
+    fprintf(out, "Usage: %s\n\n%s.\n\nOptions:\n", c->usage, c->help);
+    config_usage(out, c->cmd);
+}
+
+static enum log_level level_from(const char *s)
+{
+    if (!strcmp(s, "debug"))
+        return LOG_DEBUG;
+    if (!strcmp(s, "warn"))
+        return LOG_WARN;
+    if (!strcmp(s, "error"))
+        return LOG_ERROR;
+    return LOG_INFO;
+}
+
+static int open_stores(const struct config *cfg, struct store **st, struct blob_store **bs,
+                       struct err *err)
+{
+    char db[CONFIG_STR_MAX + 32], blobs[CONFIG_STR_MAX + 16];
+
+    *st = NULL;
+    *bs = NULL;
+    if (fs_mkdir_p(cfg->data_dir, 0700, err))
+        return -1;
+    config_db_location(cfg, db, sizeof(db));
+    if (store_open(db, st, err))
+        return -1;
+    snprintf(blobs, sizeof(blobs), "%s/blobs", cfg->data_dir);
+    if (blob_local_open(blobs, bs, err)) {
+        (*st)->ops->close(*st);
+        *st = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void close_stores(struct store *st, struct blob_store *bs)
+{
+    if (bs)
+        bs->ops->close(bs);
+    if (st)
+        st->ops->close(st);
+}
+
+/* ---- user ---- */
+
+static int read_password(const char *prompt, bool from_stdin, char *out, size_t n)
+{
+    struct termios old, quiet;
+    bool tty = !from_stdin && isatty(STDIN_FILENO);
+    size_t len;
+
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    if (!fgets(out, (int)n, stdin))
+        out[0] = '\0';
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    len = strlen(out);
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+        out[--len] = '\0';
+    return len > 0 ? 0 : -1;
+}
+
+static bool valid_username(const char *name)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > LIMIT_USERNAME_BYTES)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == '@' || c == '+'))
+            return false;
+    }
+    return true;
+}
+
+static void print_user(void *ctx, const struct store_user *u)
+{
+    char when[40];
+
+    (void)ctx;
+    time_iso8601(u->created_at, when, sizeof(when));
+    printf("%s\t%s\n", u->name, when);
+}
+
+static int user_set(struct store *st, const struct config *cfg, const char *name, bool create,
+                    struct err *err)
+{
+    char pw[SECRET_PASSWORD_MAX + 2], hash[SECRET_HASH_MAX];
+    int64_t id;
+    int rc;
+
+    if (!valid_username(name))
+        return err_set(err, ERR_PERMANENT, "user",
+                       "invalid user name '%s': use 1-%d letters, digits or . _ - @ +", name,
+                       LIMIT_USERNAME_BYTES);
+    if (read_password("Password: ", cfg->password_stdin, pw, sizeof(pw)))
+        return err_set(err, ERR_PERMANENT, "user", "no password given");
+    rc = secret_hash_password(pw, hash, err);
+    memset(pw, 0, sizeof(pw));
+    if (rc)
+        return -1;
+    if (create)
+        return st->ops->user_create(st, name, hash, time_now_ms(), &id, err);
+    rc = st->ops->user_set_password(st, name, hash, err);
+    if (rc == STORE_NOT_FOUND)
+        return err_set(err, ERR_PERMANENT, "user", "no user '%s'", name);
+    return rc;
+}
+
+static int cmd_user(struct config *cfg, int argc, char **argv)
+{
+    struct store *st = NULL;
+    struct blob_store *bs = NULL;
+    struct err err = {0};
+    int rc = -1;
+
+    if (argc < 1 || (strcmp(argv[0], "list") && argc < 2)) {
+        fprintf(stderr, "usage: shoebox user add NAME | list | passwd NAME\n");
+        return 2;
+    }
+    if (open_stores(cfg, &st, &bs, &err))
+        goto out;
+    if (!strcmp(argv[0], "add")) {
+        rc = user_set(st, cfg, argv[1], true, &err);
+        if (!rc)
+            printf("created user '%s'\n", argv[1]);
+    } else if (!strcmp(argv[0], "passwd")) {
+        rc = user_set(st, cfg, argv[1], false, &err);
+        if (!rc)
+            printf("changed the password of '%s'\n", argv[1]);
+    } else if (!strcmp(argv[0], "list")) {
+        rc = st->ops->user_list(st, print_user, NULL, &err);
+    } else {
+        fprintf(stderr, "shoebox user: unknown action '%s' (add, list, passwd)\n", argv[0]);
+        rc = 2;
+    }
+out:
+    if (rc == -1)
+        fprintf(stderr, "shoebox user: %s\n", err.msg);
+    close_stores(st, bs);
+    return rc == 0 ? 0 : rc == 2 ? 2 : 1;
+}
+
+static int cmd_migrate(struct config *cfg, int argc, char **argv)
+{
+    struct store *st = NULL;
+    struct blob_store *bs = NULL;
+    struct err err = {0};
+    int64_t version = 0;
+
+    (void)argc;
+    (void)argv;
+    if (open_stores(cfg, &st, &bs, &err) || st->ops->schema_version(st, &version, &err)) {
+        fprintf(stderr, "shoebox migrate: %s\n", err.msg);
+        close_stores(st, bs);
+        return 1;
+    }
+    printf("database schema at version %lld\n", (long long)version);
+    close_stores(st, bs);
+    return 0;
+}
+
+/* ---- serve ---- */
+
+static int ensure_first_user(struct store *st, const char *listen, struct err *err)
+{
+    char pw[21], hash[SECRET_HASH_MAX];
+    int64_t n = 0, id;
+
+    if (st->ops->user_count(st, &n, err))
+        return -1;
+    if (n > 0)
+        return 0;
+    secret_password(pw, 20);
+    if (secret_hash_password(pw, hash, err) ||
+        st->ops->user_create(st, "admin", hash, time_now_ms(), &id, err))
+        return -1;
+    printf("\nNo user existed, so Shoebox created one:\n\n"
+           "    user:     admin\n    password: %s\n\n"
+           "This is shown only once. Change it with: shoebox user passwd admin\n"
+           "Open http://%s/ and log in.\n\n",
+           pw, listen);
+    fflush(stdout);
+    memset(pw, 0, sizeof(pw));
+    return 0;
+}
+
+static int default_workers(const struct config *cfg)
+{
+    long n;
+
+    if (cfg->workers > 0)
+        return (int)cfg->workers;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* argv for worker processes: the options a worker needs, passed explicitly. */
+static char **worker_argv(const char *exe, const struct config *cfg)
+{
+    char db[CONFIG_STR_MAX + 32];
+    char **v = xcalloc(32, sizeof(char *));
+    int i = 0;
+
+    config_db_location(cfg, db, sizeof(db));
+    v[i++] = xstrdup(exe);
+    v[i++] = xstrdup("worker");
+    v[i++] = xasprintf("--data=%s", cfg->data_dir);
+    v[i++] = xasprintf("--db=%s", db);
+    v[i++] = xasprintf("--max-pixels=%lld", (long long)cfg->max_pixels);
+    v[i++] = xasprintf("--max-file-size=%lld", (long long)cfg->max_file_size);
+    v[i++] = xasprintf("--worker-memory=%lld", (long long)cfg->worker_memory);
+    v[i++] = xasprintf("--lease=%lld", (long long)cfg->lease_seconds);
+    v[i++] = xasprintf("--log-level=%s", cfg->log_level);
+    if (cfg->debug[0])
+        v[i++] = xasprintf("--debug=%s", cfg->debug);
+    if (cfg->faults[0])
+        v[i++] = xasprintf("--faults=%s", cfg->faults);
+    v[i] = NULL;
+    return v;
+}
+
+static void free_argv(char **v)
+{
+    for (int i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static int self_exe(char *out, size_t n)
+{
+    ssize_t len = readlink("/proc/self/exe", out, n - 1);
+
+    if (len <= 0)
+        return -1;
+    out[len] = '\0';
+    return 0;
+}
+
+static int http_thread_count(const struct config *cfg)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (cfg->http_threads > 0)
+        return (int)cfg->http_threads;
+    return n > 2 ? (int)n : 2;
+}
+
+static int cmd_serve(struct config *cfg, int argc, char **argv)
+{
+    struct store *st = NULL;
+    struct blob_store *bs = NULL;
+    struct jobs *jobs = NULL;
+    struct http_server *srv = NULL;
+    struct err err = {0};
+    char exe[4096];
+    char **wargv = NULL;
+    sigset_t sigs;
+    int sig = 0, rc = 1;
+
+    (void)argv;
+    if (argc > 0) {
+        fprintf(stderr, "shoebox serve: unexpected argument '%s'\n", argv[0]);
+        return 2;
+    }
+    /* Block the stop signals in every thread; main waits for them with sigwait. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (self_exe(exe, sizeof(exe))) {
+        err_set(&err, ERR_PERMANENT, "serve", "cannot find the shoebox binary");
+        goto out;
+    }
+    if (open_stores(cfg, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
+        goto out;
+    wargv = worker_argv(exe, cfg);
+    struct jobs_opts jo = {
+        .batch_size = cfg->batch_size,
+        .batch_delay_ms = (int64_t)(cfg->batch_delay * 1000.0),
+        .workers = default_workers(cfg),
+        .data_dir = cfg->data_dir,
+        .exe = exe,
+        .worker_argv = wargv,
+    };
+    if (jobs_start(&jo, st, bs, &jobs, &err))
+        goto out;
+    struct http_opts ho = {
+        .listen = cfg->listen,
+        .threads = http_thread_count(cfg),
+        .session_age = cfg->session_age,
+        .secure_cookies = cfg->secure_cookies,
+        .assets_dir = cfg->assets_dir,
+        .data_dir = cfg->data_dir,
+        .max_file_size = cfg->max_file_size,
+        .batch_size = cfg->batch_size,
+    };
+    struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs};
+    if (http_server_start(&ho, &hd, &srv, &err))
+        goto out;
+    log_info("main", "listening", "url=http://%s workers=%d pid=%ld", cfg->listen,
+             jo.workers, (long)getpid());
+    printf("Shoebox is running at http://%s/ (Ctrl-C stops it)\n", cfg->listen);
+    fflush(stdout);
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    log_info("main", "stopping", "signal=%d", sig);
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "shoebox serve: %s\n", err.msg);
+    http_server_stop(srv);
+    jobs_stop(jobs);
+    close_stores(st, bs);
+    free_argv(wargv);
+    return rc;
+}
+
+/* ---- worker ---- */
+
+static void limit_memory(int64_t bytes)
+{
+#ifndef UNDER_ASAN
+    struct rlimit rl = {.rlim_cur = (rlim_t)bytes, .rlim_max = (rlim_t)bytes};
+
+    if (setrlimit(RLIMIT_AS, &rl) < 0)
+        log_warn("worker", "rlimit", "msg=\"cannot limit memory\" errno=%d", errno);
+#else
+    (void)bytes; /* ASan reserves terabytes of address space: no RLIMIT_AS under it */
+#endif
+}
+
+static int cmd_worker(struct config *cfg, int argc, char **argv)
+{
+    struct store *st = NULL;
+    struct blob_store *bs = NULL;
+    struct err err = {0};
+    struct media_opts mo;
+    struct stat sb;
+    int rc = 1;
+
+    (void)argc;
+    (void)argv;
+    /* LibRaw turns EXIF wall-clock time into a timestamp with mktime(): keep it in UTC. */
+    setenv("TZ", "UTC", 1);
+    tzset();
+    mallopt(M_ARENA_MAX, 2);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    signal(SIGPIPE, SIG_IGN);
+    limit_memory(cfg->worker_memory);
+    if (media_init("shoebox", 1, &err) || open_stores(cfg, &st, &bs, &err))
+        goto out;
+    media_opts_default(&mo);
+    mo.max_pixels = cfg->max_pixels;
+    struct jobs_worker_opts wo = {
+        .data_dir = cfg->data_dir,
+        .media = &mo,
+        .lease_ms = cfg->lease_seconds * 1000,
+        /* Started by serve, stdin is a pipe from it: readable = work, EOF = serve is gone. */
+        .wake_fd = fstat(STDIN_FILENO, &sb) == 0 && S_ISFIFO(sb.st_mode) ? STDIN_FILENO : -1,
+    };
+    rc = jobs_worker_run(&wo, st, bs, &err) ? 1 : 0;
+out:
+    if (rc)
+        fprintf(stderr, "shoebox worker: %s\n", err.msg);
+    close_stores(st, bs);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct err err = {0};
+    const struct command *c = NULL;
+    bool help = false;
+    int npos = 0;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            c = &commands[i];
+    if (!c) {
+        fprintf(stderr, "shoebox: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    config_defaults(&cfg);
+    if (config_parse(&cfg, c->cmd, argc - 2, argv + 2, &npos, &help, &err)) {
+        fprintf(stderr, "shoebox %s: %s\n", c->name, err.msg);
+        return 2;
+    }
+    if (help) {
+        command_usage(stdout, c);
+        return 0;
+    }
+    log_init(level_from(cfg.log_level), cfg.debug);
+    if (fault_arm(cfg.faults)) {
+        fprintf(stderr, "shoebox %s: malformed --faults '%s'\n", c->name, cfg.faults);
+        return 2;
+    }
+    /* Password hashing is set up where passwords are handled, not in workers. */
+    if ((c->cmd & (CMD_SERVE | CMD_USER)) && secret_init(&err)) {
+        fprintf(stderr, "shoebox: %s\n", err.msg);
+        return 1;
+    }
+    return c->run(&cfg, npos, argv + 2);
+}

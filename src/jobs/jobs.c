@@ -1,0 +1,402 @@
+/*
+ * jobs: the server side of the pipeline — startup sweep, batch scheduler and
+ * worker supervisor.
+ *
+ * DESIGN
+ * Threads: one jobs thread (run()) besides the caller. It wakes every
+ * TICK_MS or when jobs_notify() signals, and then, in order:
+ *   1. reaps dead worker processes (waitpid WNOHANG), fails or requeues the file
+ *      each held (store file_release with JOBS_CRASH_ATTEMPTS, "decoder crashed")
+ *      and starts a replacement (with a pause if they keep dying);
+ *   2. requeues files whose lease expired (a worker elsewhere vanished);
+ *   3. schedules: for each unfinished upload (store sched_list) whose current
+ *      batch is over, opens the next batch when it is full (batch_size files
+ *      waiting) or the upload has finished arriving, and batch_delay has passed
+ *      since the last batch ended: store sched_assign;
+ *   4. wakes the workers (a byte down each one's stdin pipe) when it opened a
+ *      batch or was told there is work.
+ * Batches are sequential within an upload and parallel across uploads; the
+ * files of a batch are spread over all workers, which claim them one at a time
+ * through the store with a lease, so workers on other machines join the same way.
+ * Locks: `mu` guards `wake` and `stopping` only; the jobs thread never calls
+ * another module while holding it. The worker table and the batch table belong
+ * to the jobs thread alone.
+ */
+#include "jobs/jobs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "base/xalloc.h"
+#include "jobs/sweep.h"
+#include "store/blob.h"
+#include "store/store.h"
+
+#define TICK_MS 100
+#define RESPAWN_PAUSE_MS 1000   /* a worker that dies within this of its start waits this */
+#define STOP_GRACE_MS 10000     /* workers get this long to finish their file at shutdown */
+
+struct worker {
+    pid_t pid;          /* 0 = not running */
+    int wake_fd;        /* write end of the worker's stdin pipe */
+    int64_t started_at; /* monotonic ms */
+    int64_t restart_at; /* monotonic ms; when pid is 0 */
+};
+
+struct open_batch {
+    int64_t upload_id, batch_no, files;
+    int64_t started_at; /* monotonic ms */
+};
+
+struct jobs {
+    struct jobs_opts o;
+    struct store *st;
+    struct blob_store *bs;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool wake;      /* guarded by mu */
+    bool stopping;  /* guarded by mu */
+    struct worker *workers;  /* jobs thread only (and start/stop) */
+    struct open_batch *batches;
+    size_t nbatches, capbatches;
+};
+
+/* ---- worker processes ---- */
+
+static int spawn_worker(struct jobs *j, struct worker *w)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        log_error("jobs", "worker.spawn_failed", "errno=%d", errno);
+        return -1;
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        log_error("jobs", "worker.spawn_failed", "errno=%d", errno);
+        return -1;
+    }
+    if (pid == 0) {
+        /* Child: the pipe's read end becomes stdin; exec the worker. */
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        if (dup2(fds[0], STDIN_FILENO) < 0)
+            _exit(127);
+        execv(j->o.exe, j->o.worker_argv);
+        _exit(127);
+    }
+    close(fds[0]);
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    w->pid = pid;
+    w->wake_fd = fds[1];
+    w->started_at = time_mono_ms();
+    log_info("jobs", "worker.started", "pid=%ld", (long)pid);
+    return 0;
+}
+
+static void wake_workers(struct jobs *j)
+{
+    for (int i = 0; i < j->o.workers; i++) {
+        if (j->workers[i].pid > 0 && write(j->workers[i].wake_fd, "w", 1) < 0 &&
+            errno != EAGAIN)
+            log_debug("jobs", "worker.wake_failed", "pid=%ld errno=%d",
+                      (long)j->workers[i].pid, errno);
+    }
+}
+
+static void worker_died(struct jobs *j, struct worker *w, int status)
+{
+    char owner[64];
+    struct err why = {0}, err = {0};
+    int64_t released = 0;
+    int64_t now = time_mono_ms();
+
+    snprintf(owner, sizeof(owner), "%s/%ld", sweep_hostname(), (long)w->pid);
+    if (WIFSIGNALED(status))
+        log_error("jobs", "worker.died", "pid=%ld signal=%d", (long)w->pid, WTERMSIG(status));
+    else
+        log_warn("jobs", "worker.exited", "pid=%ld status=%d", (long)w->pid, WEXITSTATUS(status));
+    err_set(&why, ERR_PERMANENT, "decode", "decoder crashed");
+    if (j->st->ops->file_release(j->st, owner, time_now_ms(), JOBS_CRASH_ATTEMPTS, &why,
+                                 &released, &err))
+        log_error("jobs", "worker.release_failed", "pid=%ld msg=%s", (long)w->pid,
+                  LOG_Q(err.msg));
+    else if (released)
+        log_warn("jobs", "worker.files_released", "pid=%ld files=%lld", (long)w->pid,
+                 (long long)released);
+    close(w->wake_fd);
+    w->wake_fd = -1;
+    w->pid = 0;
+    /* A worker that dies right after starting would otherwise respawn in a hot loop. */
+    w->restart_at = now - w->started_at < RESPAWN_PAUSE_MS ? now + RESPAWN_PAUSE_MS : now;
+}
+
+static bool supervise(struct jobs *j)
+{
+    bool spawned = false;
+    int64_t now = time_mono_ms();
+
+    for (int i = 0; i < j->o.workers; i++) {
+        struct worker *w = &j->workers[i];
+        int status;
+        if (w->pid > 0 && waitpid(w->pid, &status, WNOHANG) == w->pid)
+            worker_died(j, w, status);
+        if (w->pid == 0 && now >= w->restart_at && spawn_worker(j, w) == 0)
+            spawned = true;
+    }
+    return spawned;
+}
+
+/* ---- batches ---- */
+
+static struct open_batch *find_batch(struct jobs *j, int64_t upload_id)
+{
+    for (size_t i = 0; i < j->nbatches; i++)
+        if (j->batches[i].upload_id == upload_id)
+            return &j->batches[i];
+    return NULL;
+}
+
+static void batch_started(struct jobs *j, int64_t upload_id, int64_t batch_no, int64_t files)
+{
+    struct open_batch *b = find_batch(j, upload_id);
+
+    if (!b) {
+        if (j->nbatches == j->capbatches) {
+            j->capbatches = j->capbatches ? j->capbatches * 2 : 8;
+            j->batches = xrealloc(j->batches, j->capbatches * sizeof(*j->batches));
+        }
+        b = &j->batches[j->nbatches++];
+    }
+    *b = (struct open_batch){upload_id, batch_no, files, time_mono_ms()};
+    log_info("jobs", "batch.start", "upload=%lld batch=%lld files=%lld", (long long)upload_id,
+             (long long)batch_no, (long long)files);
+}
+
+static void batch_ended(struct jobs *j, struct open_batch *b)
+{
+    log_info("jobs", "batch.end", "upload=%lld batch=%lld files=%lld dur_ms=%lld",
+             (long long)b->upload_id, (long long)b->batch_no, (long long)b->files,
+             (long long)(time_mono_ms() - b->started_at));
+    *b = j->batches[--j->nbatches];
+}
+
+struct sched_pass {
+    struct jobs *j;
+    int64_t now;
+    bool opened;
+    int64_t *seen;  /* upload ids listed in this pass */
+    size_t nseen, capseen;
+};
+
+static void schedule_one(void *ctx, const struct store_sched *s)
+{
+    struct sched_pass *p = ctx;
+    struct jobs *j = p->j;
+    struct open_batch *b = find_batch(j, s->upload_id);
+    struct err err = {0};
+    int64_t assigned = 0, size = s->batch_size > 0 ? s->batch_size : j->o.batch_size;
+
+    if (p->nseen == p->capseen) {
+        p->capseen = p->capseen ? p->capseen * 2 : 16;
+        p->seen = xrealloc(p->seen, p->capseen * sizeof(*p->seen));
+    }
+    p->seen[p->nseen++] = s->upload_id;
+    if (s->in_flight > 0)
+        return;
+    if (b)
+        batch_ended(j, b);
+    if (s->unassigned == 0 || (s->unassigned < size && !s->arrived))
+        return;
+    if (s->current_batch > 0 && p->now < s->last_batch_end_at + j->o.batch_delay_ms)
+        return;
+    if (j->st->ops->sched_assign(j->st, s->upload_id, s->current_batch + 1, size, p->now,
+                                 &assigned, &err)) {
+        log_error("jobs", "batch.assign_failed", "upload=%lld msg=%s",
+                  (long long)s->upload_id, LOG_Q(err.msg));
+        return;
+    }
+    if (assigned > 0) {
+        batch_started(j, s->upload_id, s->current_batch + 1, assigned);
+        p->opened = true;
+    }
+}
+
+static bool schedule(struct jobs *j)
+{
+    struct sched_pass p = {.j = j, .now = time_now_ms()};
+    struct err err = {0};
+
+    if (j->st->ops->sched_list(j->st, schedule_one, &p, &err)) {
+        log_error("jobs", "sched.list_failed", "msg=%s", LOG_Q(err.msg));
+        free(p.seen);
+        return false;
+    }
+    /* Uploads no longer listed have finished: close their last batch. */
+    for (size_t i = 0; i < j->nbatches;) {
+        bool listed = false;
+        for (size_t k = 0; k < p.nseen && !listed; k++)
+            listed = p.seen[k] == j->batches[i].upload_id;
+        if (listed)
+            i++;
+        else
+            batch_ended(j, &j->batches[i]);
+    }
+    free(p.seen);
+    return p.opened;
+}
+
+static void release_expired(struct jobs *j)
+{
+    struct err why = {0}, err = {0};
+    int64_t released = 0;
+
+    err_set(&why, ERR_PERMANENT, "decode", "processing did not finish: the worker vanished");
+    if (j->st->ops->file_release(j->st, NULL, time_now_ms(), JOBS_MAX_ATTEMPTS, &why, &released,
+                                 &err))
+        log_error("jobs", "lease.release_failed", "msg=%s", LOG_Q(err.msg));
+    else if (released)
+        log_warn("jobs", "lease.expired", "files=%lld", (long long)released);
+}
+
+static void *run(void *arg)
+{
+    struct jobs *j = arg;
+    int64_t last_release = 0;
+
+    for (;;) {
+        bool told;
+        struct timespec until;
+
+        pthread_mutex_lock(&j->mu);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!j->wake && !j->stopping &&
+               pthread_cond_timedwait(&j->cond, &j->mu, &until) != ETIMEDOUT)
+            ;
+        told = j->wake;
+        j->wake = false;
+        if (j->stopping) {
+            pthread_mutex_unlock(&j->mu);
+            break;
+        }
+        pthread_mutex_unlock(&j->mu);
+
+        bool spawned = supervise(j);
+        if (time_mono_ms() - last_release >= 1000) {
+            release_expired(j);
+            last_release = time_mono_ms();
+        }
+        if (schedule(j) || told || spawned)
+            wake_workers(j);
+    }
+    return NULL;
+}
+
+/* ---- life cycle ---- */
+
+int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *bs,
+               struct jobs **out, struct err *err)
+{
+    struct jobs *j = xcalloc(1, sizeof(*j));
+
+    j->o = *o;
+    j->st = st;
+    j->bs = bs;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cond, NULL);
+    j->workers = xcalloc((size_t)(o->workers > 0 ? o->workers : 1), sizeof(*j->workers));
+    for (int i = 0; i < o->workers; i++)
+        j->workers[i].wake_fd = -1;
+    if (sweep_run(st, bs, o->data_dir, err))
+        goto fail;
+    if (pthread_create(&j->thread, NULL, run, j) != 0) {
+        err_set(err, ERR_TRANSIENT, "jobs", "cannot start the scheduler thread");
+        goto fail;
+    }
+    j->thread_started = true;
+    *out = j;
+    jobs_notify(j);
+    return 0;
+fail:
+    jobs_stop(j);
+    return -1;
+}
+
+void jobs_notify(struct jobs *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->wake = true;
+    pthread_cond_signal(&j->cond);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void stop_workers(struct jobs *j)
+{
+    int64_t deadline = time_mono_ms() + STOP_GRACE_MS;
+    int running;
+
+    /* EOF on its stdin tells a worker to finish its file and exit. */
+    for (int i = 0; i < j->o.workers; i++) {
+        if (j->workers[i].wake_fd >= 0)
+            close(j->workers[i].wake_fd);
+        j->workers[i].wake_fd = -1;
+    }
+    do {
+        running = 0;
+        for (int i = 0; i < j->o.workers; i++) {
+            struct worker *w = &j->workers[i];
+            if (w->pid > 0 && waitpid(w->pid, NULL, WNOHANG) == w->pid)
+                w->pid = 0;
+            running += w->pid > 0;
+        }
+        if (running)
+            time_sleep_ms(20);
+    } while (running && time_mono_ms() < deadline);
+    for (int i = 0; i < j->o.workers; i++) {
+        if (j->workers[i].pid > 0) {
+            kill(j->workers[i].pid, SIGKILL);
+            waitpid(j->workers[i].pid, NULL, 0);
+        }
+    }
+}
+
+void jobs_stop(struct jobs *j)
+{
+    if (!j)
+        return;
+    if (j->thread_started) {
+        pthread_mutex_lock(&j->mu);
+        j->stopping = true;
+        pthread_cond_signal(&j->cond);
+        pthread_mutex_unlock(&j->mu);
+        pthread_join(j->thread, NULL);
+    }
+    stop_workers(j);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cond);
+    free(j->workers);
+    free(j->batches);
+    free(j);
+}

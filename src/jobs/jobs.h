@@ -1,0 +1,61 @@
+/*
+ * jobs: the upload pipeline's moving parts.
+ *
+ * In `shoebox serve` (jobs_start): a startup sweep (crash recovery), a batch
+ * scheduler thread and a supervisor thread that starts `--workers` worker
+ * processes (`shoebox worker`, the same binary), restarts any that dies, and
+ * fails the file a dead worker held ("decoder crashed") once it has had its retry.
+ * In `shoebox worker` (jobs_worker_run): claim a file through the store with a
+ * lease, decode it (media), store original and thumbnails (blob), record the
+ * outcome (store), repeat. Workers on other machines run the same loop against
+ * a shared database and storage.
+ */
+#ifndef SHOEBOX_JOBS_JOBS_H
+#define SHOEBOX_JOBS_JOBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct store;
+struct blob_store;
+struct media_opts;
+
+/* Attempts per file: transient errors are retried with backoff up to this many. */
+#define JOBS_MAX_ATTEMPTS 3
+/* A file whose worker died is tried once more, then fails as "decoder crashed". */
+#define JOBS_CRASH_ATTEMPTS 2
+
+struct jobs_opts {
+    int64_t batch_size;
+    int64_t batch_delay_ms;
+    int workers;                 /* worker processes to start; 0 = none (remote workers) */
+    const char *data_dir;
+    const char *exe;             /* path of the shoebox binary, for worker processes */
+    char *const *worker_argv;    /* full argv for a worker (argv[0] = exe), NULL-terminated */
+};
+
+struct jobs;
+
+/* Sweep (see jobs.c), then start the scheduler and the workers. */
+int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *bs,
+               struct jobs **out, struct err *err);
+/* Something changed (files arrived, a request ended, a retry): schedule now.
+ * Any thread. NULL is a no-op. */
+void jobs_notify(struct jobs *j);
+/* Stop workers (they finish their current file) and threads; free. */
+void jobs_stop(struct jobs *j);
+
+struct jobs_worker_opts {
+    const char *data_dir;
+    const struct media_opts *media;
+    int64_t lease_ms;
+    int wake_fd;    /* readable when there may be work; EOF = the server is gone. -1: poll */
+};
+
+/* The worker loop; returns when wake_fd reaches EOF or on SIGTERM. */
+int jobs_worker_run(const struct jobs_worker_opts *o, struct store *st, struct blob_store *bs,
+                    struct err *err);
+
+#endif

@@ -1,0 +1,151 @@
+/* sweep: see sweep.h. Runs single-threaded at start. */
+#include "jobs/sweep.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "base/xalloc.h"
+#include "jobs/jobs.h"
+#include "store/blob.h"
+#include "store/store.h"
+
+struct keyset {
+    char **keys;
+    size_t n, cap;
+};
+
+static void keyset_add(void *ctx, const char *key)
+{
+    struct keyset *s = ctx;
+
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        s->keys = xrealloc(s->keys, s->cap * sizeof(char *));
+    }
+    s->keys[s->n++] = xstrdup(key);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool keyset_has(const struct keyset *s, const char *key)
+{
+    return bsearch(&key, s->keys, s->n, sizeof(char *), cmp_str) != NULL;
+}
+
+static void keyset_free(struct keyset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->keys[i]);
+    free(s->keys);
+}
+
+/* Spool files are DATA/spool/NAME, referenced as "spool/NAME". */
+static int sweep_spool(struct store *st, const char *data_dir, struct err *err)
+{
+    struct keyset refs = {0};
+    char dir[4096];
+    DIR *d;
+    struct dirent *e;
+    int removed = 0;
+
+    if (st->ops->spool_refs(st, keyset_add, &refs, err))
+        return -1;
+    qsort(refs.keys, refs.n, sizeof(char *), cmp_str);
+    snprintf(dir, sizeof(dir), "%s/spool", data_dir);
+    d = opendir(dir);
+    while (d && (e = readdir(d))) {
+        char rel[600], path[4700];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(rel, sizeof(rel), "spool/%s", e->d_name);
+        if (keyset_has(&refs, rel))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (fs_unlink(path, NULL) == 0)
+            removed++;
+    }
+    if (d)
+        closedir(d);
+    keyset_free(&refs);
+    if (removed)
+        log_info("jobs", "sweep.spool", "removed=%d", removed);
+    return 0;
+}
+
+struct blob_sweep {
+    struct keyset refs;
+    struct keyset orphans;
+};
+
+static void blob_seen(void *ctx, const char *key)
+{
+    struct blob_sweep *s = ctx;
+
+    if (!keyset_has(&s->refs, key))
+        keyset_add(&s->orphans, key);
+}
+
+static int sweep_blobs(struct store *st, struct blob_store *bs, struct err *err)
+{
+    struct blob_sweep s = {0};
+    int rc = -1;
+
+    if (st->ops->blob_refs(st, keyset_add, &s.refs, err))
+        goto out;
+    qsort(s.refs.keys, s.refs.n, sizeof(char *), cmp_str);
+    if (bs->ops->list(bs, blob_seen, &s, err))
+        goto out;
+    for (size_t i = 0; i < s.orphans.n; i++)
+        bs->ops->remove(bs, s.orphans.keys[i], NULL);
+    if (s.orphans.n)
+        log_info("jobs", "sweep.blobs", "removed=%zu", s.orphans.n);
+    rc = 0;
+out:
+    keyset_free(&s.refs);
+    keyset_free(&s.orphans);
+    return rc;
+}
+
+int sweep_run(struct store *st, struct blob_store *bs, const char *data_dir, struct err *err)
+{
+    struct err why = {0};
+    int64_t released = 0, now = time_now_ms();
+
+    if (st->ops->upload_reset_requests(st, now, err))
+        return -1;
+    /* Owner "*": every file in PROCESSING. Only one server runs on a data dir; its
+     * workers died with it. */
+    err_set(&why, ERR_PERMANENT, "decode", "processing was interrupted too often");
+    if (st->ops->file_release(st, "*", now, JOBS_MAX_ATTEMPTS, &why, &released, err))
+        return -1;
+    if (released)
+        log_info("jobs", "sweep.requeued", "files=%lld", (long long)released);
+    if (sweep_spool(st, data_dir, err) || sweep_blobs(st, bs, err))
+        return -1;
+    return 0;
+}
+
+static char host[256];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void read_host(void)
+{
+    if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+        snprintf(host, sizeof(host), "localhost");
+}
+
+const char *sweep_hostname(void)
+{
+    pthread_once(&host_once, read_host);
+    return host;
+}

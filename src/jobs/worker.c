@@ -1,0 +1,277 @@
+/*
+ * worker: the `shoebox worker` loop. Single-threaded; one file at a time.
+ *
+ * For each claimed file (store file_claim, with a lease):
+ *   1. the same content already in the user's library -> finish at once (the
+ *      store records DUPLICATE pointing at the existing photo);
+ *   2. media_process() the spooled bytes (or, after a crash that came between
+ *      storing the original and recording it, the stored original);
+ *   3. thumbnails and the original into the blobstore (content-addressed, so a
+ *      repeat after a crash rewrites nothing);
+ *   4. store file_finish: photo row + file state + counters in one transaction;
+ *   5. only then remove the spool file.
+ * Transient errors (I/O, memory, busy database) go back to the queue with
+ * backoff (file_defer) until JOBS_MAX_ATTEMPTS; permanent ones fail the file.
+ * A crash anywhere is recovered by the server: the lease is released, the
+ * file retried once, then failed as "decoder crashed".
+ */
+#include "jobs/jobs.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/fault.h"
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "jobs/sweep.h"
+#include "media/media.h"
+#include "store/blob.h"
+#include "store/store.h"
+
+#define IDLE_POLL_MS 500      /* without a wake pipe, or as a safety net with one */
+#define BACKOFF_BASE_MS 500   /* transient retry n waits BACKOFF_BASE_MS * 4^(n-1) */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+struct ctx {
+    const struct jobs_worker_opts *o;
+    struct store *st;
+    struct blob_store *bs;
+    char owner[64];
+};
+
+struct timings {
+    int64_t media, blob, store;
+};
+
+static void copy_meta(struct store_photo *p, const struct store_file *f,
+                      const struct media_output *m)
+{
+    const struct media_meta *mm = &m->meta;
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", f->name);
+    snprintf(p->format, sizeof(p->format), "%s", mm->format[0] ? mm->format : f->format);
+    p->size = f->size;
+    snprintf(p->sha256, sizeof(p->sha256), "%s", f->sha256);
+    p->width = mm->width;
+    p->height = mm->height;
+    snprintf(p->taken_at, sizeof(p->taken_at), "%s", mm->taken_at);
+    snprintf(p->taken_offset, sizeof(p->taken_offset), "%s", mm->taken_offset);
+    snprintf(p->make, sizeof(p->make), "%s", mm->make);
+    snprintf(p->model, sizeof(p->model), "%s", mm->model);
+    snprintf(p->lens, sizeof(p->lens), "%s", mm->lens);
+    p->exposure_time = mm->exposure_time;
+    p->f_number = mm->f_number;
+    p->focal_length = mm->focal_length;
+    p->iso = mm->iso;
+    p->orientation = mm->orientation;
+    p->gps_lat = mm->gps_lat;
+    p->gps_lon = mm->gps_lon;
+    p->gps_alt = mm->gps_alt;
+    p->has_thumb = m->has_thumb;
+    snprintf(p->warnings, sizeof(p->warnings), "%s", m->warnings);
+}
+
+/* Thumbnails, then the original (linked or copied from the spool). */
+static int store_blobs(struct ctx *c, const char *input, struct store_photo *p,
+                       const struct media_output *m, struct err *err)
+{
+    struct blob_store *bs = c->bs;
+
+    if (m->has_thumb && m->thumb && m->preview) {
+        blob_key(p->sha256, BLOB_THUMB, p->thumb_key);
+        blob_key(p->sha256, BLOB_PREVIEW, p->preview_key);
+        if (bs->ops->put_data(bs, p->thumb_key, m->thumb, m->thumb_len, err) ||
+            bs->ops->put_data(bs, p->preview_key, m->preview, m->preview_len, err))
+            return -1;
+    } else {
+        p->has_thumb = false;
+    }
+    blob_key(p->sha256, BLOB_ORIGINAL, p->blob_key);
+    return bs->ops->put_file(bs, p->blob_key, input, 0, err);
+}
+
+/* Where the file's bytes are: the spool, or the blobstore after an interrupted run. */
+static int find_input(struct ctx *c, const struct store_file *f, char *out, size_t n,
+                      struct err *err)
+{
+    char key[BLOB_KEY_MAX];
+
+    if (f->spool[0]) {
+        snprintf(out, n, "%s/%s", c->o->data_dir, f->spool);
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    blob_key(f->sha256, BLOB_ORIGINAL, key);
+    if (c->bs->ops->path(c->bs, key, out, n) == 0)
+        return 0;
+    return err_set(err, ERR_PERMANENT, "receive", "the uploaded bytes of '%s' are missing",
+                   f->name);
+}
+
+static void log_outcome(const struct store_file *f, const struct store_finish *fin,
+                        const struct timings *t, const struct err *e)
+{
+    if (fin->state == FILE_FAILED) {
+        log_warn("worker", "file.failed",
+                 "upload=%lld batch=%lld file=%lld name=%s stage=%s msg=%s attempts=%lld "
+                 "media_ms=%lld",
+                 (long long)f->upload_id, (long long)f->batch_no, (long long)f->id,
+                 LOG_Q(f->name), e->stage, LOG_Q(e->msg), (long long)f->attempts,
+                 (long long)t->media);
+        return;
+    }
+    log_info("worker", "file.done",
+             "upload=%lld batch=%lld file=%lld name=%s outcome=%s photo=%lld media_ms=%lld "
+             "blob_ms=%lld store_ms=%lld",
+             (long long)f->upload_id, (long long)f->batch_no, (long long)f->id, LOG_Q(f->name),
+             store_file_state_name(fin->state), (long long)fin->photo_id, (long long)t->media,
+             (long long)t->blob, (long long)t->store);
+}
+
+/* Record the outcome; a transient failure goes back to the queue while attempts remain. */
+static void finish(struct ctx *c, const struct store_file *f, struct store_result *res,
+                   const struct timings *t)
+{
+    struct store_finish fin = {0};
+    struct err err = {0};
+    int64_t now = time_now_ms();
+    int rc;
+
+    if (res->outcome == STORE_FAILED && res->error.cls == ERR_TRANSIENT &&
+        f->attempts < JOBS_MAX_ATTEMPTS) {
+        int64_t wait = BACKOFF_BASE_MS << (2 * (f->attempts - 1));
+        log_warn("worker", "file.retry", "upload=%lld file=%lld attempt=%lld wait_ms=%lld msg=%s",
+                 (long long)f->upload_id, (long long)f->id, (long long)f->attempts,
+                 (long long)wait, LOG_Q(res->error.msg));
+        if (c->st->ops->file_defer(c->st, f->id, c->owner, now + wait, &res->error, now, &err) < 0)
+            log_error("worker", "file.defer_failed", "file=%lld msg=%s", (long long)f->id,
+                      LOG_Q(err.msg));
+        return;
+    }
+    rc = c->st->ops->file_finish(c->st, f->id, c->owner, res, now, &fin, &err);
+    if (rc == STORE_NOT_FOUND) {
+        log_warn("worker", "file.lease_lost", "upload=%lld file=%lld", (long long)f->upload_id,
+                 (long long)f->id);
+        return;
+    }
+    if (rc < 0) {
+        /* Could not record: try again later as a transient failure (it will be re-run). */
+        log_error("worker", "file.finish_failed", "file=%lld msg=%s", (long long)f->id,
+                  LOG_Q(err.msg));
+        if (f->attempts < JOBS_MAX_ATTEMPTS)
+            c->st->ops->file_defer(c->st, f->id, c->owner, now + BACKOFF_BASE_MS, &err, now, NULL);
+        return;
+    }
+    log_outcome(f, &fin, t, &res->error);
+    if (fin.state != FILE_FAILED && f->spool[0]) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", c->o->data_dir, f->spool);
+        if (fs_unlink(path, &err) == 0)
+            c->st->ops->file_drop_spool(c->st, f->id, NULL);
+    }
+}
+
+static void process(struct ctx *c, const struct store_file *f)
+{
+    struct store_result res = {0};
+    struct media_output out = {0};
+    struct timings t = {0};
+    struct store_photo existing;
+    char input[4096];
+    int64_t t0;
+    int rc;
+
+    res.outcome = STORE_FAILED;
+    res.keep_spool = true;
+    rc = c->st->ops->photo_find_sha(c->st, f->user_id, f->sha256, &existing, &res.error);
+    if (rc == 0) {
+        /* Already in the library: the store records the duplicate. */
+        res.outcome = STORE_OK;
+        snprintf(res.photo.sha256, sizeof(res.photo.sha256), "%s", f->sha256);
+        goto done;
+    }
+    if (rc < 0 || find_input(c, f, input, sizeof(input), &res.error))
+        goto done;
+    if (fault_hit("decode_crash", f->name))
+        abort(); /* test hook: a decoder crash on this file */
+    while (fault_hit("decode_hang", f->name))
+        time_sleep_ms(1000);
+    t0 = time_mono_ms();
+    rc = media_process(input, c->o->media, &out, &res.error);
+    t.media = time_mono_ms() - t0;
+    if (rc)
+        goto done;
+    copy_meta(&res.photo, f, &out);
+    t0 = time_mono_ms();
+    if (store_blobs(c, input, &res.photo, &out, &res.error))
+        goto done;
+    t.blob = time_mono_ms() - t0;
+    res.outcome = STORE_OK;
+    err_clear(&res.error);
+done:
+    media_output_release(&out);
+    t0 = time_mono_ms();
+    finish(c, f, &res, &t);
+    t.store = time_mono_ms() - t0;
+}
+
+/* Wait for a wake byte or the idle timeout. Returns -1 when the server is gone. */
+static int wait_for_work(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char drain[64];
+
+    if (fd < 0) {
+        time_sleep_ms(IDLE_POLL_MS / 2);
+        return 0;
+    }
+    if (poll(&p, 1, IDLE_POLL_MS) <= 0)
+        return 0;
+    ssize_t n = read(fd, drain, sizeof(drain));
+    if (n == 0)
+        return -1;
+    return 0;
+}
+
+int jobs_worker_run(const struct jobs_worker_opts *o, struct store *st, struct blob_store *bs,
+                    struct err *err)
+{
+    struct ctx c = {.o = o, .st = st, .bs = bs};
+    struct sigaction sa = {0};
+
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    snprintf(c.owner, sizeof(c.owner), "%s/%ld", sweep_hostname(), (long)getpid());
+    log_info("worker", "worker.ready", "owner=%s", c.owner);
+    while (!stop_requested) {
+        struct store_claim claim;
+        int rc = st->ops->file_claim(st, c.owner, time_now_ms(), o->lease_ms, &claim, err);
+        if (rc == 0) {
+            process(&c, &claim.file);
+            continue;
+        }
+        if (rc < 0)
+            log_warn("worker", "claim_failed", "msg=%s", LOG_Q(err->msg));
+        if (wait_for_work(o->wake_fd) < 0)
+            break;
+    }
+    media_thread_shutdown();
+    log_info("worker", "worker.stopped", "owner=%s", c.owner);
+    return 0;
+}
