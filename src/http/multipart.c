@@ -43,9 +43,9 @@ struct multipart {
     enum tail tail;
     char delim[DELIM_MAX + 1];
     size_t dlen;
-    size_t match;    /* delimiter bytes matched (held back in BODY) */
-    bool part_open;  /* on_part_begin returned OK/SKIP; on_part_end is owed */
-    bool skipping;   /* the consumer asked to drop the rest of this part */
+    size_t match;   /* delimiter bytes matched (held back in BODY) */
+    bool part_open; /* on_part_begin returned OK/SKIP; on_part_end is owed */
+    bool skipping;  /* the consumer asked to drop the rest of this part */
     size_t parts;
     size_t hlen;
     char hdr[LIMIT_PART_HEADER_BYTES + 1];
@@ -568,22 +568,12 @@ int multipart_feed(struct multipart *m, const char *data, size_t len)
 
     while (i < len) {
         switch (m->state) {
-        case ST_ERROR:
-            return -1;
-        case ST_EPILOGUE:
-            return 0;
-        case ST_BODY:
-            i += feed_body(m, data + i, len - i);
-            break;
-        case ST_PREAMBLE:
-            feed_preamble(m, data[i++]);
-            break;
-        case ST_TAIL:
-            feed_tail(m, data[i++]);
-            break;
-        case ST_HEADERS:
-            feed_header(m, data[i++]);
-            break;
+        case ST_ERROR: return -1;
+        case ST_EPILOGUE: return 0;
+        case ST_BODY: i += feed_body(m, data + i, len - i); break;
+        case ST_PREAMBLE: feed_preamble(m, data[i++]); break;
+        case ST_TAIL: feed_tail(m, data[i++]); break;
+        case ST_HEADERS: feed_header(m, data[i++]); break;
         }
     }
     return m->state == ST_ERROR ? -1 : 0;
@@ -592,18 +582,12 @@ int multipart_feed(struct multipart *m, const char *data, size_t len)
 int multipart_finish(struct multipart *m)
 {
     switch (m->state) {
-    case ST_EPILOGUE:
-        return 0;
-    case ST_ERROR:
-        return -1;
-    case ST_PREAMBLE:
-        return fail(m, "body without a multipart boundary");
-    case ST_BODY:
-        return fail(m, "body ended in the data of part %zu", m->parts);
-    case ST_HEADERS:
-        return fail(m, "body ended in the headers of part %zu", m->parts);
-    case ST_TAIL:
-        break;
+    case ST_EPILOGUE: return 0;
+    case ST_ERROR: return -1;
+    case ST_PREAMBLE: return fail(m, "body without a multipart boundary");
+    case ST_BODY: return fail(m, "body ended in the data of part %zu", m->parts);
+    case ST_HEADERS: return fail(m, "body ended in the headers of part %zu", m->parts);
+    case ST_TAIL: break;
     }
     return fail(m, "body ended without the closing boundary");
 }

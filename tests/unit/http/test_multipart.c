@@ -124,10 +124,9 @@ static void run_all(const char *boundary, const char *body, size_t len, struct r
         for (int k = 0; k < rounds; k++) {
             struct run other;
             run_body(boundary, body, len, how, (unsigned)k + 1, &other);
-            ck_assert_msg(other.log_len == out->log_len &&
-                              memcmp(other.log, out->log, out->log_len) == 0,
-                          "split %d/%d log differs:\n%s\nvs whole:\n%s", how, k, other.log,
-                          out->log);
+            ck_assert_msg(
+                other.log_len == out->log_len && memcmp(other.log, out->log, out->log_len) == 0,
+                "split %d/%d log differs:\n%s\nvs whole:\n%s", how, k, other.log, out->log);
             ck_assert_str_eq(other.error, out->error);
             free(other.log);
         }
@@ -141,15 +140,16 @@ static void run_all(const char *boundary, const char *body, size_t len, struct r
 struct mp_case {
     const char *what;
     const char *body;
-    const char *events;  /* expected log */
-    const char *error;   /* NULL = success, else a substring of the error */
+    const char *events; /* expected log */
+    const char *error;  /* NULL = success, else a substring of the error */
 };
 
 static const struct mp_case cases[] = {
     {"single field", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nhello\r\n--XyZ--\r\n", "{a|-|-}hello{/}",
      NULL},
-    {"single file", "--XyZ\r\n" CD "name=\"photos\"; filename=\"a.jpg\"\r\n"
-                    "Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\r\n--XyZ--",
+    {"single file",
+     "--XyZ\r\n" CD "name=\"photos\"; filename=\"a.jpg\"\r\n"
+     "Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\r\n--XyZ--",
      "{photos|a.jpg|image/jpeg}\xff\xd8\xff{/}", NULL},
     {"field then files",
      "--XyZ\r\n" CD "name=\"csrfmiddlewaretoken\"\r\n\r\ntok\r\n"
@@ -160,26 +160,28 @@ static const struct mp_case cases[] = {
      "junk --XyZ junk\r\n--XyW\r\n--Xy\r\r\n--XyZ\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ--\r\n"
      "epilogue\r\n--XyZ\r\n" CD "name=\"b\"\r\n\r\nno\r\n",
      "{a|-|-}v{/}", NULL},
-    {"preamble after CRLF", "\r\n--XyZ\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ--",
-     "{a|-|-}v{/}", NULL},
-    {"clean preamble", "preamble\r\n--XyZ\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ--",
-     "{a|-|-}v{/}", NULL},
-    {"boundary-like data", "--XyZ\r\n" CD "name=\"a\"\r\n\r\n--XyZ\r\n-XyZ\r\r\n--Xy\r\n--XyW\n--XyZ"
-                           "\r\n--\r\n\r\r\r\n--XyZ--",
+    {"preamble after CRLF", "\r\n--XyZ\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ--", "{a|-|-}v{/}",
+     NULL},
+    {"clean preamble", "preamble\r\n--XyZ\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ--", "{a|-|-}v{/}",
+     NULL},
+    {"boundary-like data",
+     "--XyZ\r\n" CD "name=\"a\"\r\n\r\n--XyZ\r\n-XyZ\r\r\n--Xy\r\n--XyW\n--XyZ"
+     "\r\n--\r\n\r\r\r\n--XyZ--",
      "{a|-|-}--XyZ\r\n-XyZ\r\r\n--Xy\r\n--XyW\n--XyZ\r\n--\r\n\r\r{/}", NULL},
     {"delimiter followed by garbage", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nab\r\n--XyZW\r\n",
      "{a|-|-}ab", "malformed boundary line after part 1"},
     {"empty body value", "--XyZ\r\n" CD "name=\"a\"\r\n\r\n\r\n--XyZ--", "{a|-|-}{/}", NULL},
     {"body is CRLF", "--XyZ\r\n" CD "name=\"a\"\r\n\r\n\r\n\r\n--XyZ--", "{a|-|-}\r\n{/}", NULL},
-    {"no file chosen", "--XyZ\r\n" CD "name=\"photos\"; filename=\"\"\r\n"
-                       "Content-Type: application/octet-stream\r\n\r\n\r\n--XyZ--\r\n",
+    {"no file chosen",
+     "--XyZ\r\n" CD "name=\"photos\"; filename=\"\"\r\n"
+     "Content-Type: application/octet-stream\r\n\r\n\r\n--XyZ--\r\n",
      "{photos||application/octet-stream}{/}", NULL},
-    {"whitespace after boundary", "--XyZ \t\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ  \r\n" CD
-                                  "name=\"b\"\r\n\r\nw\r\n--XyZ--",
+    {"whitespace after boundary",
+     "--XyZ \t\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ  \r\n" CD "name=\"b\"\r\n\r\nw\r\n--XyZ--",
      "{a|-|-}v{/}{b|-|-}w{/}", NULL},
     {"zero parts", "--XyZ--\r\n", "", NULL},
-    {"missing final boundary", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nhello",
-     "{a|-|-}hello", "body ended in the data of part 1"},
+    {"missing final boundary", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nhello", "{a|-|-}hello",
+     "body ended in the data of part 1"},
     {"missing final boundary, held CR", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nhello\r\n--Xy",
      "{a|-|-}hello", "body ended in the data of part 1"},
     {"ends after delimiter", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nhello\r\n--XyZ", "{a|-|-}hello",
@@ -191,36 +193,44 @@ static const struct mp_case cases[] = {
      "malformed boundary line"},
     {"bare LF in headers", "--XyZ\r\n" CD "name=\"a\"\n\nv\r\n--XyZ--", "",
      "body ended in the headers"},
-    {"quoted name escapes", "--XyZ\r\n" CD "name=\"a\\\"b\\\\c\"; filename=\"C:\\dir\\x.jpg\"\r\n"
-                            "\r\nv\r\n--XyZ--",
+    {"quoted name escapes",
+     "--XyZ\r\n" CD "name=\"a\\\"b\\\\c\"; filename=\"C:\\dir\\x.jpg\"\r\n"
+     "\r\nv\r\n--XyZ--",
      "{a\"b\\c|C:\\dir\\x.jpg|-}v{/}", NULL},
     {"filename with %22 quotes and semicolons",
      "--XyZ\r\n" CD "name=\"p\"; filename=\"say %22hi%22; a=b.jpg\"\r\n\r\nv\r\n--XyZ--",
      "{p|say \"hi\"; a=b.jpg|-}v{/}", NULL},
-    {"filename unicode", "--XyZ\r\n" CD "name=\"p\"; filename=\"f\xc3\xbcr \xe2\x82\xac.jpg\"\r\n"
-                         "\r\nv\r\n--XyZ--",
+    {"filename unicode",
+     "--XyZ\r\n" CD "name=\"p\"; filename=\"f\xc3\xbcr \xe2\x82\xac.jpg\"\r\n"
+     "\r\nv\r\n--XyZ--",
      "{p|f\xc3\xbcr \xe2\x82\xac.jpg|-}v{/}", NULL},
-    {"filename control chars passed on", "--XyZ\r\n" CD "name=\"p\"; filename=\"a\tb\x01.jpg\"\r\n"
-                                         "\r\nv\r\n--XyZ--",
+    {"filename control chars passed on",
+     "--XyZ\r\n" CD "name=\"p\"; filename=\"a\tb\x01.jpg\"\r\n"
+     "\r\nv\r\n--XyZ--",
      "{p|a\tb\x01.jpg|-}v{/}", NULL},
-    {"filename* utf-8 wins", "--XyZ\r\n" CD "name=\"p\"; filename=\"x.jpg\"; "
-                             "filename*=UTF-8''%E2%82%AC%20rate.jpg\r\n\r\nv\r\n--XyZ--",
+    {"filename* utf-8 wins",
+     "--XyZ\r\n" CD "name=\"p\"; filename=\"x.jpg\"; "
+     "filename*=UTF-8''%E2%82%AC%20rate.jpg\r\n\r\nv\r\n--XyZ--",
      "{p|\xe2\x82\xac rate.jpg|-}v{/}", NULL},
-    {"filename* latin1", "--XyZ\r\n" CD "name=\"p\"; filename*=iso-8859-1'de'f%FCr.jpg\r\n"
-                         "\r\nv\r\n--XyZ--",
+    {"filename* latin1",
+     "--XyZ\r\n" CD "name=\"p\"; filename*=iso-8859-1'de'f%FCr.jpg\r\n"
+     "\r\nv\r\n--XyZ--",
      "{p|f\xc3\xbcr.jpg|-}v{/}", NULL},
-    {"bad filename* ignored", "--XyZ\r\n" CD "name=\"p\"; filename=\"x.jpg\"; "
-                              "filename*=UTF-8''%00%zz\r\n\r\nv\r\n--XyZ--",
+    {"bad filename* ignored",
+     "--XyZ\r\n" CD "name=\"p\"; filename=\"x.jpg\"; "
+     "filename*=UTF-8''%00%zz\r\n\r\nv\r\n--XyZ--",
      "{p|x.jpg|-}v{/}", NULL},
-    {"unknown charset ignored", "--XyZ\r\n" CD "name=\"p\"; filename*=koi8-r''x.jpg\r\n"
-                                "\r\nv\r\n--XyZ--",
+    {"unknown charset ignored",
+     "--XyZ\r\n" CD "name=\"p\"; filename*=koi8-r''x.jpg\r\n"
+     "\r\nv\r\n--XyZ--",
      "{p|-|-}v{/}", NULL},
     {"headers case-insensitive, token values",
      "--XyZ\r\nCONTENT-DISPOSITION: FORM-DATA; NAME=a; FILENAME=b.jpg\r\n"
      "content-TYPE:  image/webp  \r\nX-Other: 1\r\n\r\nv\r\n--XyZ--",
      "{a|b.jpg|image/webp}v{/}", NULL},
-    {"folded header", "--XyZ\r\nContent-Disposition: form-data;\r\n name=\"a\";\r\n\tfilename=\"f\""
-                      "\r\n\r\nv\r\n--XyZ--",
+    {"folded header",
+     "--XyZ\r\nContent-Disposition: form-data;\r\n name=\"a\";\r\n\tfilename=\"f\""
+     "\r\n\r\nv\r\n--XyZ--",
      "{a|f|-}v{/}", NULL},
     {"missing content-disposition", "--XyZ\r\nContent-Type: text/plain\r\n\r\nv\r\n--XyZ--", "",
      "part without content-disposition"},
@@ -240,7 +250,8 @@ static const struct mp_case cases[] = {
      "--XyZ\r\n" CD "name=\"cut\"; filename=\"big.jpg\"\r\n\r\n0123456789\r\n--XyZ\r\n" CD
      "name=\"after\"\r\n\r\nok\r\n--XyZ--",
      "{skipbegin|-|-}{/}{cut|big.jpg|-}0123{/}{after|-|-}ok{/}", NULL},
-    {"abort", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ\r\n" CD "name=\"abort\"\r\n\r\nv\r\n--XyZ--",
+    {"abort",
+     "--XyZ\r\n" CD "name=\"a\"\r\n\r\nv\r\n--XyZ\r\n" CD "name=\"abort\"\r\n\r\nv\r\n--XyZ--",
      "{a|-|-}v{/}{abort|-|-}", "receiver stopped the upload at the start of part 2"},
 };
 
@@ -255,8 +266,8 @@ START_TEST(test_table)
     if (!c->error)
         ck_assert_msg(r.error[0] == '\0', "%s: unexpected error '%s'", c->what, r.error);
     else
-        ck_assert_msg(strstr(r.error, c->error), "%s: error '%s', expected '%s'", c->what,
-                      r.error, c->error);
+        ck_assert_msg(strstr(r.error, c->error), "%s: error '%s', expected '%s'", c->what, r.error,
+                      c->error);
     free(r.log);
 }
 END_TEST
@@ -520,7 +531,9 @@ static const struct ct_case ct_cases[] = {
     {"multipart/form-data; boundary=\"\"", NULL},
     {"multipart/form-data; boundary=\"abc", NULL},
     {"multipart/form-data; boundary=\"abc \"", NULL},
-    {"multipart/form-data; boundary=ab\x01" "c", NULL},
+    {"multipart/form-data; boundary=ab\x01"
+     "c",
+     NULL},
     {"multipart/form-data; boundary=a\"b", NULL},
     {"multipart/form-data; boundary=abc garbage", NULL},
     {"application/x-www-form-urlencoded", NULL},
@@ -551,9 +564,9 @@ START_TEST(test_boundary_small_out)
     ck_assert_int_eq(
         multipart_boundary_from_content_type("multipart/form-data; boundary=ab", out, sizeof(out)),
         0);
-    ck_assert_int_eq(multipart_boundary_from_content_type("multipart/form-data; boundary=abc",
-                                                          out, sizeof(out)),
-                     -1);
+    ck_assert_int_eq(
+        multipart_boundary_from_content_type("multipart/form-data; boundary=abc", out, sizeof(out)),
+        -1);
 }
 END_TEST
 
