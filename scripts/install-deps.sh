@@ -9,7 +9,7 @@ set -eu
 build="meson ninja-build pkg-config gcc clang libmicrohttpd-dev libvips-dev libexif-dev
 libraw-dev libsqlite3-dev libsodium-dev libjansson-dev libpq-dev libssl-dev check python3"
 test_extra="postgresql chromium chromium-driver curl libclang-rt-14-dev"
-bench_extra="libvips-tools python3-pil wrk imagemagick exiftool"
+bench_extra="libvips-tools python3-pil wrk imagemagick libimage-exiftool-perl"
 
 want=$build
 case "${1:-build}" in

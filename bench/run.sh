@@ -1,0 +1,6 @@
+#!/bin/sh
+# make bench: every benchmark, each printing its own figures (results under build/bench/).
+set -eu
+cd "$(dirname "$0")/.."
+python3 bench/ingest.py
+if [ -f bench/progress.py ]; then python3 bench/progress.py; fi
