@@ -1,0 +1,310 @@
+/* Unit tests for src/store/blob_local.c: keys, put/move/copy, remove, list,
+ * and the fs fault points (nothing half-written becomes a key). */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fault.h"
+#include "store/blob.h"
+#include "testdir.h"
+
+#define SHA "ab12000000000000000000000000000000000000000000000000000000000000"
+#define SHA2 "cd34000000000000000000000000000000000000000000000000000000000000"
+
+static char dir[64];
+static char root[128];
+static struct blob_store *B;
+
+static void setup(void)
+{
+    struct err err = {0};
+
+    fault_arm("");
+    testdir_make(dir, sizeof(dir));
+    snprintf(root, sizeof(root), "%s/blobs", dir);
+    ck_assert_msg(blob_local_open(root, &B, &err) == 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    fault_arm("");
+    if (B)
+        B->ops->close(B);
+    B = NULL;
+    testdir_remove(dir);
+}
+
+static void write_src(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The content of key, or "" when absent. */
+static const char *content(const char *key)
+{
+    static char buf[256];
+    char path[512];
+    FILE *f;
+    size_t n;
+
+    buf[0] = '\0';
+    if (B->ops->path(B, key, path, sizeof(path)))
+        return buf;
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static bool file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static const struct {
+    const char *sha;
+    enum blob_kind kind;
+    const char *key;
+} key_rows[] = {
+    {SHA, BLOB_ORIGINAL, "o/ab/" SHA},
+    {SHA, BLOB_THUMB, "t/ab/" SHA ".jpg"},
+    {SHA, BLOB_PREVIEW, "p/ab/" SHA ".jpg"},
+    {"x", BLOB_ORIGINAL, ""},  /* too short to be a digest */
+};
+
+START_TEST(test_blob_key)
+{
+    char key[BLOB_KEY_MAX];
+
+    blob_key(key_rows[_i].sha, key_rows[_i].kind, key);
+    ck_assert_str_eq(key, key_rows[_i].key);
+}
+END_TEST
+
+START_TEST(test_put_data)
+{
+    struct err err = {0};
+    char key[BLOB_KEY_MAX], path[512];
+
+    blob_key(SHA, BLOB_THUMB, key);
+    ck_assert_int_eq(B->ops->path(B, key, path, sizeof(path)), -1);
+    ck_assert_int_eq(B->ops->put_data(B, key, "thumb", 5, &err), 0);
+    ck_assert_str_eq(content(key), "thumb");
+    ck_assert_int_eq(B->ops->path(B, key, path, sizeof(path)), 0);
+    ck_assert_ptr_nonnull(strstr(path, root));
+    /* an existing key is kept */
+    ck_assert_int_eq(B->ops->put_data(B, key, "other", 5, &err), 0);
+    ck_assert_str_eq(content(key), "thumb");
+}
+END_TEST
+
+/* move 1: src is gone afterwards; move 0: src stays. Existing key: kept. */
+static const struct {
+    int move;
+    bool exists_before;
+    bool src_after;
+} put_rows[] = {
+    {1, false, false},
+    {0, false, true},
+    {1, true, false},
+    {0, true, true},
+};
+
+START_TEST(test_put_file)
+{
+    struct err err = {0};
+    char key[BLOB_KEY_MAX], src[128];
+
+    blob_key(SHA, BLOB_ORIGINAL, key);
+    snprintf(src, sizeof(src), "%s/spool-1", dir);
+    write_src(src, "new bytes");
+    if (put_rows[_i].exists_before)
+        ck_assert_int_eq(B->ops->put_data(B, key, "old bytes", 9, &err), 0);
+    ck_assert_msg(B->ops->put_file(B, key, src, put_rows[_i].move, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(content(key), put_rows[_i].exists_before ? "old bytes" : "new bytes");
+    ck_assert_int_eq(file_exists(src), put_rows[_i].src_after);
+}
+END_TEST
+
+/* From another file system (when the machine has one at hand): copy, then remove src. */
+START_TEST(test_put_file_cross_fs)
+{
+    struct err err = {0};
+    struct stat a, b;
+    char key[BLOB_KEY_MAX], src[128];
+
+    snprintf(src, sizeof(src), "/dev/shm/shoebox-test-%d", (int)getpid());
+    if (stat("/dev/shm", &a) || stat(root, &b) || a.st_dev == b.st_dev)
+        return;  /* nothing to cross */
+    write_src(src, "far bytes");
+    blob_key(SHA2, BLOB_ORIGINAL, key);
+    ck_assert_msg(B->ops->put_file(B, key, src, 1, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(content(key), "far bytes");
+    ck_assert(!file_exists(src));
+}
+END_TEST
+
+START_TEST(test_remove)
+{
+    struct err err = {0};
+    char key[BLOB_KEY_MAX];
+
+    blob_key(SHA, BLOB_PREVIEW, key);
+    ck_assert_int_eq(B->ops->put_data(B, key, "p", 1, &err), 0);
+    ck_assert_int_eq(B->ops->remove(B, key, &err), 0);
+    ck_assert_str_eq(content(key), "");
+    ck_assert_int_eq(B->ops->remove(B, key, &err), 0);  /* missing is fine */
+}
+END_TEST
+
+static const char *const bad_keys[] = {"", "../etc/passwd", "/etc/passwd", "o/ab/../../x",
+                                       "o/ab/X Y", "o/ab/x.tmp.123"};
+
+START_TEST(test_bad_keys)
+{
+    struct err err = {0};
+    char path[512];
+
+    ck_assert_int_eq(B->ops->put_data(B, bad_keys[_i], "x", 1, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_PERMANENT);
+    ck_assert_int_eq(B->ops->path(B, bad_keys[_i], path, sizeof(path)), -1);
+    ck_assert_int_eq(B->ops->remove(B, bad_keys[_i], &err), -1);
+}
+END_TEST
+
+struct keys {
+    char k[8][BLOB_KEY_MAX];
+    int n;
+};
+
+static void collect(void *ctx, const char *key)
+{
+    struct keys *k = ctx;
+
+    ck_assert_int_lt(k->n, 8);
+    snprintf(k->k[k->n++], BLOB_KEY_MAX, "%s", key);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+START_TEST(test_list)
+{
+    struct err err = {0};
+    struct keys keys = {0};
+    char key[3][BLOB_KEY_MAX], junk[256];
+
+    ck_assert_int_eq(B->ops->list(B, collect, &keys, &err), 0);
+    ck_assert_int_eq(keys.n, 0);
+    for (int k = 0; k < 3; k++) {
+        blob_key(SHA, (enum blob_kind)k, key[k]);
+        ck_assert_int_eq(B->ops->put_data(B, key[k], "x", 1, &err), 0);
+    }
+    /* a writer's leftover temp file and a stray dot file are not keys */
+    snprintf(junk, sizeof(junk), "%s/o/ab/%s.tmp.AbCdEf", root, SHA);
+    write_src(junk, "half");
+    snprintf(junk, sizeof(junk), "%s/o/ab/.hidden", root);
+    write_src(junk, "x");
+    ck_assert_int_eq(B->ops->list(B, collect, &keys, &err), 0);
+    ck_assert_int_eq(keys.n, 3);
+    qsort(keys.k, (size_t)keys.n, BLOB_KEY_MAX, cmp_key);
+    ck_assert_str_eq(keys.k[0], "o/ab/" SHA);
+    ck_assert_str_eq(keys.k[1], "p/ab/" SHA ".jpg");
+    ck_assert_str_eq(keys.k[2], "t/ab/" SHA ".jpg");
+}
+END_TEST
+
+/* Files in dir/o/ab other than complete keys (temp names). */
+static int leftovers(void)
+{
+    char path[256];
+    DIR *d;
+    struct dirent *de;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/o/ab", root);
+    d = opendir(path);
+    if (!d)
+        return 0;
+    for (;;) {
+        de = readdir(d);
+        if (!de)
+            break;
+        if (de->d_name[0] != '.')
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* An injected fsync or rename failure leaves no key and no temp file; the
+ * source of a failed move stays where it was. */
+static const char *const fault_rows[] = {"fsync=1", "rename=1", "write=1"};
+
+START_TEST(test_faults)
+{
+    struct err err = {0};
+    char key[BLOB_KEY_MAX], src[128];
+
+    blob_key(SHA, BLOB_ORIGINAL, key);
+    ck_assert_int_eq(fault_arm(fault_rows[_i]), 0);
+    ck_assert_int_eq(B->ops->put_data(B, key, "x", 1, &err), -1);
+    ck_assert_str_eq(content(key), "");
+    ck_assert_int_eq(leftovers(), 0);
+
+    snprintf(src, sizeof(src), "%s/spool-2", dir);
+    write_src(src, "bytes");
+    ck_assert_int_eq(fault_arm(fault_rows[_i]), 0);
+    if (strcmp(fault_rows[_i], "write=1") != 0) {  /* a same-fs move writes nothing */
+        ck_assert_int_eq(B->ops->put_file(B, key, src, 1, &err), -1);
+        ck_assert_str_eq(content(key), "");
+        ck_assert(file_exists(src));
+    }
+    ck_assert_int_eq(fault_arm(""), 0);
+    ck_assert_int_eq(B->ops->put_file(B, key, src, 1, &err), 0);
+    ck_assert_str_eq(content(key), "bytes");
+    ck_assert_int_eq(leftovers(), 1);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("blob_local");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, test_blob_key, 0, sizeof(key_rows) / sizeof(key_rows[0]));
+    tcase_add_test(tc, test_put_data);
+    tcase_add_loop_test(tc, test_put_file, 0, sizeof(put_rows) / sizeof(put_rows[0]));
+    tcase_add_test(tc, test_put_file_cross_fs);
+    tcase_add_test(tc, test_remove);
+    tcase_add_loop_test(tc, test_bad_keys, 0, sizeof(bad_keys) / sizeof(bad_keys[0]));
+    tcase_add_test(tc, test_list);
+    tcase_add_loop_test(tc, test_faults, 0, sizeof(fault_rows) / sizeof(fault_rows[0]));
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

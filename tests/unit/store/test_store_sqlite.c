@@ -1,0 +1,1054 @@
+/* Unit tests for src/store/store_sqlite.c through the store.h contract, on real
+ * SQLite files in a fresh directory per test. */
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fault.h"
+#include "store/migrations.h"
+#include "store/store.h"
+#include "testdir.h"
+
+static char dir[64];
+static char dbpath[128];
+static struct store *S;
+
+#define T0 INT64_C(1700000000000)
+#define SHA_A "aaaa000000000000000000000000000000000000000000000000000000000000"
+#define SHA_B "bbbb000000000000000000000000000000000000000000000000000000000000"
+#define SHA_C "cccc000000000000000000000000000000000000000000000000000000000000"
+
+static void setup(void)
+{
+    struct err err = {0};
+
+    fault_arm("");
+    testdir_make(dir, sizeof(dir));
+    snprintf(dbpath, sizeof(dbpath), "%s/shoebox.db", dir);
+    ck_assert_msg(store_open(dbpath, &S, &err) == 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    fault_arm("");
+    if (S)
+        S->ops->close(S);
+    S = NULL;
+    testdir_remove(dir);
+}
+
+/* ---- helpers ---- */
+
+static int64_t mkuser(const char *name)
+{
+    struct err err = {0};
+    int64_t id = 0;
+
+    ck_assert_msg(S->ops->user_create(S, name, "hash", T0, &id, &err) == 0, "%s", err.msg);
+    ck_assert_int_gt(id, 0);
+    return id;
+}
+
+static int64_t mkupload(int64_t user, int64_t expected, int64_t batch)
+{
+    struct err err = {0};
+    int64_t id = 0;
+
+    ck_assert_msg(S->ops->upload_create(S, user, expected, batch, T0, &id, &err) == 0, "%s",
+                  err.msg);
+    return id;
+}
+
+static int64_t add_file(int64_t upload, int64_t user, const char *name, const char *sha,
+                        const char *spool, const struct err *rejected)
+{
+    struct store_file_new f = {.upload_id = upload, .user_id = user, .name = name, .sha256 = sha,
+                               .format = "jpeg", .spool = spool, .size = 100,
+                               .failed = rejected != NULL, .error = rejected};
+    struct err err = {0};
+    int64_t id = 0;
+
+    ck_assert_msg(S->ops->upload_add_file(S, &f, T0 + 10, &id, &err) == 0, "%s", err.msg);
+    return id;
+}
+
+static struct store_upload upload(int64_t id)
+{
+    struct store_upload u;
+    struct err err = {0};
+
+    ck_assert_msg(S->ops->upload_get(S, id, 0, &u, &err) == 0, "%s", err.msg);
+    return u;
+}
+
+static struct store_file file(int64_t id)
+{
+    struct store_file f;
+    struct err err = {0};
+
+    ck_assert_msg(S->ops->file_get(S, id, 0, &f, &err) == 0, "%s", err.msg);
+    return f;
+}
+
+/* total, processed, uploaded, failed, duplicates, queued_files */
+static void counters(int64_t id, int64_t total, int64_t processed, int64_t uploaded,
+                     int64_t failed, int64_t dups, int64_t queued)
+{
+    struct store_upload u = upload(id);
+
+    ck_assert_int_eq(u.total, total);
+    ck_assert_int_eq(u.processed, processed);
+    ck_assert_int_eq(u.uploaded, uploaded);
+    ck_assert_int_eq(u.failed, failed);
+    ck_assert_int_eq(u.duplicates, dups);
+    ck_assert_int_eq(u.queued_files, queued);
+}
+
+static int64_t assign(int64_t upload_id, int64_t batch, int64_t limit, int64_t now)
+{
+    struct err err = {0};
+    int64_t n = -1;
+
+    ck_assert_msg(S->ops->sched_assign(S, upload_id, batch, limit, now, &n, &err) == 0, "%s",
+                  err.msg);
+    return n;
+}
+
+static struct store_claim claim(const char *owner, int64_t now)
+{
+    struct store_claim c;
+    struct err err = {0};
+
+    ck_assert_msg(S->ops->file_claim(S, owner, now, 60000, &c, &err) == 0, "%s", err.msg);
+    return c;
+}
+
+static struct store_result ok_result(const char *name, const char *sha, const char *taken_at)
+{
+    struct store_result r;
+
+    memset(&r, 0, sizeof(r));
+    r.outcome = STORE_OK;
+    snprintf(r.photo.name, sizeof(r.photo.name), "%s", name);
+    snprintf(r.photo.format, sizeof(r.photo.format), "jpeg");
+    snprintf(r.photo.sha256, sizeof(r.photo.sha256), "%s", sha);
+    snprintf(r.photo.taken_at, sizeof(r.photo.taken_at), "%s", taken_at);
+    snprintf(r.photo.blob_key, sizeof(r.photo.blob_key), "o/%.2s/%s", sha, sha);
+    snprintf(r.photo.thumb_key, sizeof(r.photo.thumb_key), "t/%.2s/%s.jpg", sha, sha);
+    r.photo.width = 4000;
+    r.photo.height = 3000;
+    r.photo.exposure_time = NAN;
+    r.photo.f_number = 2.8;
+    r.photo.focal_length = NAN;
+    r.photo.gps_lat = NAN;
+    r.photo.gps_lon = NAN;
+    r.photo.gps_alt = NAN;
+    r.photo.has_thumb = true;
+    return r;
+}
+
+static struct store_result failed_result(bool keep_spool)
+{
+    struct store_result r;
+
+    memset(&r, 0, sizeof(r));
+    r.outcome = STORE_FAILED;
+    err_set(&r.error, ERR_PERMANENT, "decode", "cannot decode 'x.jpg': truncated");
+    r.keep_spool = keep_spool;
+    return r;
+}
+
+static struct store_finish finish(int64_t file_id, const char *owner,
+                                  const struct store_result *r, int64_t now)
+{
+    struct store_finish fin;
+    struct err err = {0};
+
+    memset(&fin, 0, sizeof(fin));
+    ck_assert_msg(S->ops->file_finish(S, file_id, owner, r, now, &fin, &err) == 0, "%s",
+                  err.msg);
+    return fin;
+}
+
+/* A photo of user through the whole pipeline; returns the finish outcome. */
+static struct store_finish pipeline(int64_t user, int64_t up, const char *sha,
+                                    const char *taken_at, int64_t now)
+{
+    struct store_result r = ok_result("p.jpg", sha, taken_at);
+    struct store_claim c;
+
+    add_file(up, user, "p.jpg", sha, "spool/p", NULL);
+    ck_assert_int_eq(assign(up, 1, 100, now), 1);
+    c = claim("w", now);
+    return finish(c.file.id, "w", &r, now);
+}
+
+/* ---- schema ---- */
+
+START_TEST(test_schema_version_once)
+{
+    struct err err = {0};
+    struct store *s2 = NULL;
+    int64_t v = 0, v2 = 0;
+
+    ck_assert_int_eq(S->ops->schema_version(S, &v, &err), 0);
+    ck_assert_int_eq(v, migrations_latest());
+    ck_assert_int_ge(v, 1);
+    S->ops->close(S);
+    S = NULL;
+    ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+    ck_assert_int_eq(s2->ops->schema_version(s2, &v2, &err), 0);
+    ck_assert_int_eq(v2, v);
+    s2->ops->close(s2);
+}
+END_TEST
+
+START_TEST(test_open_bad_path)
+{
+    struct err err = {0};
+    struct store *s2 = (struct store *)1;
+
+    ck_assert_int_eq(store_open("/nonexistent-dir/x/shoebox.db", &s2, &err), -1);
+    ck_assert_ptr_null(s2);
+    ck_assert_str_eq(err.stage, "store");
+    ck_assert_ptr_nonnull(strstr(err.msg, "shoebox.db"));
+}
+END_TEST
+
+/* ---- users ---- */
+
+struct names {
+    char list[8][STORE_NAME_MAX];
+    int n;
+};
+
+static void collect_user(void *ctx, const struct store_user *u)
+{
+    struct names *n = ctx;
+
+    if (n->n < 8)
+        snprintf(n->list[n->n++], STORE_NAME_MAX, "%s", u->name);
+}
+
+START_TEST(test_users)
+{
+    struct err err = {0};
+    struct store_user u;
+    struct names names = {0};
+    int64_t id = 0, n = 0;
+
+    int64_t bob = mkuser("bob");
+    mkuser("alice");
+    ck_assert_int_eq(S->ops->user_create(S, "bob", "h", T0, &id, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_PERMANENT);
+    ck_assert_str_eq(err.stage, "store");
+    ck_assert_str_eq(err.msg, "user 'bob' already exists");
+
+    ck_assert_int_eq(S->ops->user_find(S, "bob", &u, &err), 0);
+    ck_assert_int_eq(u.id, bob);
+    ck_assert_str_eq(u.pw_hash, "hash");
+    ck_assert_int_eq(u.created_at, T0);
+    ck_assert_int_eq(S->ops->user_find(S, "carol", &u, &err), STORE_NOT_FOUND);
+
+    ck_assert_int_eq(S->ops->user_set_password(S, "bob", "new", &err), 0);
+    ck_assert_int_eq(S->ops->user_find(S, "bob", &u, &err), 0);
+    ck_assert_str_eq(u.pw_hash, "new");
+    ck_assert_int_eq(S->ops->user_set_password(S, "carol", "x", &err), STORE_NOT_FOUND);
+
+    ck_assert_int_eq(S->ops->user_list(S, collect_user, &names, &err), 0);
+    ck_assert_int_eq(names.n, 2);
+    ck_assert_str_eq(names.list[0], "alice");
+    ck_assert_str_eq(names.list[1], "bob");
+    ck_assert_int_eq(S->ops->user_count(S, &n, &err), 0);
+    ck_assert_int_eq(n, 2);
+}
+END_TEST
+
+/* The name limit: just under, at, just over. */
+static const struct {
+    size_t len;
+    int rc;
+} name_rows[] = {
+    {1, 0}, {LIMIT_USERNAME_BYTES - 1, 0}, {LIMIT_USERNAME_BYTES, 0},
+    {LIMIT_USERNAME_BYTES + 1, -1}, {0, -1},
+};
+
+START_TEST(test_user_name_limit)
+{
+    char name[LIMIT_USERNAME_BYTES + 8];
+    struct err err = {0};
+    struct store_user u;
+    int64_t id;
+
+    memset(name, 'n', name_rows[_i].len);
+    name[name_rows[_i].len] = '\0';
+    ck_assert_int_eq(S->ops->user_create(S, name, "h", T0, &id, &err), name_rows[_i].rc);
+    if (name_rows[_i].rc == 0) {
+        ck_assert_int_eq(S->ops->user_find(S, name, &u, &err), 0);
+        ck_assert_str_eq(u.name, name);
+    } else {
+        ck_assert_int_eq(err.cls, ERR_PERMANENT);
+    }
+}
+END_TEST
+
+/* ---- sessions ---- */
+
+START_TEST(test_sessions)
+{
+    struct err err = {0};
+    struct store_session s;
+    int64_t bob = mkuser("bob");
+
+    ck_assert_int_eq(S->ops->session_create(S, "d1", bob, T0, T0 + 1000, &err), 0);
+    ck_assert_int_eq(S->ops->session_create(S, "d2", bob, T0, T0 + 5000, &err), 0);
+    ck_assert_int_eq(S->ops->session_get(S, "d1", T0 + 999, &s, &err), 0);
+    ck_assert_int_eq(s.user_id, bob);
+    ck_assert_str_eq(s.user_name, "bob");
+    ck_assert_int_eq(s.expires_at, T0 + 1000);
+    ck_assert_int_eq(s.current_upload, 0);
+    /* expired at exactly expires_at */
+    ck_assert_int_eq(S->ops->session_get(S, "d1", T0 + 1000, &s, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->session_get(S, "nope", T0, &s, &err), STORE_NOT_FOUND);
+
+    ck_assert_int_eq(S->ops->session_touch(S, "d1", T0 + 3000, &err), 0);
+    ck_assert_int_eq(S->ops->session_get(S, "d1", T0 + 2000, &s, &err), 0);
+    ck_assert_int_eq(S->ops->session_set_upload(S, "d1", 42, &err), 0);
+    ck_assert_int_eq(S->ops->session_get(S, "d1", T0, &s, &err), 0);
+    ck_assert_int_eq(s.current_upload, 42);
+
+    /* purge at T0+3000 removes d1 (expired then), keeps d2 */
+    ck_assert_int_eq(S->ops->session_purge(S, T0 + 3000, &err), 0);
+    ck_assert_int_eq(S->ops->session_get(S, "d1", T0, &s, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->session_get(S, "d2", T0, &s, &err), 0);
+    ck_assert_int_eq(S->ops->session_delete(S, "d2", &err), 0);
+    ck_assert_int_eq(S->ops->session_get(S, "d2", T0, &s, &err), STORE_NOT_FOUND);
+}
+END_TEST
+
+/* ---- uploads ---- */
+
+struct scheds {
+    struct store_sched s[4];
+    int n;
+};
+
+static void collect_sched(void *ctx, const struct store_sched *s)
+{
+    struct scheds *x = ctx;
+
+    if (x->n < 4)
+        x->s[x->n++] = *s;
+}
+
+static struct scheds sched(void)
+{
+    struct scheds x = {0};
+    struct err err = {0};
+
+    ck_assert_int_eq(S->ops->sched_list(S, collect_sched, &x, &err), 0);
+    return x;
+}
+
+struct files {
+    struct store_file f[8];
+    int n;
+};
+
+static void collect_file(void *ctx, const struct store_file *f)
+{
+    struct files *x = ctx;
+
+    if (x->n < 8)
+        x->f[x->n++] = *f;
+}
+
+START_TEST(test_upload_lifecycle)
+{
+    struct err err = {0};
+    struct store_result ok1 = ok_result("a.jpg", SHA_A, "2024-05-01T10:00:00");
+    struct store_result bad = failed_result(false);
+    struct store_result dup = ok_result("a-copy.jpg", SHA_A, "");
+    struct store_claim c;
+    struct store_finish fin;
+    struct store_upload u;
+    struct scheds x;
+    struct files fl = {0};
+    int64_t bob = mkuser("bob"), v;
+    int64_t up = mkupload(bob, 3, 2);
+
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 3, 300, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_add_bytes(S, up, 120, T0, &err), 0);
+    int64_t f1 = add_file(up, bob, "a.jpg", SHA_A, "spool/1", NULL);
+    int64_t f2 = add_file(up, bob, "b.jpg", SHA_B, "spool/2", NULL);
+    int64_t f3 = add_file(up, bob, "c.jpg", SHA_A, "spool/3", NULL);
+    counters(up, 3, 0, 0, 0, 0, 3);
+    u = upload(up);
+    ck_assert_int_eq(u.open_requests, 1);
+    ck_assert_int_eq(u.bytes_total, 300);
+    ck_assert_int_eq(u.bytes_received, 120);
+    ck_assert_int_eq(file(f1).seq, 1);
+    ck_assert_int_eq(file(f3).seq, 3);
+    ck_assert_int_eq(file(f1).state, FILE_RECEIVED);
+
+    x = sched();
+    ck_assert_int_eq(x.n, 1);
+    ck_assert_int_eq(x.s[0].unassigned, 3);
+    ck_assert_int_eq(x.s[0].in_flight, 0);
+    ck_assert(!x.s[0].arrived);
+    ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 20, &err), 0);
+    ck_assert(sched().s[0].arrived);
+    ck_assert_int_eq(upload(up).finished_at, 0);
+
+    /* batch 1: two oldest files */
+    ck_assert_int_eq(assign(up, 1, 2, T0 + 30), 2);
+    counters(up, 3, 0, 0, 0, 0, 1);
+    ck_assert_int_eq(upload(up).current_batch, 1);
+    ck_assert_int_eq(file(f2).state, FILE_QUEUED);
+    ck_assert_int_eq(file(f3).state, FILE_RECEIVED);
+    x = sched();
+    ck_assert_int_eq(x.s[0].unassigned, 1);
+    ck_assert_int_eq(x.s[0].in_flight, 2);
+
+    v = upload(up).version;
+    c = claim("w1", T0 + 40);
+    ck_assert_int_eq(c.file.id, f1);
+    ck_assert_int_eq(c.file.state, FILE_PROCESSING);
+    ck_assert_int_eq(c.file.attempts, 1);
+    ck_assert_str_eq(c.file.lease_owner, "w1");
+    ck_assert_int_eq(c.lease_until, T0 + 40 + 60000);
+    ck_assert_int_gt(upload(up).version, v);
+
+    v = upload(up).version;
+    fin = finish(f1, "w1", &ok1, T0 + 50);
+    ck_assert_int_eq(fin.state, FILE_DONE);
+    ck_assert_int_gt(fin.photo_id, 0);
+    ck_assert(!fin.upload_finished);
+    counters(up, 3, 1, 1, 0, 0, 1);
+    ck_assert_int_gt(upload(up).version, v);
+    ck_assert_int_eq(upload(up).updated_at, T0 + 50);
+    ck_assert_int_eq(file(f1).photo_id, fin.photo_id);
+    ck_assert_str_eq(file(f1).spool, "");
+    ck_assert_int_eq(upload(up).last_batch_end_at, 0);  /* f2 still queued */
+    int64_t photo1 = fin.photo_id;
+
+    c = claim("w1", T0 + 60);
+    ck_assert_int_eq(c.file.id, f2);
+    fin = finish(f2, "w1", &bad, T0 + 70);
+    ck_assert_int_eq(fin.state, FILE_FAILED);
+    counters(up, 3, 2, 1, 1, 0, 1);
+    ck_assert_str_eq(file(f2).error_stage, "decode");
+    ck_assert_str_eq(file(f2).spool, "");  /* keep_spool false */
+    ck_assert_int_eq(upload(up).last_batch_end_at, T0 + 70);
+
+    /* batch 2: the duplicate finishes the upload */
+    ck_assert_int_eq(assign(up, 2, 2, T0 + 80), 1);
+    ck_assert_int_eq(upload(up).current_batch, 2);
+    c = claim("w2", T0 + 90);
+    ck_assert_int_eq(c.file.id, f3);
+    ck_assert_int_eq(S->ops->file_claim(S, "w2", T0 + 90, 1000, &c, &err), STORE_NOT_FOUND);
+    fin = finish(f3, "w2", &dup, T0 + 100);
+    ck_assert_int_eq(fin.state, FILE_DUPLICATE);
+    ck_assert_int_eq(fin.photo_id, photo1);
+    ck_assert(fin.upload_finished);
+    counters(up, 3, 3, 1, 1, 1, 0);
+    ck_assert_int_eq(file(f3).duplicate_of, photo1);
+    ck_assert_int_eq(file(f3).photo_id, 0);
+    u = upload(up);
+    ck_assert_int_eq(u.finished_at, T0 + 100);
+    ck_assert_int_eq(u.last_batch_end_at, T0 + 100);
+    ck_assert_int_eq(sched().n, 0);
+
+    ck_assert_int_eq(S->ops->upload_files(S, up, collect_file, &fl, &err), 0);
+    ck_assert_int_eq(fl.n, 3);
+    ck_assert_int_eq(fl.f[0].state, FILE_DONE);
+    ck_assert_int_eq(fl.f[1].state, FILE_FAILED);
+    ck_assert_int_eq(fl.f[2].state, FILE_DUPLICATE);
+    memset(&fl, 0, sizeof(fl));
+    ck_assert_int_eq(S->ops->upload_errors(S, up, collect_file, &fl, &err), 0);
+    ck_assert_int_eq(fl.n, 1);
+    ck_assert_int_eq(fl.f[0].id, f2);
+    ck_assert_str_eq(fl.f[0].error_msg, "cannot decode 'x.jpg': truncated");
+}
+END_TEST
+
+START_TEST(test_ingest_rejected_file)
+{
+    struct err why = {0}, err = {0};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 10);
+
+    err_set(&why, ERR_PERMANENT, "receive", "'big.jpg' is larger than 100 MB");
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+    int64_t f = add_file(up, bob, "big.jpg", "", "", &why);
+    ck_assert_int_eq(file(f).state, FILE_FAILED);
+    ck_assert_str_eq(file(f).error_msg, "'big.jpg' is larger than 100 MB");
+    counters(up, 1, 1, 0, 1, 0, 0);
+    ck_assert_int_eq(upload(up).finished_at, 0);  /* the request is still open */
+    ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 5, &err), 0);
+    ck_assert_int_eq(upload(up).finished_at, T0 + 5);
+}
+END_TEST
+
+/* When does an upload finish? expected, files, and whether the request ends
+ * before or after the last outcome. */
+static const struct {
+    int64_t expected, files;
+    bool end_first;
+    bool at_outcome, after_end;
+} finish_rows[] = {
+    {0, 1, true, true, true},    /* request ended, last outcome finishes */
+    {0, 1, false, false, true},  /* request open: the end finishes */
+    {1, 1, true, true, true},
+    {2, 1, true, false, false},  /* one announced file never came */
+    {2, 1, false, false, false},
+    {0, 0, false, false, true},  /* empty upload: the end finishes */
+};
+
+START_TEST(test_finish_conditions)
+{
+    struct err err = {0};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 10);
+    bool finished = false;
+
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, finish_rows[_i].expected, 0, T0, &err),
+                     0);
+    for (int64_t i = 0; i < finish_rows[_i].files; i++) {
+        char sha[65];
+        snprintf(sha, sizeof(sha), "%064lld", (long long)i + 1);
+        add_file(up, bob, "f.jpg", sha, "spool/f", NULL);
+    }
+    if (finish_rows[_i].end_first)
+        ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 1, &err), 0);
+    if (finish_rows[_i].files > 0) {
+        ck_assert_int_eq(assign(up, 1, 100, T0 + 2), finish_rows[_i].files);
+        for (int64_t i = 0; i < finish_rows[_i].files; i++) {
+            struct store_claim c = claim("w", T0 + 3);
+            struct store_result r = ok_result("f.jpg", c.file.sha256, "");
+            finished = finish(c.file.id, "w", &r, T0 + 4).upload_finished;
+        }
+        ck_assert_int_eq(finished, finish_rows[_i].at_outcome);
+        ck_assert_int_eq(upload(up).finished_at != 0, finish_rows[_i].at_outcome);
+    }
+    if (!finish_rows[_i].end_first)
+        ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 5, &err), 0);
+    ck_assert_int_eq(upload(up).finished_at != 0, finish_rows[_i].after_end);
+    ck_assert_int_eq(upload(up).open_requests, 0);
+}
+END_TEST
+
+START_TEST(test_upload_misc)
+{
+    struct err err = {0};
+    struct store_upload u;
+    int64_t bob = mkuser("bob"), eve = mkuser("eve");
+    int64_t up = mkupload(bob, 0, 10);
+    int64_t up2 = mkupload(bob, 0, 10);
+
+    ck_assert_int_eq(S->ops->upload_get(S, up, eve, &u, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->upload_get(S, up, bob, &u, &err), 0);
+    ck_assert_int_eq(S->ops->upload_get(S, 999, 0, &u, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, 999, 0, 0, T0, &err), STORE_NOT_FOUND);
+
+    /* expected only rises; bytes_total adds up */
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 5, 100, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 3, 50, T0, &err), 0);
+    u = upload(up);
+    ck_assert_int_eq(u.expected, 5);
+    ck_assert_int_eq(u.bytes_total, 150);
+    ck_assert_int_eq(u.open_requests, 2);
+
+    ck_assert_int_eq(S->ops->upload_set_cleared(S, up, true, &err), 0);
+    ck_assert(upload(up).cleared);
+
+    /* a restart: no request is open any more */
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up2, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_reset_requests(S, T0 + 9, &err), 0);
+    ck_assert_int_eq(upload(up).open_requests, 0);
+    ck_assert_int_eq(upload(up).finished_at, 0);      /* 5 files announced, none came */
+    ck_assert_int_eq(upload(up2).finished_at, T0 + 9);  /* empty and done */
+
+    /* a file for another user's upload is refused */
+    struct store_file_new f = {.upload_id = up, .user_id = eve, .name = "x", .sha256 = SHA_A,
+                               .format = "jpeg", .spool = "s", .size = 1};
+    int64_t fid;
+    ck_assert_int_eq(S->ops->upload_add_file(S, &f, T0, &fid, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_PERMANENT);
+}
+END_TEST
+
+static void count_upload(void *ctx, const struct store_upload *u)
+{
+    int64_t *ids = ctx;
+
+    ids[++ids[0]] = u->id;
+}
+
+START_TEST(test_upload_list)
+{
+    struct err err = {0};
+    int64_t ids[8] = {0};
+    int64_t bob = mkuser("bob"), eve = mkuser("eve");
+    int64_t a = mkupload(bob, 0, 1), b = mkupload(bob, 0, 1);
+
+    mkupload(eve, 0, 1);
+    ck_assert_int_eq(S->ops->upload_list(S, bob, 0, count_upload, ids, &err), 0);
+    ck_assert_int_eq(ids[0], 2);
+    ck_assert_int_eq(ids[1], b);
+    ck_assert_int_eq(ids[2], a);
+    memset(ids, 0, sizeof(ids));
+    ck_assert_int_eq(S->ops->upload_list(S, bob, 1, count_upload, ids, &err), 0);
+    ck_assert_int_eq(ids[0], 1);
+}
+END_TEST
+
+/* ---- workers: crash, retry, lease ---- */
+
+START_TEST(test_release_after_crash)
+{
+    struct err err = {0}, why = {0};
+    int64_t bob = mkuser("bob"), released = -1;
+    int64_t up = mkupload(bob, 1, 10);
+    int64_t f = add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    struct store_claim c;
+
+    err_set(&why, ERR_PERMANENT, "decode", "the worker crashed while decoding 'a.jpg'");
+    assign(up, 1, 10, T0);
+    c = claim("w1", T0);
+    ck_assert_int_eq(c.file.attempts, 1);
+    /* the dead worker's files go back to the queue */
+    ck_assert_int_eq(S->ops->file_release(S, "w1", T0 + 10, 2, &why, &released, &err), 0);
+    ck_assert_int_eq(released, 1);
+    ck_assert_int_eq(file(f).state, FILE_QUEUED);
+    ck_assert_str_eq(file(f).lease_owner, "");
+    counters(up, 1, 0, 0, 0, 0, 0);
+
+    c = claim("w2", T0 + 20);
+    ck_assert_int_eq(c.file.attempts, 2);
+    /* an unexpired lease is left alone */
+    ck_assert_int_eq(S->ops->file_release(S, NULL, T0 + 30, 2, &why, &released, &err), 0);
+    ck_assert_int_eq(released, 0);
+    ck_assert_int_eq(file(f).state, FILE_PROCESSING);
+    /* expired, attempts used up: failed with the reason */
+    ck_assert_int_eq(S->ops->file_release(S, NULL, c.lease_until + 1, 2, &why, &released, &err),
+                     0);
+    ck_assert_int_eq(released, 1);
+    ck_assert_int_eq(file(f).state, FILE_FAILED);
+    ck_assert_str_eq(file(f).error_stage, "decode");
+    ck_assert_str_eq(file(f).error_msg, "the worker crashed while decoding 'a.jpg'");
+    ck_assert_str_eq(file(f).spool, "spool/a");  /* kept for a retry */
+    counters(up, 1, 1, 0, 1, 0, 0);
+    ck_assert_int_eq(upload(up).finished_at, c.lease_until + 1);
+    ck_assert_int_eq(upload(up).last_batch_end_at, c.lease_until + 1);
+}
+END_TEST
+
+START_TEST(test_retry)
+{
+    struct err err = {0};
+    struct store_result keep = failed_result(true), drop = failed_result(false);
+    struct store_result ok = ok_result("a.jpg", SHA_A, "");
+    int64_t bob = mkuser("bob"), eve = mkuser("eve");
+    int64_t up = mkupload(bob, 2, 10);
+    int64_t fa = add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    int64_t fb = add_file(up, bob, "b.jpg", SHA_B, "spool/b", NULL);
+
+    assign(up, 1, 10, T0);
+    ck_assert_int_eq(finish(claim("w", T0).file.id, "w", &keep, T0 + 1).state, FILE_FAILED);
+    ck_assert(finish(claim("w", T0).file.id, "w", &drop, T0 + 2).upload_finished);
+    counters(up, 2, 2, 0, 2, 0, 0);
+
+    /* not a failed file of that user and upload */
+    ck_assert_int_eq(S->ops->file_retry(S, eve, up, fa, T0 + 3, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->file_retry(S, bob, up + 1, fa, T0 + 3, &err), STORE_NOT_FOUND);
+    /* bytes gone */
+    ck_assert_int_eq(S->ops->file_retry(S, bob, up, fb, T0 + 3, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_PERMANENT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no longer held"));
+
+    ck_assert_int_eq(S->ops->file_retry(S, bob, up, fa, T0 + 3, &err), 0);
+    ck_assert_int_eq(file(fa).state, FILE_QUEUED);
+    ck_assert_int_eq(file(fa).attempts, 0);
+    counters(up, 2, 1, 0, 1, 0, 0);
+    ck_assert_int_eq(upload(up).finished_at, 0);
+    ck_assert_int_eq(S->ops->file_retry(S, bob, up, fa, T0 + 3, &err), STORE_NOT_FOUND);
+
+    struct store_claim c = claim("w", T0 + 4);
+    ck_assert_int_eq(c.file.id, fa);
+    ck_assert_int_eq(c.file.attempts, 1);
+    ck_assert(finish(fa, "w", &ok, T0 + 5).upload_finished);
+    counters(up, 2, 2, 1, 1, 0, 0);
+    ck_assert_int_eq(upload(up).finished_at, T0 + 5);
+}
+END_TEST
+
+START_TEST(test_lease_lost)
+{
+    struct err err = {0}, why = {0};
+    struct store_result ok = ok_result("a.jpg", SHA_A, "");
+    struct store_finish fin;
+    struct store_claim c;
+    int64_t bob = mkuser("bob"), released, v;
+    int64_t up = mkupload(bob, 1, 10);
+    int64_t f = add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+
+    err_set(&why, ERR_TRANSIENT, "store", "database is locked");
+    assign(up, 1, 10, T0);
+    c = claim("w1", T0);
+    v = upload(up).version;
+    ck_assert_int_eq(S->ops->file_finish(S, f, "w2", &ok, T0 + 1, &fin, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->file_defer(S, f, "w2", T0 + 1, &why, T0 + 1, &err),
+                     STORE_NOT_FOUND);
+    ck_assert_int_eq(upload(up).version, v);
+    ck_assert_int_eq(file(f).state, FILE_PROCESSING);
+
+    /* transient: deferred until T0 + 500 */
+    ck_assert_int_eq(S->ops->file_defer(S, f, "w1", T0 + 500, &why, T0 + 2, &err), 0);
+    ck_assert_int_eq(file(f).state, FILE_QUEUED);
+    ck_assert_int_eq(S->ops->file_claim(S, "w1", T0 + 499, 1000, &c, &err), STORE_NOT_FOUND);
+    c = claim("w1", T0 + 500);
+    ck_assert_int_eq(c.file.attempts, 2);
+
+    /* the lease expires, another worker takes it: the first may not finish */
+    ck_assert_int_eq(S->ops->file_release(S, NULL, c.lease_until + 1, 5, &why, &released, &err),
+                     0);
+    c = claim("w2", c.lease_until + 2);
+    ck_assert_int_eq(S->ops->file_finish(S, f, "w1", &ok, T0, &fin, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(finish(f, "w2", &ok, c.lease_until).state, FILE_DONE);
+    ck_assert_int_eq(S->ops->file_finish(S, f, "w2", &ok, T0, &fin, &err), STORE_NOT_FOUND);
+    counters(up, 1, 1, 1, 0, 0, 0);
+}
+END_TEST
+
+/* The oldest queued file first, across uploads. */
+START_TEST(test_claim_order)
+{
+    int64_t bob = mkuser("bob");
+    int64_t u1 = mkupload(bob, 0, 10), u2 = mkupload(bob, 0, 10);
+    int64_t a = add_file(u1, bob, "a", SHA_A, "s", NULL);
+    int64_t b = add_file(u2, bob, "b", SHA_B, "s", NULL);
+    int64_t c = add_file(u1, bob, "c", SHA_C, "s", NULL);
+
+    assign(u2, 1, 10, T0 + 1);  /* b queued first */
+    assign(u1, 1, 10, T0 + 2);
+    ck_assert_int_eq(claim("w", T0 + 3).file.id, b);
+    ck_assert_int_eq(claim("w", T0 + 3).file.id, a);
+    ck_assert_int_eq(claim("w", T0 + 3).file.id, c);
+}
+END_TEST
+
+/* ---- the commit fault point ---- */
+
+START_TEST(test_commit_fault)
+{
+    struct err err = {0};
+    struct store_user u;
+    struct store_finish fin;
+    struct store_result ok = ok_result("a.jpg", SHA_A, "");
+    int64_t id, bob = mkuser("bob");
+    int64_t up = mkupload(bob, 1, 10);
+    int64_t f = add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    struct store_upload before;
+
+    ck_assert_int_eq(fault_arm("commit=1"), 0);
+    ck_assert_int_eq(S->ops->user_create(S, "carol", "h", T0, &id, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_TRANSIENT);
+    ck_assert_str_eq(err.stage, "store");
+    ck_assert_str_eq(err.msg, "cannot commit: injected fault");
+    ck_assert_int_eq(S->ops->user_find(S, "carol", &u, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->user_create(S, "carol", "h", T0, &id, &err), 0);  /* once */
+
+    assign(up, 1, 10, T0);
+    claim("w", T0);
+    before = upload(up);
+    ck_assert_int_eq(fault_arm("commit=1"), 0);
+    ck_assert_int_eq(S->ops->file_finish(S, f, "w", &ok, T0 + 1, &fin, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_TRANSIENT);
+    ck_assert_int_eq(fault_arm(""), 0);
+    ck_assert_int_eq(file(f).state, FILE_PROCESSING);
+    ck_assert_int_eq(upload(up).version, before.version);
+    counters(up, 1, 0, 0, 0, 0, 0);
+    ck_assert_int_eq(S->ops->photo_find_sha(S, bob, SHA_A, &(struct store_photo){0}, &err),
+                     STORE_NOT_FOUND);
+    ck_assert_int_eq(finish(f, "w", &ok, T0 + 2).state, FILE_DONE);
+}
+END_TEST
+
+/* ---- photos ---- */
+
+static void collect_photo(void *ctx, const struct store_photo *p)
+{
+    int64_t *ids = ctx;
+
+    ids[++ids[0]] = p->id;
+}
+
+START_TEST(test_photos)
+{
+    struct err err = {0};
+    struct store_photo p;
+    int64_t ids[8] = {0}, total = 0;
+    int64_t bob = mkuser("bob"), eve = mkuser("eve");
+    int64_t up = mkupload(bob, 0, 10);
+    /* no capture time: sorted by upload time (2023-11-14 UTC), between the others */
+    int64_t old = pipeline(bob, up, SHA_A, "2020-01-01T00:00:00", T0).photo_id;
+    int64_t none = pipeline(bob, up, SHA_B, "", T0).photo_id;
+    int64_t newer = pipeline(bob, up, SHA_C, "2024-06-01T12:00:00", T0).photo_id;
+
+    ck_assert_int_eq(S->ops->photo_list(S, bob, 0, 0, 0, collect_photo, ids, &total, &err), 0);
+    ck_assert_int_eq(total, 3);
+    ck_assert_int_eq(ids[0], 3);
+    ck_assert_int_eq(ids[1], newer);
+    ck_assert_int_eq(ids[2], none);
+    ck_assert_int_eq(ids[3], old);
+    memset(ids, 0, sizeof(ids));
+    ck_assert_int_eq(S->ops->photo_list(S, bob, up, 1, 1, collect_photo, ids, &total, &err), 0);
+    ck_assert_int_eq(total, 3);
+    ck_assert_int_eq(ids[0], 1);
+    ck_assert_int_eq(ids[1], none);
+    memset(ids, 0, sizeof(ids));
+    ck_assert_int_eq(S->ops->photo_list(S, eve, 0, 0, 0, collect_photo, ids, NULL, &err), 0);
+    ck_assert_int_eq(ids[0], 0);
+
+    ck_assert_int_eq(S->ops->photo_get(S, old, bob, &p, &err), 0);
+    ck_assert_str_eq(p.taken_at, "2020-01-01T00:00:00");
+    ck_assert_str_eq(p.sha256, SHA_A);
+    ck_assert_int_eq(p.width, 4000);
+    ck_assert_double_nan(p.exposure_time);
+    ck_assert_double_nan(p.gps_lat);
+    ck_assert_double_eq(p.f_number, 2.8);
+    ck_assert(p.has_thumb);
+    ck_assert_int_eq(p.upload_id, up);
+    ck_assert_int_gt(p.file_id, 0);
+    ck_assert_int_eq(p.created_at, T0);
+    ck_assert_int_eq(S->ops->photo_get(S, old, eve, &p, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->photo_find_sha(S, bob, SHA_C, &p, &err), 0);
+    ck_assert_int_eq(p.id, newer);
+    ck_assert_int_eq(S->ops->photo_find_sha(S, eve, SHA_C, &p, &err), STORE_NOT_FOUND);
+}
+END_TEST
+
+struct keys {
+    char k[8][STORE_PATH_MAX];
+    int n;
+};
+
+static void collect_key(void *ctx, const char *key)
+{
+    struct keys *k = ctx;
+
+    if (k->n < 8)
+        snprintf(k->k[k->n++], STORE_PATH_MAX, "%s", key);
+}
+
+START_TEST(test_photo_delete_refs)
+{
+    struct err err = {0};
+    struct store_photo p;
+    struct keys keys = {0};
+    bool last = true;
+    int64_t bob = mkuser("bob"), eve = mkuser("eve");
+    int64_t ub = mkupload(bob, 0, 10), ue = mkupload(eve, 0, 10);
+    int64_t pb = pipeline(bob, ub, SHA_A, "", T0).photo_id;
+    int64_t pe = pipeline(eve, ue, SHA_A, "", T0).photo_id;  /* same content, other user */
+
+    ck_assert_int_ne(pb, pe);
+    ck_assert_int_eq(S->ops->blob_refs(S, collect_key, &keys, &err), 0);
+    ck_assert_int_eq(keys.n, 2);  /* the original and the thumbnail, once each */
+
+    ck_assert_int_eq(S->ops->photo_delete(S, pb, eve, &p, &last, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->photo_delete(S, pb, bob, &p, &last, &err), 0);
+    ck_assert(!last);
+    ck_assert_str_eq(p.sha256, SHA_A);
+    ck_assert_int_eq(S->ops->photo_get(S, pb, 0, &p, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->photo_delete(S, pe, eve, &p, &last, &err), 0);
+    ck_assert(last);
+    memset(&keys, 0, sizeof(keys));
+    ck_assert_int_eq(S->ops->blob_refs(S, collect_key, &keys, &err), 0);
+    ck_assert_int_eq(keys.n, 0);
+}
+END_TEST
+
+START_TEST(test_spool_refs)
+{
+    struct err err = {0};
+    struct keys keys = {0};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 10);
+    int64_t a = add_file(up, bob, "a", SHA_A, "spool/a", NULL);
+
+    add_file(up, bob, "b", SHA_B, "spool/b", NULL);
+    ck_assert_int_eq(S->ops->spool_refs(S, collect_key, &keys, &err), 0);
+    ck_assert_int_eq(keys.n, 2);
+    ck_assert_int_eq(S->ops->file_drop_spool(S, a, &err), 0);
+    ck_assert_str_eq(file(a).spool, "");
+    memset(&keys, 0, sizeof(keys));
+    ck_assert_int_eq(S->ops->spool_refs(S, collect_key, &keys, &err), 0);
+    ck_assert_int_eq(keys.n, 1);
+    ck_assert_str_eq(keys.k[0], "spool/b");
+}
+END_TEST
+
+/* A client name longer than the limit is cut at a character boundary. */
+START_TEST(test_long_file_name)
+{
+    char name[STORE_FILENAME_MAX + 16];
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 10);
+    size_t len;
+
+    memset(name, 'a', sizeof(name));
+    memcpy(name + STORE_FILENAME_MAX - 2, "\xc3\xa9", 2);  /* é across the cut */
+    name[sizeof(name) - 1] = '\0';
+    struct store_file f = file(add_file(up, bob, name, SHA_A, "s", NULL));
+    len = strlen(f.name);
+    ck_assert_uint_eq(len, STORE_FILENAME_MAX - 2);
+}
+END_TEST
+
+/* ---- several connections and processes ---- */
+
+struct claimer {
+    struct store *st;
+    const char *owner;
+    int64_t got[64];
+    int n;
+};
+
+static void *claim_all(void *arg)
+{
+    struct claimer *c = arg;
+    struct store_claim cl;
+    struct err err = {0};
+
+    for (;;) {
+        int rc = c->st->ops->file_claim(c->st, c->owner, T0 + 1000, 60000, &cl, &err);
+        if (rc == STORE_NOT_FOUND)
+            break;
+        if (rc != 0 || c->n == 64)
+            return (void *)1;
+        c->got[c->n++] = cl.file.id;
+    }
+    return NULL;
+}
+
+START_TEST(test_two_stores)
+{
+    struct err err = {0};
+    struct store *s2 = NULL;
+    struct store_user u;
+    struct claimer a = {0}, b = {0};
+    pthread_t ta, tb;
+    void *ra, *rb;
+    bool seen[64] = {false};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 100);
+
+    ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+    ck_assert_int_eq(s2->ops->user_find(s2, "bob", &u, &err), 0);
+    ck_assert_int_eq(u.id, bob);
+    for (int i = 0; i < 40; i++) {
+        char sha[65];
+        snprintf(sha, sizeof(sha), "%064d", i);
+        add_file(up, bob, "f", sha, "s", NULL);
+    }
+    assign(up, 1, 100, T0);
+    a = (struct claimer){.st = S, .owner = "a"};
+    b = (struct claimer){.st = s2, .owner = "b"};
+    ck_assert_int_eq(pthread_create(&ta, NULL, claim_all, &a), 0);
+    ck_assert_int_eq(pthread_create(&tb, NULL, claim_all, &b), 0);
+    pthread_join(ta, &ra);
+    pthread_join(tb, &rb);
+    ck_assert_ptr_null(ra);
+    ck_assert_ptr_null(rb);
+    ck_assert_int_eq(a.n + b.n, 40);
+    for (int i = 0; i < a.n; i++) {
+        ck_assert(!seen[a.got[i] % 64]);
+        seen[a.got[i] % 64] = true;
+    }
+    for (int i = 0; i < b.n; i++) {
+        ck_assert(!seen[b.got[i] % 64]);
+        seen[b.got[i] % 64] = true;
+    }
+    s2->ops->close(s2);
+}
+END_TEST
+
+static void *count_users(void *arg)
+{
+    struct err err = {0};
+    int64_t n;
+
+    for (int i = 0; i < 30; i++) {
+        if (S->ops->user_count(S, &n, &err) || n != 1)
+            return (void *)1;
+        if (S->ops->session_purge(S, T0, &err))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* More threads than pooled connections: they wait, nobody fails. */
+START_TEST(test_pool_threads)
+{
+    pthread_t t[24];
+    void *r;
+
+    mkuser("bob");
+    for (int i = 0; i < 24; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, count_users, NULL), 0);
+    for (int i = 0; i < 24; i++) {
+        pthread_join(t[i], &r);
+        ck_assert_ptr_null(r);
+    }
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("store_sqlite");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_schema_version_once);
+    tcase_add_test(tc, test_open_bad_path);
+    tcase_add_test(tc, test_users);
+    tcase_add_loop_test(tc, test_user_name_limit, 0, sizeof(name_rows) / sizeof(name_rows[0]));
+    tcase_add_test(tc, test_sessions);
+    tcase_add_test(tc, test_upload_lifecycle);
+    tcase_add_test(tc, test_ingest_rejected_file);
+    tcase_add_loop_test(tc, test_finish_conditions, 0,
+                        sizeof(finish_rows) / sizeof(finish_rows[0]));
+    tcase_add_test(tc, test_upload_misc);
+    tcase_add_test(tc, test_upload_list);
+    tcase_add_test(tc, test_release_after_crash);
+    tcase_add_test(tc, test_retry);
+    tcase_add_test(tc, test_lease_lost);
+    tcase_add_test(tc, test_claim_order);
+    tcase_add_test(tc, test_commit_fault);
+    tcase_add_test(tc, test_photos);
+    tcase_add_test(tc, test_photo_delete_refs);
+    tcase_add_test(tc, test_spool_refs);
+    tcase_add_test(tc, test_long_file_name);
+    tcase_add_test(tc, test_two_stores);
+    tcase_add_test(tc, test_pool_threads);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,34 @@
+/* testdir: a fresh temporary directory per test, removed afterwards. */
+#ifndef SHOEBOX_TESTS_UNIT_STORE_TESTDIR_H
+#define SHOEBOX_TESTS_UNIT_STORE_TESTDIR_H
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int testdir_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Creates a new directory into dir (at least 32 bytes). */
+static void testdir_make(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/shoebox-test-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void testdir_remove(const char *dir)
+{
+    if (dir[0])
+        nftw(dir, testdir_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#endif
