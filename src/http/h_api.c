@@ -1,0 +1,271 @@
+/*
+ * h_api: the JSON API over what the pipeline stored, owner only: another
+ * user's photo or upload is answered 404, exactly like one that does not exist.
+ */
+#include "http/h_api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/str.h"
+#include "base/timeutil.h"
+#include "http/views.h"
+#include "jobs/jobs.h"
+#include "store/blob.h"
+#include "store/store.h"
+
+#define PAGE_MAX 500
+
+static int64_t query_int(struct http_req *req, const char *name, int64_t def, int64_t max)
+{
+    const char *s = http_query(req, name);
+    int64_t v;
+
+    if (!s || str_to_int64(s, &v) || v < 0)
+        return def;
+    return v > max ? max : v;
+}
+
+static void store_failed(struct http_req *req, const struct err *err)
+{
+    log_error("http", "store_failed", "path=%s msg=%s", LOG_Q(http_path(req)), LOG_Q(err->msg));
+    http_send_error(req, 503, "the database is not available; try again");
+}
+
+static void add_photo(void *ctx, const struct store_photo *p)
+{
+    json_array_append_new(ctx, view_photo(p));
+}
+
+void h_api_photos(struct http_req *req)
+{
+    struct store *st = http_store(req);
+    struct err err = {0};
+    int64_t upload = query_int(req, "upload", 0, INT64_MAX);
+    int64_t limit = query_int(req, "limit", 100, PAGE_MAX);
+    int64_t offset = query_int(req, "offset", 0, INT64_MAX);
+    int64_t total = 0;
+    json_t *list = json_array(), *o;
+
+    if (limit == 0)
+        limit = 100;
+    if (st->ops->photo_list(st, http_user(req)->id, upload, limit, offset, add_photo, list, &total,
+                            &err)) {
+        json_decref(list);
+        store_failed(req, &err);
+        return;
+    }
+    o = json_object();
+    json_object_set_new(o, "total", json_integer(total));
+    json_object_set_new(o, "limit", json_integer(limit));
+    json_object_set_new(o, "offset", json_integer(offset));
+    json_object_set_new(o, "photos", list);
+    http_send_json(req, 200, o);
+}
+
+/* Loads the user's photo {id}; answers 404/503 itself and returns -1 otherwise. */
+static int load_photo(struct http_req *req, struct store_photo *p)
+{
+    struct store *st = http_store(req);
+    struct err err = {0};
+    int rc = st->ops->photo_get(st, http_id(req, 0), http_user(req)->id, p, &err);
+
+    if (rc == STORE_NOT_FOUND) {
+        http_send_error(req, 404, "no such photo");
+        return -1;
+    }
+    if (rc) {
+        store_failed(req, &err);
+        return -1;
+    }
+    return 0;
+}
+
+void h_api_photo(struct http_req *req)
+{
+    struct store_photo p;
+
+    if (load_photo(req, &p) == 0)
+        http_send_json(req, 200, view_photo(&p));
+}
+
+void h_api_photo_delete(struct http_req *req)
+{
+    struct store *st = http_store(req);
+    struct blob_store *bs = http_blob(req);
+    struct store_photo p;
+    struct err err = {0};
+    bool last = false;
+    int rc = st->ops->photo_delete(st, http_id(req, 0), http_user(req)->id, &p, &last, &err);
+
+    if (rc == STORE_NOT_FOUND) {
+        http_send_error(req, 404, "no such photo");
+        return;
+    }
+    if (rc) {
+        store_failed(req, &err);
+        return;
+    }
+    /* The row is gone; the files go when no other photo (another user's copy) uses them. */
+    if (last) {
+        bs->ops->remove(bs, p.blob_key, NULL);
+        if (p.thumb_key[0])
+            bs->ops->remove(bs, p.thumb_key, NULL);
+        if (p.preview_key[0])
+            bs->ops->remove(bs, p.preview_key, NULL);
+    }
+    log_info("http", "photo.deleted", "photo=%lld user=%s", (long long)p.id,
+             LOG_Q(http_user(req)->name));
+    if (http_wants_json(req)) {
+        json_t *o = json_object();
+        json_object_set_new(o, "deleted", json_integer(p.id));
+        http_send_json(req, 200, o);
+        return;
+    }
+    http_redirect(req, 303, "/photos/");
+}
+
+static void add_upload(void *ctx, const struct store_upload *u)
+{
+    void **pair = ctx;
+    json_t *v = view_upload(pair[0], u, false);
+
+    if (v) {
+        json_object_set_new(v, "report_url", json_sprintf("/photos/uploads/%lld/", (long long)u->id));
+        json_array_append_new(pair[1], v);
+    }
+}
+
+void h_api_uploads(struct http_req *req)
+{
+    struct store *st = http_store(req);
+    struct err err = {0};
+    json_t *list = json_array(), *o;
+    void *pair[2] = {st, list};
+    int64_t limit = query_int(req, "limit", 50, PAGE_MAX);
+
+    if (st->ops->upload_list(st, http_user(req)->id, limit ? limit : 50, add_upload, pair, &err)) {
+        json_decref(list);
+        store_failed(req, &err);
+        return;
+    }
+    o = json_object();
+    json_object_set_new(o, "uploads", list);
+    http_send_json(req, 200, o);
+}
+
+void h_api_upload(struct http_req *req)
+{
+    struct store *st = http_store(req);
+    struct store_upload u;
+    struct err err = {0};
+    json_t *v;
+    int rc = st->ops->upload_get(st, http_id(req, 0), http_user(req)->id, &u, &err);
+
+    if (rc == STORE_NOT_FOUND) {
+        http_send_error(req, 404, "no such upload");
+        return;
+    }
+    if (rc || !(v = view_upload(st, &u, true))) {
+        store_failed(req, &err);
+        return;
+    }
+    http_send_json(req, 200, v);
+}
+
+void h_api_retry(struct http_req *req)
+{
+    struct store *st = http_store(req);
+    struct err err = {0};
+    int64_t upload = http_id(req, 0), file = http_id(req, 1);
+    char url[96];
+    int rc = st->ops->file_retry(st, http_user(req)->id, upload, file, time_now_ms(), &err);
+
+    if (rc == STORE_NOT_FOUND) {
+        http_send_error(req, 404, "no such failed file in this upload");
+        return;
+    }
+    if (rc && err.cls == ERR_PERMANENT) {
+        /* The bytes are gone (rejected while receiving): the page offers a re-upload. */
+        http_send_error(req, 409, err.msg);
+        return;
+    }
+    if (rc) {
+        store_failed(req, &err);
+        return;
+    }
+    log_info("http", "file.retry", "upload=%lld file=%lld user=%s", (long long)upload,
+             (long long)file, LOG_Q(http_user(req)->name));
+    jobs_notify(http_jobs(req));
+    if (http_wants_json(req)) {
+        json_t *o = json_object();
+        json_object_set_new(o, "file_id", json_integer(file));
+        json_object_set_new(o, "state", json_string("queued"));
+        http_send_json(req, 202, o);
+        return;
+    }
+    snprintf(url, sizeof(url), "/photos/uploads/%lld/", (long long)upload);
+    http_redirect(req, 303, url);
+}
+
+static void send_blob(struct http_req *req, const char *key, const struct http_file_opts *fo)
+{
+    char path[4096];
+    struct blob_store *bs = http_blob(req);
+
+    if (!key[0] || bs->ops->path(bs, key, path, sizeof(path))) {
+        http_send_error(req, 404, "this photo has no such image");
+        return;
+    }
+    http_send_file(req, path, fo);
+}
+
+static void send_sized(struct http_req *req, bool thumb)
+{
+    struct store_photo p;
+    struct http_file_opts fo = {.content_type = "image/jpeg", .flags = HTTP_FILE_IMMUTABLE};
+    char etag[80];
+
+    if (load_photo(req, &p))
+        return;
+    snprintf(etag, sizeof(etag), "%.64s-%c", p.sha256, thumb ? 't' : 'p');
+    fo.etag = etag;
+    send_blob(req, thumb ? p.thumb_key : p.preview_key, &fo);
+}
+
+void h_photo_thumb(struct http_req *req)
+{
+    send_sized(req, true);
+}
+
+void h_photo_preview(struct http_req *req)
+{
+    send_sized(req, false);
+}
+
+static const char *mime_of(const char *format)
+{
+    static const struct { const char *fmt, *mime; } types[] = {
+        {"jpeg", "image/jpeg"}, {"png", "image/png"},   {"webp", "image/webp"},
+        {"gif", "image/gif"},   {"tiff", "image/tiff"}, {"heic", "image/heic"},
+        {"heif", "image/heif"}, {"avif", "image/avif"},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+        if (!strcmp(format, types[i].fmt))
+            return types[i].mime;
+    return "application/octet-stream"; /* camera RAW */
+}
+
+void h_photo_original(struct http_req *req)
+{
+    struct store_photo p;
+    struct http_file_opts fo = {.flags = HTTP_FILE_ATTACHMENT | HTTP_FILE_IMMUTABLE};
+
+    if (load_photo(req, &p))
+        return;
+    fo.content_type = mime_of(p.format);
+    fo.etag = p.sha256;
+    fo.filename = p.name;
+    send_blob(req, p.blob_key, &fo);
+}

@@ -1,0 +1,387 @@
+/*
+ * h_progress: see h_progress.h.
+ *
+ * DESIGN (the SSE hub)
+ * Threads: MHD threads run handlers and stream readers; one hub thread
+ * (hub_run) wakes every SSE_TICK_MS. Streams never hold a thread while they
+ * wait: the reader parks its connection (http_suspend) and returns; the hub
+ * reads the version of each upload being followed (one store read per upload,
+ * however many streams follow it) and resumes the streams whose upload moved,
+ * or whose heartbeat is due. So events are coalesced to at most one per tick
+ * (4 a second) and hundreds of open streams cost a list walk, not threads.
+ * Lock: hub.mu guards the stream list and each stream's `version_seen` /
+ * `wake`. Exception to "never call another module under a lock": http_resume()
+ * is called with hub.mu held, because a stream's cleanup (which unregisters it
+ * under hub.mu) may run at any moment and a resume after cleanup is undefined.
+ * Lock order: hub.mu, then http's own suspend lock; http never calls back here.
+ */
+#include "http/h_progress.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/str.h"
+#include "base/timeutil.h"
+#include "base/xalloc.h"
+#include "http/views.h"
+#include "store/store.h"
+
+#define SSE_TICK_MS 250
+#define SSE_HEARTBEAT_MS 15000
+#define SSE_MAX_STREAMS 2048       /* whole server */
+#define SSE_MAX_PER_USER 64        /* tabs of one user */
+
+/* ---- the JSON endpoint ---- */
+
+/* The upload the request asks about: ?upload=ID (any of the user's), else the
+ * session's current one. 0 = none (idle). -1: answered already (404/400/503). */
+static int64_t pick_upload(struct http_req *req, struct store_upload *u)
+{
+    struct store *st = http_store(req);
+    struct err err = {0};
+    const char *q = http_query(req, "upload");
+    int64_t id = http_session_upload(req);
+    int rc;
+
+    if (q && (str_to_int64(q, &id) || id <= 0)) {
+        http_send_error(req, 400, "'upload' must be an upload id");
+        return -1;
+    }
+    if (!id)
+        return 0;
+    rc = st->ops->upload_get(st, id, http_user(req)->id, u, &err);
+    if (rc == STORE_NOT_FOUND && !q)
+        return 0; /* the session's upload is gone: idle */
+    if (rc == STORE_NOT_FOUND) {
+        http_send_error(req, 404, "no such upload");
+        return -1;
+    }
+    if (rc) {
+        http_send_error(req, 503, "the database is not available; try again");
+        return -1;
+    }
+    if (!q && u->cleared)
+        return 0;
+    return id;
+}
+
+static json_t *idle_json(void)
+{
+    struct progress p;
+
+    progress_idle(&p);
+    return view_progress(&p, json_array(), NULL);
+}
+
+void h_progress_get(struct http_req *req)
+{
+    struct store_upload u;
+    const char *files = http_query(req, "files");
+    int64_t id = pick_upload(req, &u);
+    json_t *v;
+
+    if (id < 0)
+        return;
+    if (id == 0) {
+        http_send_json(req, 200, idle_json());
+        return;
+    }
+    v = view_upload(http_store(req), &u, files && strcmp(files, "0") != 0);
+    if (!v) {
+        http_send_error(req, 503, "the database is not available; try again");
+        return;
+    }
+    http_send_json(req, 200, v);
+}
+
+void h_progress_clear(struct http_req *req)
+{
+    struct store *st = http_store(req);
+    struct store_upload u;
+    struct err err = {0};
+    int64_t id = pick_upload(req, &u);
+    json_t *o;
+
+    if (id < 0)
+        return;
+    if (id > 0 && st->ops->upload_set_cleared(st, id, true, &err)) {
+        http_send_error(req, 503, "the database is not available; try again");
+        return;
+    }
+    if (id > 0 && id == http_session_upload(req))
+        st->ops->session_set_upload(st, http_session_digest(req), 0, NULL);
+    o = json_object();
+    json_object_set_new(o, "cleared", id > 0 ? json_integer(id) : json_null());
+    json_object_set_new(o, "status", json_string("idle"));
+    http_send_json(req, 200, o);
+}
+
+/* ---- the hub ---- */
+
+struct stream {
+    struct http_req *req;
+    int64_t upload_id, user_id;
+    int64_t version_sent;   /* reader only */
+    int64_t version_seen;   /* hub.mu: latest version the hub read */
+    int64_t last_write_ms;  /* reader only (monotonic) */
+    int64_t last_wake_ms;   /* hub.mu */
+    bool finished;          /* reader only: final event queued */
+    char *out;              /* reader only: bytes not yet written */
+    size_t out_len, out_off;
+    struct stream *next;    /* hub.mu */
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct stream *streams;  /* mu */
+    size_t count;            /* mu */
+    bool running, stopping;  /* mu */
+    pthread_t thread;
+    struct store *st;
+} hub = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static int hub_add(struct stream *s)
+{
+    size_t mine = 0;
+
+    pthread_mutex_lock(&hub.mu);
+    for (struct stream *p = hub.streams; p; p = p->next)
+        mine += p->user_id == s->user_id;
+    if (hub.count >= SSE_MAX_STREAMS || mine >= SSE_MAX_PER_USER) {
+        pthread_mutex_unlock(&hub.mu);
+        return -1;
+    }
+    s->next = hub.streams;
+    hub.streams = s;
+    hub.count++;
+    pthread_mutex_unlock(&hub.mu);
+    return 0;
+}
+
+static void hub_remove(struct stream *s)
+{
+    pthread_mutex_lock(&hub.mu);
+    for (struct stream **pp = &hub.streams; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            hub.count--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hub.mu);
+}
+
+size_t sse_hub_streams(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&hub.mu);
+    n = hub.count;
+    pthread_mutex_unlock(&hub.mu);
+    return n;
+}
+
+struct seen {
+    int64_t upload_id, version;
+};
+
+/* One tick: read each followed upload's version once, then wake who needs it. */
+static void hub_tick(void)
+{
+    struct seen *ids = NULL;
+    size_t n = 0, cap = 0;
+    int64_t now = time_mono_ms();
+    struct err err = {0};
+
+    pthread_mutex_lock(&hub.mu);
+    for (struct stream *s = hub.streams; s; s = s->next) {
+        bool dup = false;
+        for (size_t i = 0; i < n && !dup; i++)
+            dup = ids[i].upload_id == s->upload_id;
+        if (dup || !s->upload_id)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ids = xrealloc(ids, cap * sizeof(*ids));
+        }
+        ids[n++] = (struct seen){s->upload_id, -1};
+    }
+    pthread_mutex_unlock(&hub.mu);
+
+    for (size_t i = 0; i < n; i++) {
+        struct store_upload u;
+        if (hub.st->ops->upload_get(hub.st, ids[i].upload_id, 0, &u, &err) == 0)
+            ids[i].version = u.version;
+    }
+
+    pthread_mutex_lock(&hub.mu);
+    for (struct stream *s = hub.streams; s; s = s->next) {
+        bool wake = now - s->last_wake_ms >= SSE_HEARTBEAT_MS;
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i].upload_id == s->upload_id && ids[i].version != s->version_seen) {
+                s->version_seen = ids[i].version;
+                wake = true;
+            }
+        }
+        if (wake) {
+            s->last_wake_ms = now;
+            http_resume(s->req);
+        }
+    }
+    pthread_mutex_unlock(&hub.mu);
+    free(ids);
+}
+
+static void *hub_run(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&hub.mu);
+    while (!hub.stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += SSE_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&hub.cond, &hub.mu, &until);
+        if (hub.stopping)
+            break;
+        pthread_mutex_unlock(&hub.mu);
+        hub_tick();
+        pthread_mutex_lock(&hub.mu);
+    }
+    pthread_mutex_unlock(&hub.mu);
+    return NULL;
+}
+
+int sse_hub_start(struct store *st, struct err *err)
+{
+    hub.st = st;
+    hub.stopping = false;
+    if (pthread_create(&hub.thread, NULL, hub_run, NULL) != 0)
+        return err_set(err, ERR_TRANSIENT, "http", "cannot start the progress stream thread");
+    hub.running = true;
+    return 0;
+}
+
+void sse_hub_stop(void)
+{
+    if (!hub.running)
+        return;
+    pthread_mutex_lock(&hub.mu);
+    hub.stopping = true;
+    pthread_cond_signal(&hub.cond);
+    pthread_mutex_unlock(&hub.mu);
+    pthread_join(hub.thread, NULL);
+    hub.running = false;
+}
+
+/* ---- the stream ---- */
+
+static void queue_out(struct stream *s, char *data)
+{
+    free(s->out);
+    s->out = data;
+    s->out_len = strlen(data);
+    s->out_off = 0;
+    s->last_write_ms = time_mono_ms();
+}
+
+/* Build the next event if the upload moved; true when something was queued. */
+static bool next_event(struct http_req *req, struct stream *s)
+{
+    struct store *st = http_store(req);
+    struct store_upload u;
+    struct err err = {0};
+    json_t *v;
+    char *json;
+
+    if (!s->upload_id) {
+        v = idle_json();
+        s->finished = true;
+    } else {
+        if (st->ops->upload_get(st, s->upload_id, s->user_id, &u, &err))
+            return false;
+        if (u.version == s->version_sent)
+            return false;
+        if (!(v = view_upload(st, &u, false)))
+            return false;
+        s->version_sent = u.version;
+        s->finished = u.finished_at != 0 || u.fatal[0] != '\0';
+    }
+    json = json_dumps(v, JSON_COMPACT);
+    json_decref(v);
+    if (!json)
+        return false;
+    queue_out(s, xasprintf("event: progress\nid: %lld\ndata: %s\n\n", (long long)s->version_sent,
+                           json));
+    free(json);
+    return true;
+}
+
+static ssize_t reader(struct http_req *req, void *ctx, char *buf, size_t max)
+{
+    struct stream *s = ctx;
+
+    for (;;) {
+        if (s->out && s->out_off < s->out_len) {
+            size_t n = s->out_len - s->out_off < max ? s->out_len - s->out_off : max;
+            memcpy(buf, s->out + s->out_off, n);
+            s->out_off += n;
+            return (ssize_t)n;
+        }
+        if (s->finished || http_stopping(req))
+            return HTTP_STREAM_END;
+        if (next_event(req, s))
+            continue;
+        if (time_mono_ms() - s->last_write_ms >= SSE_HEARTBEAT_MS) {
+            queue_out(s, xstrdup(": ping\n\n"));
+            continue;
+        }
+        /* Nothing new: park until the hub sees a change (or the heartbeat is due). */
+        http_suspend(req);
+        return 0;
+    }
+}
+
+static void stream_cleanup(struct http_req *req, void *ctx, bool completed)
+{
+    struct stream *s = ctx;
+
+    (void)req;
+    (void)completed;
+    hub_remove(s);
+    free(s->out);
+    free(s);
+}
+
+void h_progress_stream(struct http_req *req)
+{
+    struct store_upload u;
+    struct stream *s;
+    int64_t id = pick_upload(req, &u);
+
+    if (id < 0)
+        return;
+    s = xcalloc(1, sizeof(*s));
+    s->req = req;
+    s->upload_id = id;
+    s->user_id = http_user(req)->id;
+    s->version_sent = -1;
+    s->version_seen = id ? u.version : -1;
+    s->last_write_ms = s->last_wake_ms = time_mono_ms();
+    if (hub_add(s)) {
+        free(s);
+        http_send_error(req, 429, "too many open progress streams; close some tabs");
+        return;
+    }
+    http_set_ctx(req, s, stream_cleanup);
+    http_add_header(req, "Cache-Control", "no-store");
+    http_add_header(req, "X-Accel-Buffering", "no");
+    http_send_stream(req, 200, "text/event-stream; charset=utf-8", reader, s);
+}

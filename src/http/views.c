@@ -1,0 +1,204 @@
+/* views: see views.h. */
+#include "http/views.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/timeutil.h"
+
+static json_t *num_or_null(double v)
+{
+    return isnan(v) ? json_null() : json_real(v);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+json_t *view_time(int64_t ms)
+{
+    char buf[40];
+
+    if (ms <= 0)
+        return json_null();
+    time_iso8601(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *warnings_array(const char *w)
+{
+    json_t *a = json_array();
+    const char *p = w;
+
+    while (p && *p) {
+        const char *end = strstr(p, "; ");
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len)
+            json_array_append_new(a, json_stringn(p, len));
+        p = end ? end + 2 : NULL;
+    }
+    return a;
+}
+
+json_t *view_photo(const struct store_photo *p)
+{
+    char url[96], taken[48];
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", json_integer(p->id));
+    json_object_set_new(o, "upload_id", json_integer(p->upload_id));
+    json_object_set_new(o, "file_id", json_integer(p->file_id));
+    json_object_set_new(o, "file_name", json_string(p->name));
+    json_object_set_new(o, "format", json_string(p->format));
+    json_object_set_new(o, "byte_size", json_integer(p->size));
+    json_object_set_new(o, "sha256", json_string(p->sha256));
+    json_object_set_new(o, "width", p->width ? json_integer(p->width) : json_null());
+    json_object_set_new(o, "height", p->height ? json_integer(p->height) : json_null());
+    snprintf(taken, sizeof(taken), "%s%s", p->taken_at, p->taken_at[0] ? p->taken_offset : "");
+    json_object_set_new(o, "taken_at", str_or_null(taken));
+    json_object_set_new(o, "make", str_or_null(p->make));
+    json_object_set_new(o, "model", str_or_null(p->model));
+    json_object_set_new(o, "lens", str_or_null(p->lens));
+    json_object_set_new(o, "exposure_time", num_or_null(p->exposure_time));
+    json_object_set_new(o, "f_number", num_or_null(p->f_number));
+    json_object_set_new(o, "iso", p->iso ? json_integer(p->iso) : json_null());
+    json_object_set_new(o, "focal_length", num_or_null(p->focal_length));
+    json_object_set_new(o, "gps_lat", num_or_null(p->gps_lat));
+    json_object_set_new(o, "gps_lon", num_or_null(p->gps_lon));
+    json_object_set_new(o, "gps_alt", num_or_null(p->gps_alt));
+    json_object_set_new(o, "orientation", p->orientation ? json_integer(p->orientation) : json_null());
+    json_object_set_new(o, "has_thumbnail", json_boolean(p->has_thumb));
+    json_object_set_new(o, "warnings", warnings_array(p->warnings));
+    json_object_set_new(o, "uploaded_at", view_time(p->created_at));
+    if (p->has_thumb) {
+        snprintf(url, sizeof(url), "/photos/%lld/thumb.jpg", (long long)p->id);
+        json_object_set_new(o, "thumbnail_url", json_string(url));
+        snprintf(url, sizeof(url), "/photos/%lld/preview.jpg", (long long)p->id);
+        json_object_set_new(o, "preview_url", json_string(url));
+    } else {
+        json_object_set_new(o, "thumbnail_url", json_null());
+        json_object_set_new(o, "preview_url", json_null());
+    }
+    snprintf(url, sizeof(url), "/photos/%lld/original", (long long)p->id);
+    json_object_set_new(o, "original_url", json_string(url));
+    snprintf(url, sizeof(url), "/photos/%lld/", (long long)p->id);
+    json_object_set_new(o, "url", json_string(url));
+    return o;
+}
+
+json_t *view_file(const struct store_file *f)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", json_integer(f->id));
+    json_object_set_new(o, "file_name", json_string(f->name));
+    json_object_set_new(o, "state", json_string(store_file_state_name(f->state)));
+    json_object_set_new(o, "byte_size", json_integer(f->size));
+    json_object_set_new(o, "format", str_or_null(f->format));
+    json_object_set_new(o, "batch", f->batch_no ? json_integer(f->batch_no) : json_null());
+    json_object_set_new(o, "attempts", json_integer(f->attempts));
+    json_object_set_new(o, "photo_id", f->photo_id ? json_integer(f->photo_id) : json_null());
+    json_object_set_new(o, "duplicate_of",
+                        f->duplicate_of ? json_integer(f->duplicate_of) : json_null());
+    if (f->state == FILE_FAILED) {
+        json_object_set_new(o, "stage", json_string(f->error_stage));
+        json_object_set_new(o, "error", json_string(f->error_msg));
+        json_object_set_new(o, "retryable", json_boolean(f->spool[0] != '\0'));
+    } else {
+        json_object_set_new(o, "stage", json_null());
+        json_object_set_new(o, "error", json_null());
+        json_object_set_new(o, "retryable", json_false());
+    }
+    return o;
+}
+
+json_t *view_progress(const struct progress *p, json_t *errors, json_t *files)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "upload_id", p->upload_id ? json_integer(p->upload_id) : json_null());
+    json_object_set_new(o, "status", json_string(p->status));
+    json_object_set_new(o, "phase", json_string(p->phase));
+    json_object_set_new(o, "total", json_integer(p->total));
+    json_object_set_new(o, "processed", json_integer(p->processed));
+    json_object_set_new(o, "uploaded", json_integer(p->uploaded));
+    json_object_set_new(o, "failed", json_integer(p->failed));
+    json_object_set_new(o, "duplicates", json_integer(p->duplicates));
+    json_object_set_new(o, "current_batch", json_integer(p->current_batch));
+    json_object_set_new(o, "total_batches", json_integer(p->total_batches));
+    json_object_set_new(o, "batch_size", json_integer(p->batch_size));
+    json_object_set_new(o, "percent", json_real(floor(p->percent * 10.0 + 0.5) / 10.0));
+    json_object_set_new(o, "bytes_received", json_integer(p->bytes_received));
+    json_object_set_new(o, "bytes_total", p->bytes_total ? json_integer(p->bytes_total) : json_null());
+    json_object_set_new(o, "eta_seconds", p->eta_seconds >= 0 ? json_integer(p->eta_seconds) : json_null());
+    json_object_set_new(o, "started_at", view_time(p->started_at));
+    json_object_set_new(o, "updated_at", view_time(p->updated_at));
+    json_object_set_new(o, "finished_at", view_time(p->finished_at));
+    json_object_set_new(o, "version", json_integer(p->version));
+    json_object_set_new(o, "errors", errors ? errors : json_array());
+    if (files)
+        json_object_set_new(o, "files", files);
+    return o;
+}
+
+static void add_error(void *ctx, const struct store_file *f)
+{
+    json_t *e = json_object();
+
+    json_object_set_new(e, "file", json_string(f->name));
+    json_object_set_new(e, "file_id", json_integer(f->id));
+    json_object_set_new(e, "stage", json_string(f->error_stage));
+    json_object_set_new(e, "message", json_string(f->error_msg));
+    json_object_set_new(e, "retryable", json_boolean(f->spool[0] != '\0'));
+    json_array_append_new(ctx, e);
+}
+
+static void add_file(void *ctx, const struct store_file *f)
+{
+    json_array_append_new(ctx, view_file(f));
+}
+
+json_t *view_upload_errors(struct store *st, int64_t upload_id)
+{
+    json_t *a = json_array();
+    struct err err = {0};
+
+    if (st->ops->upload_errors(st, upload_id, add_error, a, &err)) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+json_t *view_upload_files(struct store *st, int64_t upload_id)
+{
+    json_t *a = json_array();
+    struct err err = {0};
+
+    if (st->ops->upload_files(st, upload_id, add_file, a, &err)) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+json_t *view_upload(struct store *st, const struct store_upload *u, bool with_files)
+{
+    struct progress p;
+    json_t *errors, *files = NULL;
+
+    progress_from_upload(u, time_now_ms(), &p);
+    errors = view_upload_errors(st, u->id);
+    if (!errors)
+        return NULL;
+    if (with_files) {
+        files = view_upload_files(st, u->id);
+        if (!files) {
+            json_decref(errors);
+            return NULL;
+        }
+    }
+    return view_progress(&p, errors, files);
+}
