@@ -1,0 +1,715 @@
+/*
+ * Unit tests for src/http/ingest.c. Most tests use a recording fake store (to
+ * see every call and to make the store fail); test_real_store runs the same
+ * path against store_open() on a SQLite file in a temporary directory.
+ */
+#include "http/ingest.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fault.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "store/store.h"
+
+/* ------------------------------------------------------------ fake store */
+
+#define FAKE_MAX 16
+
+struct fake_file {
+    int64_t upload_id, user_id;
+    char name[STORE_FILENAME_MAX], sha256[65], format[16], spool[STORE_PATH_MAX];
+    int64_t size;
+    bool failed;
+    char stage[32], msg[STORE_MSG_MAX];
+};
+
+struct fake_store {
+    struct store base;
+    struct fake_file files[FAKE_MAX];
+    int nfiles;
+    int64_t bytes;
+    int byte_calls;
+    bool fail_add_file;
+};
+
+static int fake_add_bytes(struct store *st, int64_t id, int64_t bytes, int64_t now, struct err *err)
+{
+    struct fake_store *f = (struct fake_store *)st;
+
+    ck_assert_int_eq(id, 7);
+    ck_assert_int_gt(bytes, 0);
+    f->bytes += bytes;
+    f->byte_calls++;
+    return 0;
+}
+
+static int fake_add_file(struct store *st, const struct store_file_new *n, int64_t now,
+                         int64_t *file_id, struct err *err)
+{
+    struct fake_store *f = (struct fake_store *)st;
+    struct fake_file *r;
+
+    if (f->fail_add_file)
+        return err_set(err, ERR_TRANSIENT, "store", "database is locked");
+    ck_assert_int_lt(f->nfiles, FAKE_MAX);
+    ck_assert_ptr_nonnull(n->name);
+    ck_assert_ptr_nonnull(n->sha256);
+    ck_assert_ptr_nonnull(n->format);
+    ck_assert_ptr_nonnull(n->spool);
+    r = &f->files[f->nfiles++];
+    r->upload_id = n->upload_id;
+    r->user_id = n->user_id;
+    snprintf(r->name, sizeof(r->name), "%s", n->name);
+    snprintf(r->sha256, sizeof(r->sha256), "%s", n->sha256);
+    snprintf(r->format, sizeof(r->format), "%s", n->format);
+    snprintf(r->spool, sizeof(r->spool), "%s", n->spool);
+    r->size = n->size;
+    r->failed = n->failed;
+    if (n->failed) {
+        ck_assert_ptr_nonnull(n->error);
+        snprintf(r->stage, sizeof(r->stage), "%s", n->error->stage);
+        snprintf(r->msg, sizeof(r->msg), "%s", n->error->msg);
+    }
+    *file_id = 100 + f->nfiles;
+    return 0;
+}
+
+static const struct store_ops fake_ops = {
+    .upload_add_bytes = fake_add_bytes,
+    .upload_add_file = fake_add_file,
+};
+
+/* ------------------------------------------------------------- fixtures */
+
+static char tmpdir[64];
+static struct fake_store fake;
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_ingest.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    memset(&fake, 0, sizeof(fake));
+    fake.base.ops = &fake_ops;
+    log_init(LOG_ERROR, NULL);
+    fault_arm(NULL);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct ingest *new_ingest(int64_t max)
+{
+    struct ingest_opts o = {&fake.base, tmpdir, 7, 3, max};
+    struct err e = {0};
+    struct ingest *ing = ingest_new(&o, &e);
+
+    ck_assert_msg(ing != NULL, "ingest_new: %s", e.msg);
+    return ing;
+}
+
+/* Files in tmpdir/spool. */
+static int spool_count(void)
+{
+    char path[128];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/spool", tmpdir);
+    d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    while (d && readdir(d))
+        n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A JPEG-looking body of n bytes (n >= 4). */
+static unsigned char *jpeg_bytes(size_t n)
+{
+    unsigned char *b = malloc(n);
+
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 31 + 7);
+    memcpy(b, "\xff\xd8\xff\xe0", 4);
+    return b;
+}
+
+/* Feeds data in chunks of `chunk`; returns the last data result. */
+static int feed(struct ingest *ing, const void *data, size_t n, size_t chunk)
+{
+    const char *p = data;
+    int rc = 0;
+
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        rc = ingest_part_data(ing, p + off, len);
+        if (rc != 0)
+            return rc;
+    }
+    return rc;
+}
+
+static void read_file(const char *rel, unsigned char **out, size_t *len, mode_t *mode)
+{
+    char path[1024];
+    struct stat st;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+    ck_assert_int_eq(stat(path, &st), 0);
+    *mode = st.st_mode & 0777;
+    *len = (size_t)st.st_size;
+    *out = malloc(*len + 1);
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fread(*out, 1, *len, f), *len);
+    fclose(f);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+START_TEST(test_received)
+{
+    size_t sizes[] = {4, 100, 4096, 4097, 200000};
+    int fds = open_fds();
+
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        struct ingest *ing = new_ingest(1 << 20);
+        unsigned char *b = jpeg_bytes(sizes[k]), *got;
+        char hex[SHA256_HEX_LEN + 1];
+        struct fake_file *r;
+        struct ingest_stats s;
+        size_t len, nids;
+        mode_t mode;
+
+        memset(&fake.files, 0, sizeof(fake.files));
+        fake.nfiles = 0;
+        ck_assert_int_eq(ingest_part_begin(ing, "IMG_0042.JPG", "image/jpeg"), 0);
+        ck_assert_int_eq(feed(ing, b, sizes[k], 1000), 0);
+        ck_assert_int_eq(ingest_part_end(ing), 0);
+        ck_assert_int_eq(ingest_finish(ing), 0);
+        ck_assert_int_eq(fake.nfiles, 1);
+        r = &fake.files[0];
+        ck_assert(!r->failed);
+        ck_assert_str_eq(r->name, "IMG_0042.JPG");
+        ck_assert_str_eq(r->format, "jpeg");
+        ck_assert_int_eq(r->size, (int64_t)sizes[k]);
+        ck_assert_int_eq(r->upload_id, 7);
+        ck_assert_int_eq(r->user_id, 3);
+        sha256_hex(b, sizes[k], hex);
+        ck_assert_str_eq(r->sha256, hex);
+        ck_assert_msg(strncmp(r->spool, "spool/7-", 8) == 0, "spool '%s'", r->spool);
+        read_file(r->spool, &got, &len, &mode);
+        ck_assert_uint_eq(len, sizes[k]);
+        ck_assert(memcmp(got, b, len) == 0);
+        ck_assert_uint_eq(mode, 0600);
+        ingest_get_stats(ing, &s);
+        ck_assert_int_eq(s.received, 1);
+        ck_assert_int_eq(s.failed, 0);
+        ck_assert_int_eq(s.bytes, (int64_t)sizes[k]);
+        ck_assert_int_eq(ingest_file_ids(ing, &nids)[0], 101);
+        ck_assert_uint_eq(nids, 1);
+        ingest_free(ing);
+        free(b);
+        free(got);
+    }
+    ck_assert_int_eq(spool_count(), 5);
+    ck_assert_int_eq(open_fds(), fds);
+}
+END_TEST
+
+/* Limit: exactly max_file_size is accepted, one byte more is not. */
+START_TEST(test_size_limit)
+{
+    unsigned char *b = jpeg_bytes(1537);
+    struct ingest *ing = new_ingest(1536);
+    struct ingest_stats s;
+
+    ck_assert_int_eq(ingest_part_begin(ing, "fits.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 1536, 100), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+
+    ck_assert_int_eq(ingest_part_begin(ing, "big.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 1537, 100), INGEST_SKIP);
+    ck_assert_int_eq(ingest_part_data(ing, b, 10), INGEST_SKIP);
+    ck_assert_int_eq(spool_count(), 1); /* the big file's spool went at once */
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+
+    /* a following part still works */
+    ck_assert_int_eq(ingest_part_begin(ing, "next.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 200, 7), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+
+    ck_assert_int_eq(fake.nfiles, 3);
+    ck_assert(!fake.files[0].failed);
+    ck_assert_int_eq(fake.files[0].size, 1536);
+    ck_assert(fake.files[1].failed);
+    ck_assert_str_eq(fake.files[1].stage, "receive");
+    ck_assert_str_eq(fake.files[1].msg, "'big.jpg' is larger than 1.5 KB");
+    ck_assert_str_eq(fake.files[1].spool, "");
+    ck_assert(!fake.files[2].failed);
+    ck_assert_int_eq(spool_count(), 2);
+    ingest_get_stats(ing, &s);
+    ck_assert_int_eq(s.received, 2);
+    ck_assert_int_eq(s.failed, 1);
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_empty_parts)
+{
+    struct ingest *ing = new_ingest(1000);
+    struct ingest_stats s;
+    size_t n;
+
+    /* file input left empty: filename "" (or NULL) and no bytes */
+    ck_assert_int_eq(ingest_part_begin(ing, "", "application/octet-stream"), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(ingest_part_begin(ing, NULL, NULL), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(fake.nfiles, 0);
+    /* an empty file with a name */
+    ck_assert_int_eq(ingest_part_begin(ing, "zero.jpg", NULL), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(fake.nfiles, 1);
+    ck_assert(fake.files[0].failed);
+    ck_assert_str_eq(fake.files[0].stage, "sniff");
+    ck_assert_str_eq(fake.files[0].msg, "unsupported format: empty file");
+    ck_assert_int_eq(fake.files[0].size, 0);
+    ingest_get_stats(ing, &s);
+    ck_assert_int_eq(s.ignored, 2);
+    ck_assert_int_eq(s.failed, 1);
+    ck_assert_uint_eq((ingest_file_ids(ing, &n), n), 1);
+    ck_assert_int_eq(spool_count(), 0);
+    ingest_free(ing);
+}
+END_TEST
+
+START_TEST(test_unsupported)
+{
+    static const char pdf[] = "%PDF-1.4\n1 0 obj\n<<>>\nendobj\n";
+    struct ingest *ing = new_ingest(1 << 20);
+    char *big = malloc(50000);
+
+    ck_assert_int_eq(ingest_part_begin(ing, "doc.jpg", "image/jpeg"), 0);
+    ck_assert_int_eq(ingest_part_data(ing, pdf, sizeof(pdf) - 1), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert(fake.files[0].failed);
+    ck_assert_str_eq(fake.files[0].stage, "sniff");
+    ck_assert_str_eq(fake.files[0].msg, "unsupported format: PDF document");
+    ck_assert_int_eq(spool_count(), 0);
+
+    /* a long unsupported file is dropped once its head has been seen */
+    memcpy(big, pdf, sizeof(pdf) - 1);
+    memset(big + sizeof(pdf) - 1, 'x', 50000 - (sizeof(pdf) - 1));
+    ck_assert_int_eq(ingest_part_begin(ing, "big.pdf", NULL), 0);
+    ck_assert_int_eq(ingest_part_data(ing, big, 4000), 0);
+    ck_assert_int_eq(ingest_part_data(ing, big + 4000, 1000), INGEST_SKIP);
+    ck_assert_int_eq(spool_count(), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(fake.nfiles, 2);
+    ck_assert_str_eq(fake.files[1].msg, "unsupported format: PDF document");
+    ingest_free(ing);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_write_fault)
+{
+    unsigned char *b = jpeg_bytes(5000);
+    struct ingest *ing = new_ingest(1 << 20);
+
+    ck_assert_int_eq(fault_arm("write=2"), 0);
+    ck_assert_int_eq(ingest_part_begin(ing, "x.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 5000, 1000), INGEST_SKIP);
+    ck_assert_int_eq(spool_count(), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert(fake.files[0].failed);
+    ck_assert_str_eq(fake.files[0].stage, "receive");
+    ck_assert_str_eq(fake.files[0].msg, "cannot store 'x.jpg': disk full");
+
+    ck_assert_int_eq(ingest_part_begin(ing, "y.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 5000, 1000), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert(!fake.files[1].failed);
+    ck_assert_int_eq(spool_count(), 1);
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_fsync_fault)
+{
+    unsigned char *b = jpeg_bytes(300);
+    struct ingest *ing = new_ingest(1 << 20);
+    int fds = open_fds();
+
+    ck_assert_int_eq(fault_arm("fsync=1"), 0);
+    ck_assert_int_eq(ingest_part_begin(ing, "x.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 300, 64), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert(fake.files[0].failed);
+    ck_assert_str_eq(fake.files[0].stage, "receive");
+    ck_assert_str_eq(fake.files[0].msg, "cannot store 'x.jpg': Input/output error");
+    ck_assert_int_eq(spool_count(), 0);
+
+    ck_assert_int_eq(ingest_part_begin(ing, "y.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 300, 64), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert(!fake.files[1].failed);
+    ck_assert_int_eq(spool_count(), 1);
+    ck_assert_int_eq(open_fds(), fds);
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_store_failure_sticky)
+{
+    unsigned char *b = jpeg_bytes(300);
+    struct ingest *ing = new_ingest(1 << 20);
+
+    fake.fail_add_file = true;
+    ck_assert_int_eq(ingest_part_begin(ing, "x.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 300, 64), 0);
+    ck_assert_int_eq(ingest_part_end(ing), -1);
+    ck_assert_ptr_nonnull(ingest_error(ing));
+    ck_assert_str_eq(ingest_error(ing)->msg, "cannot record 'x.jpg': database is locked");
+    ck_assert_int_eq(spool_count(), 0);
+    fake.fail_add_file = false;
+    ck_assert_int_eq(ingest_part_begin(ing, "y.jpg", NULL), -1);
+    ck_assert_int_eq(ingest_part_data(ing, b, 10), -1);
+    ck_assert_int_eq(ingest_part_end(ing), -1);
+    ck_assert_int_eq(ingest_finish(ing), -1);
+    ck_assert_int_eq(fake.nfiles, 0);
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_abort)
+{
+    unsigned char *b = jpeg_bytes(3000);
+    struct ingest *ing = new_ingest(1 << 20);
+    int fds = open_fds();
+
+    ck_assert_int_eq(ingest_part_begin(ing, "kept.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 3000, 512), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(ingest_part_begin(ing, "lost.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 3000, 512), 0);
+    ck_assert_int_eq(spool_count(), 2);
+    ingest_abort(ing);
+    ingest_abort(ing);
+    ck_assert_int_eq(spool_count(), 1);
+    ck_assert_int_eq(fake.nfiles, 1);
+    ck_assert_int_eq(fake.bytes, 6000);                /* every byte received is counted */
+    ck_assert_int_eq(ingest_part_data(ing, b, 1), -1); /* no part open */
+    ingest_free(ing);
+    ck_assert_int_eq(open_fds(), fds);
+
+    /* free with a part open removes its spool too */
+    ing = new_ingest(1 << 20);
+    ck_assert_int_eq(ingest_part_begin(ing, "lost.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 3000, 512), 0);
+    ingest_free(ing);
+    ck_assert_int_eq(spool_count(), 1);
+    ck_assert_int_eq(open_fds(), fds);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_bytes_reported_rarely)
+{
+    unsigned char *b = jpeg_bytes(100000);
+    struct ingest *ing = new_ingest(1 << 20);
+
+    ck_assert_int_eq(ingest_part_begin(ing, "a.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 100000, 10), 0); /* 10000 data calls */
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(ingest_finish(ing), 0);
+    ck_assert_int_eq(fake.bytes, 100000);
+    /* one report per 250 ms elapsed plus the final one */
+    ck_assert_int_le(fake.byte_calls, 5);
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+/* A hostile name is display text: it never reaches the spool path. */
+START_TEST(test_hostile_name)
+{
+    unsigned char *b = jpeg_bytes(100);
+    struct ingest *ing = new_ingest(1 << 20);
+
+    ck_assert_int_eq(ingest_part_begin(ing, "../../etc/pass\x01wd\x1b[31m", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 100, 100), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_str_eq(fake.files[0].name, "pass?wd?[31m");
+    ck_assert_ptr_null(strstr(fake.files[0].spool, ".."));
+    ck_assert_ptr_null(strstr(fake.files[0].spool, "pass"));
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+/* begin without end: the open part is finished first */
+START_TEST(test_begin_ends_open_part)
+{
+    unsigned char *b = jpeg_bytes(100);
+    struct ingest *ing = new_ingest(1 << 20);
+
+    ck_assert_int_eq(ingest_part_begin(ing, "a.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 100, 100), 0);
+    ck_assert_int_eq(ingest_part_begin(ing, "b.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 100, 100), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0); /* nothing open: no-op */
+    ck_assert_int_eq(fake.nfiles, 2);
+    ck_assert_str_eq(fake.files[0].name, "a.jpg");
+    ck_assert_str_eq(fake.files[1].name, "b.jpg");
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_bad_opts)
+{
+    struct ingest_opts o = {&fake.base, tmpdir, 7, 3, 0};
+    struct err e = {0};
+    char path[128];
+
+    ck_assert_ptr_null(ingest_new(&o, &e));
+    ck_assert_str_eq(e.stage, "receive");
+    o.max_file_size = 10;
+    o.data_dir = NULL;
+    ck_assert_ptr_null(ingest_new(&o, &e));
+    /* data dir is a file: spool cannot be made */
+    snprintf(path, sizeof(path), "%s/file", tmpdir);
+    fclose(fopen(path, "w"));
+    o.data_dir = path;
+    err_clear(&e);
+    ck_assert_ptr_null(ingest_new(&o, &e));
+    ck_assert(err_is_set(&e));
+    ingest_free(NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------- helpers */
+
+struct name_case {
+    const char *in;
+    const char *out;
+};
+
+static const struct name_case names[] = {
+    {"IMG_0042.JPG", "IMG_0042.JPG"},
+    {"", "unnamed"},
+    {NULL, "unnamed"},
+    {"a\tb\nc\rd.jpg", "a?b?c?d.jpg"},
+    {"del\x7f.jpg", "del?.jpg"},
+    {"c1\xc2\x85.jpg", "c1?.jpg"},
+    {"gpj.\xe2\x80\xae"
+     "exe",
+     "gpj.?exe"},
+    {"bad\xff\xfe.jpg", "bad??.jpg"},
+    {"overlong\xc0\xaf.jpg", "overlong??.jpg"},
+    {"surrogate\xed\xa0\x80.jpg", "surrogate???.jpg"},
+    {"cut\xe2\x82", "cut??"},
+    {"f\xc3\xbcr \xe2\x82\xac \xf0\x9f\x93\xb7.jpg",
+     "f\xc3\xbcr \xe2\x82\xac \xf0\x9f\x93\xb7.jpg"},
+    {"C:\\fakepath\\photo.jpg", "photo.jpg"},
+    {"dir/sub/photo.jpg", "photo.jpg"},
+    {"trailing/", "trailing/"},
+    {"say \"hi\" <b>&.jpg", "say \"hi\" <b>&.jpg"},
+};
+
+START_TEST(test_display_name)
+{
+    char out[LIMIT_FILENAME_BYTES + 1];
+
+    ingest_display_name(names[_i].in, out, sizeof(out));
+    ck_assert_str_eq(out, names[_i].out);
+}
+END_TEST
+
+START_TEST(test_display_name_cut)
+{
+    char in[1024], out[LIMIT_FILENAME_BYTES + 1], small[6];
+
+    /* "a" + 300 x "é": the cut lands inside a character */
+    in[0] = 'a';
+    for (int i = 0; i < 300; i++)
+        memcpy(in + 1 + 2 * i, "\xc3\xa9", 2);
+    in[601] = '\0';
+    ingest_display_name(in, out, sizeof(out));
+    ck_assert_uint_eq(strlen(out), LIMIT_FILENAME_BYTES); /* 1 + 127 * 2 */
+    memset(in, 'x', LIMIT_FILENAME_BYTES + 1);
+    in[LIMIT_FILENAME_BYTES + 1] = '\0';
+    ingest_display_name(in, out, sizeof(out));
+    ck_assert_uint_eq(strlen(out), LIMIT_FILENAME_BYTES);
+    in[LIMIT_FILENAME_BYTES] = '\0';
+    ingest_display_name(in, out, sizeof(out));
+    ck_assert_uint_eq(strlen(out), LIMIT_FILENAME_BYTES);
+    ingest_display_name("ab\xc3\xa9\xc3\xa9", small, sizeof(small));
+    ck_assert_str_eq(small, "ab\xc3\xa9");
+}
+END_TEST
+
+struct size_case {
+    int64_t bytes;
+    const char *out;
+};
+
+static const struct size_case sizes[] = {
+    {0, "0 bytes"},
+    {10, "10 bytes"},
+    {1023, "1023 bytes"},
+    {1024, "1 KB"},
+    {1536, "1.5 KB"},
+    {512 * 1024, "512 KB"},
+    {100LL * 1024 * 1024, "100 MB"},
+    {1536LL * 1024 * 1024, "1.5 GB"},
+    {2LL * 1024 * 1024 * 1024 * 1024, "2 TB"},
+    {5000LL * 1024 * 1024 * 1024 * 1024, "5000 TB"},
+};
+
+START_TEST(test_format_size)
+{
+    char out[32];
+
+    ingest_format_size(sizes[_i].bytes, out, sizeof(out));
+    ck_assert_str_eq(out, sizes[_i].out);
+}
+END_TEST
+
+/* ------------------------------------------------------------ real store */
+
+struct files_seen {
+    int n;
+    struct store_file f[4];
+};
+
+static void collect(void *ctx, const struct store_file *f)
+{
+    struct files_seen *s = ctx;
+    if (s->n < 4)
+        s->f[s->n++] = *f;
+}
+
+START_TEST(test_real_store)
+{
+    char db[128];
+    struct store *st = NULL;
+    struct err e = {0};
+    int64_t user = 0, upload = 0;
+    struct store_upload up;
+    struct files_seen seen = {0};
+    unsigned char *b = jpeg_bytes(10000);
+    struct ingest_opts o;
+    struct ingest *ing;
+
+    snprintf(db, sizeof(db), "%s/shoebox.db", tmpdir);
+    ck_assert_msg(store_open(db, &st, &e) == 0, "store_open: %s", e.msg);
+    ck_assert_int_eq(st->ops->user_create(st, "ann", "x", 1, &user, &e), 0);
+    ck_assert_int_eq(st->ops->upload_create(st, user, 2, 10, 1, &upload, &e), 0);
+    ck_assert_int_eq(st->ops->upload_request_begin(st, upload, 2, 0, 1, &e), 0);
+    o = (struct ingest_opts){st, tmpdir, upload, user, 5000};
+    ing = ingest_new(&o, &e);
+    ck_assert_ptr_nonnull(ing);
+    ck_assert_int_eq(ingest_part_begin(ing, "ok.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 4000, 333), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(ingest_part_begin(ing, "huge.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 10000, 333), INGEST_SKIP);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    ck_assert_int_eq(ingest_finish(ing), 0);
+    ingest_free(ing);
+
+    ck_assert_int_eq(st->ops->upload_files(st, upload, collect, &seen, &e), 0);
+    ck_assert_int_eq(seen.n, 2);
+    ck_assert_int_eq(seen.f[0].state, FILE_RECEIVED);
+    ck_assert_str_eq(seen.f[0].name, "ok.jpg");
+    ck_assert_str_eq(seen.f[0].format, "jpeg");
+    ck_assert_int_eq(seen.f[0].size, 4000);
+    ck_assert(strncmp(seen.f[0].spool, "spool/", 6) == 0);
+    ck_assert_int_eq(seen.f[1].state, FILE_FAILED);
+    ck_assert_str_eq(seen.f[1].error_stage, "receive");
+    ck_assert_str_eq(seen.f[1].error_msg, "'huge.jpg' is larger than 4.9 KB");
+    ck_assert_int_eq(st->ops->upload_get(st, upload, user, &up, &e), 0);
+    ck_assert_int_eq(up.total, 2);
+    ck_assert_int_eq(up.failed, 1);
+    ck_assert_int_eq(up.bytes_received, 4000 + 5328); /* 16 chunks of 333 reached the limit */
+    st->ops->close(st);
+    free(b);
+}
+END_TEST
+
+static Suite *ingest_suite(void)
+{
+    Suite *s = suite_create("ingest");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_received);
+    tcase_add_test(tc, test_size_limit);
+    tcase_add_test(tc, test_empty_parts);
+    tcase_add_test(tc, test_unsupported);
+    tcase_add_test(tc, test_write_fault);
+    tcase_add_test(tc, test_fsync_fault);
+    tcase_add_test(tc, test_store_failure_sticky);
+    tcase_add_test(tc, test_abort);
+    tcase_add_test(tc, test_bytes_reported_rarely);
+    tcase_add_test(tc, test_hostile_name);
+    tcase_add_test(tc, test_begin_ends_open_part);
+    tcase_add_test(tc, test_bad_opts);
+    tcase_add_loop_test(tc, test_display_name, 0, (int)(sizeof(names) / sizeof(names[0])));
+    tcase_add_test(tc, test_display_name_cut);
+    tcase_add_loop_test(tc, test_format_size, 0, (int)(sizeof(sizes) / sizeof(sizes[0])));
+    tcase_add_test(tc, test_real_store);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(ingest_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
