@@ -1,0 +1,476 @@
+/*
+ * server: libmicrohttpd glue. Owns the daemon, the per-request life cycle and
+ * the request gate (route, login, CSRF, body limits); handlers see http.h.
+ *
+ * DESIGN
+ *   Threads: MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL with a pool of
+ *   opts.threads threads; every callback below and every handler runs on one
+ *   of them. http_resume() may run on any thread. MHD_ALLOW_SUSPEND_RESUME is
+ *   on for streaming responses (SSE).
+ *
+ *   Request life cycle (one struct http_req per request):
+ *     first access callback   req_new(): route lookup; when the request has a
+ *                             body (or the route streams), the gate runs now
+ *                             so a refused upload is never read: 404, 405
+ *                             with Allow, login (302 / 401), X-CSRFToken
+ *                             check, Content-Length over LIMIT_FORM_BYTES ->
+ *                             413; BODY_STREAM: body->begin().
+ *     body callbacks          BODY_FORM: append to req->body (past the limit
+ *                             remember "too large" and keep draining);
+ *                             BODY_STREAM: body->chunk(); else ignore.
+ *     last access callback    (upload_data_size == 0) gate for body-less
+ *                             requests, then the form CSRF check and the
+ *                             handler (or body->end()); no response -> 500.
+ *     completed callback      the only place req is freed: the access log
+ *                             line, the handler's cleanup, unpark.
+ *   A response can be queued only on the first or the last access callback
+ *   (MHD refuses in between); an early one makes MHD discard the body and
+ *   close the connection, which is what we want for refused uploads.
+ *
+ *   Sessions: the sessionid cookie is resolved on the first callback (one
+ *   store read, a touch at most every SESSION_TOUCH_MS); every response of a
+ *   logged-in request refreshes the cookie's Max-Age.
+ *
+ *   Locks: srv->lock guards srv->stopping, srv->parked and each request's
+ *   park fields; MHD_suspend/resume_connection are called under it so a
+ *   resume never overtakes its suspend. Nothing else is shared: opts and
+ *   deps are read-only after start; srv->active is atomic.
+ *
+ *   Shutdown: set stopping and resume every parked request (MHD forbids
+ *   stopping with suspended connections; their readers see http_stopping()
+ *   and end), quiesce (stop accepting), wait up to STOP_GRACE_MS for active
+ *   requests, then MHD_stop_daemon.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/limits.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "base/timeutil.h"
+#include "base/xalloc.h"
+#include "http/html.h"
+#include "http/request.h"
+
+#define CONNECTION_TIMEOUT_S 60
+/* Open connections at once; beyond it MHD refuses new ones (an fd budget). */
+#define CONNECTION_LIMIT 1024
+/* Per-connection memory for headers and buffers (cookies, long query strings). */
+#define CONNECTION_MEMORY 65536
+#define STOP_GRACE_MS 10000
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool unsafe_method(unsigned m)
+{
+    return m & (HTTP_POST | HTTP_PUT | HTTP_PATCH | HTTP_DELETE);
+}
+
+static bool has_body(const struct http_req *req)
+{
+    const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return true;
+    return cl && strcmp(cl, "0") != 0;
+}
+
+static void client_addr(struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    snprintf(req->addr, sizeof(req->addr), "-");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, req->addr,
+                  sizeof(req->addr));
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                  req->addr, sizeof(req->addr));
+}
+
+static void load_session(struct http_req *req)
+{
+    const char *token = http_cookie(req, SESSION_COOKIE);
+    struct err err = {0};
+
+    if (!token)
+        return;
+    if (session_load(req->srv->deps.store, token, time_now_ms(), req->srv->opts.session_age,
+                     &req->session, &err) < 0) {
+        /* Treat as logged out; the page that needs a login says so. */
+        log_warn("http", "session.load", "msg=%s", LOG_Q(err.msg));
+        memset(&req->session, 0, sizeof(req->session));
+        return;
+    }
+    if (!req->session.valid)
+        return;
+    snprintf(req->session_token, sizeof(req->session_token), "%s", token);
+    req->user.id = req->session.user_id;
+    req->user.name = req->session.user_name;
+}
+
+static void send_login_redirect(struct http_req *req)
+{
+    struct buf loc = BUF_INIT;
+
+    buf_adds(&loc, "/login?next=");
+    html_url_component(&loc, req->path, 1);
+    http_redirect(req, 302, loc.data);
+    buf_release(&loc);
+}
+
+/* Route, login, header CSRF and size checks. Returns true when the request
+ * may proceed; otherwise a response has been queued. */
+static bool gate(struct http_req *req)
+{
+    const struct route *r = req->match.route;
+    char allow[96];
+
+    if (!r && req->match.allow) {
+        route_allow_header(req->match.allow, allow, sizeof(allow));
+        http_add_header(req, MHD_HTTP_HEADER_ALLOW, allow);
+        http_send_error(req, 405, "method not allowed");
+        return false;
+    }
+    if (!r) {
+        http_send_error(req, 404, "page not found");
+        return false;
+    }
+    if ((r->flags & (ROUTE_LOGIN_PAGE | ROUTE_LOGIN_JSON)) && !req->session.valid) {
+        if ((r->flags & ROUTE_LOGIN_JSON) || http_wants_json(req))
+            http_send_json(req, 401, json_pack("{s:s}", "error", "login required"));
+        else
+            send_login_redirect(req);
+        return false;
+    }
+    if (r->flags & ROUTE_BODY_FORM) {
+        const char *cl = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t n;
+        if (cl && str_to_uint64(cl, &n) == 0 && n > LIMIT_FORM_BYTES) {
+            http_send_error(req, 413, "form too large");
+            return false;
+        }
+        return true;  /* CSRF may be a form field: checked at the end */
+    }
+    if (unsafe_method(req->method_bit) && !(r->flags & ROUTE_CSRF_BY_HANDLER) &&
+        !http_csrf_ok(req, NULL)) {
+        http_send_error(req, 403, CSRF_FAILED_MSG);
+        return false;
+    }
+    return true;
+}
+
+static void start(struct http_req *req)
+{
+    const struct route *r;
+
+    route_find(req->method_bit, req->path, &req->match);
+    r = req->match.route;
+    load_session(req);
+    if (r && (r->flags & ROUTE_BODY_FORM))
+        req->state = REQ_FORM;
+    else if (r && (r->flags & ROUTE_BODY_STREAM))
+        req->state = REQ_STREAM;
+    else
+        req->state = REQ_PLAIN;
+    /* Without a body the gate waits for the last callback: an answer queued
+     * now would make MHD close the connection (no keep-alive). */
+    if (req->state != REQ_STREAM && !has_body(req))
+        return;
+    req->gated = true;
+    if (!gate(req)) {
+        req->state = REQ_DONE;
+        return;
+    }
+    if (req->state == REQ_STREAM && (r->body->begin(req) < 0 || req->responded))
+        req->state = REQ_DONE;
+}
+
+static void body_chunk(struct http_req *req, const char *data, size_t len)
+{
+    if (req->state == REQ_STREAM) {
+        req->match.route->body->chunk(req, data, len);
+        return;
+    }
+    if (req->state != REQ_FORM || req->body_too_large)
+        return;
+    if (req->body.len + len > LIMIT_FORM_BYTES) {
+        req->body_too_large = true;
+        buf_release(&req->body);
+        return;
+    }
+    buf_add(&req->body, data, len);
+}
+
+static void finish(struct http_req *req)
+{
+    const struct route *r = req->match.route;
+
+    if (!req->gated) {
+        req->gated = true;
+        if (!gate(req))
+            return;
+    }
+    if (req->state == REQ_FORM) {
+        if (req->body_too_large) {
+            http_send_error(req, 413, "form too large");
+            return;
+        }
+        form_parse(&req->form, req->body.data ? req->body.data : "", req->body.len);
+        if (unsafe_method(req->method_bit) && !(r->flags & ROUTE_CSRF_BY_HANDLER) &&
+            !http_csrf_ok(req, http_form(req, CSRF_FIELD)) && !http_csrf_ok(req, NULL)) {
+            http_send_error(req, 403, CSRF_FAILED_MSG);
+            return;
+        }
+    }
+    if (req->state == REQ_STREAM)
+        r->body->end(req);
+    else
+        r->handler(req);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+
+    if (!req) {
+        req = xcalloc(1, sizeof(*req));
+        req->srv = srv;
+        req->conn = conn;
+        req->start_us = mono_us();
+        snprintf(req->method, sizeof(req->method), "%s", method);
+        req->method_bit = route_method_bit(method);
+        req->path = xstrdup(url);
+        buf_init(&req->body);
+        client_addr(req);
+        atomic_fetch_add(&srv->active, 1);
+        *con_cls = req;
+        start(req);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        body_chunk(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->state == REQ_DONE)
+        return MHD_YES;
+    finish(req);
+    req->state = REQ_DONE;
+    if (!req->responded) {
+        log_error("http", "handler", "path=%s msg=\"handler sent no response\"",
+                  LOG_Q(req->path));
+        http_send_error(req, 500, "internal error");
+    }
+    return MHD_YES;
+}
+
+static void free_req(struct http_req *req)
+{
+    struct http_header *h = req->headers;
+
+    while (h) {
+        struct http_header *next = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+        h = next;
+    }
+    form_release(&req->form);
+    buf_release(&req->body);
+    free(req->path);
+    free(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+    double dur_ms;
+
+    if (!req)
+        return;
+    *con_cls = NULL;
+    dur_ms = (double)(mono_us() - req->start_us) / 1000.0;
+    log_info("http", "request", "method=%s path=%s status=%d bytes=%lld dur_ms=%.1f user=%s%s",
+             LOG_Q(req->method), LOG_Q(req->path), req->status, (long long)req->bytes, dur_ms,
+             LOG_Q(req->session.valid ? req->user.name : "-"),
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    if (req->cleanup)
+        req->cleanup(req, req->ctx, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    pthread_mutex_lock(&srv->lock);
+    if (req->parked_)  /* cannot happen (MHD never completes a suspended request) */
+        req_unpark_locked(req);
+    pthread_mutex_unlock(&srv->lock);
+    free_req(req);
+    atomic_fetch_sub(&srv->active, 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_warn("http", "mhd", "msg=%s", LOG_Q(msg));
+}
+
+/* "host:port" or "[v6]:port" into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                        struct err *err)
+{
+    char host[256];
+    const char *colon, *port;
+    struct addrinfo hints = {0}, *res = NULL;
+    size_t hlen;
+    int rc;
+
+    if (listen[0] == '[') {
+        const char *close_br = strchr(listen, ']');
+        if (!close_br || close_br[1] != ':')
+            return err_set(err, ERR_PERMANENT, "listen", "bad listen address '%s'", listen);
+        hlen = (size_t)(close_br - listen - 1);
+        port = close_br + 2;
+        colon = listen + 1;
+    } else {
+        const char *last = strrchr(listen, ':');
+        if (!last)
+            return err_set(err, ERR_PERMANENT, "listen", "bad listen address '%s': want host:port",
+                           listen);
+        hlen = (size_t)(last - listen);
+        port = last + 1;
+        colon = listen;
+    }
+    if (hlen >= sizeof(host) || !*port)
+        return err_set(err, ERR_PERMANENT, "listen", "bad listen address '%s'", listen);
+    memcpy(host, colon, hlen);
+    host[hlen] = '\0';
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(hlen ? host : NULL, port, &hints, &res);
+    if (rc != 0)
+        return err_set(err, ERR_PERMANENT, "listen", "cannot resolve '%s': %s", listen,
+                       gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void copy_opts(struct http_server *srv, const struct http_opts *o)
+{
+    srv->opts = *o;
+    srv->listen = xstrdup(o->listen ? o->listen : "127.0.0.1:8080");
+    srv->assets_dir = xstrdup(o->assets_dir ? o->assets_dir : "");
+    srv->data_dir = xstrdup(o->data_dir ? o->data_dir : "");
+    srv->opts.listen = srv->listen;
+    srv->opts.assets_dir = srv->assets_dir;
+    srv->opts.data_dir = srv->data_dir;
+    if (srv->opts.session_age <= 0)
+        srv->opts.session_age = 3600;
+}
+
+static void free_server(struct http_server *srv)
+{
+    pthread_mutex_destroy(&srv->lock);
+    free(srv->listen);
+    free(srv->assets_dir);
+    free(srv->data_dir);
+    free(srv);
+}
+
+int http_server_start(const struct http_opts *o, const struct http_deps *d,
+                      struct http_server **out, struct err *err)
+{
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    const union MHD_DaemonInfo *info;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned threads = o->threads > 1 ? (unsigned)o->threads : 1;
+
+    *out = NULL;
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&srv->lock, NULL);
+    copy_opts(srv, o);
+    srv->deps = *d;
+    if (parse_listen(srv->listen, &ss, &sslen, err) < 0)
+        goto fail;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+        MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_END);
+    if (!srv->daemon) {
+        err_set(err, ERR_PERMANENT, "listen", "cannot listen on '%s' (address in use?)",
+                srv->listen);
+        goto fail;
+    }
+    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : 0;
+    *out = srv;
+    return 0;
+fail:
+    free_server(srv);
+    return -1;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    MHD_socket fd;
+    int64_t deadline;
+
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    while (s->parked)
+        req_unpark_locked(s->parked);
+    pthread_mutex_unlock(&s->lock);
+    fd = MHD_quiesce_daemon(s->daemon);
+    deadline = time_mono_ms() + STOP_GRACE_MS;
+    while (atomic_load(&s->active) > 0 && time_mono_ms() < deadline)
+        time_sleep_ms(10);
+    if (atomic_load(&s->active) > 0)
+        log_warn("http", "stop", "active=%d msg=\"requests still running, closing them\"",
+                 atomic_load(&s->active));
+    MHD_stop_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    free_server(s);
+}

@@ -1,0 +1,48 @@
+/*
+ * session: login sessions kept in the store, keyed by the digest of a random
+ * token (the sessionid cookie); the raw token is never stored. Expiry slides:
+ * each request of a valid session pushes expires_at to now + age (written at
+ * most once per SESSION_TOUCH_MS per session to spare the database).
+ * Thread-safe (the store is).
+ */
+#ifndef SHOEBOX_HTTP_SESSION_H
+#define SHOEBOX_HTTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/secret.h"
+#include "store/store.h"
+
+#define SESSION_COOKIE "sessionid"
+#define SESSION_TOKEN_LEN SECRET_TOKEN_HEX
+/* Touch the session row only when its expiry would move by more than this. */
+#define SESSION_TOUCH_MS 5000
+
+struct session_info {
+    bool valid;
+    int64_t user_id;
+    char user_name[STORE_NAME_MAX];
+    int64_t current_upload;
+    int64_t expires_at;                    /* ms, after a touch */
+    char digest[SESSION_TOKEN_LEN + 1];    /* store key */
+};
+
+/* 64 lower-case hex digits? */
+bool session_token_valid(const char *token);
+/* Look token up (NULL or malformed: not valid, no store call). A valid session
+ * is touched (sliding expiry). Returns 0 with out->valid telling, or -1 with
+ * err on a store failure. age_s: session age in seconds. */
+int session_load(struct store *st, const char *token, int64_t now_ms, int64_t age_s,
+                 struct session_info *out, struct err *err);
+/* New session for user_id: fresh token into token, digest stored. */
+int session_create(struct store *st, int64_t user_id, int64_t now_ms, int64_t age_s,
+                   char token[SESSION_TOKEN_LEN + 1], struct err *err);
+/* Delete the session of token (malformed or unknown: nothing to do). */
+int session_delete(struct store *st, const char *token, struct err *err);
+/* Set-Cookie value: token with Max-Age age_s; token NULL clears the cookie. */
+void session_cookie(char *out, size_t n, const char *token, int64_t age_s, bool secure);
+
+#endif
