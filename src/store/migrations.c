@@ -83,7 +83,7 @@ static const char *const steps[] = {
     /* file_release: expired leases and a dead owner's files */
     "CREATE INDEX upload_files_leased ON upload_files(lease_until) WHERE state = 'processing';"
     /* sched_assign, upload_errors, the batch-end test */
-    "CREATE INDEX upload_files_upload_state ON upload_files(upload_id, state, batch_no);"
+    "CREATE INDEX upload_files_upload_state ON upload_files(upload_id, state, seq);"
     "CREATE INDEX upload_files_spool ON upload_files(id) WHERE spool <> '';"
 
     "CREATE TABLE photos ("

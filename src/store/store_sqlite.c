@@ -487,9 +487,13 @@ static int sq_user_find(struct store *st, const char *name, struct store_user *o
     return rc == 1 ? 0 : rc == 0 ? STORE_NOT_FOUND : -1;
 }
 
-/* Runs one write statement in its own transaction: 0, STORE_NOT_FOUND when it
- * changed no row and missing_is_error, or -1. */
-static int write1(struct store *st, bool missing_is_error, const char *what, const char *sql,
+/* What write1 does when its statement changed no row. */
+#define MISSING_OK NULL       /* nothing: deleting what is gone is fine */
+#define MISSING_NOT_FOUND ""  /* return STORE_NOT_FOUND, as the contract says */
+
+/* Runs one write statement in its own transaction: 0, or for no changed row
+ * what `missing` says (else a message: -1 with ERR_PERMANENT and that text). */
+static int write1(struct store *st, const char *missing, const char *what, const char *sql,
                   const struct val *v, size_t n, struct err *err)
 {
     struct conn *c = borrow(st, err);
@@ -503,8 +507,12 @@ static int write1(struct store *st, bool missing_is_error, const char *what, con
     changed = run(c, what, sql, v, n, err);
     if (changed < 0)
         goto out;
-    if (changed == 0 && missing_is_error) {
+    if (changed == 0 && missing && !*missing) {
         rc = STORE_NOT_FOUND;
+        goto out;
+    }
+    if (changed == 0 && missing) {
+        err_set(err, ERR_PERMANENT, "store", "cannot %s: %s", what, missing);
         goto out;
     }
     if (tx_commit(c, err))
@@ -515,10 +523,17 @@ out:
     return rc;
 }
 
+/* "upload N does not exist" into buf, for write1. */
+static const char *no_upload(char *buf, size_t n, int64_t id)
+{
+    snprintf(buf, n, "upload %lld does not exist", (long long)id);
+    return buf;
+}
+
 static int sq_user_set_password(struct store *st, const char *name, const char *pw_hash,
                                 struct err *err)
 {
-    return write1(st, true, "change the password", "UPDATE users SET pw_hash = ?2 "
+    return write1(st, MISSING_NOT_FOUND, "change the password", "UPDATE users SET pw_hash = ?2 "
                   "WHERE name = ?1", ARGS(VT(name), VT(pw_hash)), err);
 }
 
@@ -568,7 +583,7 @@ static int sq_user_count(struct store *st, int64_t *n, struct err *err)
 static int sq_session_create(struct store *st, const char *digest, int64_t user_id, int64_t now,
                              int64_t expires_at, struct err *err)
 {
-    return write1(st, false, "create a session", "INSERT INTO sessions (digest, user_id, "
+    return write1(st, MISSING_OK, "create a session", "INSERT INTO sessions (digest, user_id, "
                   "created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
                   ARGS(VT(digest), VI(user_id), VI(now), VI(expires_at)), err);
 }
@@ -601,27 +616,27 @@ static int sq_session_get(struct store *st, const char *digest, int64_t now,
 static int sq_session_touch(struct store *st, const char *digest, int64_t expires_at,
                             struct err *err)
 {
-    return write1(st, false, "extend a session", "UPDATE sessions SET expires_at = ?2 "
+    return write1(st, MISSING_OK, "extend a session", "UPDATE sessions SET expires_at = ?2 "
                   "WHERE digest = ?1", ARGS(VT(digest), VI(expires_at)), err);
 }
 
 static int sq_session_set_upload(struct store *st, const char *digest, int64_t upload_id,
                                  struct err *err)
 {
-    return write1(st, false, "set the session's upload", "UPDATE sessions "
+    return write1(st, MISSING_OK, "set the session's upload", "UPDATE sessions "
                   "SET current_upload = ?2 WHERE digest = ?1", ARGS(VT(digest), VI(upload_id)),
                   err);
 }
 
 static int sq_session_delete(struct store *st, const char *digest, struct err *err)
 {
-    return write1(st, false, "delete a session", "DELETE FROM sessions WHERE digest = ?1",
+    return write1(st, MISSING_OK, "delete a session", "DELETE FROM sessions WHERE digest = ?1",
                   ARGS(VT(digest)), err);
 }
 
 static int sq_session_purge(struct store *st, int64_t now, struct err *err)
 {
-    return write1(st, false, "remove expired sessions", "DELETE FROM sessions "
+    return write1(st, MISSING_OK, "remove expired sessions", "DELETE FROM sessions "
                   "WHERE expires_at <= ?1", ARGS(VI(now)), err);
 }
 
@@ -785,10 +800,12 @@ out:
 static int sq_upload_request_begin(struct store *st, int64_t id, int64_t expected,
                                    int64_t bytes_total, int64_t now, struct err *err)
 {
+    char missing[64];
+
     if (expected > LIMIT_UPLOAD_FILES)
         return err_set(err, ERR_PERMANENT, "store", "an upload may announce at most %d files",
                        LIMIT_UPLOAD_FILES);
-    return write1(st, true, "start a request",
+    return write1(st, no_upload(missing, sizeof(missing), id), "start a request",
                   "UPDATE uploads SET open_requests = open_requests + 1, "
                   "expected = max(expected, ?2), bytes_total = bytes_total + max(?3, 0), "
                   "finished_at = 0, version = version + 1, updated_at = ?4 WHERE id = ?1",
@@ -810,7 +827,8 @@ static int sq_upload_request_end(struct store *st, int64_t id, int64_t now, stru
     if (n < 0)
         goto out;
     if (n == 0) {
-        rc = STORE_NOT_FOUND;
+        err_set(err, ERR_PERMANENT, "store", "cannot end a request: upload %lld does not exist",
+                (long long)id);
         goto out;
     }
     if (check_finished(c, id, now, NULL, err) || tx_commit(c, err))
@@ -824,7 +842,9 @@ out:
 static int sq_upload_add_bytes(struct store *st, int64_t id, int64_t bytes, int64_t now,
                                struct err *err)
 {
-    return write1(st, true, "count received bytes",
+    char missing[64];
+
+    return write1(st, no_upload(missing, sizeof(missing), id), "count received bytes",
                   "UPDATE uploads SET bytes_received = bytes_received + ?2, "
                   "version = version + 1, updated_at = ?3 WHERE id = ?1",
                   ARGS(VI(id), VI(bytes), VI(now)), err);
@@ -923,7 +943,9 @@ out:
 
 static int sq_upload_set_cleared(struct store *st, int64_t id, bool cleared, struct err *err)
 {
-    return write1(st, true, "clear the upload's progress",
+    char missing[64];
+
+    return write1(st, no_upload(missing, sizeof(missing), id), "clear the upload's progress",
                   "UPDATE uploads SET cleared = ?2, version = version + 1 WHERE id = ?1",
                   ARGS(VI(id), VI(cleared)), err);
 }
@@ -1370,11 +1392,11 @@ static int collect_leased(struct conn *c, const char *owner, int64_t now, struct
     *n = 0;
     if (owner)
         s = prepare(c, "find leased files", "SELECT id, upload_id, attempts FROM upload_files "
-                    "WHERE state = 'processing' AND lease_owner = ?1 ORDER BY id",
+                    "WHERE state = 'processing' AND lease_owner = ?1",
                     ARGS(VT(owner)), err);
     else
         s = prepare(c, "find expired leases", "SELECT id, upload_id, attempts FROM upload_files "
-                    "WHERE state = 'processing' AND lease_until < ?1 ORDER BY id",
+                    "WHERE state = 'processing' AND lease_until < ?1",
                     ARGS(VI(now)), err);
     if (!s)
         return -1;
@@ -1511,7 +1533,7 @@ static int sq_file_get(struct store *st, int64_t id, int64_t user_id, struct sto
 
 static int sq_file_drop_spool(struct store *st, int64_t file_id, struct err *err)
 {
-    return write1(st, false, "forget the spool file", "UPDATE upload_files SET spool = '' "
+    return write1(st, MISSING_OK, "forget the spool file", "UPDATE upload_files SET spool = '' "
                   "WHERE id = ?1", ARGS(VI(file_id)), err);
 }
 

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/fault.h"
 #include "store/migrations.h"
@@ -553,7 +555,12 @@ START_TEST(test_upload_misc)
     ck_assert_int_eq(S->ops->upload_get(S, up, eve, &u, &err), STORE_NOT_FOUND);
     ck_assert_int_eq(S->ops->upload_get(S, up, bob, &u, &err), 0);
     ck_assert_int_eq(S->ops->upload_get(S, 999, 0, &u, &err), STORE_NOT_FOUND);
-    ck_assert_int_eq(S->ops->upload_request_begin(S, 999, 0, 0, T0, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, 999, 0, 0, T0, &err), -1);
+    ck_assert_str_eq(err.msg, "cannot start a request: upload 999 does not exist");
+    ck_assert_int_eq(S->ops->upload_request_end(S, 999, T0, &err), -1);
+    ck_assert_int_eq(S->ops->upload_add_bytes(S, 999, 1, T0, &err), -1);
+    ck_assert_int_eq(S->ops->upload_set_cleared(S, 999, true, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_PERMANENT);
 
     /* expected only rises; bytes_total adds up */
     ck_assert_int_eq(S->ops->upload_request_begin(S, up, 5, 100, T0, &err), 0);
@@ -979,6 +986,69 @@ START_TEST(test_two_stores)
 }
 END_TEST
 
+struct owners {
+    int processing, by_parent, by_child;
+};
+
+static void count_owner(void *ctx, const struct store_file *f)
+{
+    struct owners *o = ctx;
+
+    o->processing += f->state == FILE_PROCESSING;
+    o->by_parent += strcmp(f->lease_owner, "parent") == 0;
+    o->by_child += strcmp(f->lease_owner, "child") == 0;
+}
+
+/* Child process: its own store on the same file, claims until none is left,
+ * exits with how many it got (or 255 on error). Never touches the parent's S. */
+static void claim_in_child(void)
+{
+    struct store *st = NULL;
+    struct err err = {0};
+    struct claimer c = {0};
+
+    if (store_open(dbpath, &st, &err))
+        _exit(255);
+    c = (struct claimer){.st = st, .owner = "child"};
+    if (claim_all(&c))
+        _exit(255);
+    st->ops->close(st);
+    _exit(c.n);
+}
+
+START_TEST(test_two_processes)
+{
+    struct err err = {0};
+    struct claimer mine = {.owner = "parent"};
+    struct owners o = {0};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 100);
+    int status = 0;
+    pid_t pid;
+
+    for (int i = 0; i < 50; i++) {
+        char sha[65];
+        snprintf(sha, sizeof(sha), "%064d", i);
+        add_file(up, bob, "f", sha, "s", NULL);
+    }
+    assign(up, 1, 100, T0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        claim_in_child();
+    mine.st = S;
+    ck_assert_ptr_null(claim_all(&mine));
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_ne(WEXITSTATUS(status), 255);
+    ck_assert_int_eq(mine.n + WEXITSTATUS(status), 50);
+    ck_assert_int_eq(S->ops->upload_files(S, up, count_owner, &o, &err), 0);
+    ck_assert_int_eq(o.processing, 50);
+    ck_assert_int_eq(o.by_parent, mine.n);
+    ck_assert_int_eq(o.by_child, WEXITSTATUS(status));
+}
+END_TEST
+
 static void *count_users(void *arg)
 {
     struct err err = {0};
@@ -1037,6 +1107,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spool_refs);
     tcase_add_test(tc, test_long_file_name);
     tcase_add_test(tc, test_two_stores);
+    tcase_add_test(tc, test_two_processes);
     tcase_add_test(tc, test_pool_threads);
     suite_add_tcase(s, tc);
     return s;
