@@ -93,8 +93,9 @@ struct val {
 #define VI(x) ((struct val){'i', (int64_t)(x), 0.0, NULL})
 #define VD(x) ((struct val){'d', 0, (x), NULL})
 #define VT(x) ((struct val){'t', 0, 0.0, (x)})
-#define ARGS(...) \
-    (const struct val[]){__VA_ARGS__}, sizeof((const struct val[]){__VA_ARGS__}) / sizeof(struct val)
+#define ARGS(...)                   \
+    (const struct val[]){__VA_ARGS__}, \
+        sizeof((const struct val[]){__VA_ARGS__}) / sizeof(struct val)
 #define NOARGS NULL, 0
 
 static sqlite3_stmt *cached(struct conn *c, const char *sql, const char *what, struct err *err)
@@ -1419,7 +1420,8 @@ static int release_one(struct conn *c, const struct leased *l, int64_t now, int6
     struct delta d = {0};
     bool fail = l->attempts >= max_attempts;
     const char *stage = why && why->stage[0] ? why->stage : "worker";
-    const char *msg = why && why->msg[0] ? why->msg : "the worker stopped while processing the file";
+    const char *msg =
+        why && why->msg[0] ? why->msg : "the worker stopped while processing the file";
 
     if (run(c, "release the file",
             "UPDATE upload_files SET state = ?2, available_at = ?3, lease_owner = '', "
