@@ -129,6 +129,27 @@ static int move_into(const char *src, const char *path, const char *dir, struct 
     return fs_fsync_dir(dir, err);
 }
 
+/* A second name for src under path (no copy): 0, 1 when the file system cannot
+ * (another device, no hard links), -1 on error. src must already be durable. */
+static int link_into(const char *src, const char *path, const char *dir, struct err *err)
+{
+    char tmp[PATH_BYTES + 32];
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
+        return err_set(err, ERR_PERMANENT, "blob", "path too long");
+    unlink(tmp);
+    if (link(src, tmp) < 0) {
+        if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP)
+            return 1;
+        return err_sys(err, errno, "blob", "cannot link '%s'", src);
+    }
+    if (fs_rename(tmp, path, err)) {
+        unlink(tmp);
+        return -1;
+    }
+    return fs_fsync_dir(dir, err);
+}
+
 static int copy_into(const char *src, const char *path, struct err *err)
 {
     int fd = open(src, O_RDONLY | O_CLOEXEC);
@@ -154,11 +175,11 @@ static int lb_put_file(struct blob_store *bs, const char *key, const char *src_p
         return move ? fs_unlink(src_path, err) : 0;
     if (make_parent(path, dir, sizeof(dir), err))
         return -1;
-    if (move) {
-        r = move_into(src_path, path, dir, err);
-        if (r <= 0)
-            return r;
-    }
+    /* Moving renames; keeping the source links (the spool file stays until the
+     * caller has recorded the blob). Either falls back to a copy across devices. */
+    r = move ? move_into(src_path, path, dir, err) : link_into(src_path, path, dir, err);
+    if (r <= 0)
+        return r;
     if (copy_into(src_path, path, err))
         return -1;
     return move ? fs_unlink(src_path, err) : 0;

@@ -1391,7 +1391,10 @@ static int collect_leased(struct conn *c, const char *owner, int64_t now, struct
 
     *out = NULL;
     *n = 0;
-    if (owner)
+    if (owner && !strcmp(owner, "*"))
+        s = prepare(c, "find leased files", "SELECT id, upload_id, attempts FROM upload_files "
+                    "WHERE state = 'processing'", ARGS(), err);
+    else if (owner)
         s = prepare(c, "find leased files", "SELECT id, upload_id, attempts FROM upload_files "
                     "WHERE state = 'processing' AND lease_owner = ?1",
                     ARGS(VT(owner)), err);
