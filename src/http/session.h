@@ -18,7 +18,8 @@
 
 #define SESSION_COOKIE "sessionid"
 #define SESSION_TOKEN_LEN SECRET_TOKEN_HEX
-/* Touch the session row only when its expiry would move by more than this. */
+/* Touch the session row only when its expiry would move by more than this
+ * (or a quarter of the session age, when that is shorter). */
 #define SESSION_TOUCH_MS 5000
 
 struct session_info {

@@ -48,15 +48,18 @@ START_TEST(expiry_slides)
     int64_t now = 1000000;
 
     ck_assert_int_eq(session_create(st, 1, now, 2, token, NULL), 0);
-    /* within the touch interval: no write */
-    ck_assert_int_eq(session_load(st, token, now + 1000, 2, &si, NULL), 0);
+    /* age 2 s: touched once a quarter of the age (500 ms) has passed */
+    ck_assert_int_eq(session_load(st, token, now + 499, 2, &si, NULL), 0);
     ck_assert(si.valid);
     ck_assert_int_eq(fake_store_touches(st), 0);
-    /* past the touch interval would be expired without touches; with age 2 s the
-     * expiry is now+2000: a request at now+1999 is valid, at now+2000 not */
-    ck_assert_int_eq(session_load(st, token, now + 1999, 2, &si, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now + 1000, 2, &si, NULL), 0);
     ck_assert(si.valid);
-    ck_assert_int_eq(session_load(st, token, now + 2000, 2, &si, NULL), 0);
+    ck_assert_int_eq(fake_store_touches(st), 1);
+    ck_assert_int_eq(si.expires_at, now + 3000);
+    /* the limit: valid just under the new expiry, gone at it */
+    ck_assert_int_eq(session_load(st, token, now + 2999, 2, &si, NULL), 0);
+    ck_assert(si.valid);
+    ck_assert_int_eq(session_load(st, token, now + 2999 + 3000, 2, &si, NULL), 0);
     ck_assert(!si.valid);
 }
 END_TEST

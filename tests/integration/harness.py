@@ -1,0 +1,253 @@
+"""Integration harness: start the real `shoebox serve` on a free loopback port with a
+fresh data directory, and talk to it over HTTP (Python 3 standard library only).
+
+    srv = Server(users={"alice": "pw"}, args=["--session-age", "2"])
+    srv.start()
+    c = srv.client()
+    c.login("alice", "pw")
+    status, headers, body = c.get("/photos/")
+    srv.stop()          # SIGTERM and wait; srv.restart() keeps the data dir
+    srv.cleanup()       # removes the temp dir (after stop)
+
+SHOEBOX_BIN names the binary (default build/shoebox under the repository root).
+Nothing sleeps a fixed time: waits poll with a deadline (wait_until).
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.environ.get("SHOEBOX_ROOT",
+                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+BIN = os.environ.get("SHOEBOX_BIN", os.path.join(ROOT, "build", "shoebox"))
+TESTDATA = os.environ.get("SHOEBOX_TESTDATA", "")
+
+
+def have_testdata():
+    """Tests that need SHOEBOX_TESTDATA skip when this is False."""
+    return bool(TESTDATA) and os.path.isdir(TESTDATA)
+
+
+def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
+    """Poll pred() until it returns a truthy value (returned) or fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `shoebox serve` process with its own temp data dir."""
+
+    def __init__(self, users=None, args=None, start_timeout=20.0):
+        self.tmp = tempfile.mkdtemp(prefix="shoebox-it-")
+        self.data = os.path.join(self.tmp, "data")
+        os.makedirs(self.data)
+        self.log_path = os.path.join(self.tmp, "server.log")
+        self.args = list(args or [])
+        self.start_timeout = start_timeout
+        self.port = None
+        self.proc = None
+        self._log = None
+        for name, password in (users or {}).items():
+            self.add_user(name, password)
+
+    # --- users ---
+    def add_user(self, name, password):
+        proc = subprocess.run([BIN, "user", "add", name, "--password-stdin", "--data", self.data],
+                              input=password + "\n", capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"user add {name} failed: {proc.stdout}{proc.stderr}")
+
+    # --- life cycle ---
+    def start(self):
+        self.port = self.port or free_port()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data] + self.args,
+            stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(self._healthy, timeout=self.start_timeout, what="/healthz")
+        except AssertionError:
+            self.kill()
+            raise AssertionError("server did not become healthy; log:\n" + self.log())
+        return self
+
+    def _healthy(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited with {self.proc.returncode}; log:\n" + self.log())
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", "/healthz")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait; returns the exit code."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("server ignored SIGTERM; log:\n" + self.log())
+        return self._reap()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        return self._reap()
+
+    def _reap(self):
+        rc = self.proc.returncode
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None
+        return rc
+
+    def restart(self):
+        """Stop and start again on the same port with the same data dir."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self):
+        self.kill() if self.proc else None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def client(self):
+        return Client(self.port)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers          # list of (name, value), names as sent
+        self.body = body                # bytes
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def header_all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    # tuple-like unpacking: status, headers, body
+    def __iter__(self):
+        return iter((self.status, self.headers, self.body))
+
+
+class Client:
+    """http.client with a cookie jar (name -> value; Max-Age=0 deletes)."""
+
+    def __init__(self, port, host="127.0.0.1"):
+        self.host, self.port = host, port
+        self.cookies = {}
+
+    def request(self, method, path, body=None, headers=None):
+        h = {"Host": f"{self.host}:{self.port}"}
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        h.update(headers or {})
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            resp = Response(r.status, r.getheaders(), r.read())
+        finally:
+            conn.close()
+        for line in resp.header_all("Set-Cookie"):
+            self._store_cookie(line)
+        return resp
+
+    def _store_cookie(self, line):
+        first, _, attrs = line.partition(";")
+        name, _, value = first.strip().partition("=")
+        m = re.search(r"max-age=(-?\d+)", attrs, re.I)
+        if m and int(m.group(1)) <= 0:
+            self.cookies.pop(name, None)
+        else:
+            self.cookies[name] = value
+
+    def get(self, path, headers=None):
+        return self.request("GET", path, headers=headers)
+
+    def post(self, path, fields=None, headers=None, csrf=True):
+        """POST a urlencoded form; csrf adds csrfmiddlewaretoken from the cookie."""
+        fields = dict(fields or {})
+        if csrf and "csrftoken" in self.cookies:
+            fields.setdefault("csrfmiddlewaretoken", self.cookies["csrftoken"])
+        h = {"Content-Type": "application/x-www-form-urlencoded"}
+        h.update(headers or {})
+        return self.request("POST", path, body=urllib.parse.urlencode(fields), headers=h)
+
+    def json(self, method, path, payload=None, headers=None):
+        h = {"Accept": "application/json"}
+        if method not in ("GET", "HEAD") and "csrftoken" in self.cookies:
+            h["X-CSRFToken"] = self.cookies["csrftoken"]
+        body = None
+        if payload is not None:
+            body = json.dumps(payload)
+            h["Content-Type"] = "application/json"
+        h.update(headers or {})
+        return self.request(method, path, body=body, headers=h)
+
+    def login(self, username, password, next_path=None):
+        """GET /login (sets csrftoken), POST the form; returns the POST's Response."""
+        r = self.get("/login")   # 303 when already logged in; the cookie is set either way
+        if r.status not in (200, 303):
+            raise AssertionError(f"GET /login gave {r.status}")
+        fields = {"username": username, "password": password}
+        if next_path:
+            fields["next"] = next_path
+        return self.post("/login", fields)
+
+    def csrf_field_in(self, html):
+        m = re.search(r'name="csrfmiddlewaretoken" value="([0-9a-f]+)"', html)
+        return m.group(1) if m else None
