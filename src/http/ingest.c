@@ -456,6 +456,8 @@ int ingest_part_data(struct ingest *ing, const void *data, size_t len)
         return err_set(&ing->error, ERR_PERMANENT, "receive", "file data outside a part");
     if (ing->pstate != P_OK)
         return INGEST_SKIP;
+    if (len == 0)
+        return 0;
     ing->stats.bytes += (int64_t)len;
     ing->unreported += (int64_t)len;
     report_bytes(ing, false);

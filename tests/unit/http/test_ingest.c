@@ -14,10 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/fault.h"
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/sha256.h"
+#include "http/multipart.h"
 #include "store/store.h"
 
 /* ------------------------------------------------------------ fake store */
@@ -299,8 +301,10 @@ START_TEST(test_empty_parts)
     ck_assert_int_eq(ingest_part_begin(ing, NULL, NULL), 0);
     ck_assert_int_eq(ingest_part_end(ing), 0);
     ck_assert_int_eq(fake.nfiles, 0);
-    /* an empty file with a name */
+    /* an empty file with a name (zero-length data calls create nothing) */
     ck_assert_int_eq(ingest_part_begin(ing, "zero.jpg", NULL), 0);
+    ck_assert_int_eq(ingest_part_data(ing, "", 0), 0);
+    ck_assert_int_eq(spool_count(), 0);
     ck_assert_int_eq(ingest_part_end(ing), 0);
     ck_assert_int_eq(fake.nfiles, 1);
     ck_assert(fake.files[0].failed);
@@ -614,6 +618,121 @@ START_TEST(test_format_size)
 }
 END_TEST
 
+/* ------------------------------------------- driven by the multipart parser */
+
+/* How the upload handler wires the two: plain fields are collected (csrf,
+ * upload, expected), "photos" file parts go to ingest, anything else is skipped. */
+struct drive {
+    struct ingest *ing;
+    bool in_file;
+    char field[64];
+    char csrf[LIMIT_FIELD_BYTES + 1];
+    size_t csrf_len;
+};
+
+static int drv_begin(void *ctx, const char *name, const char *filename, const char *ct)
+{
+    struct drive *d = ctx;
+
+    d->in_file = false;
+    snprintf(d->field, sizeof(d->field), "%s", name);
+    if (!filename)
+        return MULTIPART_OK;
+    if (strcmp(name, "photos") != 0 || d->csrf_len == 0)
+        return MULTIPART_SKIP; /* the real handler aborts without a verified token */
+    d->in_file = true;
+    return ingest_part_begin(d->ing, filename, ct) ? MULTIPART_ABORT : MULTIPART_OK;
+}
+
+static int drv_data(void *ctx, const char *data, size_t len)
+{
+    struct drive *d = ctx;
+    int rc;
+
+    if (!d->in_file) {
+        if (strcmp(d->field, "csrfmiddlewaretoken") != 0)
+            return MULTIPART_OK;
+        if (len > LIMIT_FIELD_BYTES - d->csrf_len)
+            return MULTIPART_ABORT;
+        memcpy(d->csrf + d->csrf_len, data, len);
+        d->csrf_len += len;
+        return MULTIPART_OK;
+    }
+    rc = ingest_part_data(d->ing, data, len);
+    return rc == INGEST_SKIP ? MULTIPART_SKIP : rc ? MULTIPART_ABORT : MULTIPART_OK;
+}
+
+static int drv_end(void *ctx)
+{
+    struct drive *d = ctx;
+
+    if (!d->in_file)
+        return MULTIPART_OK;
+    d->in_file = false;
+    return ingest_part_end(d->ing) ? MULTIPART_ABORT : MULTIPART_OK;
+}
+
+START_TEST(test_with_multipart)
+{
+    static const struct multipart_cb cb = {drv_begin, drv_data, drv_end};
+    unsigned char *jpg = jpeg_bytes(3000);
+    struct buf body = BUF_INIT;
+    size_t chunks[] = {1, 13, 4096, 1 << 20};
+
+    buf_init(&body);
+    buf_adds(&body, "--b0undary\r\nContent-Disposition: form-data; name=\"csrfmiddlewaretoken\""
+                    "\r\n\r\ntok\r\n");
+    buf_adds(&body, "--b0undary\r\nContent-Disposition: form-data; name=\"photos\"; "
+                    "filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n");
+    buf_add(&body, jpg, 3000);
+    buf_adds(&body, "\r\n--b0undary\r\nContent-Disposition: form-data; name=\"photos\"; "
+                    "filename=\"big.jpg\"\r\n\r\n");
+    buf_add(&body, jpg, 3000);
+    buf_add(&body, jpg, 3000);
+    buf_adds(&body, "\r\n--b0undary\r\nContent-Disposition: form-data; name=\"photos\"; "
+                    "filename=\"\"\r\n\r\n\r\n");
+    buf_adds(&body, "--b0undary\r\nContent-Disposition: form-data; name=\"photos\"; "
+                    "filename=\"c.jpg\"\r\n\r\n");
+    buf_add(&body, jpg, 100);
+    buf_adds(&body, "\r\n--b0undary\r\nContent-Disposition: form-data; name=\"expected\""
+                    "\r\n\r\n3\r\n--b0undary--\r\n");
+
+    for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+        struct drive d = {0};
+        struct multipart *m;
+        struct ingest_stats s;
+        int rc = 0;
+
+        memset(&fake.files, 0, sizeof(fake.files));
+        fake.nfiles = 0;
+        d.ing = new_ingest(5000);
+        m = multipart_new("b0undary", &cb, &d);
+        for (size_t off = 0; off < body.len && rc == 0; off += chunks[k]) {
+            size_t n = body.len - off < chunks[k] ? body.len - off : chunks[k];
+            rc = multipart_feed(m, body.data + off, n);
+        }
+        ck_assert_msg(rc == 0 && multipart_finish(m) == 0, "%s", multipart_error(m));
+        ck_assert_int_eq(ingest_finish(d.ing), 0);
+        ingest_get_stats(d.ing, &s);
+        ck_assert_int_eq(s.received, 2);
+        ck_assert_int_eq(s.failed, 1);
+        ck_assert_int_eq(s.ignored, 1);
+        ck_assert_int_eq(fake.nfiles, 3);
+        ck_assert_str_eq(fake.files[0].name, "a.jpg");
+        ck_assert_int_eq(fake.files[0].size, 3000);
+        ck_assert_str_eq(fake.files[1].msg, "'big.jpg' is larger than 4.9 KB");
+        ck_assert_str_eq(fake.files[2].name, "c.jpg");
+        ck_assert_int_eq(fake.files[2].size, 100);
+        ck_assert_str_eq(d.csrf, "tok");
+        multipart_free(m);
+        ingest_free(d.ing);
+    }
+    ck_assert_int_eq(spool_count(), 8);
+    buf_release(&body);
+    free(jpg);
+}
+END_TEST
+
 /* ------------------------------------------------------------ real store */
 
 struct files_seen {
@@ -698,6 +817,7 @@ static Suite *ingest_suite(void)
     tcase_add_loop_test(tc, test_display_name, 0, (int)(sizeof(names) / sizeof(names[0])));
     tcase_add_test(tc, test_display_name_cut);
     tcase_add_loop_test(tc, test_format_size, 0, (int)(sizeof(sizes) / sizeof(sizes[0])));
+    tcase_add_test(tc, test_with_multipart);
     tcase_add_test(tc, test_real_store);
     suite_add_tcase(s, tc);
     return s;
