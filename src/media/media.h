@@ -61,7 +61,8 @@ struct media_output {
 };
 
 /* Once per process, in main, before threads: VIPS_INIT, loader allow-list,
- * cache off, concurrency, warnings routed to our log. */
+ * cache off, concurrency (<= 0 keeps libvips' default), warnings routed to our
+ * log. A second call does nothing and returns 0. */
 int media_init(const char *argv0, int vips_concurrency, struct err *err);
 /* Each thread that used libvips calls this before it exits. */
 void media_thread_shutdown(void);
@@ -72,5 +73,13 @@ void media_opts_default(struct media_opts *o);
 int media_process(const char *path, const struct media_opts *opts, struct media_output *out,
                   struct err *err);
 void media_output_release(struct media_output *out);
+
+/* The header path of media_process without decoding pixels: sniff, LibRaw
+ * open (RAW) or libvips header, limits, EXIF. Fills meta (and warnings, when
+ * not NULL, "; "-separated, cut to warnings_cap). Same errors as
+ * media_process. Used by the header fuzzer and by callers that only need
+ * metadata. Thread-safe after media_init(). */
+int media_probe(const char *path, const struct media_opts *opts, struct media_meta *meta,
+                char *warnings, size_t warnings_cap, struct err *err);
 
 #endif
