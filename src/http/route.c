@@ -9,8 +9,11 @@
 #include <string.h>
 
 #include "base/str.h"
+#include "http/h_api.h"
 #include "http/h_login.h"
 #include "http/h_pages.h"
+#include "http/h_progress.h"
+#include "http/h_upload.h"
 
 static const struct route routes[] = {
     {HTTP_GET, "/", 0, h_root, NULL},
@@ -20,6 +23,25 @@ static const struct route routes[] = {
     {HTTP_POST, "/logout", ROUTE_BODY_FORM, h_logout, NULL},
     {HTTP_GET, "/photos/", ROUTE_LOGIN_PAGE, h_photos_home, NULL},
     {HTTP_GET, "/static/*", 0, h_static, NULL},
+    /* the pipeline: ingest, progress, what was stored */
+    {HTTP_POST, "/photos/upload/", ROUTE_LOGIN_JSON | ROUTE_CSRF_BY_HANDLER | ROUTE_BODY_STREAM,
+     NULL, &h_upload_body},
+    {HTTP_GET, "/photos/upload-progress/", ROUTE_LOGIN_JSON, h_progress_get, NULL},
+    {HTTP_GET, "/photos/upload-progress/stream", ROUTE_LOGIN_JSON, h_progress_stream, NULL},
+    {HTTP_POST, "/photos/clear-upload-progress/", ROUTE_LOGIN_JSON | ROUTE_BODY_FORM,
+     h_progress_clear, NULL},
+    {HTTP_POST, "/photos/uploads/{id}/files/{id}/retry", ROUTE_LOGIN_JSON | ROUTE_BODY_FORM,
+     h_api_retry, NULL},
+    {HTTP_GET, "/photos/{id}/thumb.jpg", ROUTE_LOGIN_JSON, h_photo_thumb, NULL},
+    {HTTP_GET, "/photos/{id}/preview.jpg", ROUTE_LOGIN_JSON, h_photo_preview, NULL},
+    {HTTP_GET, "/photos/{id}/original", ROUTE_LOGIN_JSON, h_photo_original, NULL},
+    {HTTP_POST, "/photos/{id}/delete", ROUTE_LOGIN_PAGE | ROUTE_BODY_FORM, h_api_photo_delete,
+     NULL},
+    {HTTP_GET, "/api/photos", ROUTE_LOGIN_JSON, h_api_photos, NULL},
+    {HTTP_GET, "/api/photos/{id}", ROUTE_LOGIN_JSON, h_api_photo, NULL},
+    {HTTP_DELETE, "/api/photos/{id}", ROUTE_LOGIN_JSON, h_api_photo_delete, NULL},
+    {HTTP_GET, "/api/uploads", ROUTE_LOGIN_JSON, h_api_uploads, NULL},
+    {HTTP_GET, "/api/uploads/{id}", ROUTE_LOGIN_JSON, h_api_upload, NULL},
 };
 
 static const struct {

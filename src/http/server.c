@@ -59,6 +59,7 @@
 #include "base/str.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
+#include "http/h_progress.h"
 #include "http/html.h"
 #include "http/request.h"
 
@@ -436,6 +437,10 @@ int http_server_start(const struct http_opts *o, const struct http_deps *d,
                 srv->listen);
         goto fail;
     }
+    if (sse_hub_start(d->store, err)) {
+        MHD_stop_daemon(srv->daemon);
+        goto fail;
+    }
     info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
     *out = srv;
@@ -470,6 +475,7 @@ void http_server_stop(struct http_server *s)
         log_warn("http", "stop", "active=%d msg=\"requests still running, closing them\"",
                  atomic_load(&s->active));
     MHD_stop_daemon(s->daemon);
+    sse_hub_stop(); /* after the daemon: no stream is left to resume */
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     free_server(s);

@@ -39,6 +39,8 @@ static int cmp_str(const void *a, const void *b)
 
 static bool keyset_has(const struct keyset *s, const char *key)
 {
+    if (!s->n)
+        return false;
     return bsearch(&key, s->keys, s->n, sizeof(char *), cmp_str) != NULL;
 }
 
@@ -60,7 +62,8 @@ static int sweep_spool(struct store *st, const char *data_dir, struct err *err)
 
     if (st->ops->spool_refs(st, keyset_add, &refs, err))
         return -1;
-    qsort(refs.keys, refs.n, sizeof(char *), cmp_str);
+    if (refs.n)
+        qsort(refs.keys, refs.n, sizeof(char *), cmp_str);
     snprintf(dir, sizeof(dir), "%s/spool", data_dir);
     d = opendir(dir);
     while (d && (e = readdir(d))) {
@@ -102,7 +105,8 @@ static int sweep_blobs(struct store *st, struct blob_store *bs, struct err *err)
 
     if (st->ops->blob_refs(st, keyset_add, &s.refs, err))
         goto out;
-    qsort(s.refs.keys, s.refs.n, sizeof(char *), cmp_str);
+    if (s.refs.n)
+        qsort(s.refs.keys, s.refs.n, sizeof(char *), cmp_str);
     if (bs->ops->list(bs, blob_seen, &s, err))
         goto out;
     for (size_t i = 0; i < s.orphans.n; i++)

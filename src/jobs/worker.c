@@ -145,7 +145,7 @@ static void log_outcome(const struct store_file *f, const struct store_finish *f
 
 /* Record the outcome; a transient failure goes back to the queue while attempts remain. */
 static void finish(struct ctx *c, const struct store_file *f, struct store_result *res,
-                   const struct timings *t)
+                   struct timings *t)
 {
     struct store_finish fin = {0};
     struct err err = {0};
@@ -164,6 +164,7 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
         return;
     }
     rc = c->st->ops->file_finish(c->st, f->id, c->owner, res, now, &fin, &err);
+    t->store = time_now_ms() - now;
     if (rc == STORE_NOT_FOUND) {
         log_warn("worker", "file.lease_lost", "upload=%lld file=%lld", (long long)f->upload_id,
                  (long long)f->id);
@@ -225,9 +226,7 @@ static void process(struct ctx *c, const struct store_file *f)
     err_clear(&res.error);
 done:
     media_output_release(&out);
-    t0 = time_mono_ms();
     finish(c, f, &res, &t);
-    t.store = time_mono_ms() - t0;
 }
 
 /* Wait for a wake byte or the idle timeout. Returns -1 when the server is gone. */
