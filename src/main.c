@@ -496,7 +496,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_init(level_from(cfg.log_level), cfg.debug);
-    if (fault_arm(cfg.faults)) {
+    if (fault_arm_role(cfg.faults, c->cmd == CMD_WORKER ? "worker" : "serve")) {
         fprintf(stderr, "shoebox %s: malformed --faults '%s'\n", c->name, cfg.faults);
         return 2;
     }

@@ -49,7 +49,29 @@ static int parse_rule(const char *s, size_t len, struct rule *r)
     return 0;
 }
 
+/* "ROLE:" prefix of a rule: 1 when it names role (or any role if role is NULL),
+ * 0 when another role, and *skip the prefix length. No prefix: 1. */
+static int role_matches(const char *s, size_t len, const char *role, size_t *skip)
+{
+    static const char *const roles[] = {"serve:", "worker:"};
+
+    *skip = 0;
+    for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        size_t n = strlen(roles[i]);
+        if (len > n && strncmp(s, roles[i], n) == 0) {
+            *skip = n;
+            return !role || strncmp(roles[i], role, n - 1) == 0;
+        }
+    }
+    return 1;
+}
+
 int fault_arm(const char *spec)
+{
+    return fault_arm_role(spec, NULL);
+}
+
+int fault_arm_role(const char *spec, const char *role)
 {
     nrules = 0;
     if (!spec || !*spec)
@@ -57,9 +79,12 @@ int fault_arm(const char *spec)
     while (*spec) {
         const char *end = strchr(spec, ',');
         size_t len = end ? (size_t)(end - spec) : strlen(spec);
-        if (nrules == FAULT_RULES_MAX || parse_rule(spec, len, &rules[nrules]))
+        size_t skip;
+        int mine = role_matches(spec, len, role, &skip);
+        if (nrules == FAULT_RULES_MAX || parse_rule(spec + skip, len - skip, &rules[nrules]))
             return -1;
-        nrules++;
+        if (mine)
+            nrules++;
         if (!end)
             break;
         spec = end + 1;

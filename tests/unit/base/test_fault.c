@@ -36,6 +36,18 @@ START_TEST(by_subject)
 }
 END_TEST
 
+START_TEST(roles)
+{
+    ck_assert_int_eq(fault_arm_role("worker:commit=1,serve:fsync=1,write=1", "serve"), 0);
+    ck_assert(!fault_hit("commit", NULL));  /* the worker's rule is not armed here */
+    ck_assert(fault_hit("fsync", NULL));
+    ck_assert(fault_hit("write", NULL));    /* no role: everyone */
+    ck_assert_int_eq(fault_arm_role("worker:commit=1", "worker"), 0);
+    ck_assert(fault_hit("commit", NULL));
+    ck_assert_int_eq(fault_arm_role("worker:", "worker"), -1);
+}
+END_TEST
+
 START_TEST(disarmed_and_malformed)
 {
     ck_assert_int_eq(fault_arm(""), 0);
@@ -59,6 +71,7 @@ int main(void)
     tcase_add_test(tc, nth_call);
     tcase_add_test(tc, from_on);
     tcase_add_test(tc, by_subject);
+    tcase_add_test(tc, roles);
     tcase_add_test(tc, disarmed_and_malformed);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
