@@ -45,7 +45,7 @@ struct upload_req {
     bool in_field, in_file;
     struct buf field_name, field_value;
     int status;             /* sticky error: HTTP status, 0 = none */
-    char message[256];
+    char message[ERR_MSG_MAX + 128];
 };
 
 static void fail(struct upload_req *u, int status, const char *fmt, const char *arg)
