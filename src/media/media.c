@@ -4,7 +4,12 @@
  * THREADS: media_init() runs once in main before any worker; afterwards
  * media_process()/media_probe() may run concurrently on different files: all
  * their state is on the stack or per call. The libvips error buffer is
- * process-wide; thumb.c copies it right after each failing call.
+ * process-wide; thumb.c copies it right after each failing call and clears
+ * it before a file's first libvips call (so another file's stale warnings do
+ * not end up in this file's message). With several workers a message can be
+ * lost or misattributed in that window: treat the text as best-effort; the
+ * stage and return code carry the meaning. Last-warning fallback: see
+ * media_last_warning() (guarded by last_warning_lock).
  * TIME ZONE: RAW timestamps are recovered with localtime_r() (see raw.c) and
  * need no particular TZ; EXIF dates are strings and need none either.
  */

@@ -13,7 +13,18 @@
  *   - unsupported, unreadable header, over a limit: -1, err (ERR_PERMANENT)
  *   - EXIF unreadable: 0, basic metadata only, a warning
  *   - thumbnail failed or pixels damaged (truncated): 0, has_thumb false, a warning
+ *     "pixels damaged: <reason>". JPEG pixels are decoded with fail_on=warning,
+ *     so libjpeg's "Corrupt JPEG data" warnings count as damage too.
+ *   - RAW whose sensor data is missing or corrupt (and whose embedded preview is
+ *     too small to use): -1, stage "decode" (there is no image to keep)
+ *   - DNG/CR2 that LibRaw cannot open: -1, stage "header" (libvips would only
+ *     show the small IFD0 preview)
+ *   - junk before the JPEG SOI marker: -1, stage "sniff" ("JPEG data after N
+ *     junk bytes"); libjpeg refuses such files anyway
+ *   - text metadata over THUMB_META_TEXT_MAX (PNG zTXt bombs): -1, stage "limits"
  *   - out of memory / I/O: -1, err ERR_TRANSIENT (the job layer retries)
+ * Stages: "sniff", "header", "limits", "decode", "exif" (warnings only),
+ * "thumbnail". Messages never contain the spool path (it becomes "file").
  */
 #ifndef SHOEBOX_MEDIA_MEDIA_H
 #define SHOEBOX_MEDIA_MEDIA_H
@@ -41,7 +52,11 @@ struct media_meta {
     char format[16];      /* "jpeg", "png", "webp", "gif", "tiff", "heic", "avif", or the
                              RAW kind ("dng", "nef", "cr2", "raw" when unknown) */
     int64_t width, height; /* display size, after orientation */
-    int64_t orientation;  /* EXIF 1-8, 0 when absent */
+    int64_t orientation;  /* EXIF 1-8, 0 when absent. Informational: width/height
+                             and thumbnails already account for it. For HEIF/AVIF
+                             it is the EXIF value, which libheif has applied
+                             through irot/imir: never apply it again. RAW: from
+                             LibRaw's flip (1, 3, 6, 8). */
     char make[MEDIA_TEXT_MAX], model[MEDIA_TEXT_MAX], lens[MEDIA_TEXT_MAX];
     char taken_at[32];    /* "YYYY-MM-DDTHH:MM:SS" wall-clock, "" if absent or invalid */
     char taken_offset[8]; /* "+02:00", "" if unknown */
