@@ -4,13 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "base/str.h"
+#include "base/timeutil.h"
 #include "http/assets.h"
 #include "http/csrf.h"
 #include "http/html.h"
 #include "http/http.h"
+#include "jobs/progress.h"
 #include "store/store.h"
 
 void h_root(struct http_req *req)
@@ -33,12 +36,74 @@ void h_healthz(struct http_req *req)
                                        (json_int_t)version));
 }
 
-void h_photos_home(struct http_req *req)
+void h_pages_size(struct buf *b, int64_t bytes)
 {
-    const struct html_var vars[] = {
-        {"name", http_user(req)->name},
-    };
-    http_send_page(req, 200, "Your photos", "photos.html", vars, 1);
+    static const char *const units[] = {"KB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    size_t u = 0;
+
+    if (bytes < 1024) {
+        buf_addf(b, "%lld %s", (long long)bytes, bytes == 1 ? "byte" : "bytes");
+        return;
+    }
+    v /= 1024.0;
+    while (v >= 1024.0 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        v /= 1024.0;
+        u++;
+    }
+    buf_addf(b, v < 10.0 ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+void h_pages_time(struct buf *b, int64_t ms)
+{
+    char iso[40], text[40];
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms <= 0 || !gmtime_r(&secs, &tm))
+        return;
+    time_iso8601(ms, iso, sizeof(iso));
+    if (strftime(text, sizeof(text), "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        text[0] = '\0';
+    buf_adds(b, "<time class=\"js-local-time\" datetime=\"");
+    html_attr(b, iso);
+    buf_adds(b, "\">");
+    html_text(b, text);
+    buf_adds(b, "</time>");
+}
+
+void h_pages_taken(struct buf *b, const char *taken_at)
+{
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int y, mo, d, h, mi, s;
+
+    if (sscanf(taken_at, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &s) != 6 || mo < 1 ||
+        mo > 12) {
+        html_text(b, taken_at);
+        return;
+    }
+    buf_addf(b, "%d %s %d, %02d:%02d", d, months[mo - 1], y, h, mi);
+}
+
+void h_pages_status_badge(struct buf *b, const struct progress *p)
+{
+    const char *key = "processing", *label = "Processing";
+
+    if (!strcmp(p->status, "completed") && p->failed > 0) {
+        key = "partial";
+        label = "Completed with errors";
+    } else if (!strcmp(p->status, "completed")) {
+        key = "completed";
+        label = "Completed";
+    } else if (!strcmp(p->status, "failed")) {
+        key = "failed";
+        label = "Failed";
+    } else if (!strcmp(p->phase, "receiving")) {
+        key = "uploading";
+        label = "Uploading";
+    }
+    buf_addf(b, "<span class=\"badge badge-%s\">%s</span>", key, label);
 }
 
 /* Only these folders of web/ are public; templates are not. */

@@ -10,10 +10,12 @@
 
 #include "base/str.h"
 #include "http/h_api.h"
+#include "http/h_gallery.h"
 #include "http/h_login.h"
 #include "http/h_pages.h"
 #include "http/h_progress.h"
 #include "http/h_upload.h"
+#include "http/h_uploads.h"
 
 static const struct route routes[] = {
     {HTTP_GET, "/", 0, h_root, NULL},
@@ -21,7 +23,12 @@ static const struct route routes[] = {
     {HTTP_GET, "/login", 0, h_login_form, NULL},
     {HTTP_POST, "/login", ROUTE_BODY_FORM, h_login_submit, NULL},
     {HTTP_POST, "/logout", ROUTE_BODY_FORM, h_logout, NULL},
-    {HTTP_GET, "/photos/", ROUTE_LOGIN_PAGE, h_photos_home, NULL},
+    /* pages (web/templates) */
+    {HTTP_GET, "/photos/", ROUTE_LOGIN_PAGE, h_gallery, NULL},
+    {HTTP_GET, "/photos/upload/", ROUTE_LOGIN_PAGE, h_upload_page, NULL},
+    {HTTP_GET, "/photos/{id}/", ROUTE_LOGIN_PAGE, h_photo_page, NULL},
+    {HTTP_GET, "/photos/uploads/", ROUTE_LOGIN_PAGE, h_uploads_list, NULL},
+    {HTTP_GET, "/photos/uploads/{id}/", ROUTE_LOGIN_PAGE, h_upload_report, NULL},
     {HTTP_GET, "/static/*", 0, h_static, NULL},
     /* the pipeline: ingest, progress, what was stored */
     {HTTP_POST, "/photos/upload/", ROUTE_LOGIN_JSON | ROUTE_CSRF_BY_HANDLER | ROUTE_BODY_STREAM,
