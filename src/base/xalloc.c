@@ -60,8 +60,10 @@ char *xasprintf(const char *fmt, ...)
     int n;
     char *p;
 
+    char probe[1];
+
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(probe, sizeof(probe), fmt, ap); /* the length; probe is never read */
     va_end(ap);
     if (n < 0)
         oom(0);

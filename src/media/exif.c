@@ -125,7 +125,7 @@ static void read_offset(ExifData *ed, struct media_meta *meta)
     for (int i = 1; i < 6; i++)
         if (i != 3 && (s[i] < '0' || s[i] > '9'))
             return;
-    snprintf(meta->taken_offset, sizeof(meta->taken_offset), "%s", s);
+    memcpy(meta->taken_offset, s, 7); /* checked above: exactly "+HH:MM" and its NUL */
 }
 
 static void read_date(ExifData *ed, struct media_meta *meta)

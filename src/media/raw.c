@@ -130,9 +130,7 @@ static void read_libraw_meta(libraw_data_t *lr, struct media_meta *m)
         struct tm tm;
         time_t t = lr->other.timestamp;
         if (localtime_r(&t, &tm) && tm.tm_year + 1900 > 0 && tm.tm_year + 1900 <= 9999)
-            snprintf(m->taken_at, sizeof(m->taken_at), "%04d-%02d-%02dT%02d:%02d:%02d",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec);
+            strftime(m->taken_at, sizeof(m->taken_at), "%Y-%m-%dT%H:%M:%S", &tm);
     }
     if (g->gpsparsed) {
         double lat = g->latitude[0] + g->latitude[1] / 60.0 + g->latitude[2] / 3600.0;
