@@ -15,6 +15,10 @@
  *      since the last batch ended: store sched_assign;
  *   4. wakes the workers (a byte down each one's stdin pipe) when it opened a
  *      batch or was told there is work.
+ * At stop the jobs thread itself stops the workers (EOF on their stdin, then
+ * SIGKILL after STOP_GRACE_MS) before it ends. Workers are forked by the jobs
+ * thread with PR_SET_PDEATHSIG(SIGKILL), so they never outlive a killed server:
+ * the next server's sweep may take back every PROCESSING file.
  * Batches are sequential within an upload and parallel across uploads; the
  * files of a batch are spread over all workers, which claim them one at a time
  * through the store with a lease, so workers on other machines join the same way.
@@ -31,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,7 +82,7 @@ struct jobs {
 static int spawn_worker(struct jobs *j, struct worker *w)
 {
     int fds[2];
-    pid_t pid;
+    pid_t pid, parent = getpid();
 
     if (pipe2(fds, O_CLOEXEC) < 0) {
         log_error("jobs", "worker.spawn_failed", "errno=%d", errno);
@@ -91,10 +96,14 @@ static int spawn_worker(struct jobs *j, struct worker *w)
         return -1;
     }
     if (pid == 0) {
-        /* Child: the pipe's read end becomes stdin; exec the worker. */
+        /* Child: dies with the jobs thread that forked it (a worker outliving a
+         * killed server would race the next server's sweep); the pipe's read end
+         * becomes stdin; exec the worker. */
         sigset_t none;
         sigemptyset(&none);
         pthread_sigmask(SIG_SETMASK, &none, NULL);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+            _exit(127);
         if (dup2(fds[0], STDIN_FILENO) < 0)
             _exit(127);
         execv(j->o.exe, j->o.worker_argv);
@@ -274,6 +283,36 @@ static void release_expired(struct jobs *j)
         log_warn("jobs", "lease.expired", "files=%lld", (long long)released);
 }
 
+static void stop_workers(struct jobs *j)
+{
+    int64_t deadline = time_mono_ms() + STOP_GRACE_MS;
+    int running;
+
+    /* EOF on its stdin tells a worker to finish its file and exit. */
+    for (int i = 0; i < j->o.workers; i++) {
+        if (j->workers[i].wake_fd >= 0)
+            close(j->workers[i].wake_fd);
+        j->workers[i].wake_fd = -1;
+    }
+    do {
+        running = 0;
+        for (int i = 0; i < j->o.workers; i++) {
+            struct worker *w = &j->workers[i];
+            if (w->pid > 0 && waitpid(w->pid, NULL, WNOHANG) == w->pid)
+                w->pid = 0;
+            running += w->pid > 0;
+        }
+        if (running)
+            time_sleep_ms(20);
+    } while (running && time_mono_ms() < deadline);
+    for (int i = 0; i < j->o.workers; i++) {
+        if (j->workers[i].pid > 0) {
+            kill(j->workers[i].pid, SIGKILL);
+            waitpid(j->workers[i].pid, NULL, 0);
+        }
+    }
+}
+
 static void *run(void *arg)
 {
     struct jobs *j = arg;
@@ -309,6 +348,8 @@ static void *run(void *arg)
         if (schedule(j) || told || spawned)
             wake_workers(j);
     }
+    /* Here, not after the join: the workers' death signal fires when this thread ends. */
+    stop_workers(j);
     return NULL;
 }
 
@@ -350,36 +391,6 @@ void jobs_notify(struct jobs *j)
     j->wake = true;
     pthread_cond_signal(&j->cond);
     pthread_mutex_unlock(&j->mu);
-}
-
-static void stop_workers(struct jobs *j)
-{
-    int64_t deadline = time_mono_ms() + STOP_GRACE_MS;
-    int running;
-
-    /* EOF on its stdin tells a worker to finish its file and exit. */
-    for (int i = 0; i < j->o.workers; i++) {
-        if (j->workers[i].wake_fd >= 0)
-            close(j->workers[i].wake_fd);
-        j->workers[i].wake_fd = -1;
-    }
-    do {
-        running = 0;
-        for (int i = 0; i < j->o.workers; i++) {
-            struct worker *w = &j->workers[i];
-            if (w->pid > 0 && waitpid(w->pid, NULL, WNOHANG) == w->pid)
-                w->pid = 0;
-            running += w->pid > 0;
-        }
-        if (running)
-            time_sleep_ms(20);
-    } while (running && time_mono_ms() < deadline);
-    for (int i = 0; i < j->o.workers; i++) {
-        if (j->workers[i].pid > 0) {
-            kill(j->workers[i].pid, SIGKILL);
-            waitpid(j->workers[i].pid, NULL, 0);
-        }
-    }
 }
 
 void jobs_stop(struct jobs *j)

@@ -143,6 +143,38 @@ static void log_outcome(const struct store_file *f, const struct store_finish *f
              (long long)t->blob, (long long)t->store);
 }
 
+/* The outcome could not be recorded (why). A transient cause goes back to the
+ * queue while attempts remain (the file is re-run; its blobs are already there).
+ * Otherwise record the file FAILED with that reason rather than leave it
+ * PROCESSING until its lease expires. If even that fails, the lease expiry
+ * (jobs.c release_expired) is the last resort. */
+static void finish_failed(struct ctx *c, const struct store_file *f,
+                          const struct store_result *res, const struct err *why, int64_t now)
+{
+    struct store_result failed = {.outcome = STORE_FAILED, .keep_spool = true};
+    struct err err = {0};
+
+    if (why->cls == ERR_TRANSIENT && f->attempts < JOBS_MAX_ATTEMPTS) {
+        if (c->st->ops->file_defer(c->st, f->id, c->owner, now + BACKOFF_BASE_MS, why, now,
+                                   &err) < 0)
+            log_error("worker", "file.defer_failed", "file=%lld msg=%s", (long long)f->id,
+                      LOG_Q(err.msg));
+        return;
+    }
+    failed.error = *why;
+    if (res->outcome == STORE_FAILED) {
+        failed.error = res->error;
+        failed.keep_spool = res->keep_spool;
+    }
+    if (c->st->ops->file_finish(c->st, f->id, c->owner, &failed, time_now_ms(), NULL, &err) < 0)
+        log_error("worker", "file.finish_failed", "file=%lld msg=%s", (long long)f->id,
+                  LOG_Q(err.msg));
+    else
+        log_warn("worker", "file.failed", "upload=%lld file=%lld name=%s stage=%s msg=%s",
+                 (long long)f->upload_id, (long long)f->id, LOG_Q(f->name),
+                 failed.error.stage, LOG_Q(failed.error.msg));
+}
+
 /* Record the outcome; a transient failure goes back to the queue while attempts remain. */
 static void finish(struct ctx *c, const struct store_file *f, struct store_result *res,
                    struct timings *t)
@@ -171,11 +203,9 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
         return;
     }
     if (rc < 0) {
-        /* Could not record: try again later as a transient failure (it will be re-run). */
         log_error("worker", "file.finish_failed", "file=%lld msg=%s", (long long)f->id,
                   LOG_Q(err.msg));
-        if (f->attempts < JOBS_MAX_ATTEMPTS)
-            c->st->ops->file_defer(c->st, f->id, c->owner, now + BACKOFF_BASE_MS, &err, now, NULL);
+        finish_failed(c, f, res, &err, now);
         return;
     }
     log_outcome(f, &fin, t, &res->error);
@@ -201,9 +231,13 @@ static void process(struct ctx *c, const struct store_file *f)
     res.keep_spool = true;
     rc = c->st->ops->photo_find_sha(c->st, f->user_id, f->sha256, &existing, &res.error);
     if (rc == 0) {
-        /* Already in the library: the store records the duplicate. */
+        /* Already in the library: the store records the duplicate. The existing
+         * photo's keys go along, as a photo result always names its original. */
         res.outcome = STORE_OK;
         snprintf(res.photo.sha256, sizeof(res.photo.sha256), "%s", f->sha256);
+        memcpy(res.photo.blob_key, existing.blob_key, sizeof(res.photo.blob_key));
+        memcpy(res.photo.thumb_key, existing.thumb_key, sizeof(res.photo.thumb_key));
+        memcpy(res.photo.preview_key, existing.preview_key, sizeof(res.photo.preview_key));
         goto done;
     }
     if (rc < 0 || find_input(c, f, input, sizeof(input), &res.error))

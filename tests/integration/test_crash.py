@@ -1,0 +1,433 @@
+"""Nothing lost across a crash (issue 3, item 5): SIGKILL of the server at
+different points of an upload, workers killed or crashing while decoding, and
+fault points armed on the server's and the workers' I/O. After each, the
+invariants hold:
+
+  - every recorded file ends done, duplicate or failed (with a reason);
+  - one photo per distinct content: photos == distinct sha256 among done files,
+    no two photos with the same sha256, every done/duplicate file points at one;
+  - DATA/spool holds only the bytes of failed files that keep them;
+  - every file under DATA/blobs is a key of a photo, and every key of a photo exists;
+  - no temporary file ("*.tmp.*") is left anywhere under DATA.
+
+Each test starts its own server with a fresh data dir; waits poll with deadlines.
+The database is read directly (sqlite3, read only) where the API does not say
+enough: spool paths, lease owners, blob keys.
+"""
+import http.client
+import os
+import signal
+import sqlite3
+import threading
+import time
+import unittest
+
+import photos
+from harness import Server, wait_until
+
+USER, PASSWORD = "alice", "crash test pw"
+TERMINAL = ("done", "duplicate", "failed")
+BASE_ARGS = ["--batch-delay", "0.1", "--workers", "2", "--batch-size", "8"]
+
+
+def _children(pid):
+    """Pids whose parent is pid (from /proc/*/stat)."""
+    kids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(name))
+    return kids
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+class CrashTest(unittest.TestCase):
+    imgs = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.imgs = photos.Images()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.imgs.cleanup()
+
+    # ------------------------------------------------------------ helpers
+    def start(self, args=()):
+        srv = Server(users={USER: PASSWORD}, args=BASE_ARGS + list(args))
+        self.addCleanup(srv.cleanup)
+        srv.start()
+        self.srv = srv
+        return srv
+
+    def login(self, srv):
+        c = srv.client()
+        r = c.login(USER, PASSWORD)
+        self.assertEqual(r.status, 303, r.text)
+        return c
+
+    def jpegs(self, n, prefix="img", dup_every=0, w=640, h=480):
+        """n parts of distinct content; with dup_every k, every k-th repeats the bytes of
+        the one before it (a duplicate in the same upload)."""
+        parts = []
+        for i in range(n):
+            v = i if not (dup_every and i % dup_every == dup_every - 1) else i - 1
+            parts.append(photos.data_part(f"{prefix}-{i:03d}.jpg", self.imgs.jpeg(v + 1, w, h)))
+        return parts
+
+    def headers(self, c, ctype, length):
+        return {"Host": f"127.0.0.1:{c.port}", "Content-Type": ctype,
+                "Content-Length": str(length), "Accept": "application/json",
+                "X-CSRFToken": c.cookies["csrftoken"],
+                "Cookie": "; ".join(f"{k}={v}" for k, v in c.cookies.items())}
+
+    def upload(self, c, parts):
+        """One request with every part; returns the upload id (202 expected)."""
+        ctype, length, body = photos.multipart(parts)
+        r = c.request("POST", "/photos/upload/", body=b"".join(body),
+                      headers={k: v for k, v in self.headers(c, ctype, length).items()
+                               if k not in ("Host", "Cookie")})
+        self.assertEqual(r.status, 202, r.text)
+        return r.json()["upload_id"]
+
+    def upload_slowly(self, c, parts, chunk=16384, pause=0.01):
+        """Starts streaming the request from a thread, pausing between chunks; returns
+        the thread (its .result is the status, or the exception when the server died)."""
+        ctype, length, body = photos.multipart(parts)
+        headers = self.headers(c, ctype, length)
+
+        def chunks():
+            for piece in body:
+                for i in range(0, len(piece), chunk):
+                    yield piece[i:i + chunk]
+                    time.sleep(pause)
+
+        def run():
+            conn = http.client.HTTPConnection("127.0.0.1", c.port, timeout=60)
+            try:
+                conn.putrequest("POST", "/photos/upload/", skip_host=True,
+                                skip_accept_encoding=True)
+                for k, v in headers.items():
+                    conn.putheader(k, v)
+                conn.endheaders()
+                for piece in chunks():
+                    conn.send(piece)
+                t.result = conn.getresponse().status
+            except OSError as e:
+                t.result = e
+            finally:
+                conn.close()
+
+        t = threading.Thread(target=run, daemon=True)
+        t.result = None
+        t.start()
+        return t
+
+    def api(self, c, path):
+        r = c.get(path, headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 200, f"{path}: {r.status} {r.text}")
+        return r.json()
+
+    def upload_state(self, c, upload_id):
+        return self.api(c, f"/api/uploads/{upload_id}")
+
+    def files_by_name(self, c, upload_id):
+        return {f["file_name"]: f for f in self.upload_state(c, upload_id)["files"]}
+
+    def wait_finished(self, c, upload_id, timeout=60):
+        def done():
+            u = self.upload_state(c, upload_id)
+            if u["finished_at"] is None:
+                return None
+            if any(f["state"] not in TERMINAL for f in u["files"]):
+                return None
+            return u
+        try:
+            return wait_until(done, timeout=timeout, interval=0.05,
+                              what=f"upload {upload_id} to finish")
+        except AssertionError as e:
+            states = [(f["file_name"], f["state"], f["attempts"], f["error"])
+                      for f in self.upload_state(c, upload_id)["files"]
+                      if f["state"] not in TERMINAL]
+            raise AssertionError(f"{e}; unfinished: {states}; log tail:\n"
+                                 + "\n".join([ln for ln in self.srv.log().splitlines()
+                                            if "event=request" not in ln][-80:])) from None
+
+    def db(self, srv):
+        conn = sqlite3.connect(f"file:{os.path.join(srv.data, 'shoebox.db')}?mode=ro", uri=True,
+                               timeout=10)
+        self.addCleanup(conn.close)
+        return conn
+
+    def lease_owner_pid(self, srv, name):
+        """Pid of the worker holding the PROCESSING file `name` (lease owner "host/pid")."""
+        with sqlite3.connect(f"file:{os.path.join(srv.data, 'shoebox.db')}?mode=ro",
+                             uri=True, timeout=10) as conn:
+            row = conn.execute("SELECT lease_owner FROM upload_files WHERE name = ? "
+                               "AND state = 'processing'", (name,)).fetchone()
+        return int(row[0].rsplit("/", 1)[1]) if row and row[0] else None
+
+    def kill_server(self, srv):
+        pid = srv.proc.pid
+        workers = _children(pid)
+        srv.kill()
+        # The workers die with their server (a worker still running would race the
+        # next server's sweep); give them a moment to go.
+        wait_until(lambda: not any(_alive(w) for w in workers), timeout=10,
+                   what="the dead server's workers to exit")
+
+    # --------------------------------------------------------- invariants
+    def check_invariants(self, srv, c):
+        uploads = self.api(c, "/api/uploads?limit=500")["uploads"]
+        files = []
+        for u in uploads:
+            st = self.wait_finished(c, u["upload_id"])
+            files.extend(st["files"])
+        for f in files:
+            self.assertIn(f["state"], TERMINAL, f)
+            if f["state"] == "failed":
+                self.assertTrue(f["error"], f"failed without a reason: {f}")
+        plist = self.api(c, "/api/photos?limit=500")
+        photo_list = plist["photos"]
+        self.assertEqual(plist["total"], len(photo_list))
+        shas = [p["sha256"] for p in photo_list]
+        self.assertEqual(len(shas), len(set(shas)), "two photos with the same content")
+        by_id = {p["id"]: p for p in photo_list}
+        for f in files:
+            if f["state"] == "done":
+                self.assertIn(f["photo_id"], by_id, f)
+                self.assertEqual(by_id[f["photo_id"]]["file_id"], f["id"], f)
+            elif f["state"] == "duplicate":
+                self.assertIn(f["duplicate_of"], by_id, f)
+        done = [f for f in files if f["state"] == "done"]
+        self.assertEqual(len(photo_list), len({by_id[f["photo_id"]]["sha256"] for f in done}))
+        self.assertEqual(len(photo_list), len(done), "a photo without its done file")
+
+        db = self.db(srv)
+        rows = db.execute("SELECT id, state, spool FROM upload_files").fetchall()
+        self.assertEqual(len(rows), len(files))
+        held = {spool for _, state, spool in rows if spool}
+        for fid, state, spool in rows:
+            if spool:
+                self.assertEqual(state, "failed", f"file {fid} holds {spool} in state {state}")
+        spool_dir = os.path.join(srv.data, "spool")
+        on_disk = {"spool/" + n for n in os.listdir(spool_dir)} if os.path.isdir(spool_dir) else set()
+        self.assertEqual(on_disk, held, "spool files and the files that hold them differ")
+
+        keys = set()
+        for blob, thumb, preview in db.execute(
+                "SELECT blob_key, thumb_key, preview_key FROM photos"):
+            keys.update(k for k in (blob, thumb, preview) if k)
+        self.assertEqual(len(db.execute("SELECT id FROM photos").fetchall()), len(photo_list))
+        blob_root = os.path.join(srv.data, "blobs")
+        stored, temps = set(), []
+        for root, _, names in os.walk(srv.data):
+            for n in names:
+                path = os.path.join(root, n)
+                if ".tmp." in n:
+                    temps.append(path)
+                elif path.startswith(blob_root + os.sep):
+                    stored.add(os.path.relpath(path, blob_root))
+        self.assertEqual(temps, [], "temporary files left behind")
+        self.assertEqual(stored - keys, set(), "orphan blob files")
+        self.assertEqual(keys - stored, set(), "blob keys of photos without their file")
+        for p in photo_list:
+            self.assertTrue(p["original_url"])
+        return files
+
+    def assert_all_done(self, files, names):
+        by_name = {f["file_name"]: f for f in files}
+        for n in names:
+            self.assertIn(n, by_name, f"{n} was lost")
+        for f in files:
+            ok = f["state"] in ("done", "duplicate") or (
+                f["state"] == "failed" and "interrupted too often" in (f["error"] or ""))
+            self.assertTrue(ok, f"{f['file_name']} ended {f['state']}: {f['error']}")
+
+    # ------------------------------------------------ 1. SIGKILL of the server
+    def test_kill_during_request_body(self):
+        srv = self.start()
+        c = self.login(srv)
+        parts = self.jpegs(40, "body", dup_every=7)
+        t = self.upload_slowly(c, parts)
+        uid = wait_until(lambda: [u["upload_id"] for u in
+                                  self.api(c, "/api/uploads")["uploads"]],
+                         timeout=20, what="the upload to be created")[0]
+        recorded = wait_until(lambda: (lambda fs: fs if len(fs) >= 12 else None)(
+            self.files_by_name(c, uid)), timeout=30, what="12 files recorded")
+        self.kill_server(srv)
+        t.join(timeout=30)
+        self.assertNotEqual(t.result, 202, "the request finished before the kill")
+        srv.start()
+        c = self.login(srv)
+        final = self.wait_finished(c, uid)
+        names = [f["file_name"] for f in final["files"]]
+        self.assertEqual(len(names), len(set(names)), "a file recorded twice")
+        for n in recorded:
+            self.assertIn(n, names, f"acknowledged {n} was lost")
+        self.assertLess(len(names), len(parts), "every file arrived: the kill came too late")
+        files = self.check_invariants(srv, c)
+        self.assert_all_done(files, recorded)
+        # The server serves on: the rest of the files in a second request.
+        rest = [p for p in parts if p.filename not in names]
+        uid2 = self.upload(c, rest)
+        self.wait_finished(c, uid2)
+        files = self.check_invariants(srv, c)
+        self.assert_all_done(files, [p.filename for p in parts])
+
+    def test_kill_after_answer_while_processing(self):
+        srv = self.start()
+        c = self.login(srv)
+        parts = self.jpegs(40, "proc", dup_every=9, w=1600, h=1200)
+        uid = self.upload(c, parts)
+        wait_until(lambda: self.upload_state(c, uid)["uploaded"] >= 1, timeout=30,
+                   interval=0.005, what="the first photo")
+        before = self.upload_state(c, uid)
+        self.kill_server(srv)
+        self.assertLess(before["processed"], len(parts), "processing ended before the kill")
+        srv.start()
+        c = self.login(srv)
+        self.wait_finished(c, uid)
+        files = self.check_invariants(srv, c)
+        self.assertEqual(len(files), len(parts))
+        self.assert_all_done(files, [p.filename for p in parts])
+
+    def test_kill_repeatedly_while_processing(self):
+        srv = self.start()
+        c = self.login(srv)
+        parts = self.jpegs(60, "again", dup_every=10, w=1600, h=1200)
+        uid = self.upload(c, parts)
+        # 1: in the first batch; 2: right after the restart (sweep, workers starting);
+        # 3: some photos later.
+        for kill, more in enumerate((1, 0, 6)):
+            base = self.upload_state(c, uid)["processed"]
+            wait_until(lambda: self.upload_state(c, uid)["processed"] >= base + more,
+                       timeout=30, interval=0.005, what=f"kill point {kill + 1}")
+            self.kill_server(srv)
+            srv.start()
+            c = self.login(srv)
+        self.wait_finished(c, uid)
+        files = self.check_invariants(srv, c)
+        self.assertEqual(len(files), len(parts))
+        self.assert_all_done(files, [p.filename for p in parts])
+
+    # ------------------------------------------- 2. a worker killed while decoding
+    def test_worker_killed_while_decoding(self):
+        srv = self.start(["--faults", "decode_hang@slow"])
+        c = self.login(srv)
+        parts = self.jpegs(5, "fine")
+        parts.insert(2, photos.data_part("slow-x.jpg", self.imgs.jpeg(99)))
+        uid = self.upload(c, parts)
+        # First attempt: kill the worker that holds it.
+        wait_until(lambda: self.files_by_name(c, uid)["slow-x.jpg"]["state"] == "processing",
+                   timeout=30, what="slow-x.jpg processing")
+        pid = wait_until(lambda: self.lease_owner_pid(srv, "slow-x.jpg"), timeout=10,
+                         what="the lease owner of slow-x.jpg")
+        self.assertIn(pid, _children(srv.proc.pid))
+        os.kill(pid, signal.SIGKILL)
+        # Its retry hangs again: this time kill every worker; the others' files are
+        # retried, not failed.
+        wait_until(lambda: (lambda f: f["state"] == "processing" and f["attempts"] == 2)(
+            self.files_by_name(c, uid)["slow-x.jpg"]), timeout=30,
+            what="slow-x.jpg processing a second time")
+        for w in _children(srv.proc.pid):
+            os.kill(w, signal.SIGKILL)
+        final = self.wait_finished(c, uid)
+        by_name = {f["file_name"]: f for f in final["files"]}
+        self.assertEqual(by_name["slow-x.jpg"]["state"], "failed")
+        self.assertIn("decoder crashed", by_name["slow-x.jpg"]["error"])
+        for n, f in by_name.items():
+            if n != "slow-x.jpg":
+                self.assertEqual(f["state"], "done", f)
+        self.assertEqual(final["uploaded"], 5)
+        self.assertEqual(final["failed"], 1)
+        # Workers were restarted and the server serves on.
+        wait_until(lambda: len(_children(srv.proc.pid)) == 2, timeout=10,
+                   what="two workers running again")
+        uid2 = self.upload(c, [photos.data_part("after.jpg", self.imgs.jpeg(100))])
+        self.assertEqual(self.wait_finished(c, uid2)["uploaded"], 1)
+        self.assertGreaterEqual(srv.log().count("event=worker.died"), 2)
+        self.check_invariants(srv, c)
+
+    def test_worker_crash_fault(self):
+        srv = self.start(["--faults", "decode_crash@boom"])
+        c = self.login(srv)
+        parts = self.jpegs(5, "fine")
+        parts.insert(3, photos.data_part("boom-1.jpg", self.imgs.jpeg(77)))
+        uid = self.upload(c, parts)
+        final = self.wait_finished(c, uid)
+        by_name = {f["file_name"]: f for f in final["files"]}
+        self.assertEqual(by_name["boom-1.jpg"]["state"], "failed")
+        self.assertIn("decoder crashed", by_name["boom-1.jpg"]["error"])
+        self.assertEqual(by_name["boom-1.jpg"]["attempts"], 2)
+        for n, f in by_name.items():
+            if n != "boom-1.jpg":
+                self.assertEqual(f["state"], "done", f)
+        self.assertGreaterEqual(srv.log().count("event=worker.died"), 2, srv.log())
+        # Each dead worker is replaced (after a pause when it died young).
+        wait_until(lambda: srv.log().count("event=worker.started") >= 4, timeout=10,
+                   what="the crashed workers to be restarted")
+        self.assertTrue(self.api(c, "/healthz"))
+        self.check_invariants(srv, c)
+
+    # ------------------------------------------------------ 3. I/O fault points
+    def fault_run(self, faults, n=6):
+        srv = self.start(["--faults", faults])
+        c = self.login(srv)
+        parts = self.jpegs(n, "fault")
+        uid = self.upload(c, parts)
+        final = self.wait_finished(c, uid)
+        files = self.check_invariants(srv, c)
+        self.assertEqual(len(files), n, "a file was lost")
+        return srv, final, {f["file_name"]: f for f in final["files"]}
+
+    def assert_one_failed(self, by_name, reason):
+        failed = [f for f in by_name.values() if f["state"] == "failed"]
+        self.assertEqual(len(failed), 1, by_name)
+        f = failed[0]
+        self.assertIn(f"cannot store '{f['file_name']}'", f["error"])
+        self.assertIn(reason, f["error"])
+        for g in by_name.values():
+            if g is not f:
+                self.assertEqual(g["state"], "done", g)
+
+    def test_server_fsync_fault(self):
+        _, _, by_name = self.fault_run("serve:fsync=3")
+        self.assert_one_failed(by_name, "")
+        self.assertEqual(by_name["fault-001.jpg"]["state"], "failed")
+
+    def test_server_disk_full(self):
+        _, _, by_name = self.fault_run("serve:write=2")
+        self.assert_one_failed(by_name, "disk full")
+
+    def test_worker_commit_fault(self):
+        srv, final, by_name = self.fault_run("worker:commit=2", n=10)
+        for f in by_name.values():
+            self.assertEqual(f["state"], "done", f)
+        self.assertEqual(final["uploaded"], 10)
+        self.assertIn("event=file.finish_failed", srv.log())
+
+    def test_worker_fsync_fault(self):
+        srv, final, by_name = self.fault_run("worker:fsync=1", n=8)
+        for f in by_name.values():
+            self.assertEqual(f["state"], "done", f)
+        self.assertIn("event=file.retry", srv.log())
+
+
+if __name__ == "__main__":
+    unittest.main()
