@@ -101,6 +101,7 @@ static void blob_seen(void *ctx, const char *key)
 static int sweep_blobs(struct store *st, struct blob_store *bs, struct err *err)
 {
     struct blob_sweep s = {0};
+    size_t temps = 0;
     int rc = -1;
 
     if (st->ops->blob_refs(st, keyset_add, &s.refs, err))
@@ -113,6 +114,10 @@ static int sweep_blobs(struct store *st, struct blob_store *bs, struct err *err)
         bs->ops->remove(bs, s.orphans.keys[i], NULL);
     if (s.orphans.n)
         log_info("jobs", "sweep.blobs", "removed=%zu", s.orphans.n);
+    if (bs->ops->remove_temps(bs, &temps, err))
+        goto out;
+    if (temps)
+        log_info("jobs", "sweep.blob_temps", "removed=%zu", temps);
     rc = 0;
 out:
     keyset_free(&s.refs);

@@ -3,8 +3,9 @@
  *  - no request survives a restart: every upload's open_requests goes to zero,
  *    so uploads that were arriving are processed with the files they got;
  *  - files this machine's workers held are queued again (they count an attempt);
- *  - spool files no upload_file row needs and blobs no photo references are
- *    removed (what a crash between two steps leaves behind).
+ *  - spool files no upload_file row needs, blobs no photo references and the
+ *    temporary files of interrupted blob writes are removed (what a crash
+ *    between two steps leaves behind).
  */
 #ifndef SHOEBOX_JOBS_SWEEP_H
 #define SHOEBOX_JOBS_SWEEP_H

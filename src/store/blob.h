@@ -33,6 +33,9 @@ struct blob_ops {
     /* Calls cb for every stored key (for the orphan sweep). */
     int (*list)(struct blob_store *bs, void (*cb)(void *ctx, const char *key), void *ctx,
                 struct err *err);
+    /* Removes the temporary files of writes a crash cut short; *removed counts them.
+     * Only while no writer runs (the startup sweep). */
+    int (*remove_temps)(struct blob_store *bs, size_t *removed, struct err *err);
 };
 
 struct blob_store {

@@ -209,17 +209,19 @@ struct walk {
     void *ctx;
     struct err *err;
     size_t root_len;
+    bool temps;  /* report temporary files (".tmp.") instead of keys */
 };
 
 static int walk_dir(struct walk *w, char *path, size_t len, int depth);
 
-/* One directory entry: recurse into directories, report complete files. */
+/* One directory entry: recurse into directories, report complete files (or temporary ones). */
 static int walk_entry(struct walk *w, char *path, size_t len, int depth, const char *name)
 {
     struct stat sb;
     size_t n = strlen(name);
+    bool tmp = strstr(name, ".tmp.") != NULL;
 
-    if (name[0] == '.' || strstr(name, ".tmp."))
+    if (name[0] == '.' || (tmp && !w->temps))
         return 0;
     if (len + 1 + n >= PATH_BYTES)
         return 0;  /* not one of our keys */
@@ -227,10 +229,10 @@ static int walk_entry(struct walk *w, char *path, size_t len, int depth, const c
     memcpy(path + len + 1, name, n + 1);
     if (lstat(path, &sb) < 0)
         return errno == ENOENT ? 0 : err_sys(w->err, errno, "blob", "cannot read '%s'", path);
-    if (S_ISDIR(sb.st_mode) && depth < KEY_DEPTH)
+    if (S_ISDIR(sb.st_mode) && depth < KEY_DEPTH && !tmp)
         return walk_dir(w, path, len + 1 + n, depth + 1);
-    if (S_ISREG(sb.st_mode) && depth == KEY_DEPTH)
-        w->cb(w->ctx, path + w->root_len + 1);
+    if (S_ISREG(sb.st_mode) && depth == KEY_DEPTH && tmp == w->temps)
+        w->cb(w->ctx, path);
     return 0;
 }
 
@@ -261,17 +263,55 @@ static int walk_dir(struct walk *w, char *path, size_t len, int depth)
     return rc;
 }
 
+/* Walks the tree under the root; the callback gets each file's full path. */
+static int walk_root(struct local *l, struct walk *w)
+{
+    char path[PATH_BYTES];
+
+    w->root_len = strlen(l->root);
+    if (w->root_len >= sizeof(path))
+        return err_set(w->err, ERR_PERMANENT, "blob", "blob root path is too long");
+    memcpy(path, l->root, w->root_len + 1);
+    return walk_dir(w, path, w->root_len, 1);
+}
+
+struct list_ctx {
+    void (*cb)(void *ctx, const char *key);
+    void *ctx;
+    size_t root_len;
+};
+
+static void list_one(void *ctx, const char *path)
+{
+    struct list_ctx *lc = ctx;
+
+    lc->cb(lc->ctx, path + lc->root_len + 1);
+}
+
 static int lb_list(struct blob_store *bs, void (*cb)(void *ctx, const char *key), void *ctx,
                    struct err *err)
 {
     struct local *l = (struct local *)bs;
-    char path[PATH_BYTES];
-    struct walk w = {cb, ctx, err, strlen(l->root)};
+    struct list_ctx lc = {cb, ctx, strlen(l->root)};
+    struct walk w = {.cb = list_one, .ctx = &lc, .err = err};
 
-    if (w.root_len >= sizeof(path))
-        return err_set(err, ERR_PERMANENT, "blob", "blob root path is too long");
-    memcpy(path, l->root, w.root_len + 1);
-    return walk_dir(&w, path, w.root_len, 1);
+    return walk_root(l, &w);
+}
+
+static void remove_temp(void *ctx, const char *path)
+{
+    size_t *removed = ctx;
+
+    if (fs_unlink(path, NULL) == 0)
+        (*removed)++;
+}
+
+static int lb_remove_temps(struct blob_store *bs, size_t *removed, struct err *err)
+{
+    struct walk w = {.cb = remove_temp, .ctx = removed, .err = err, .temps = true};
+
+    *removed = 0;
+    return walk_root((struct local *)bs, &w);
 }
 
 static void lb_close(struct blob_store *bs)
@@ -291,6 +331,7 @@ static const struct blob_ops local_ops = {
     .path = lb_path,
     .remove = lb_remove,
     .list = lb_list,
+    .remove_temps = lb_remove_temps,
 };
 
 int blob_local_open(const char *root, struct blob_store **out, struct err *err)

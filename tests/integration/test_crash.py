@@ -326,6 +326,41 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(len(files), len(parts))
         self.assert_all_done(files, [p.filename for p in parts])
 
+    def test_sweep_removes_what_a_crash_leaves(self):
+        """What a kill between two steps leaves on disk, planted exactly: a half-received
+        spool file, a spool file whose row is done, an unreferenced original, and the
+        temporary files of an interrupted blob write. The start-up sweep removes them and
+        keeps everything a row or a photo still needs."""
+        srv = self.start(["--faults", "decode_crash@kept"])
+        c = self.login(srv)
+        parts = self.jpegs(4, "sweep") + [photos.data_part("kept.jpg", self.imgs.jpeg(55))]
+        uid = self.upload(c, parts)
+        self.wait_finished(c, uid)
+        self.kill_server(srv)
+        a, b = "ab" * 32, "cd" * 32
+        planted = [
+            ("spool", f"{uid}-{'0' * 24}"),                  # receiving when killed
+            ("spool", f"{uid}-{'1' * 24}"),                  # done, not yet unlinked
+            ("blobs/o/ab", a),                               # stored, never recorded
+            ("blobs/t/ab", a + ".jpg"),
+            ("blobs/o/cd", b + ".tmp.4242"),                 # link + rename cut short
+            ("blobs/p/cd", b + ".jpg.tmp.Xy12Ab"),           # atomic write cut short
+        ]
+        for d, n in planted:
+            os.makedirs(os.path.join(srv.data, d), exist_ok=True)
+            with open(os.path.join(srv.data, d, n), "wb") as f:
+                f.write(b"left behind")
+        srv.start()
+        c = self.login(srv)
+        for d, n in planted:
+            self.assertFalse(os.path.exists(os.path.join(srv.data, d, n)), f"{d}/{n} kept")
+        files = self.check_invariants(srv, c)
+        by_name = {f["file_name"]: f for f in files}
+        self.assertEqual(by_name["kept.jpg"]["state"], "failed")
+        # The failed file's bytes survive the sweep: it can still be retried.
+        self.assertTrue(by_name["kept.jpg"]["retryable"], by_name["kept.jpg"])
+        self.assertEqual(len(os.listdir(os.path.join(srv.data, "spool"))), 1)
+
     # ------------------------------------------- 2. a worker killed while decoding
     def test_worker_killed_while_decoding(self):
         srv = self.start(["--faults", "decode_hang@slow"])
