@@ -180,6 +180,7 @@
     ui.selection.hidden = !any;
     ui.selClear.hidden = !any || st.sending > 0;
     ui.submit.disabled = ready.length === 0 || st.sending > 0;
+    ui.submit.parentNode.hidden = ui.form.classList.contains("compact") && ready.length === 0;
     ui.submitText.textContent = ready.length ? "Upload " + plural(ready.length, "photo", "photos") : "Upload";
     ui.selSummary.textContent = ready.length ?
       plural(ready.length, "file", "files") + " ready · " + SB.formatBytes(bytes) +
@@ -613,6 +614,7 @@
     net.groups = [];
     net.total = 0;
     ui.progress.hidden = true;
+    ui.form.classList.remove("compact");
     ui.errors.hidden = true;
     ui.note.hidden = true;
     ui.reportLink.hidden = true;
@@ -638,8 +640,14 @@
   }
 
   function showProgress() {
+    var first = ui.progress.hidden;
     ui.progress.hidden = false;
     ui.files.hidden = false;
+    ui.form.classList.add("compact");
+    updateSelection();
+    // On a phone the panel starts below the fold: bring it up once.
+    if (first && ui.progress.getBoundingClientRect().top > window.innerHeight * 0.7)
+      ui.progress.scrollIntoView({ behavior: "smooth", block: "start" });
   }
 
   // ---- rendering ----
@@ -729,8 +737,10 @@
     } else {
       ui.batch.textContent = "";
     }
+    // Until the server has answered, the total is what is being sent.
+    var sending = net.groups.reduce(function (a, g) { return a + g.rows.length; }, 0);
     ["total", "processed", "uploaded", "duplicates", "failed"].forEach(function (k) {
-      ui.counters[k].textContent = p ? String(p[k] || 0) : "0";
+      ui.counters[k].textContent = p ? String(p[k] || 0) : String(k === "total" ? sending : 0);
     });
     var unsent = rows.filter(function (r) { return r.local === "unsent" && !r.sid; }).length;
     var failed = p ? (p.errors || []).length : 0;
@@ -898,7 +908,10 @@
   }
 
   function renderList() {
-    if (ui.files.hidden) return;
+    if (ui.files.hidden) {
+      pool.forEach(function (n) { n.hidden = true; n._row = null; });
+      return;
+    }
     if (st.listDirty) { applyFilter(); st.listDirty = false; }
     ui.spacer.style.height = filtered.length * ROW_H + "px";
     var top = ui.vlist.scrollTop, h = ui.vlist.clientHeight || 400;

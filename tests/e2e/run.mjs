@@ -1,0 +1,500 @@
+// End-to-end tests of the Shoebox web pages in real headless Chromium (Debian's
+// /usr/bin/chromium driven by playwright-core), against the real `shoebox serve`.
+//
+//   node tests/e2e/run.mjs            (from the repository root; `make test` runs it)
+//
+// SHOEBOX_BIN (default build/shoebox), SHOEBOX_TESTDATA (default ../shared/testdata),
+// CHROMIUM (default /usr/bin/chromium). Screenshots go to build/screenshots/.
+// The last line is "e2e: N passed, N failed, N skipped" (tests/run.py parses it).
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = process.env.SHOEBOX_ROOT || path.resolve(HERE, "..", "..");
+const BIN = process.env.SHOEBOX_BIN || path.join(ROOT, "build", "shoebox");
+const TESTDATA = process.env.SHOEBOX_TESTDATA || path.resolve(ROOT, "..", "shared", "testdata");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOTS = path.join(ROOT, "build", "screenshots");
+const USER = "alice";
+const PASSWORD = "correct horse battery";
+const CRASH_NAME = "crash-victim";     // --faults decode_crash@crash-victim
+const HOSTILE = "<img src=x onerror=alert(1)>.jpg";
+const SIZES = { phone: { width: 375, height: 812 }, desktop: { width: 1440, height: 900 } };
+
+// The 20 files of the main upload: good photos, bad ones, and one that crashes the decoder.
+const GOOD = [
+  "jpeg/Apple iPhone 4.jpg", "jpeg/Canon_PowerShot_S50__IMG_1908.JPG",
+  "jpeg/Canon_EOS_5D_Mark_III___K6A7946.JPG", "jpeg/Nikon_CoolPix_S3100__DSCN0138.JPG",
+  "jpeg/Olympus_C-3000__PA250004.JPG", "jpeg/Pentax_istDL__IMGP6668.JPG",
+  "jpeg/Sony_DSC-P5__DSC00002.JPG", "jpeg/Samsung GT-I9000 (Galaxy S).jpg",
+  "jpeg/Epson_PhotoPC_3100Z__EPSN0011.JPG", "jpeg/FujiFilm FinePixS2Pro.jpg",
+  "jpeg/HP_PhotoSmart_C200__DSC00001.JPG", "jpeg/Panasonic_PV-SD4090__P1000240.JPG",
+  "jpeg/Polaroid_PDC_640M__POL_0136.JPG", "jpeg/Sony DSC-HX5V (2).jpg", "jpeg/cat_progressive.jpg",
+];
+const BAD = ["bad/README.jpg", "bad/empty.jpg", "bad/truncated.jpg", "bad/corrupt-header.jpg"];
+const CRASH_SOURCE = "jpeg/Canon_PowerShot_SX150IS__IMG_1038.JPG";
+
+// ---- tiny test runner ----
+const tally = { passed: 0, failed: 0, skipped: 0 };
+function log(...a) { console.log(...a); }
+async function test(name, fn, { skip = "" } = {}) {
+  if (skip) {
+    tally.skipped++;
+    log(`SKIP ${name}: ${skip}`);
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    await fn();
+    tally.passed++;
+    log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    tally.failed++;
+    log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+  }
+}
+function assert(cond, msg) { if (!cond) throw new Error("assertion failed: " + msg); }
+function eq(a, b, msg) {
+  if (a !== b) throw new Error(`${msg}: expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
+}
+function finish() {
+  log(`e2e: ${tally.passed} passed, ${tally.failed} failed, ${tally.skipped} skipped`);
+  process.exitCode = tally.failed ? 1 : 0;
+}
+async function waitFor(pred, { timeout = 20000, interval = 100, what = "condition" } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+// ---- the server ----
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+class Server {
+  constructor(args) {
+    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), "shoebox-e2e-"));
+    this.data = path.join(this.tmp, "data");
+    fs.mkdirSync(this.data);
+    this.args = args;
+    this.proc = null;
+  }
+  addUser(name, password) {
+    const r = spawnSync(BIN, ["user", "add", name, "--password-stdin", "--data", this.data],
+                        { input: password + "\n", encoding: "utf8", timeout: 60000 });
+    if (r.status !== 0) throw new Error(`user add failed: ${r.stdout}${r.stderr}`);
+  }
+  async start() {
+    this.port = this.port || await freePort();
+    this.base = `http://127.0.0.1:${this.port}`;
+    const logFd = fs.openSync(path.join(this.tmp, "server.log"), "a");
+    this.proc = spawn(BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--data", this.data,
+                            ...this.args], { stdio: ["ignore", logFd, logFd] });
+    fs.closeSync(logFd);
+    this.exited = new Promise((r) => this.proc.once("exit", r));
+    await waitFor(async () => {
+      if (this.proc.exitCode !== null) throw new Error("server exited:\n" + this.log());
+      try { return (await fetch(this.base + "/healthz")).ok; } catch { return false; }
+    }, { timeout: 20000, what: "/healthz" });
+  }
+  log() {
+    try { return fs.readFileSync(path.join(this.tmp, "server.log"), "utf8"); } catch { return ""; }
+  }
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    this.proc.kill("SIGTERM");
+    const t = setTimeout(() => this.proc.kill("SIGKILL"), 20000);
+    await this.exited;
+    clearTimeout(t);
+  }
+  cleanup() { fs.rmSync(this.tmp, { recursive: true, force: true }); }
+}
+
+// ---- playwright-core ----
+async function loadPlaywright() {
+  const mod = path.join(HERE, "node_modules", "playwright-core");
+  if (!fs.existsSync(mod)) {
+    log("installing playwright-core (npm ci --prefix tests/e2e)");
+    const r = spawnSync("npm", ["ci", "--prefix", HERE, "--no-audit", "--no-fund"],
+                        { encoding: "utf8", stdio: "inherit", timeout: 300000 });
+    if (r.status !== 0) return null;
+  }
+  const pw = await import(pathToFileURL(path.join(mod, "index.mjs")).href);
+  return pw.chromium || (pw.default && pw.default.chromium);
+}
+
+// Collects console errors and page errors of every page of a context.
+function watch(context, bucket) {
+  context.on("page", (page) => track(page, bucket));
+}
+function track(page, bucket) {
+  page.on("console", (m) => { if (m.type() === "error") bucket.push(`${page.url()}: ${m.text()}`); });
+  page.on("pageerror", (e) => bucket.push(`${page.url()}: ${e.message}`));
+  page.on("dialog", (d) => { bucket.dialogs = (bucket.dialogs || []).concat(d.message()); d.dismiss().catch(() => {}); });
+}
+
+// A viewport screenshot; on the phone, `focus` (a selector) is scrolled to the top.
+async function shot(page, name, size, focus) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.setViewportSize(SIZES[size]);
+  await page.evaluate((sel) => {
+    const el = sel && document.querySelector(sel);
+    if (el) window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 8);
+    else window.scrollTo(0, 0);
+  }, size === "phone" ? focus : null);
+  await page.waitForTimeout(200);
+  await page.screenshot({ path: path.join(SHOTS, `${name}-${size}.png`) });
+}
+async function shotBoth(page, name, focus) {
+  await shot(page, name, "phone", focus);
+  await shot(page, name, "desktop", focus);
+}
+
+async function login(page, base) {
+  await page.goto(base + "/photos/");
+  await page.waitForURL(/\/login/);
+  await page.fill("#username", USER);
+  await page.fill("#password", PASSWORD);
+  await Promise.all([page.waitForURL(base + "/photos/"), page.click("button[type=submit]")]);
+}
+
+async function noHorizontalScroll(page, what) {
+  const w = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert(w <= page.viewportSize().width + 1, `${what}: page is ${w}px wide at ${page.viewportSize().width}px`);
+}
+
+async function serverJSON(page, base, url) {
+  const r = await page.request.get(base + url, { headers: { Accept: "application/json" } });
+  assert(r.ok(), `${url} answered ${r.status()}`);
+  return r.json();
+}
+
+// ---- the run ----
+async function main() {
+  const haveData = fs.existsSync(TESTDATA) && fs.existsSync(path.join(TESTDATA, "jpeg"));
+  const noData = haveData ? "" : `no test data at ${TESTDATA} (set SHOEBOX_TESTDATA)`;
+  if (!fs.existsSync(CHROMIUM)) {
+    log(`SKIP all: ${CHROMIUM} is missing (apt-get install chromium)`);
+    tally.skipped += 12;
+    return;
+  }
+  if (!fs.existsSync(BIN)) {
+    log(`FAIL: ${BIN} is missing; build first`);
+    tally.failed++;
+    return;
+  }
+  const chromium = await loadPlaywright();
+  if (!chromium) {
+    log("SKIP all: playwright-core could not be installed");
+    tally.skipped += 12;
+    return;
+  }
+
+  const srv = new Server(["--batch-delay", "0.1", "--faults", `decode_crash@${CRASH_NAME}`,
+                          "--workers", "2"]);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  const errors = [];
+  try {
+    srv.addUser(USER, PASSWORD);
+    await srv.start();
+    const base = srv.base;
+    const context = await browser.newContext({ viewport: SIZES.desktop });
+    watch(context, errors);
+    const page = await context.newPage();
+
+    // Files for the upload: real test data plus a copy named to trip the crash fault.
+    const work = path.join(srv.tmp, "files");
+    fs.mkdirSync(work);
+    let uploadFiles = [];
+    if (haveData) {
+      uploadFiles = GOOD.concat(BAD).map((f) => path.join(TESTDATA, f));
+      const victim = path.join(work, CRASH_NAME + ".jpg");
+      fs.copyFileSync(path.join(TESTDATA, CRASH_SOURCE), victim);
+      uploadFiles.push(victim);
+    }
+    const state = { uploadId: 0, final: null };
+
+    await test("log in through the form", async () => {
+      await login(page, base);
+      await page.waitForSelector("h1:has-text('Your photos')");
+      eq(await page.locator(".site-nav .user").textContent(), USER, "user shown in the header");
+    });
+
+    await test("upload page renders the form, tips and limits", async () => {
+      await page.goto(base + "/photos/upload/");
+      eq(await page.locator("#uploader").getAttribute("data-max-file-size"), String(100 * 1024 * 1024),
+         "limit from --max-file-size");
+      const tips = await page.locator(".tips").textContent();
+      for (const t of ["Batches of 15", "100 MB per file", "RAW takes longer"])
+        assert(tips.includes(t), `tip '${t}' missing`);
+      assert(await page.locator("#pick-folder").isVisible(), "folder picker offered in Chromium");
+      await noHorizontalScroll(page, "upload page (desktop)");
+      await page.setViewportSize(SIZES.phone);
+      await noHorizontalScroll(page, "upload page (phone)");
+      await page.setViewportSize(SIZES.desktop);
+    });
+
+    await test("pre-checks and a 5,000-file selection stay responsive", async () => {
+      await page.goto(base + "/photos/upload/");
+      const t = await page.evaluate(async () => {
+        const dt = new DataTransfer();
+        for (let i = 0; i < 5000; i++)
+          dt.items.add(new File([new Uint8Array(16)], `IMG_${String(i).padStart(4, "0")}.jpg`, { type: "image/jpeg" }));
+        dt.items.add(new File(["x"], "notes.txt", { type: "text/plain" }));
+        dt.items.add(new File([new ArrayBuffer(101 * 1024 * 1024)], "huge.jpg", { type: "image/jpeg" }));
+        const input = document.getElementById("photos-input");
+        const t0 = performance.now();
+        input.files = dt.files;
+        input.dispatchEvent(new Event("change"));
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        return performance.now() - t0;
+      });
+      assert(t < 1500, `5,001 files took ${Math.round(t)} ms to show`);
+      const rowsInDom = await page.locator("#vlist .vrow:not([hidden])").count();
+      assert(rowsInDom > 3 && rowsInDom < 60, `virtual list renders ${rowsInDom} rows`);
+      const summary = await page.locator("#selection-summary").textContent();
+      assert(summary.includes("5000 files ready"), `summary: ${summary}`);
+      assert((await page.locator("#selection-warn").textContent()).includes("2 files will be skipped"),
+             "unsupported type and size flagged");
+      await page.click('.seg[data-filter="problem"]');
+      const probs = await page.locator("#vlist .vrow:not([hidden]) .vmeta").allTextContents();
+      assert(probs.some((p) => p.includes("Unsupported type")), "notes.txt flagged: " + probs);
+      assert(probs.some((p) => p.includes("Too large") && p.includes("100 MB")), "huge.jpg flagged: " + probs);
+      await page.locator("#vlist").evaluate((el) => { el.scrollTop = 1e6; });
+      await page.click('.seg[data-filter="all"]');
+      await page.locator("#vlist").evaluate((el) => { el.scrollTop = 56 * 4000; el.dispatchEvent(new Event("scroll")); });
+      await page.waitForFunction(() => [...document.querySelectorAll("#vlist .vrow:not([hidden]) .vname")]
+        .some((n) => n.textContent === "IMG_4000.jpg"));
+      await page.click("#selection-clear");
+      eq(await page.locator("#vlist .vrow:not([hidden])").count(), 0, "cleared selection");
+    });
+
+    await test("upload 20 files: the bar reaches 100 % and the counters match the server", async () => {
+      await page.goto(base + "/photos/upload/");
+      // Slow the network down so the sending phase is visible (and photographed).
+      const cdp = await context.newCDPSession(page);
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false, latency: 20, downloadThroughput: 50 * 1024 * 1024, uploadThroughput: 400 * 1024,
+      });
+      await page.setInputFiles("#photos-input", uploadFiles);
+      eq(await page.locator("#upload-submit-text").textContent(), "Upload 20 photos", "submit label");
+      await page.click("#upload-submit");
+      await page.waitForSelector("#progress:not([hidden])");
+      await page.waitForFunction(() => /sent/.test(document.getElementById("net-text").textContent) &&
+                                       /\/s/.test(document.getElementById("net-text").textContent), null, { timeout: 15000 });
+      eq(await page.locator("#bar").getAttribute("role"), "progressbar", "progressbar role");
+      await shotBoth(page, "upload-progress", "#progress");
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+      });
+      await page.waitForFunction(() => {
+        const p = document.getElementById("progress");
+        return ["completed", "partial", "failed"].includes(p.getAttribute("data-state"));
+      }, null, { timeout: 60000 });
+      await page.waitForFunction(() => document.getElementById("bar").getAttribute("aria-valuenow") === "100");
+      eq(await page.locator("#percent-text").textContent(), "100 %", "percent text");
+      state.uploadId = await page.evaluate(() => Number(sessionStorage.getItem("shoebox.upload")));
+      assert(state.uploadId > 0, "upload id remembered");
+      const p = await serverJSON(page, base, `/photos/upload-progress/?upload=${state.uploadId}`);
+      state.final = p;
+      eq(p.total, 20, "server total");
+      for (const k of ["total", "processed", "uploaded", "failed", "duplicates"])
+        eq(Number(await page.locator(`#c-${k}`).textContent()), p[k], `counter ${k}`);
+      eq(await page.locator("#status-badge").textContent(), p.failed ? "Completed with errors" : "Completed", "status");
+      assert((await page.locator("#live").textContent()).length > 0, "live region announced");
+      await page.waitForFunction((n) => document.querySelectorAll("#vlist img.vthumb:not([hidden])").length >= n,
+                                 Math.min(5, p.uploaded), { timeout: 10000 });
+      await shotBoth(page, "upload-finished", "#progress");
+    }, { skip: noData });
+
+    await test("failed files are listed with their reasons", async () => {
+      const p = state.final;
+      assert(p && p.errors.length >= 3, "server reported failures");
+      const names = p.errors.map((e) => e.file);
+      for (const f of ["README.jpg", "empty.jpg", CRASH_NAME + ".jpg"]) assert(names.includes(f), `${f} failed`);
+      const rows = await page.locator("#errors-body tr").evaluateAll((trs) => trs.map((tr) =>
+        [...tr.querySelectorAll("td")].map((td) => td.textContent)));
+      for (const e of p.errors) {
+        const row = rows.find((r) => r[0] === e.file);
+        assert(row, `error row for ${e.file}`);
+        eq(row[1], e.stage, `stage of ${e.file}`);
+        eq(row[2], e.message, `reason of ${e.file}`);
+      }
+      const crash = p.errors.find((e) => e.file === CRASH_NAME + ".jpg");
+      eq(crash.message, "decoder crashed", "crash reason");
+      assert(crash.retryable, "crashed file is retryable");
+    }, { skip: noData });
+
+    await test("retry a failed file: accepted, processed again", async () => {
+      const before = await serverJSON(page, base, `/photos/upload-progress/?upload=${state.uploadId}`);
+      const crash = before.errors.find((e) => e.file === CRASH_NAME + ".jpg");
+      const row = page.locator("#errors-body tr", { hasText: CRASH_NAME });
+      const [resp] = await Promise.all([
+        page.waitForResponse((r) => r.url().includes(`/files/${crash.file_id}/retry`)),
+        row.locator("button", { hasText: "Retry" }).click(),
+      ]);
+      eq(resp.status(), 202, "retry answer");
+      // The fault persists, so the file fails again after going back through processing.
+      const after = await waitFor(async () => {
+        const p = await serverJSON(page, base, `/photos/upload-progress/?upload=${state.uploadId}`);
+        return p.status !== "processing" && p.finished_at !== before.finished_at ? p : null;
+      }, { timeout: 60000, what: "the retried file to be processed" });
+      assert(after.version > before.version, "the upload changed");
+      assert(Date.parse(after.finished_at) > Date.parse(before.finished_at), "finished again later");
+      eq(after.errors.find((e) => e.file_id === crash.file_id).message, "decoder crashed", "failed again");
+      await page.waitForFunction((v) => {
+        const p = document.getElementById("progress");
+        return ["completed", "partial", "failed"].includes(p.getAttribute("data-state")) &&
+               document.getElementById("c-failed").textContent === String(v);
+      }, after.failed, { timeout: 20000 });
+      eq(Number(await page.locator("#c-processed").textContent()), after.processed, "processed after retry");
+    }, { skip: noData });
+
+    await test("reload picks the upload up again", async () => {
+      await page.reload();
+      await page.waitForSelector("#progress:not([hidden])");
+      await page.waitForFunction((n) => document.getElementById("c-total").textContent === String(n),
+                                 state.final.total);
+      assert((await page.locator("#report-link").getAttribute("href")).endsWith(`/uploads/${state.uploadId}/`), "report link");
+    }, { skip: noData });
+
+    await test("gallery shows the new thumbnails", async () => {
+      await page.goto(base + "/photos/");
+      const tiles = page.locator("#gallery-grid .tile");
+      assert(await tiles.count() >= state.final.uploaded, "a tile per stored photo");
+      const imgs = page.locator("#gallery-grid img.tile-img");
+      eq(await imgs.first().getAttribute("loading"), "lazy", "lazy loading");
+      const n = await imgs.count();
+      for (let i = 0; i < n; i++) await imgs.nth(i).scrollIntoViewIfNeeded();
+      await page.waitForFunction(() => [...document.querySelectorAll("#gallery-grid img.tile-img")]
+        .every((img) => img.complete && img.naturalWidth > 0), null, { timeout: 15000 });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await noHorizontalScroll(page, "gallery (desktop)");
+      await shot(page, "gallery", "desktop");
+      await shot(page, "gallery", "phone");
+      await noHorizontalScroll(page, "gallery (phone)");
+      await page.setViewportSize(SIZES.desktop);
+    }, { skip: noData });
+
+    await test("detail page shows camera, date, map link and download", async () => {
+      const list = await serverJSON(page, base, `/api/photos?upload=${state.uploadId}&limit=100`);
+      const ph = list.photos.find((p) => p.file_name === "Apple iPhone 4.jpg");
+      assert(ph, "photo stored");
+      await page.goto(base + "/photos/");
+      await page.click(`a.tile-link[href="/photos/${ph.id}/"]`);
+      await page.waitForURL(base + `/photos/${ph.id}/`);
+      const meta = await page.locator("dl.meta").textContent();
+      assert(meta.includes("Apple iPhone 4"), "camera: " + meta);
+      assert(meta.includes("13 Jan 2011"), "date taken: " + meta);
+      assert(await page.locator("a.map-link[href*='openstreetmap.org']").count() === 1, "map link");
+      eq(await page.locator("a[download]").getAttribute("href"), `/photos/${ph.id}/original`, "download link");
+      await page.waitForFunction(() => { const i = document.querySelector(".preview-img"); return i && i.complete && i.naturalWidth > 0; });
+      await shot(page, "detail", "phone");
+      await noHorizontalScroll(page, "detail (phone)");
+      await shot(page, "detail", "desktop");
+    }, { skip: noData });
+
+    await test("delete asks first, then removes the photo", async () => {
+      const list = await serverJSON(page, base, `/api/photos?upload=${state.uploadId}&limit=100`);
+      const ph = list.photos.find((p) => p.file_name === "cat_progressive.jpg") || list.photos[0];
+      await page.goto(base + `/photos/${ph.id}/`);
+      let asked = "";
+      const onDialog = async (d) => { asked = d.message(); };
+      page.removeAllListeners("dialog");
+      page.once("dialog", async (d) => { await onDialog(d); await d.dismiss(); });
+      await page.click("a.js-delete");
+      assert(asked.includes(ph.file_name), "confirm() names the photo: " + asked);
+      eq(page.url(), base + `/photos/${ph.id}/`, "dismissed: still on the page");
+      page.once("dialog", (d) => d.accept());
+      await Promise.all([page.waitForURL(base + "/photos/"), page.click("a.js-delete")]);
+      const r = await page.request.get(base + `/api/photos/${ph.id}`);
+      eq(r.status(), 404, "photo gone");
+      page.on("dialog", (d) => { errors.dialogs = (errors.dialogs || []).concat(d.message()); d.dismiss().catch(() => {}); });
+    }, { skip: noData });
+
+    await test("the hostile file name stays text", async () => {
+      const hostile = path.join(work, HOSTILE);
+      const bytes = fs.readFileSync(path.join(TESTDATA, "jpeg/Olympus_C-3000__P1010006.JPG"));
+      fs.writeFileSync(hostile, Buffer.concat([bytes, Buffer.from("unique tail " + Date.now())]));
+      const dialogsBefore = (errors.dialogs || []).length;
+      await page.goto(base + "/photos/upload/");
+      await page.setInputFiles("#photos-input", [hostile]);
+      await page.click("#upload-submit");
+      await page.waitForFunction(() => ["completed", "partial", "failed"].includes(
+        document.getElementById("progress").getAttribute("data-state")), null, { timeout: 30000 });
+      await page.waitForFunction((n) => [...document.querySelectorAll("#vlist .vname")].some((e) => e.textContent === n), HOSTILE);
+      eq(await page.locator("#vlist img:not(.vthumb)").count(), 0, "no injected image in the list");
+      const list = await serverJSON(page, base, "/api/photos?limit=5");
+      const ph = list.photos.find((p) => p.file_name === HOSTILE);
+      assert(ph, "stored under its name");
+      await page.goto(base + `/photos/${ph.id}/`);
+      eq(await page.locator("h1.photo-title").textContent(), HOSTILE, "title is the literal name");
+      await page.goto(base + "/photos/");
+      assert(await page.locator(".tile-name", { hasText: HOSTILE }).count() === 1, "gallery caption is text");
+      eq(await page.locator("img[src='x']").count(), 0, "no injected element");
+      eq((errors.dialogs || []).length, dialogsBefore, "no dialog fired");
+    }, { skip: noData });
+
+    await test("without JavaScript the form posts and the report refreshes until done", async () => {
+      const ctx = await browser.newContext({ javaScriptEnabled: false, viewport: SIZES.desktop });
+      watch(ctx, errors);
+      const p2 = await ctx.newPage();
+      await login(p2, base);
+      await p2.goto(base + "/photos/upload/");
+      assert(await p2.locator("#photos-input").isVisible(), "native file input shown");
+      const files = ["jpeg/Nikon_D3100__DSC_0008.JPG", "jpeg/Olympus_C-3000__P1010006.JPG", "bad/README.jpg"]
+        .map((f) => path.join(TESTDATA, f));
+      await p2.setInputFiles("#photos-input", files);
+      await Promise.all([p2.waitForURL(/\/photos\/uploads\/\d+\/$/), p2.click("#upload-submit")]);
+      await p2.waitForSelector("#count-total");
+      eq(await p2.locator("#count-total").textContent(), "3", "total on the report");
+      // The page reloads itself (meta refresh) until the upload is done.
+      await waitFor(async () => (await p2.locator(".report").getAttribute("data-status").catch(() => "")) === "done",
+                    { timeout: 30000, interval: 250, what: "the report to refresh to done" });
+      eq(await p2.locator("meta[http-equiv=refresh]").count(), 0, "no refresh once done");
+      const failedRow = p2.locator(".errors-table tbody tr", { hasText: "README.jpg" });
+      assert(await failedRow.count() === 1, "failed file on the report");
+      assert((await failedRow.textContent()).includes("unsupported format"), "reason on the report");
+      await ctx.close();
+    }, { skip: noData });
+
+    await test("uploads list links each report", async () => {
+      await page.goto(base + "/photos/uploads/");
+      const rows = page.locator(".uploads-table tbody tr");
+      assert(await rows.count() >= 1, "uploads listed");
+      await page.click(`a[href="/photos/uploads/${state.uploadId}/"]`);
+      await page.waitForSelector("#count-total");
+      eq(Number(await page.locator("#count-total").textContent()), state.final.total, "report total");
+    }, { skip: noData });
+
+    await test("no console errors on any page", async () => {
+      for (const u of ["/photos/", "/photos/upload/", "/photos/uploads/"]) await page.goto(base + u);
+      assert(errors.length === 0, "console errors:\n" + errors.join("\n"));
+    });
+    await context.close();
+  } finally {
+    await browser.close().catch(() => {});
+    await srv.stop().catch(() => {});
+    if (tally.failed) log("server log (tail):\n" + srv.log().split("\n").slice(-40).join("\n"));
+    srv.cleanup();
+  }
+}
+
+main().catch((e) => { tally.failed++; log("FAIL run: " + (e && e.stack ? e.stack : e)); }).finally(finish);
