@@ -295,9 +295,11 @@ class CrashTest(unittest.TestCase):
         c = self.login(srv)
         parts = self.jpegs(40, "proc", dup_every=9, w=1600, h=1200)
         uid = self.upload(c, parts)
-        wait_until(lambda: self.upload_state(c, uid)["uploaded"] >= 1, timeout=30,
-                   interval=0.005, what="the first photo")
-        before = self.upload_state(c, uid)
+        # Kill while a worker holds a file (the sweep must queue it again).
+        before = wait_until(lambda: (lambda u: u if u["uploaded"] >= 1 and any(
+            f["state"] == "processing" for f in u["files"]) else None)(
+                self.upload_state(c, uid)), timeout=30, interval=0.005,
+            what="the first photo while another is processing")
         self.kill_server(srv)
         self.assertLess(before["processed"], len(parts), "processing ended before the kill")
         srv.start()
@@ -325,6 +327,30 @@ class CrashTest(unittest.TestCase):
         files = self.check_invariants(srv, c)
         self.assertEqual(len(files), len(parts))
         self.assert_all_done(files, [p.filename for p in parts])
+
+    def test_stop_while_processing(self):
+        """SIGTERM (not a crash): the workers finish the file they hold and exit before
+        the server does; after a restart the rest is processed."""
+        srv = self.start()
+        c = self.login(srv)
+        parts = self.jpegs(24, "term", w=1600, h=1200)
+        uid = self.upload(c, parts)
+        wait_until(lambda: self.upload_state(c, uid)["uploaded"] >= 1, timeout=30,
+                   interval=0.005, what="the first photo")
+        workers = _children(srv.proc.pid)
+        self.assertEqual(srv.stop(), 0, srv.log())
+        self.assertFalse(any(_alive(w) for w in workers), "a worker outlived its server")
+        self.assertEqual(srv.log().count("event=worker.stopped"), 2, srv.log())
+        self.assertNotIn("event=worker.died", srv.log())
+        with sqlite3.connect(os.path.join(srv.data, "shoebox.db")) as db:
+            busy = db.execute("SELECT COUNT(*) FROM upload_files "
+                              "WHERE state = 'processing'").fetchone()[0]
+        self.assertEqual(busy, 0, "a worker left a file PROCESSING at a clean stop")
+        srv.start()
+        c = self.login(srv)
+        self.wait_finished(c, uid)
+        files = self.check_invariants(srv, c)
+        self.assertTrue(all(f["state"] == "done" for f in files), files)
 
     def test_sweep_removes_what_a_crash_leaves(self):
         """What a kill between two steps leaves on disk, planted exactly: a half-received
@@ -463,6 +489,17 @@ class CrashTest(unittest.TestCase):
             self.assertEqual(f["state"], "done", f)
         self.assertIn("event=file.retry", srv.log())
 
+
+    def test_worker_rename_and_disk_full_faults(self):
+        # A blob's rename fails, or its write finds the disk full: transient, retried.
+        for faults in ("worker:rename=1", "worker:write=1"):
+            with self.subTest(faults=faults):
+                srv, final, by_name = self.fault_run(faults, n=4)
+                for f in by_name.values():
+                    self.assertEqual(f["state"], "done", f)
+                    self.assertGreaterEqual(f["attempts"], 1)
+                self.assertIn("event=file.retry", srv.log())
+                srv.cleanup()
 
 if __name__ == "__main__":
     unittest.main()
