@@ -1,0 +1,385 @@
+"""Issue 3: the upload pipeline end to end against the real server and real photos.
+
+Every file of ../shared/testdata in one request, checked against MANIFEST.tsv;
+a 100 MB + 1 byte file among good ones; 1 and 200 files; duplicates; retry; a
+decoder crash on one file. Crash recovery and I/O fault points: test_crash.py.
+"""
+import os
+import struct
+import tempfile
+import unittest
+
+import harness
+import photos
+
+MB = 1024 * 1024
+
+
+def upload(client, parts, query="", json_answer=True):
+    ctype, length, body = photos.multipart(parts)
+    headers = {"Content-Type": ctype, "Content-Length": str(length),
+               "X-CSRFToken": client.cookies.get("csrftoken", "")}
+    if json_answer:
+        headers["Accept"] = "application/json"
+    return client.request("POST", "/photos/upload/" + query, body=body, headers=headers)
+
+
+def wait_finished(client, upload_id, timeout=180):
+    def done():
+        r = client.get(f"/api/uploads/{upload_id}")
+        assert r.status == 200, r.text
+        j = r.json()
+        return j if j["finished_at"] else None
+    return harness.wait_until(done, timeout=timeout, interval=0.1, what=f"upload {upload_id}")
+
+
+def jpeg_size(data):
+    """(width, height) from a JPEG's SOF marker."""
+    i = 2
+    while i < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return w, h
+        seglen = struct.unpack(">H", data[i + 2:i + 4])[0]
+        i += 2 + seglen
+    raise ValueError("no SOF marker")
+
+
+class PipelineCase(unittest.TestCase):
+    server_args = ["--batch-delay", "0.05"]
+
+    def setUp(self):
+        self.srv = harness.Server(users={"alice": "pw-alice", "bob": "pw-bob"},
+                                  args=self.server_args)
+        self.srv.start()
+        self.c = self.srv.client()
+        self.assertEqual(self.c.login("alice", "pw-alice").status, 303)
+        self.images = photos.Images()
+
+    def tearDown(self):
+        self.images.cleanup()
+        if self._outcome_failed():
+            print("\n--- server log (tail) ---\n" + self.srv.log()[-6000:])
+        self.srv.cleanup()
+
+    def _outcome_failed(self):
+        result = getattr(self, "_outcome", None)
+        errors = getattr(result, "errors", None) or []
+        return any(e[1] for e in errors) if isinstance(errors, list) else False
+
+    def send(self, parts, query=""):
+        r = upload(self.c, parts, query)
+        self.assertEqual(r.status, 202, r.text)
+        return r.json()["upload_id"]
+
+    def files_by_name(self, result):
+        return {f["file_name"]: f for f in result["files"]}
+
+
+@unittest.skipUnless(photos.have_testdata(), "SHOEBOX_TESTDATA not available")
+class TestManifest(PipelineCase):
+    """Every file of the shared test data in ONE request, each outcome per MANIFEST.tsv."""
+
+    def test_every_testdata_file(self):
+        rows = photos.manifest()
+        parts = [photos.file_part(os.path.join(photos.TESTDATA, r["path"]), name=self.name_of(r))
+                 for r in rows]
+        uid = self.send(parts)
+        result = wait_finished(self.c, uid, timeout=300)
+        files = self.files_by_name(result)
+        self.assertEqual(result["total"], len(rows))
+        self.assertEqual(result["processed"], len(rows))
+        self.assertEqual(result["status"], "completed")
+        listing = self.c.get(f"/api/photos?upload={uid}&limit=500").json()
+        by_id = {p["id"]: p for p in listing["photos"]}
+        problems = []
+        for row in rows:
+            f = files.get(self.name_of(row))
+            if f is None:
+                problems.append(f"{row['path']}: not recorded")
+                continue
+            problems += self.check_row(row, f, by_id)
+        self.assertEqual(problems, [], "\n".join(problems))
+
+    @staticmethod
+    def name_of(row):
+        # The server keeps only the last path component of a client name.
+        return row["path"].replace("/", "__")
+
+    def check_row(self, row, f, by_id):
+        path, expect = row["path"], row["expect"]
+        if expect == "reject":
+            if f["state"] != "failed":
+                return [f"{path}: expected a rejection, got {f['state']}"]
+            if not f["error"] or len(f["error"]) < 8 or not f["stage"]:
+                return [f"{path}: rejection without a readable reason: {f['error']!r}"]
+            return []
+        if expect == "damaged":
+            if f["state"] == "failed":
+                return [] if f["error"] else [f"{path}: failed without a reason"]
+            p = by_id.get(f["photo_id"])
+            if p is None:
+                return [f"{path}: {f['state']} but no photo"]
+            if p["has_thumbnail"] or not p["warnings"]:
+                return [f"{path}: damaged file stored as if it were fine"]
+            return []
+        # expect ok (a duplicate of another test file counts: same bytes)
+        if path == "raw/Panasonic.rw2" and f["state"] == "failed" and f["error"]:
+            # Its image data was stripped (MANIFEST note: "use it for RW2 metadata, not
+            # for pixels"); LibRaw 0.20 then reads uninitialised memory (valgrind), so
+            # decoding succeeds or fails by chance. A failure must still have a reason.
+            return []
+        if f["state"] not in ("done", "duplicate"):
+            return [f"{path}: expected ok, got {f['state']}: {f['error']}"]
+        p = by_id.get(f["photo_id"] or f["duplicate_of"]) or \
+            self.c.get(f"/api/photos/{f['photo_id'] or f['duplicate_of']}").json()
+        return self.check_meta(row, p)
+
+    def check_meta(self, row, p):
+        path, out = row["path"], []
+        want_w, want_h = int(row["expected_width"]), int(row["expected_height"])
+        if (p["width"], p["height"]) != (want_w, want_h):
+            out.append(f"{path}: size {p['width']}x{p['height']}, expected {want_w}x{want_h}")
+        for key in ("make", "model"):
+            if row[key] and (p[key] or "") != row[key]:
+                out.append(f"{path}: {key} {p[key]!r}, expected {row[key]!r}")
+        dt = row["datetime_original"]
+        if dt and not dt.startswith("0000"):
+            want = dt.replace(":", "-", 2).replace(" ", "T")
+            if not (p["taken_at"] or "").startswith(want):
+                out.append(f"{path}: taken_at {p['taken_at']!r}, expected {want}")
+        elif dt.startswith("0000") and p["taken_at"]:
+            out.append(f"{path}: invalid date stored as {p['taken_at']!r}")
+        if row["gps"]:
+            lat, lon = (float(x) for x in row["gps"].split(","))
+            if (lat, lon) != (0.0, 0.0) or p["gps_lat"] is not None:
+                if p["gps_lat"] is None or abs(p["gps_lat"] - lat) > 1e-4 or \
+                        abs(p["gps_lon"] - lon) > 1e-4:
+                    out.append(f"{path}: gps {p['gps_lat']},{p['gps_lon']}, expected {lat},{lon}")
+        if not p["has_thumbnail"]:
+            out.append(f"{path}: no thumbnail")
+            return out
+        thumb = self.c.get(p["thumbnail_url"])
+        tw, th = jpeg_size(thumb.body)
+        if max(tw, th) > 256 or (want_w > want_h) != (tw > th) and want_w != want_h:
+            out.append(f"{path}: thumbnail {tw}x{th} not upright for {want_w}x{want_h}")
+        return out
+
+
+class TestLimits(PipelineCase):
+    def test_file_over_100mb_among_good_files(self):
+        tmp = tempfile.mkdtemp(prefix="shoebox-big-")
+        big = os.path.join(tmp, "big.jpg")
+        with open(big, "wb") as f:
+            f.write(self.images.jpeg(0))
+            f.truncate(100 * MB + 1)
+        parts = [photos.data_part("first.jpg", self.images.jpeg(1)),
+                 photos.file_part(big, "huge.jpg"),
+                 photos.data_part("last.jpg", self.images.jpeg(2))]
+        try:
+            uid = self.send(parts)
+        finally:
+            os.unlink(big)
+            os.rmdir(tmp)
+        files = self.files_by_name(wait_finished(self.c, uid))
+        self.assertEqual(files["huge.jpg"]["state"], "failed")
+        self.assertIn("larger than 100 MB", files["huge.jpg"]["error"])
+        self.assertEqual(files["first.jpg"]["state"], "done")
+        self.assertEqual(files["last.jpg"]["state"], "done")
+
+    def test_exactly_at_the_limit_is_accepted(self):
+        self.srv.stop()
+        self.srv.args = ["--max-file-size", "200000", "--batch-delay", "0"]
+        self.srv.start()
+        self.c = self.srv.client()
+        self.c.login("alice", "pw-alice")
+        base = self.images.jpeg(0)
+        at = base + b"\0" * (200000 - len(base))
+        over = at + b"\0"
+        uid = self.send([photos.data_part("at.jpg", at), photos.data_part("over.jpg", over)])
+        files = self.files_by_name(wait_finished(self.c, uid))
+        self.assertEqual(files["at.jpg"]["state"], "done")
+        self.assertEqual(files["over.jpg"]["state"], "failed")
+        self.assertIn("larger than", files["over.jpg"]["error"])
+
+    def test_unsupported_named_as_photo(self):
+        parts = [photos.data_part("notes.jpg", b"just some text, not a photo\n" * 10),
+                 photos.data_part("doc.heic", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n"),
+                 photos.data_part("empty.png", b""),
+                 photos.data_part("fine.jpg", self.images.jpeg(3))]
+        files = self.files_by_name(wait_finished(self.c, self.send(parts)))
+        self.assertEqual(files["notes.jpg"]["error"], "unsupported format: text")
+        self.assertIn("PDF", files["doc.heic"]["error"])
+        self.assertIn("empty", files["empty.png"]["error"])
+        self.assertEqual(files["fine.jpg"]["state"], "done")
+
+
+class TestCounts(PipelineCase):
+    def test_one_file(self):
+        uid = self.send([photos.data_part("only.jpg", self.images.jpeg(0))])
+        r = wait_finished(self.c, uid)
+        self.assertEqual((r["total"], r["uploaded"], r["failed"], r["current_batch"]), (1, 1, 0, 1))
+        p = self.c.get(f"/api/photos?upload={uid}").json()["photos"][0]
+        self.assertEqual((p["width"], p["height"], p["format"]), (640, 480, "jpeg"))
+        self.assertEqual(self.c.get(p["thumbnail_url"]).status, 200)
+
+    def test_two_hundred_files(self):
+        parts = [photos.data_part(f"p{i:03}.jpg", self.images.jpeg(i, 320, 240)) for i in range(200)]
+        uid = self.send(parts)
+        r = wait_finished(self.c, uid, timeout=300)
+        self.assertEqual((r["total"], r["uploaded"], r["failed"]), (200, 200, 0))
+        self.assertEqual(r["current_batch"], 14)   # ceil(200 / 15)
+        self.assertEqual(r["total_batches"], 14)
+        batches = {}
+        for f in r["files"]:
+            batches[f["batch"]] = batches.get(f["batch"], 0) + 1
+        self.assertEqual(sorted(batches), list(range(1, 15)))
+        self.assertTrue(all(n <= 15 for n in batches.values()), batches)
+        self.assertEqual(self.c.get(f"/api/photos?upload={uid}&limit=500").json()["total"], 200)
+
+
+class TestDuplicates(PipelineCase):
+    def test_same_content_is_not_stored_twice(self):
+        a, b = self.images.jpeg(1), self.images.jpeg(2)
+        first = wait_finished(self.c, self.send([photos.data_part("a.jpg", a),
+                                                photos.data_part("b.jpg", b),
+                                                photos.data_part("a-again.jpg", a)]))
+        files = self.files_by_name(first)
+        self.assertEqual(files["a.jpg"]["state"], "done")
+        self.assertEqual(files["a-again.jpg"]["state"], "duplicate", files["a-again.jpg"])
+        self.assertEqual(files["a-again.jpg"]["duplicate_of"], files["a.jpg"]["photo_id"])
+        second = wait_finished(self.c, self.send([photos.data_part("renamed.jpg", b)]))
+        f = second["files"][0]
+        self.assertEqual(f["state"], "duplicate")
+        self.assertEqual(f["duplicate_of"], files["b.jpg"]["photo_id"])
+        self.assertEqual(second["duplicates"], 1)
+        self.assertEqual(self.c.get("/api/photos").json()["total"], 2)
+
+    def test_other_user_same_content_is_theirs(self):
+        a = self.images.jpeg(5)
+        wait_finished(self.c, self.send([photos.data_part("a.jpg", a)]))
+        bob = self.srv.client()
+        bob.login("bob", "pw-bob")
+        r = upload(bob, [photos.data_part("bobs.jpg", a)])
+        done = wait_finished(bob, r.json()["upload_id"])
+        self.assertEqual(done["files"][0]["state"], "done")
+        mine = self.c.get("/api/photos").json()["photos"][0]
+        self.assertEqual(bob.get(f"/api/photos/{mine['id']}").status, 404)
+        self.assertEqual(bob.get(mine["thumbnail_url"]).status, 404)
+
+
+class TestRetryAndCrash(PipelineCase):
+    server_args = ["--batch-delay", "0", "--faults", "decode_crash@boom"]
+
+    def test_decoder_crash_fails_one_file_then_retry(self):
+        parts = [photos.data_part(f"ok{i}.jpg", self.images.jpeg(i)) for i in range(4)]
+        parts.insert(2, photos.data_part("boom.jpg", self.images.jpeg(99)))
+        uid = self.send(parts)
+        r = wait_finished(self.c, uid)
+        files = self.files_by_name(r)
+        self.assertEqual(files["boom.jpg"]["state"], "failed")
+        self.assertEqual(files["boom.jpg"]["error"], "decoder crashed")
+        self.assertEqual(files["boom.jpg"]["attempts"], 2)   # crashed, retried, crashed again
+        self.assertTrue(files["boom.jpg"]["retryable"])
+        for i in range(4):
+            self.assertEqual(files[f"ok{i}.jpg"]["state"], "done")
+        self.assertEqual((r["uploaded"], r["failed"], r["status"]), (4, 1, "completed"))
+        self.assertIn("event=worker.died", self.srv.log())
+        self.assertEqual(self.c.get("/healthz").status, 200)
+
+        # Without the fault, the held bytes process fine on retry.
+        self.srv.stop()
+        self.srv.args = ["--batch-delay", "0"]
+        self.srv.start()
+        self.c = self.srv.client()
+        self.c.login("alice", "pw-alice")
+        fid = files["boom.jpg"]["id"]
+        resp = self.c.json("POST", f"/photos/uploads/{uid}/files/{fid}/retry")
+        self.assertEqual(resp.status, 202, resp.text)
+        again = self.files_by_name(wait_finished(self.c, uid))
+        self.assertEqual(again["boom.jpg"]["state"], "done")
+        self.assertEqual(self.c.get(f"/api/uploads/{uid}").json()["failed"], 0)
+
+    def test_retry_of_a_file_without_bytes_is_refused(self):
+        uid = self.send([photos.data_part("text.jpg", b"not an image at all\n")])
+        r = wait_finished(self.c, uid)
+        fid = r["files"][0]["id"]
+        self.assertFalse(r["files"][0]["retryable"])
+        resp = self.c.json("POST", f"/photos/uploads/{uid}/files/{fid}/retry")
+        self.assertEqual(resp.status, 409)
+        self.assertIn("upload it again", resp.json()["error"])
+        self.assertEqual(self.c.json("POST", f"/photos/uploads/{uid}/files/999/retry").status, 404)
+
+
+class TestAppendAndApi(PipelineCase):
+    def test_one_upload_in_several_requests(self):
+        first = upload(self.c, [photos.data_part("r1.jpg", self.images.jpeg(1))], "?expected=3")
+        uid = first.json()["upload_id"]
+        p = self.c.get(f"/photos/upload-progress/?upload={uid}").json()
+        self.assertEqual(p["status"], "processing")   # 2 more files are announced
+        for i in (2, 3):
+            r = upload(self.c, [photos.data_part(f"r{i}.jpg", self.images.jpeg(i))],
+                       f"?upload={uid}")
+            self.assertEqual(r.json()["upload_id"], uid)
+        r = wait_finished(self.c, uid)
+        self.assertEqual((r["total"], r["uploaded"]), (3, 3))
+        bob = self.srv.client()
+        bob.login("bob", "pw-bob")
+        self.assertEqual(upload(bob, [photos.data_part("x.jpg", self.images.jpeg(9))],
+                                f"?upload={uid}").status, 404)
+
+    def test_form_post_redirects_to_report(self):
+        parts = [photos.Part("csrfmiddlewaretoken", value=self.c.cookies["csrftoken"]),
+                 photos.data_part("form.jpg", self.images.jpeg(4))]
+        r = upload(self.c, parts, json_answer=False)
+        self.assertEqual(r.status, 303)
+        self.assertRegex(r.header("Location"), r"^/photos/uploads/\d+/$")
+
+    def test_upload_needs_login_and_csrf(self):
+        anon = self.srv.client()
+        # The server answers 401 from the headers and may close before reading the
+        # body: send a small one in a single write.
+        ctype, length, body = photos.multipart([photos.data_part("a.jpg", b"tiny")])
+        r = anon.request("POST", "/photos/upload/", body=b"".join(body),
+                         headers={"Content-Type": ctype, "Accept": "application/json"})
+        self.assertEqual(r.status, 401)
+        ctype, length, body = photos.multipart([photos.data_part("a.jpg", self.images.jpeg(1))])
+        r = self.c.request("POST", "/photos/upload/", body=body,
+                           headers={"Content-Type": ctype, "Content-Length": str(length),
+                                    "Accept": "application/json"})
+        self.assertEqual(r.status, 403)
+        self.assertEqual(self.c.get("/api/photos").json()["total"], 0)
+
+    def test_photo_api_and_files(self):
+        uid = self.send([photos.data_part("api.jpg", self.images.jpeg(7))])
+        wait_finished(self.c, uid)
+        lst = self.c.get(f"/api/photos?upload={uid}").json()
+        p = lst["photos"][0]
+        for key in ("id", "file_name", "format", "byte_size", "sha256", "width", "height",
+                    "taken_at", "make", "model", "lens", "exposure_time", "f_number", "iso",
+                    "focal_length", "gps_lat", "gps_lon", "gps_alt", "orientation", "warnings",
+                    "thumbnail_url", "preview_url", "original_url"):
+            self.assertIn(key, p)
+        self.assertEqual(self.c.get(f"/api/photos/{p['id']}").json()["sha256"], p["sha256"])
+        orig = self.c.get(p["original_url"])
+        self.assertEqual(orig.body, self.images.jpeg(7))
+        self.assertIn("attachment", orig.header("Content-Disposition"))
+        etag = orig.header("ETag")
+        self.assertEqual(self.c.get(p["original_url"], headers={"If-None-Match": etag}).status, 304)
+        part = self.c.get(p["original_url"], headers={"Range": "bytes=0-99"})
+        self.assertEqual((part.status, len(part.body)), (206, 100))
+        thumb = self.c.get(p["thumbnail_url"])
+        self.assertIn("immutable", thumb.header("Cache-Control"))
+        self.assertLessEqual(max(jpeg_size(thumb.body)), 256)
+        self.assertLessEqual(max(jpeg_size(self.c.get(p["preview_url"]).body)), 1440)
+        self.assertEqual(self.c.json("DELETE", f"/api/photos/{p['id']}").status, 200)
+        self.assertEqual(self.c.get(f"/api/photos/{p['id']}").status, 404)
+        self.assertEqual(self.c.get(p["original_url"]).status, 404)
+
+
+if __name__ == "__main__":
+    unittest.main()
