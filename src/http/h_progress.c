@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "base/timeutil.h"
@@ -68,33 +69,45 @@ static int64_t pick_upload(struct http_req *req, struct store_upload *u)
     return id;
 }
 
-static json_t *idle_json(void)
+static void send_text(struct http_req *req, struct buf *b)
 {
-    struct progress p;
-
-    progress_idle(&p);
-    return view_progress(&p, json_array(), NULL);
+    http_send_buf(req, 200, "application/json", b->data, b->len);
+    buf_release(b);
 }
 
+/* The seed polls this every second from every open upload page: keep it to one
+ * store read (two when the upload has failed files) and no JSON tree. */
 void h_progress_get(struct http_req *req)
 {
     struct store_upload u;
+    struct progress p;
+    struct buf b = BUF_INIT;
     const char *files = http_query(req, "files");
     int64_t id = pick_upload(req, &u);
-    json_t *v;
 
     if (id < 0)
         return;
     if (id == 0) {
-        http_send_json(req, 200, idle_json());
+        progress_idle(&p);
+        view_progress_text(&p, NULL, &b);
+        send_text(req, &b);
         return;
     }
-    v = view_upload(http_store(req), &u, files && strcmp(files, "0") != 0);
-    if (!v) {
+    if (files && strcmp(files, "0") != 0) {
+        json_t *v = view_upload(http_store(req), &u, true);
+        if (!v) {
+            http_send_error(req, 503, "the database is not available; try again");
+            return;
+        }
+        http_send_json(req, 200, v);
+        return;
+    }
+    if (view_upload_text(http_store(req), &u, &b)) {
+        buf_release(&b);
         http_send_error(req, 503, "the database is not available; try again");
         return;
     }
-    http_send_json(req, 200, v);
+    send_text(req, &b);
 }
 
 void h_progress_clear(struct http_req *req)
@@ -297,30 +310,31 @@ static bool next_event(struct http_req *req, struct stream *s)
 {
     struct store *st = http_store(req);
     struct store_upload u;
+    struct progress p;
     struct err err = {0};
-    json_t *v;
-    char *json;
+    struct buf b = BUF_INIT;
 
     if (!s->upload_id) {
-        v = idle_json();
+        progress_idle(&p);
+        buf_addf(&b, "event: progress\nid: 0\ndata: ");
+        view_progress_text(&p, NULL, &b);
+        s->version_sent = 0;
         s->finished = true;
     } else {
         if (st->ops->upload_get(st, s->upload_id, s->user_id, &u, &err))
             return false;
         if (u.version == s->version_sent)
             return false;
-        if (!(v = view_upload(st, &u, false)))
+        buf_addf(&b, "event: progress\nid: %lld\ndata: ", (long long)u.version);
+        if (view_upload_text(st, &u, &b)) {
+            buf_release(&b);
             return false;
+        }
         s->version_sent = u.version;
         s->finished = u.finished_at != 0 || u.fatal[0] != '\0';
     }
-    json = json_dumps(v, JSON_COMPACT);
-    json_decref(v);
-    if (!json)
-        return false;
-    queue_out(s, xasprintf("event: progress\nid: %lld\ndata: %s\n\n", (long long)s->version_sent,
-                           json));
-    free(json);
+    buf_adds(&b, "\n\n");
+    queue_out(s, buf_detach(&b, NULL));
     return true;
 }
 

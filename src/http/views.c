@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/timeutil.h"
@@ -190,7 +191,8 @@ json_t *view_upload(struct store *st, const struct store_upload *u, bool with_fi
     json_t *errors, *files = NULL;
 
     progress_from_upload(u, time_now_ms(), &p);
-    errors = view_upload_errors(st, u->id);
+    /* FAILED files are counted in u->failed in the same transaction: none, no query. */
+    errors = u->failed > 0 ? view_upload_errors(st, u->id) : json_array();
     if (!errors)
         return NULL;
     if (with_files) {
@@ -201,4 +203,79 @@ json_t *view_upload(struct store *st, const struct store_upload *u, bool with_fi
         }
     }
     return view_progress(&p, errors, files);
+}
+
+/* ---- the progress object as text (the endpoint's hot path) ---- */
+
+static void text_int(struct buf *b, const char *key, int64_t v)
+{
+    buf_addf(b, "\"%s\":%lld,", key, (long long)v);
+}
+
+static void text_int_or_null(struct buf *b, const char *key, int64_t v, bool present)
+{
+    if (present)
+        text_int(b, key, v);
+    else
+        buf_addf(b, "\"%s\":null,", key);
+}
+
+static void text_time(struct buf *b, const char *key, int64_t ms)
+{
+    char t[40];
+
+    if (ms <= 0) {
+        buf_addf(b, "\"%s\":null,", key);
+        return;
+    }
+    time_iso8601(ms, t, sizeof(t));
+    buf_addf(b, "\"%s\":\"%s\",", key, t);
+}
+
+void view_progress_text(const struct progress *p, const char *errors_json, struct buf *out)
+{
+    /* Keys, order and values as view_progress(); status and phase are fixed
+     * ASCII words and times ISO 8601, so nothing here needs escaping. The
+     * percent has one decimal (jansson would print 33.299999999999997 for the
+     * same double). */
+    buf_addc(out, '{');
+    text_int_or_null(out, "upload_id", p->upload_id, p->upload_id != 0);
+    buf_addf(out, "\"status\":\"%s\",\"phase\":\"%s\",", p->status, p->phase);
+    text_int(out, "total", p->total);
+    text_int(out, "processed", p->processed);
+    text_int(out, "uploaded", p->uploaded);
+    text_int(out, "failed", p->failed);
+    text_int(out, "duplicates", p->duplicates);
+    text_int(out, "current_batch", p->current_batch);
+    text_int(out, "total_batches", p->total_batches);
+    text_int(out, "batch_size", p->batch_size);
+    buf_addf(out, "\"percent\":%.1f,", floor(p->percent * 10.0 + 0.5) / 10.0);
+    text_int(out, "bytes_received", p->bytes_received);
+    text_int_or_null(out, "bytes_total", p->bytes_total, p->bytes_total != 0);
+    text_int_or_null(out, "eta_seconds", p->eta_seconds, p->eta_seconds >= 0);
+    text_time(out, "started_at", p->started_at);
+    text_time(out, "updated_at", p->updated_at);
+    text_time(out, "finished_at", p->finished_at);
+    text_int(out, "version", p->version);
+    buf_addf(out, "\"errors\":%s}", errors_json ? errors_json : "[]");
+}
+
+int view_upload_text(struct store *st, const struct store_upload *u, struct buf *out)
+{
+    struct progress p;
+    char *errors_json = NULL;
+
+    progress_from_upload(u, time_now_ms(), &p);
+    if (u->failed > 0) {
+        json_t *errors = view_upload_errors(st, u->id);
+        if (!errors)
+            return -1;
+        errors_json = json_dumps(errors, JSON_COMPACT);
+        json_decref(errors);
+        if (!errors_json)
+            return -1;
+    }
+    view_progress_text(&p, errors_json, out);
+    free(errors_json);
+    return 0;
 }

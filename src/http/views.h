@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "base/buf.h"
 #include "jobs/progress.h"
 #include "store/store.h"
 
@@ -28,5 +29,14 @@ json_t *view_upload_errors(struct store *st, int64_t upload_id);
 json_t *view_upload_files(struct store *st, int64_t upload_id);
 /* Progress JSON of one upload, with errors and (with_files) files. */
 json_t *view_upload(struct store *st, const struct store_upload *u, bool with_files);
+
+/* The hot path of the progress endpoint and its stream: the same object as
+ * view_progress()/view_upload() (same keys, same values) written straight as
+ * compact JSON text, without building a jansson tree. errors_json is the
+ * compact text of the errors array, NULL for []. Appends to out. */
+void view_progress_text(const struct progress *p, const char *errors_json, struct buf *out);
+/* view_upload(st, u, false) as text; reads the errors only when the upload has
+ * failed files. -1 on a store error (out unchanged). */
+int view_upload_text(struct store *st, const struct store_upload *u, struct buf *out);
 
 #endif

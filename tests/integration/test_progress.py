@@ -371,6 +371,8 @@ class ProgressTest(unittest.TestCase):
         # ?files=1: one entry per file with its outcome; the numbers agree.
         pf = self.progress(c, uid, files=True)
         self.assertEqual(len(pf["files"]), n)
+        # Same object with and without files (two serializers on the server: keep them equal).
+        self.assertEqual({k: v for k, v in pf.items() if k != "files"}, final)
         states = {}
         for f in pf["files"]:
             states[f["state"]] = states.get(f["state"], 0) + 1
@@ -554,9 +556,11 @@ class ProgressTest(unittest.TestCase):
         last = datas[-1]
         self.assertEqual(last["status"], "completed")
         self.assertEqual((last["total"], last["processed"], last["uploaded"]), (20, 20, 20))
-        # The final event is the upload's final state.
-        now = self.progress(c, uid)
-        self.assertEqual(now["version"], last["version"])
+        # The final event is the upload's final state, exactly as GET gives it.
+        self.assertEqual(self.progress(c, uid), last)
+        full = self.progress(c, uid, files=True)
+        self.assertEqual(len(full.pop("files")), 20)
+        self.assertEqual(full, last)
         # Coalesced: at most 4 events a second (plus the first, sent at once).
         self.assertLessEqual(len(events), 2 + 4 * elapsed + 1, f"{len(events)} in {elapsed:.1f}s")
 
