@@ -163,7 +163,8 @@ def timed_peer(name, files, fn):
 
 
 def pil_peer(files, outdir):
-    subprocess.run(["python3", "-c", PIL_SCRIPT, outdir, *files], check=True)
+    # Debian's python3-pil belongs to the system interpreter, not to a pyenv one.
+    subprocess.run(["/usr/bin/python3", "-c", PIL_SCRIPT, outdir, *files], check=True)
 
 
 def main():
