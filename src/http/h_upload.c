@@ -34,6 +34,11 @@
 #include "jobs/jobs.h"
 #include "store/store.h"
 
+/* upload_request_end is tried this often on a transient failure, pausing
+ * END_PAUSE_MS * try. */
+#define END_TRIES 3
+#define END_PAUSE_MS 50
+
 struct upload_req {
     struct http_req *req;
     struct multipart *mp;
@@ -200,9 +205,16 @@ static void end_request(struct upload_req *u)
     if (!u->request_open)
         return;
     u->request_open = false;
-    if (st->ops->upload_request_end(st, u->upload_id, time_now_ms(), &err))
-        log_error("http", "upload.end_failed", "upload=%lld msg=%s", (long long)u->upload_id,
-                  LOG_Q(err.msg));
+    /* Until this is recorded the upload waits for more files (until a restart):
+     * a transient failure is tried again (a failed transaction rolls back). */
+    for (int i = 1; st->ops->upload_request_end(st, u->upload_id, time_now_ms(), &err); i++) {
+        log_error("http", "upload.end_failed", "upload=%lld try=%d msg=%s",
+                  (long long)u->upload_id, i, LOG_Q(err.msg));
+        if (err.cls != ERR_TRANSIENT || i == END_TRIES)
+            break;
+        time_sleep_ms(END_PAUSE_MS * i);
+        err_clear(&err);
+    }
     jobs_notify(http_jobs(u->req));
 }
 

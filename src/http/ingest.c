@@ -36,6 +36,11 @@
 /* Bytes of the display name quoted in messages (fits ERR_MSG_MAX with text). */
 #define MSG_NAME_MAX 120
 #define OPEN_TRIES 8
+/* A transient store failure (busy, I/O, a failed commit) while recording a file
+ * is tried this often, pausing RECORD_PAUSE_MS * try, before the request fails:
+ * one hiccup must not cost the files still to come in the body. */
+#define RECORD_TRIES 3
+#define RECORD_PAUSE_MS 50
 
 enum pstate { P_OK, P_TOO_LARGE, P_UNSUPPORTED, P_IO_FAILED };
 
@@ -270,6 +275,23 @@ static int open_spool(struct ingest *ing)
 
 /* ---------------------------------------------------------------- record */
 
+/* upload_add_file, again while the failure is transient (a failed transaction
+ * rolls back, so a retry cannot record the file twice). */
+static int add_file(struct ingest *ing, const struct store_file_new *f, int64_t *id,
+                    struct err *e)
+{
+    for (int i = 1;; i++) {
+        err_clear(e);
+        if (ing->store->ops->upload_add_file(ing->store, f, time_now_ms(), id, e) == 0)
+            return 0;
+        if (e->cls != ERR_TRANSIENT || i == RECORD_TRIES)
+            return -1;
+        log_warn("http", "file.record_retry", "upload=%lld name=%s try=%d msg=%s",
+                 (long long)ing->upload_id, LOG_Q(ing->name), i, LOG_Q(e->msg));
+        time_sleep_ms(RECORD_PAUSE_MS * i);
+    }
+}
+
 static int record(struct ingest *ing, bool failed, const struct err *why)
 {
     struct store_file_new f = {0};
@@ -288,7 +310,7 @@ static int record(struct ingest *ing, bool failed, const struct err *why)
     f.size = ing->size;
     f.failed = failed;
     f.error = why;
-    if (ing->store->ops->upload_add_file(ing->store, &f, time_now_ms(), &id, &e)) {
+    if (add_file(ing, &f, &id, &e)) {
         err_set(&ing->error, e.cls ? e.cls : ERR_TRANSIENT, "store", "cannot record '%s': %s",
                 ing->name, e.msg);
         return -1;

@@ -501,5 +501,20 @@ class CrashTest(unittest.TestCase):
                 self.assertIn("event=file.retry", srv.log())
                 srv.cleanup()
 
+    def test_server_commit_fault(self):
+        """One failed commit in the server, wherever it lands after the upload exists
+        (recording a file, ending the request, opening a batch, a progress update): the
+        request still succeeds and every file ends done."""
+        for n in range(8, 17):
+            with self.subTest(commit=n):
+                srv = self.start(["--faults", f"serve:commit={n}"])
+                c = self.login(srv)
+                parts = self.jpegs(6, f"commit{n}")
+                uid = self.upload(c, parts)
+                final = self.wait_finished(c, uid, timeout=20)
+                self.assertEqual([f["state"] for f in final["files"]], ["done"] * 6, final)
+                self.check_invariants(srv, c)
+                srv.cleanup()
+
 if __name__ == "__main__":
     unittest.main()
