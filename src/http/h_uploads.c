@@ -53,15 +53,15 @@ static void add_upload_row(void *ctx, const struct store_upload *u)
     struct progress p;
 
     progress_from_upload(u, time_now_ms(), &p);
-    buf_addf(b, "<tr><th scope=\"row\"><a href=\"/photos/uploads/%lld/\">Upload #%lld</a></th><td>",
-             (long long)u->id, (long long)u->id);
+    buf_addf(b, "<tr><th scope=\"row\" class=\"upload-id\"><a href=\"/photos/uploads/%lld/\">"
+                "Upload #%lld</a></th><td class=\"started\">", (long long)u->id, (long long)u->id);
     h_pages_time(b, u->created_at);
-    buf_adds(b, "</td><td>");
+    buf_adds(b, "</td><td class=\"status\">");
     h_pages_status_badge(b, &p);
     buf_addf(b, "</td><td class=\"num\" data-label=\"Files\">%lld</td>"
                 "<td class=\"num\" data-label=\"Uploaded\">%lld</td>"
                 "<td class=\"num\" data-label=\"Duplicates\">%lld</td>"
-                "<td class=\"num%s\" data-label=\"Failed\">%lld</td><td class=\"num\">",
+                "<td class=\"num%s\" data-label=\"Failed\">%lld</td><td class=\"num size\">",
              (long long)p.total, (long long)p.uploaded, (long long)p.duplicates,
              p.failed ? " bad" : "", (long long)p.failed);
     h_pages_size(b, u->bytes_received);
@@ -122,7 +122,7 @@ static void add_error_row(void *ctx, const struct store_file *f)
                     "class=\"visually-hidden\"> ");
         html_text(b, f->name);
         buf_adds(b, "</span></button></form>");
-    } else {
+    } else if (strcmp(f->error_stage, "sniff") != 0) {
         buf_adds(b, "<a class=\"button small\" href=\"/photos/upload/\">Upload again</a>");
     }
     buf_adds(b, "</td></tr>\n");

@@ -152,7 +152,9 @@ async function shot(page, name, size, focus) {
   await page.setViewportSize(SIZES[size]);
   await page.evaluate((sel) => {
     const el = sel && document.querySelector(sel);
-    if (el) window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 8);
+    const header = document.querySelector(".site-header");
+    const under = header ? header.getBoundingClientRect().height : 0;
+    if (el) window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - under - 8);
     else window.scrollTo(0, 0);
   }, size === "phone" ? focus : null);
   await page.waitForTimeout(200);
@@ -291,7 +293,7 @@ async function main() {
       // Slow the network down so the sending phase is visible (and photographed).
       const cdp = await context.newCDPSession(page);
       await cdp.send("Network.emulateNetworkConditions", {
-        offline: false, latency: 20, downloadThroughput: 50 * 1024 * 1024, uploadThroughput: 400 * 1024,
+        offline: false, latency: 20, downloadThroughput: 50 * 1024 * 1024, uploadThroughput: 250 * 1024,
       });
       await page.setInputFiles("#photos-input", uploadFiles);
       eq(await page.locator("#upload-submit-text").textContent(), "Upload 20 photos", "submit label");
@@ -300,6 +302,10 @@ async function main() {
       await page.waitForFunction(() => /sent/.test(document.getElementById("net-text").textContent) &&
                                        /\/s/.test(document.getElementById("net-text").textContent), null, { timeout: 15000 });
       eq(await page.locator("#bar").getAttribute("role"), "progressbar", "progressbar role");
+      // For the picture: wait (briefly) until processing has started while files still arrive.
+      await page.waitForFunction(() => Number(document.getElementById("bar").getAttribute("aria-valuenow")) > 0 &&
+        ["uploading", "processing"].includes(document.getElementById("progress").getAttribute("data-state")),
+        null, { timeout: 10000 }).catch(() => log("note: processing did not start while sending"));
       await shotBoth(page, "upload-progress", "#progress");
       await cdp.send("Network.emulateNetworkConditions", {
         offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
@@ -479,9 +485,12 @@ async function main() {
       await page.goto(base + "/photos/uploads/");
       const rows = page.locator(".uploads-table tbody tr");
       assert(await rows.count() >= 1, "uploads listed");
+      await shotBoth(page, "uploads");
       await page.click(`a[href="/photos/uploads/${state.uploadId}/"]`);
       await page.waitForSelector("#count-total");
       eq(Number(await page.locator("#count-total").textContent()), state.final.total, "report total");
+      await shotBoth(page, "report");
+      await page.setViewportSize(SIZES.desktop);
     }, { skip: noData });
 
     await test("no console errors on any page", async () => {

@@ -576,7 +576,7 @@
       if (e.retryable && !gone.has(e.file_id)) retry.push(e.file_id);
       else {
         var r = bySid.get(e.file_id);
-        if (r && r.file && !r.replaced) again.push(r);
+        if (r && r.file && !r.replaced && e.stage !== "sniff") again.push(r);
       }
     });
     rows.forEach(function (r) { if (r.local === "unsent" && r.file && !r.sid) again.push(r); });
@@ -743,8 +743,13 @@
       ui.counters[k].textContent = p ? String(p[k] || 0) : String(k === "total" ? sending : 0);
     });
     var unsent = rows.filter(function (r) { return r.local === "unsent" && !r.sid; }).length;
-    var failed = p ? (p.errors || []).length : 0;
-    ui.retryAll.hidden = failed + unsent === 0 || s === "uploading";
+    // "Retry all failed" only when something can be retried or sent again.
+    var actionable = ((p && p.errors) || []).filter(function (e) {
+      var r = bySid.get(e.file_id);
+      if (r && r.replaced) return false;
+      return (e.retryable && !gone.has(e.file_id)) || (r && r.file && e.stage !== "sniff");
+    }).length;
+    ui.retryAll.hidden = actionable + unsent === 0 || s === "uploading";
     ui.galleryLink.hidden = !p || !(p.uploaded > 0) || !isDone(p);
     ui.clear.disabled = st.sending > 0;
     if (unsent && !st.sending) {
@@ -808,7 +813,7 @@
         btn = node("button", "button small", st.retrying.has(e.id) ? "Retrying…" : "Retry");
         btn.disabled = st.retrying.has(e.id);
         btn.addEventListener("click", retryFile.bind(null, e.id));
-      } else if (e.id) {
+      } else if (e.id && e.stage !== "sniff") {
         btn = node("button", "button small", "Upload again");
         btn.addEventListener("click", reupload.bind(null, e.id));
       } else if (e.local === "unsent" && e.row.file) {
@@ -899,7 +904,8 @@
       n._ph.textContent = extOf(r.name) || "?";
     }
     var label = "";
-    if (r.sstate === "failed" && !r.replaced) label = r.retryable && !gone.has(r.sid) ? "Retry" : "Upload again";
+    if (r.sstate === "failed" && !r.replaced && r.retryable && !gone.has(r.sid)) label = "Retry";
+    else if (r.sstate === "failed" && !r.replaced && r.stage !== "sniff") label = "Upload again";
     else if (!r.sid && r.local === "unsent" && r.file) label = "Send again";
     if (st.retrying.has(r.sid)) label = "";
     n._btn.hidden = !label;
