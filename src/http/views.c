@@ -207,29 +207,59 @@ json_t *view_upload(struct store *st, const struct store_upload *u, bool with_fi
 
 /* ---- the progress object as text (the endpoint's hot path) ---- */
 
+/* Decimal digits of v (no printf: this runs for every poll of every page). */
+static void text_digits(struct buf *b, int64_t v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    buf_add(b, d + i, sizeof(d) - i);
+}
+
+static void text_key(struct buf *b, const char *key)
+{
+    buf_addc(b, '"');
+    buf_adds(b, key);
+    buf_add(b, "\":", 2);
+}
+
 static void text_int(struct buf *b, const char *key, int64_t v)
 {
-    buf_addf(b, "\"%s\":%lld,", key, (long long)v);
+    text_key(b, key);
+    text_digits(b, v);
+    buf_addc(b, ',');
 }
 
 static void text_int_or_null(struct buf *b, const char *key, int64_t v, bool present)
 {
-    if (present)
+    if (present) {
         text_int(b, key, v);
-    else
-        buf_addf(b, "\"%s\":null,", key);
+        return;
+    }
+    text_key(b, key);
+    buf_add(b, "null,", 5);
 }
 
 static void text_time(struct buf *b, const char *key, int64_t ms)
 {
     char t[40];
 
+    text_key(b, key);
     if (ms <= 0) {
-        buf_addf(b, "\"%s\":null,", key);
+        buf_add(b, "null,", 5);
         return;
     }
     time_iso8601(ms, t, sizeof(t));
-    buf_addf(b, "\"%s\":\"%s\",", key, t);
+    buf_addc(b, '"');
+    buf_adds(b, t);
+    buf_add(b, "\",", 2);
 }
 
 void view_progress_text(const struct progress *p, const char *errors_json, struct buf *out)
@@ -238,9 +268,18 @@ void view_progress_text(const struct progress *p, const char *errors_json, struc
      * ASCII words and times ISO 8601, so nothing here needs escaping. The
      * percent has one decimal (jansson would print 33.299999999999997 for the
      * same double). */
+    int64_t tenths;
+
     buf_addc(out, '{');
     text_int_or_null(out, "upload_id", p->upload_id, p->upload_id != 0);
-    buf_addf(out, "\"status\":\"%s\",\"phase\":\"%s\",", p->status, p->phase);
+    text_key(out, "status");
+    buf_addc(out, '"');
+    buf_adds(out, p->status);
+    buf_add(out, "\",", 2);
+    text_key(out, "phase");
+    buf_addc(out, '"');
+    buf_adds(out, p->phase);
+    buf_add(out, "\",", 2);
     text_int(out, "total", p->total);
     text_int(out, "processed", p->processed);
     text_int(out, "uploaded", p->uploaded);
@@ -249,7 +288,12 @@ void view_progress_text(const struct progress *p, const char *errors_json, struc
     text_int(out, "current_batch", p->current_batch);
     text_int(out, "total_batches", p->total_batches);
     text_int(out, "batch_size", p->batch_size);
-    buf_addf(out, "\"percent\":%.1f,", floor(p->percent * 10.0 + 0.5) / 10.0);
+    tenths = (int64_t)floor(p->percent * 10.0 + 0.5);
+    text_key(out, "percent");
+    text_digits(out, tenths / 10);
+    buf_addc(out, '.');
+    text_digits(out, tenths % 10);
+    buf_addc(out, ',');
     text_int(out, "bytes_received", p->bytes_received);
     text_int_or_null(out, "bytes_total", p->bytes_total, p->bytes_total != 0);
     text_int_or_null(out, "eta_seconds", p->eta_seconds, p->eta_seconds >= 0);
@@ -257,7 +301,9 @@ void view_progress_text(const struct progress *p, const char *errors_json, struc
     text_time(out, "updated_at", p->updated_at);
     text_time(out, "finished_at", p->finished_at);
     text_int(out, "version", p->version);
-    buf_addf(out, "\"errors\":%s}", errors_json ? errors_json : "[]");
+    text_key(out, "errors");
+    buf_adds(out, errors_json ? errors_json : "[]");
+    buf_addc(out, '}');
 }
 
 int view_upload_text(struct store *st, const struct store_upload *u, struct buf *out)
