@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""bench/progress: the progress endpoints under load (issue 4).
+
+1. starts `shoebox serve --batch-delay 0.5` on a free loopback port with a fresh data
+   dir and a user, and starts an upload of 200 generated JPEGs (vips CLI) that keeps
+   the server processing (14 batches of 15 with a pause between them);
+2. while it runs: `wrk -t2 -c64 -d10s` on GET /photos/upload-progress/ with the
+   logged-in session cookie -> requests/s (target >= 20,000), latency, non-2xx count;
+3. opens 500 SSE streams (GET /photos/upload-progress/stream?upload=ID, raw
+   non-blocking sockets in this process; 10 users x 50, as one user may hold 64) on
+   uploads kept open (announced 1000 files, 1 sent) and reads the server's VmRSS
+   from /proc before and after -> MB for 500 streams (target < 50 MB); then the
+   server's CPU while the 500 streams sit idle for 5 s (the hub's cost).
+Prints the figures and writes build/bench/progress.json.
+
+Environment: SHOEBOX_BIN, BENCH_FILES (200), BENCH_STREAMS (500), BENCH_WRK_SECONDS (10),
+BENCH_LOG_LEVEL (server --log-level, default info as shipped).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import Server, wait_until  # noqa: E402
+from photos import Images, Part, data_part, multipart  # noqa: E402
+from test_progress import RawStream, pump  # noqa: E402
+
+FILES = int(os.environ.get("BENCH_FILES", "200"))
+STREAMS = int(os.environ.get("BENCH_STREAMS", "500"))
+WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
+LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
+PER_USER = 50
+PW = "bench"
+OUT = os.path.join(ROOT, "build", "bench")
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cookie_header(c):
+    return "Cookie: " + "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+
+
+def post_files(c, files, expected=None):
+    parts = [Part("csrfmiddlewaretoken", value=c.cookies["csrftoken"])]
+    if expected:
+        parts.append(Part("expected", value=str(expected)))
+    parts += [data_part(n, d) for n, d in files]
+    ctype, length, body = multipart(parts)
+    r = c.request("POST", "/photos/upload/", body=b"".join(body),
+                  headers={"Content-Type": ctype, "Content-Length": str(length),
+                           "Accept": "application/json"})
+    if r.status != 202:
+        raise RuntimeError(f"upload: {r.status} {r.text}")
+    return r.json()["upload_id"]
+
+
+def progress(c, uid):
+    return c.get(f"/photos/upload-progress/?upload={uid}",
+                 headers={"Accept": "application/json"}).json()
+
+
+def parse_wrk(text):
+    out = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out["requests_per_s"] = float(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in", text)
+    out["requests"] = int(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    out["non_2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors:(.*)", text)
+    out["socket_errors"] = m.group(1).strip() if m else ""
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        if m:
+            v = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+            out[f"latency_p{pct}_ms"] = round(v, 3)
+    return out
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    users = ["bench"] + [f"s{i}" for i in range((STREAMS + PER_USER - 1) // PER_USER)]
+    srv = Server(users={u: PW for u in users},
+                 args=["--batch-delay", "0.5", "--log-level", LOG_LEVEL])
+    images = Images()
+    result = {"files": FILES, "streams": STREAMS, "log_level": LOG_LEVEL,
+              "cores": os.cpu_count()}
+    try:
+        srv.start()
+        pid = srv.proc.pid
+        c = srv.client()
+        c.login("bench", PW)
+
+        # 1. an upload that keeps the server busy
+        files = [(f"b{i:03}.jpg", images.jpeg(i + 1)) for i in range(FILES)]
+        uid_box = {}
+        poster = threading.Thread(target=lambda: uid_box.update(uid=post_files(c, files)))
+        poster.start()
+        poster.join()
+        uid = uid_box["uid"]
+        wait_until(lambda: progress(c, uid)["current_batch"] >= 1, timeout=60,
+                   what="the first batch")
+
+        # 2. wrk on the JSON endpoint while it runs
+        url = f"http://127.0.0.1:{srv.port}/photos/upload-progress/"
+        before = progress(c, uid)
+        cpu0 = cpu_s(pid)
+        wrk = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECONDS}s", "--latency",
+                              "-H", cookie_header(c), url],
+                             capture_output=True, text=True, timeout=WRK_SECONDS + 60)
+        after = progress(c, uid)
+        result["wrk"] = parse_wrk(wrk.stdout)
+        result["wrk"]["server_cpu_s"] = round(cpu_s(pid) - cpu0, 2)
+        result["wrk"]["upload_processed_during"] = after["processed"] - before["processed"]
+        result["wrk"]["upload_running_at_end"] = after["status"] == "processing"
+        result["wrk"]["raw"] = wrk.stdout
+        print(wrk.stdout, flush=True)
+        final = wait_until(lambda: (lambda p: p if p["status"] != "processing" else None)(
+            progress(c, uid)), timeout=300, interval=0.5, what="the upload to finish")
+        result["upload_final"] = {k: final[k] for k in
+                                  ("status", "total", "processed", "uploaded", "failed")}
+
+        # 3. 500 SSE streams on uploads kept open
+        followed = []
+        for u in users[1:]:
+            cu = srv.client()
+            cu.login(u, PW)
+            uid_u = post_files(cu, [(f"{u}.jpg", images.jpeg(10000 + len(followed)))],
+                               expected=1000)
+            followed.append((cu, uid_u))
+        rss0 = rss_kb(pid)
+        streams = []
+        t0 = time.monotonic()
+        for i in range(STREAMS):
+            cu, uid_u = followed[i // PER_USER]
+            streams.append(RawStream(srv.port, f"/photos/upload-progress/stream?upload={uid_u}",
+                                     cu.cookies))
+        pump(streams, lambda: all(s.events() for s in streams), 60, "first events")
+        open_s = time.monotonic() - t0
+        bad = [s.status for s in streams if s.status != 200 or s.closed]
+        rss1 = rss_kb(pid)
+        # idle cost: the hub ticks 4 times a second over 500 parked streams
+        cpu0 = cpu_s(pid)
+        time.sleep(5)
+        idle_cpu = cpu_s(pid) - cpu0
+        rss2 = rss_kb(pid)
+        for s in streams:
+            s.close()
+        result["sse"] = {
+            "streams_open": STREAMS - len(bad), "refused_or_closed": len(bad),
+            "open_and_first_event_s": round(open_s, 2),
+            "rss_before_mb": round(rss0 / 1024, 1), "rss_with_streams_mb": round(rss1 / 1024, 1),
+            "rss_extra_mb": round((rss1 - rss0) / 1024, 1),
+            "rss_extra_after_5s_mb": round((rss2 - rss0) / 1024, 1),
+            "kb_per_stream": round((rss1 - rss0) / max(STREAMS, 1), 1),
+            "idle_cpu_percent_5s": round(100 * idle_cpu / 5, 1),
+        }
+    finally:
+        srv.cleanup()
+        images.cleanup()
+
+    w, s = result["wrk"], result["sse"]
+    print(f"progress: GET /photos/upload-progress/ {w['requests_per_s']:.0f} req/s "
+          f"(target >= 20000; p50 {w.get('latency_p50_ms')} ms, p99 {w.get('latency_p99_ms')} ms, "
+          f"non-2xx {w['non_2xx']}, {w['upload_processed_during']} files processed meanwhile)")
+    print(f"progress: {s['streams_open']} SSE streams: +{s['rss_extra_mb']} MB RSS "
+          f"({s['kb_per_stream']} kB each; target < 50 MB), idle CPU {s['idle_cpu_percent_5s']}%")
+    with open(os.path.join(OUT, "progress.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    ok = (w["requests_per_s"] or 0) >= 20000 and s["rss_extra_mb"] < 50 and not bad
+    print("progress: targets " + ("met" if ok else "NOT met"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
