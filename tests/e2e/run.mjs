@@ -373,7 +373,42 @@ async function main() {
       eq(Number(await page.locator("#c-processed").textContent()), after.processed, "processed after retry");
     }, { skip: noData });
 
+    await test("a failed request is retried alone and the upload still completes", async () => {
+      await page.goto(base + "/photos/upload/");
+      const seen = [];
+      let aborted = 0;
+      await page.route("**/photos/upload/?*", async (route) => {
+        const url = route.request().url();
+        if (route.request().method() !== "POST") return route.continue();
+        seen.push(url);
+        if (url.includes("upload=") && !aborted) {
+          aborted++;
+          return route.abort("connectionreset");
+        }
+        return route.continue();
+      });
+      const files = GOOD.slice(0, 12).map((f) => path.join(TESTDATA, f));   // two requests
+      await page.setInputFiles("#photos-input", files);
+      await page.click("#upload-submit");
+      await page.waitForFunction(() => ["completed", "partial", "failed"].includes(
+        document.getElementById("progress").getAttribute("data-state")), null, { timeout: 30000 });
+      await page.unroute("**/photos/upload/?*");
+      // The broken request is logged by Chromium; that one is ours, not the page's.
+      for (let i = errors.length - 1; i >= 0; i--)
+        if (errors[i].includes("ERR_CONNECTION_RESET")) errors.splice(i, 1);
+      eq(aborted, 1, "one request broken");
+      eq(seen.length, 3, "requests: the first, the broken one, its retry (" + seen.join(", ") + ")");
+      assert(seen[1] === seen[2] && seen[1].includes("upload="), "the broken request was sent again alone");
+      const id = await page.evaluate(() => Number(sessionStorage.getItem("shoebox.upload")));
+      const p = await serverJSON(page, base, `/photos/upload-progress/?upload=${id}`);
+      eq(p.total, 12, "every file arrived once");
+      eq(p.status, "completed", "server status");
+      for (const k of ["total", "processed", "uploaded", "failed", "duplicates"])
+        eq(Number(await page.locator(`#c-${k}`).textContent()), p[k], `counter ${k}`);
+    }, { skip: noData });
+
     await test("reload picks the upload up again", async () => {
+      await page.evaluate((id) => sessionStorage.setItem("shoebox.upload", String(id)), state.uploadId);
       await page.reload();
       await page.waitForSelector("#progress:not([hidden])");
       await page.waitForFunction((n) => document.getElementById("c-total").textContent === String(n),
