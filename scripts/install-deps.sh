@@ -7,7 +7,7 @@
 set -eu
 
 build="meson ninja-build pkg-config gcc clang libmicrohttpd-dev libvips-dev libexif-dev
-libraw-dev libsqlite3-dev libsodium-dev libjansson-dev libpq-dev libssl-dev check python3"
+libraw-dev libjpeg62-turbo-dev libsqlite3-dev libsodium-dev libjansson-dev libpq-dev libssl-dev check python3"
 test_extra="postgresql chromium chromium-driver curl libclang-rt-14-dev libvips-tools"
 bench_extra="libvips-tools python3-pil wrk imagemagick libimage-exiftool-perl"
 

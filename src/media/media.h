@@ -37,6 +37,10 @@
 
 #define MEDIA_THUMB_SIZE 256
 #define MEDIA_PREVIEW_SIZE 1440
+/* A JPEG decoded at a DCT scale (M/8) that lands within 10 % above the preview
+ * size is kept at that size rather than resampled again: previews are
+ * MEDIA_PREVIEW_SIZE to MEDIA_PREVIEW_MAX on their long side ("about 1440"). */
+#define MEDIA_PREVIEW_MAX (MEDIA_PREVIEW_SIZE + MEDIA_PREVIEW_SIZE / 10)
 #define MEDIA_TEXT_MAX 128
 #define MEDIA_WARNINGS_MAX 512
 

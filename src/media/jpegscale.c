@@ -1,0 +1,138 @@
+/* jpegscale: see jpegscale.h. libjpeg errors longjmp back to the decode; its
+ * warnings (corrupt data, premature end) mark the image damaged, as libvips'
+ * fail_on=warning does on the other path. */
+#include "media/jpegscale.h"
+
+#include <errno.h>
+#include <jpeglib.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct jerr {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jump;
+    bool warned;
+    char msg[JMSG_LENGTH_MAX];
+};
+
+static void on_error(j_common_ptr cinfo)
+{
+    struct jerr *e = (struct jerr *)cinfo->err;
+
+    (*cinfo->err->format_message)(cinfo, e->msg);
+    longjmp(e->jump, 1);
+}
+
+static void on_message(j_common_ptr cinfo, int level)
+{
+    struct jerr *e = (struct jerr *)cinfo->err;
+
+    /* level -1: a warning, i.e. corrupt data; higher levels are trace output. */
+    if (level < 0 && !e->warned) {
+        e->warned = true;
+        (*cinfo->err->format_message)(cinfo, e->msg);
+    }
+}
+
+int jpegscale_pick(int lng, int min_long)
+{
+    for (int m = 1; m < 8; m++)
+        if ((lng * m + 7) / 8 >= min_long)
+            return m;
+    return 8;
+}
+
+static bool has_icc(struct jpeg_decompress_struct *d)
+{
+    for (jpeg_saved_marker_ptr m = d->marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 2 && m->data_length >= 12 &&
+            memcmp(m->data, "ICC_PROFILE", 12) == 0)
+            return true;
+    return false;
+}
+
+static void free_buf(VipsImage *img, void *buf)
+{
+    (void)img;
+    free(buf);
+}
+
+enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **out, char *why,
+                                   size_t why_len)
+{
+    struct jpeg_decompress_struct d;
+    struct jerr e;
+    /* volatile: read after a longjmp */
+    unsigned char *volatile pixels = NULL;
+    FILE *volatile f = NULL;
+    volatile enum jpegscale_rc rc = JPEGSCALE_NOT_HANDLED;
+    size_t stride;
+    int bands, lng;
+
+    *out = NULL;
+    why[0] = '\0';
+    f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, why_len, "cannot open the file: %s", strerror(errno));
+        return errno == ENOMEM ? JPEGSCALE_NO_MEMORY : JPEGSCALE_NOT_HANDLED;
+    }
+    memset(&e, 0, sizeof(e));
+    d.err = jpeg_std_error(&e.mgr);
+    e.mgr.error_exit = on_error;
+    e.mgr.emit_message = on_message;
+    if (setjmp(e.jump)) {
+        snprintf(why, why_len, "%s", e.msg);
+        rc = JPEGSCALE_DAMAGED;
+        goto out;
+    }
+    jpeg_create_decompress(&d);
+    jpeg_stdio_src(&d, f);
+    jpeg_save_markers(&d, JPEG_APP0 + 2, 0xffff);
+    jpeg_read_header(&d, TRUE);
+    if (has_icc(&d) || d.data_precision != 8 ||
+        (d.jpeg_color_space != JCS_YCbCr && d.jpeg_color_space != JCS_GRAYSCALE))
+        goto out; /* not handled: CMYK, a profile, 12-bit */
+    bands = d.jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
+    d.out_color_space = bands == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    lng = d.image_width > d.image_height ? (int)d.image_width : (int)d.image_height;
+    d.scale_num = (unsigned)jpegscale_pick(lng, min_long);
+    d.scale_denom = 8;
+    d.dct_method = JDCT_ISLOW;
+    jpeg_start_decompress(&d);
+    stride = (size_t)d.output_width * (size_t)bands;
+    pixels = malloc(stride * d.output_height);
+    if (!pixels) {
+        rc = JPEGSCALE_NO_MEMORY;
+        snprintf(why, why_len, "out of memory for %ux%u pixels", d.output_width, d.output_height);
+        goto out;
+    }
+    while (d.output_scanline < d.output_height) {
+        JSAMPROW row = pixels + stride * d.output_scanline;
+        if (jpeg_read_scanlines(&d, &row, 1) != 1)
+            break;
+    }
+    if (e.warned || d.output_scanline < d.output_height) {
+        snprintf(why, why_len, "%s", e.warned ? e.msg : "premature end of JPEG data");
+        rc = JPEGSCALE_DAMAGED;
+        goto out;
+    }
+    jpeg_finish_decompress(&d);
+    *out = vips_image_new_from_memory(pixels, stride * d.output_height, (int)d.output_width,
+                                      (int)d.output_height, bands, VIPS_FORMAT_UCHAR);
+    if (!*out) {
+        rc = JPEGSCALE_NO_MEMORY;
+        goto out;
+    }
+    (*out)->Type = bands == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
+    /* The image now owns the pixels. */
+    g_signal_connect(*out, "postclose", G_CALLBACK(free_buf), pixels);
+    pixels = NULL;
+    rc = JPEGSCALE_OK;
+out:
+    jpeg_destroy_decompress(&d);
+    free(pixels);
+    fclose(f);
+    return rc;
+}
