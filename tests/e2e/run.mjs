@@ -328,6 +328,7 @@ async function main() {
       await page.waitForFunction((n) => document.querySelectorAll("#vlist img.vthumb:not([hidden])").length >= n,
                                  Math.min(5, p.uploaded), { timeout: 10000 });
       await shotBoth(page, "upload-finished", "#progress");
+      await page.locator("#files").screenshot({ path: path.join(SHOTS, "upload-files-desktop.png") });
     }, { skip: noData });
 
     await test("failed files are listed with their reasons", async () => {
@@ -482,6 +483,14 @@ async function main() {
         document.getElementById("progress").getAttribute("data-state")), null, { timeout: 30000 });
       await page.waitForFunction((n) => [...document.querySelectorAll("#vlist .vname")].some((e) => e.textContent === n), HOSTILE);
       eq(await page.locator("#vlist img:not(.vthumb)").count(), 0, "no injected image in the list");
+      // Clear: the session's progress is forgotten (the photos stay).
+      const [cleared] = await Promise.all([
+        page.waitForResponse((r) => r.url().includes("/photos/clear-upload-progress/")),
+        page.click("#clear-progress"),
+      ]);
+      eq(cleared.status(), 200, "clear answer");
+      assert(await page.locator("#progress").isHidden(), "progress panel gone");
+      eq((await serverJSON(page, base, "/photos/upload-progress/")).status, "idle", "session progress idle");
       const list = await serverJSON(page, base, "/api/photos?limit=5");
       const ph = list.photos.find((p) => p.file_name === HOSTILE);
       assert(ph, "stored under its name");
