@@ -104,9 +104,7 @@ void h_gallery(struct http_req *req)
     if (page > INT64_MAX / GALLERY_PAGE_SIZE)
         page = 1;
     buf_init(&grid);
-    /* NEEDSWORK(#5): the http unit tests' fake store has no photo_list; until it
-     * gets one, a store without it shows an empty gallery instead of crashing. */
-    if (st->ops->photo_list && st->ops->photo_list(st, http_user(req)->id, 0, GALLERY_PAGE_SIZE,
+    if (st->ops->photo_list(st, http_user(req)->id, 0, GALLERY_PAGE_SIZE,
                             (page - 1) * GALLERY_PAGE_SIZE, add_tile, &grid, &total, &err)) {
         buf_release(&grid);
         store_failed(req, &err);

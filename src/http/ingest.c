@@ -61,6 +61,8 @@ struct ingest {
     char spool_rel[64];
     char spool_abs[4096];
     struct sha256 *sha;
+    unsigned char *wbuf; /* INGEST_WRITE_BUF bytes not yet written to the spool */
+    size_t wlen;
     int64_t size;
     unsigned char head[SNIFF_HEAD_BYTES];
     size_t head_len;
@@ -220,6 +222,7 @@ static void drop_spool(struct ingest *ing)
 {
     struct err e = {0};
 
+    ing->wlen = 0;
     if (ing->fd >= 0 && close(ing->fd) < 0)
         log_warn("http", "spool.close", "path=%s errno=%d", ing->spool_rel, errno);
     ing->fd = -1;
@@ -374,6 +377,24 @@ static int make_durable(struct ingest *ing)
     return 0;
 }
 
+/* Write the gathered bytes to the spool (opened on the first flush) and hash them. */
+static int flush_spool(struct ingest *ing)
+{
+    struct err e = {0};
+
+    if (ing->wlen == 0)
+        return 0;
+    if (ing->fd < 0 && open_spool(ing))
+        return -1;
+    if (fs_write_all(ing->fd, ing->wbuf, ing->wlen, &e)) {
+        io_failed(ing, e.sys_errno ? e.sys_errno : EIO, "");
+        return -1;
+    }
+    sha256_update(ing->sha, ing->wbuf, ing->wlen);
+    ing->wlen = 0;
+    return 0;
+}
+
 static int end_ok_part(struct ingest *ing)
 {
     char detected[sizeof(ing->sniff.detected)];
@@ -392,7 +413,7 @@ static int end_ok_part(struct ingest *ing)
         memcpy(detected, ing->sniff.detected, sizeof(detected));
         return record_unsupported(ing, detected);
     }
-    if (make_durable(ing))
+    if (flush_spool(ing) || make_durable(ing))
         return record(ing, true, &ing->part_err);
     if (record(ing, false, NULL)) {
         drop_spool(ing);
@@ -421,6 +442,7 @@ struct ingest *ingest_new(const struct ingest_opts *o, struct err *err)
     ing->max_file_size = o->max_file_size;
     ing->fd = -1;
     ing->sha = sha256_new();
+    ing->wbuf = xmalloc(INGEST_WRITE_BUF);
     ing->last_report_ms = time_mono_ms();
     if (fs_mkdir_p(ing->spool_dir, 0700, err)) {
         ingest_free(ing);
@@ -470,7 +492,6 @@ static void take_head(struct ingest *ing, const unsigned char *p, size_t len)
 
 int ingest_part_data(struct ingest *ing, const void *data, size_t len)
 {
-    struct err e = {0};
 
     if (err_is_set(&ing->error))
         return -1;
@@ -492,14 +513,18 @@ int ingest_part_data(struct ingest *ing, const void *data, size_t len)
     take_head(ing, data, len);
     if (ing->pstate != P_OK)
         return INGEST_SKIP;
-    if (ing->fd < 0 && open_spool(ing))
-        return INGEST_SKIP;
-    if (fs_write_all(ing->fd, data, len, &e)) {
-        io_failed(ing, e.sys_errno ? e.sys_errno : EIO, "");
-        return INGEST_SKIP;
-    }
-    sha256_update(ing->sha, data, len);
     ing->size += (int64_t)len;
+    /* The parser hands over data between CR bytes, ~100 bytes at a time in
+     * JPEG data: gather it, so the spool sees one write per INGEST_WRITE_BUF. */
+    while (len > 0) {
+        size_t n = INGEST_WRITE_BUF - ing->wlen < len ? INGEST_WRITE_BUF - ing->wlen : len;
+        memcpy(ing->wbuf + ing->wlen, data, n);
+        ing->wlen += n;
+        data = (const unsigned char *)data + n;
+        len -= n;
+        if (ing->wlen == INGEST_WRITE_BUF && flush_spool(ing))
+            return INGEST_SKIP;
+    }
     return 0;
 }
 
@@ -547,6 +572,7 @@ void ingest_free(struct ingest *ing)
     ing->part_open = false;
     drop_spool(ing);
     sha256_free(ing->sha);
+    free(ing->wbuf);
     free(ing->ids);
     free(ing->spool_dir);
     free(ing->data_dir);

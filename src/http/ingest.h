@@ -38,6 +38,8 @@
 
 struct store;
 
+/* Bytes gathered before a write to the spool file (one buffer per request). */
+#define INGEST_WRITE_BUF (256 * 1024)
 /* How often bytes received are reported to the store (upload_add_bytes). */
 #define INGEST_REPORT_MS 250
 
