@@ -56,6 +56,9 @@ static const struct opt opts[] = {
      "HTTP thread pool size (0 = one per core, at least 2)"},
     {"lease", "SHOEBOX_LEASE", OPT_INT, F(lease_seconds), "120", 1, 86400, PROC,
      "seconds a worker's claim on a file lasts before another may take it"},
+    {"upload-idle", "SHOEBOX_UPLOAD_IDLE", OPT_INT, F(upload_idle), "900", 1, 31536000,
+     CMD_SERVE, "seconds an upload waits for files it announced (expected) before it "
+     "goes on with those it has"},
     {"log-level", "SHOEBOX_LOG_LEVEL", OPT_STR, F(log_level), "info", 0, 0, ALL,
      "debug, info, warn or error"},
     {"debug", "SHOEBOX_DEBUG", OPT_STR, F(debug), "", 0, 0, ALL,

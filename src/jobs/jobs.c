@@ -313,6 +313,20 @@ static void stop_workers(struct jobs *j)
     }
 }
 
+/* A page that announced more files than it sent (closed tab, lost network)
+ * would keep its upload "receiving" forever: after upload_idle_ms without a
+ * request or a change, the upload goes on with the files it has. */
+static void close_idle(struct jobs *j)
+{
+    struct err err = {0};
+    int64_t closed = 0, now = time_now_ms();
+
+    if (j->st->ops->upload_close_idle(j->st, now - j->o.upload_idle_ms, now, &closed, &err))
+        log_error("jobs", "upload.close_idle_failed", "msg=%s", LOG_Q(err.msg));
+    else if (closed)
+        log_warn("jobs", "upload.idle_closed", "uploads=%lld", (long long)closed);
+}
+
 static void *run(void *arg)
 {
     struct jobs *j = arg;
@@ -343,6 +357,7 @@ static void *run(void *arg)
         bool spawned = supervise(j);
         if (time_mono_ms() - last_release >= 1000) {
             release_expired(j);
+            close_idle(j);
             last_release = time_mono_ms();
         }
         if (schedule(j) || told || spawned)

@@ -30,6 +30,7 @@ struct media_opts;
 struct jobs_opts {
     int64_t batch_size;
     int64_t batch_delay_ms;
+    int64_t upload_idle_ms;      /* an upload waiting for announced files stops after this */
     int workers;                 /* worker processes to start; 0 = none (remote workers) */
     const char *data_dir;
     const char *exe;             /* path of the shoebox binary, for worker processes */

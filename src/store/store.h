@@ -228,6 +228,11 @@ struct store_ops {
                          struct err *err);
     /* After a restart no request is open: zero open_requests everywhere. */
     int (*upload_reset_requests)(struct store *st, int64_t now, struct err *err);
+    /* Uploads still waiting for announced files (total < expected) with no request
+     * open and no change since idle_before stop waiting: expected becomes total, and
+     * they finish once their files have outcomes. *closed counts them. */
+    int (*upload_close_idle)(struct store *st, int64_t idle_before, int64_t now,
+                             int64_t *closed, struct err *err);
 
     /* --- scheduling (the server's batch scheduler) --- */
     /* Unfinished uploads with unassigned or in-flight files. */

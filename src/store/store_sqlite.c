@@ -1063,6 +1063,40 @@ out:
     return rc;
 }
 
+static int sq_upload_close_idle(struct store *st, int64_t idle_before, int64_t now,
+                                int64_t *closed, struct err *err)
+{
+    struct conn *c = borrow(st, err);
+    int64_t n;
+    int rc = -1;
+
+    if (closed)
+        *closed = 0;
+    if (!c)
+        return -1;
+    if (tx_begin(c, err))
+        goto out;
+    n = run(c, "close idle uploads", "UPDATE uploads SET expected = total, "
+            "version = version + 1, updated_at = ?2 WHERE finished_at = 0 "
+            "AND open_requests = 0 AND total < expected AND updated_at < ?1",
+            ARGS(VI(idle_before), VI(now)), err);
+    if (n < 0)
+        goto out;
+    if (n > 0 && run(c, "finish uploads", "UPDATE uploads SET finished_at = ?1, "
+                     "version = version + 1, updated_at = ?1 WHERE finished_at = 0 "
+                     "AND open_requests = 0 AND total >= expected AND processed = total",
+                     ARGS(VI(now)), err) < 0)
+        goto out;
+    if (tx_commit(c, err))
+        goto out;
+    if (closed)
+        *closed = n;
+    rc = 0;
+out:
+    give_back(st, c);
+    return rc;
+}
+
 /* ---- scheduling ---- */
 
 static int sq_sched_list(struct store *st, store_sched_cb cb, void *ctx, struct err *err)
@@ -1763,6 +1797,7 @@ static const struct store_ops sq_ops = {
     .upload_files = sq_upload_files,
     .upload_errors = sq_upload_errors,
     .upload_reset_requests = sq_upload_reset_requests,
+    .upload_close_idle = sq_upload_close_idle,
     .sched_list = sq_sched_list,
     .sched_assign = sq_sched_assign,
     .file_claim = sq_file_claim,

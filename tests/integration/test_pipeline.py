@@ -332,6 +332,18 @@ class TestAppendAndApi(PipelineCase):
         self.assertEqual(upload(bob, [photos.data_part("x.jpg", self.images.jpeg(9))],
                                 f"?upload={uid}").status, 404)
 
+    def test_upload_missing_announced_files_goes_on_after_idle(self):
+        self.srv.stop()
+        self.srv.args = ["--batch-delay", "0", "--upload-idle", "1"]
+        self.srv.start()
+        self.c = self.srv.client()
+        self.c.login("alice", "pw-alice")
+        r = upload(self.c, [photos.data_part("one.jpg", self.images.jpeg(1))], "?expected=5")
+        uid = r.json()["upload_id"]
+        done = wait_finished(self.c, uid, timeout=30)   # the other 4 never come
+        self.assertEqual((done["total"], done["uploaded"], done["status"]), (1, 1, "completed"))
+        self.assertIn("event=upload.idle_closed", self.srv.log())
+
     def test_form_post_redirects_to_report(self):
         parts = [photos.Part("csrfmiddlewaretoken", value=self.c.cookies["csrftoken"]),
                  photos.data_part("form.jpg", self.images.jpeg(4))]

@@ -580,6 +580,15 @@ START_TEST(test_upload_misc)
     ck_assert_int_eq(upload(up).finished_at, 0);      /* 5 files announced, none came */
     ck_assert_int_eq(upload(up2).finished_at, T0 + 9);  /* empty and done */
 
+    /* nobody sends the 5 announced files: idle since T0 + 9 */
+    int64_t closed = -1;
+    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 9, T0 + 20, &closed, &err), 0);
+    ck_assert_int_eq(closed, 0);                       /* not idle long enough */
+    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, T0 + 20, &closed, &err), 0);
+    ck_assert_int_eq(closed, 1);
+    ck_assert_int_eq(upload(up).expected, 0);          /* goes on with what it has */
+    ck_assert_int_eq(upload(up).finished_at, T0 + 20);
+
     /* a file for another user's upload is refused */
     struct store_file_new f = {.upload_id = up, .user_id = eve, .name = "x", .sha256 = SHA_A,
                                .format = "jpeg", .spool = "s", .size = 1};
