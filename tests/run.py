@@ -127,7 +127,9 @@ def run_e2e(t, env):
     proc = subprocess.run(["node", script], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=1800)
     out = proc.stdout + proc.stderr
-    print(out[-6000:], flush=True)
+    # Its own lines in full (failures first-hand); server log lines only at the end.
+    own = [l for l in out.splitlines() if not l.startswith("ts=")]
+    print("\n".join(own[-200:]), flush=True)
     m = re.search(r"^e2e: (\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", out, re.M)
     if m:
         t.add("e2e (Chromium)", passed=int(m.group(1)), failed=int(m.group(2)),

@@ -285,6 +285,9 @@ async function main() {
       await page.waitForFunction(() => [...document.querySelectorAll("#vlist .vrow:not([hidden]) .vname")]
         .some((n) => n.textContent === "IMG_4000.jpg"));
       await page.click("#selection-clear");
+      // The list re-renders on the next animation frame: wait for it, with a deadline.
+      await page.waitForFunction(() => document.querySelectorAll("#vlist .vrow:not([hidden])").length === 0,
+        null, { timeout: 5000 }).catch(() => {});
       eq(await page.locator("#vlist .vrow:not([hidden])").count(), 0, "cleared selection");
     });
 
