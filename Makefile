@@ -43,12 +43,13 @@ sanitize: test-deps $(SAN_BUILD)/build.ninja
 	python3 tests/run.py --build $(SAN_BUILD) --sanitize
 
 $(FUZZ_BUILD)/build.ninja:
+	@scripts/install-deps.sh fuzz
 	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debug -Dlibfuzzer=true \
 	    -Db_sanitize=address,undefined -Db_lundef=false
 
 # Real libFuzzer runs (FUZZ_SECONDS each); findings go to tests/fuzz/corpus/<target>/.
 FUZZ_SECONDS ?= 60
-fuzz: test-deps $(FUZZ_BUILD)/build.ninja
+fuzz: $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz_,sniff header multipart)
 	for t in sniff header multipart; do \
 	    $(FUZZ_BUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \

@@ -1,14 +1,17 @@
 #!/bin/sh
 # Install the Debian packages Shoebox needs, only those that are missing.
-# Usage: scripts/install-deps.sh [build|test|bench]
+# Usage: scripts/install-deps.sh [build|test|bench|fuzz]
 #   build: compile and run the server
-#   test:  build + what the test suite needs (PostgreSQL, Chromium, curl)
+#   test:  build + what the test suite needs (Chromium and Node.js for the browser
+#          tests, the vips command line that makes test images, curl)
 #   bench: test + the peers the benchmarks compare against
+#   fuzz:  test + clang's libFuzzer runtime
 set -eu
 
-build="meson ninja-build pkg-config gcc clang libmicrohttpd-dev libvips-dev libexif-dev
-libraw-dev libjpeg62-turbo-dev libsqlite3-dev libsodium-dev libjansson-dev libpq-dev libssl-dev check python3"
-test_extra="postgresql chromium chromium-driver curl libclang-rt-14-dev libvips-tools"
+build="meson ninja-build pkg-config gcc libmicrohttpd-dev libvips-dev libexif-dev libraw-dev
+libjpeg62-turbo-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev check python3"
+test_extra="chromium curl libvips-tools"
+fuzz_extra="clang libclang-rt-14-dev"
 bench_extra="libvips-tools python3-pil wrk imagemagick libimage-exiftool-perl"
 
 want=$build
@@ -16,7 +19,8 @@ case "${1:-build}" in
 build) ;;
 test) want="$build $test_extra" ;;
 bench) want="$build $test_extra $bench_extra" ;;
-*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+fuzz) want="$build $test_extra $fuzz_extra" ;;
+*) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=""
