@@ -135,9 +135,18 @@ class Server:
         self.stop()
         return self.start()
 
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
     def cleanup(self):
+        """Kill, remove the temp dir; under `make sanitize` (SHOEBOX_SANITIZE=1) a
+        sanitizer report in the server's or a worker's log fails the test."""
         self.kill() if self.proc else None
+        log = self.log() if os.environ.get("SHOEBOX_SANITIZE") else ""
         shutil.rmtree(self.tmp, ignore_errors=True)
+        found = [m for m in self.SANITIZER_MARKS if m in log]
+        if found:
+            start = min(log.find(m) for m in found)
+            raise AssertionError("sanitizer report in the server log:\n" + log[start:start + 6000])
 
     def log(self):
         try:
