@@ -98,8 +98,8 @@ static enum log_level level_from(const char *s)
     return LOG_INFO;
 }
 
-static int open_stores(const struct config *cfg, struct store **st, struct blob_store **bs,
-                       struct err *err)
+static int open_stores(const struct config *cfg, unsigned flags, struct store **st,
+                       struct blob_store **bs, struct err *err)
 {
     char db[CONFIG_STR_MAX + 32], blobs[CONFIG_STR_MAX + 16];
 
@@ -108,7 +108,7 @@ static int open_stores(const struct config *cfg, struct store **st, struct blob_
     if (fs_mkdir_p(cfg->data_dir, 0700, err))
         return -1;
     config_db_location(cfg, db, sizeof(db));
-    if (store_open(db, st, err))
+    if (store_open_flags(db, flags, st, err))
         return -1;
     snprintf(blobs, sizeof(blobs), "%s/blobs", cfg->data_dir);
     if (blob_local_open(blobs, bs, err)) {
@@ -214,7 +214,7 @@ static int cmd_user(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: shoebox user add NAME | list | passwd NAME\n");
         return 2;
     }
-    if (open_stores(cfg, &st, &bs, &err))
+    if (open_stores(cfg, 0, &st, &bs, &err))
         goto out;
     if (!strcmp(argv[0], "add")) {
         rc = user_set(st, cfg, argv[1], true, &err);
@@ -246,7 +246,7 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 
     (void)argc;
     (void)argv;
-    if (open_stores(cfg, &st, &bs, &err) || st->ops->schema_version(st, &version, &err)) {
+    if (open_stores(cfg, 0, &st, &bs, &err) || st->ops->schema_version(st, &version, &err)) {
         fprintf(stderr, "shoebox migrate: %s\n", err.msg);
         close_stores(st, bs);
         return 1;
@@ -370,7 +370,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         err_set(&err, ERR_PERMANENT, "serve", "cannot find the shoebox binary");
         goto out;
     }
-    if (open_stores(cfg, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
+    if (open_stores(cfg, 0, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
         goto out;
     wargv = worker_argv(exe, cfg);
     struct jobs_opts jo = {
@@ -447,7 +447,9 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
     limit_memory(cfg->worker_memory);
-    if (media_init("shoebox", 1, &err) || open_stores(cfg, &st, &bs, &err))
+    /* A worker's commits may be lost to a power cut without losing a photo: the
+     * file is then processed again from its durable original. */
+    if (media_init("shoebox", 1, &err) || open_stores(cfg, STORE_RELAXED_SYNC, &st, &bs, &err))
         goto out;
     media_opts_default(&mo);
     mo.max_pixels = cfg->max_pixels;

@@ -212,8 +212,10 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
     if (fin.state != FILE_FAILED && f->spool[0]) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", c->o->data_dir, f->spool);
-        if (fs_unlink(path, &err) == 0)
-            c->st->ops->file_drop_spool(c->st, f->id, NULL);
+        /* file_finish already forgot the spool path of a DONE or DUPLICATE file. */
+        if (fs_unlink(path, &err))
+            log_warn("worker", "spool.unlink_failed", "file=%lld msg=%s", (long long)f->id,
+                     LOG_Q(err.msg));
     }
 }
 

@@ -7,8 +7,9 @@
 #include "base/str.h"
 #include "store/store_sqlite.h"
 
-static int refuse_pg(const char *location, struct store **out, struct err *err)
+static int refuse_pg(const char *location, unsigned flags, struct store **out, struct err *err)
 {
+    (void)location, (void)flags, (void)out;
     /* Never echo the URL: it may hold a password. */
     return err_set(err, ERR_PERMANENT, "store",
                    "cannot open the PostgreSQL database: PostgreSQL support is not built yet");
@@ -16,7 +17,7 @@ static int refuse_pg(const char *location, struct store **out, struct err *err)
 
 static const struct {
     const char *prefix;
-    int (*open)(const char *location, struct store **out, struct err *err);
+    int (*open)(const char *location, unsigned flags, struct store **out, struct err *err);
 } backends[] = {
     {"postgres://", refuse_pg},
     {"postgresql://", refuse_pg},
@@ -25,12 +26,17 @@ static const struct {
 
 int store_open(const char *location, struct store **out, struct err *err)
 {
+    return store_open_flags(location, 0, out, err);
+}
+
+int store_open_flags(const char *location, unsigned flags, struct store **out, struct err *err)
+{
     *out = NULL;
     if (!location || !*location)
         return err_set(err, ERR_PERMANENT, "store", "no database location given");
     for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
         if (str_starts_with(location, backends[i].prefix))
-            return backends[i].open(location, out, err);
+            return backends[i].open(location, flags, out, err);
     }
     return err_set(err, ERR_PERMANENT, "store", "no backend for this database location");
 }

@@ -305,4 +305,14 @@ struct store {
  */
 int store_open(const char *location, struct store **out, struct err *err);
 
+enum store_open_flags {
+    /* Commits need not reach the disk before they return (SQLite synchronous=NORMAL
+     * in WAL mode): still safe against a process crash, and after a power cut only
+     * the newest commits may be lost. For workers: a lost outcome is re-processed
+     * from the durable blob, never lost. Acknowledging an upload needs the default. */
+    STORE_RELAXED_SYNC = 1 << 0,
+};
+/* store_open with flags (enum store_open_flags). */
+int store_open_flags(const char *location, unsigned flags, struct store **out, struct err *err);
+
 #endif

@@ -52,6 +52,7 @@ struct conn {
 struct sq {
     struct store base;
     char *path;
+    bool relaxed;        /* STORE_RELAXED_SYNC: synchronous=NORMAL */
     pthread_mutex_t mu;
     pthread_cond_t cv;   /* signalled when a connection is returned */
     struct conn *free;   /* mu */
@@ -318,7 +319,7 @@ static int set_wal(struct conn *c, const char *path, struct err *err)
     return 0;
 }
 
-static struct conn *conn_open(const char *path, struct err *err)
+static struct conn *conn_open(const char *path, bool relaxed, struct err *err)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -333,7 +334,8 @@ static struct conn *conn_open(const char *path, struct err *err)
     sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
     if (set_wal(c, path, err))
         goto fail;
-    rc = exec_pragma(c, "PRAGMA synchronous=FULL", NULL, 0, err);
+    rc = exec_pragma(c, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", NULL,
+                     0, err);
     if (rc == 0)
         rc = exec_pragma(c, "PRAGMA foreign_keys=ON", NULL, 0, err);
     if (rc) {
@@ -364,7 +366,7 @@ static struct conn *borrow(struct store *st, struct err *err)
     pthread_mutex_unlock(&s->mu);
     if (c)
         return c;
-    c = conn_open(s->path, err);
+    c = conn_open(s->path, s->relaxed, err);
     if (c)
         return c;
     pthread_mutex_lock(&s->mu);
@@ -1815,7 +1817,7 @@ static const struct store_ops sq_ops = {
     .blob_refs = sq_blob_refs,
 };
 
-int store_sqlite_open(const char *path, struct store **out, struct err *err)
+int store_sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err)
 {
     struct sq *s = xcalloc(1, sizeof(*s));
     struct conn *c = NULL;
@@ -1824,6 +1826,7 @@ int store_sqlite_open(const char *path, struct store **out, struct err *err)
     *out = NULL;
     s->base.ops = &sq_ops;
     s->path = xstrdup(path);
+    s->relaxed = flags & STORE_RELAXED_SYNC;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     c = borrow(&s->base, err);

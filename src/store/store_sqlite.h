@@ -10,6 +10,6 @@
 /* Opens (creating if missing) the SQLite database file at path, sets WAL,
  * synchronous=FULL, foreign keys and a 5 s busy timeout, applies pending
  * migrations. Caller frees with st->ops->close(st). */
-int store_sqlite_open(const char *path, struct store **out, struct err *err);
+int store_sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err);
 
 #endif

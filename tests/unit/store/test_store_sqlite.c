@@ -206,6 +206,16 @@ START_TEST(test_schema_version_once)
     ck_assert_int_eq(s2->ops->schema_version(s2, &v2, &err), 0);
     ck_assert_int_eq(v2, v);
     s2->ops->close(s2);
+    /* A worker's relaxed store shares the file and its data. */
+    int64_t id = 0, n = 0;
+    struct store *full = NULL;
+    ck_assert_int_eq(store_open_flags(dbpath, STORE_RELAXED_SYNC, &s2, &err), 0);
+    ck_assert_int_eq(store_open(dbpath, &full, &err), 0);
+    ck_assert_int_eq(s2->ops->user_create(s2, "relaxed", "h", T0, &id, &err), 0);
+    ck_assert_int_eq(full->ops->user_count(full, &n, &err), 0);
+    ck_assert_int_eq(n, 1);
+    s2->ops->close(s2);
+    full->ops->close(full);
 }
 END_TEST
 
