@@ -161,28 +161,30 @@ static void add_file(void *ctx, const struct store_file *f)
     json_array_append_new(ctx, view_file(f));
 }
 
-json_t *view_upload_errors(struct store *st, int64_t upload_id)
+typedef int (*files_op)(struct store *st, int64_t upload_id, store_file_cb cb, void *ctx,
+                        struct err *err);
+
+/* A JSON array of the files `op` lists, each shaped by cb; NULL on a store error. */
+static json_t *file_array(struct store *st, files_op op, int64_t upload_id, store_file_cb cb)
 {
     json_t *a = json_array();
     struct err err = {0};
 
-    if (st->ops->upload_errors(st, upload_id, add_error, a, &err)) {
+    if (op(st, upload_id, cb, a, &err)) {
         json_decref(a);
         return NULL;
     }
     return a;
 }
 
+json_t *view_upload_errors(struct store *st, int64_t upload_id)
+{
+    return file_array(st, st->ops->upload_errors, upload_id, add_error);
+}
+
 json_t *view_upload_files(struct store *st, int64_t upload_id)
 {
-    json_t *a = json_array();
-    struct err err = {0};
-
-    if (st->ops->upload_files(st, upload_id, add_file, a, &err)) {
-        json_decref(a);
-        return NULL;
-    }
-    return a;
+    return file_array(st, st->ops->upload_files, upload_id, add_file);
 }
 
 json_t *view_upload(struct store *st, const struct store_upload *u, bool with_files)

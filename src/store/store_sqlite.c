@@ -397,6 +397,28 @@ static void give_back(struct store *st, struct conn *c)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Reads one row into out with reader: 0, STORE_NOT_FOUND, or -1. The one shape of
+ * every single-row lookup (users, sessions, uploads, files, photos). */
+typedef void (*row_reader)(sqlite3_stmt *s, void *out);
+
+static int get_one(struct store *st, const char *what, const char *sql, const struct val *v,
+                   size_t n, row_reader reader, void *out, struct err *err)
+{
+    struct conn *c = borrow(st, err);
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    if (!c)
+        return -1;
+    rc = row1(c, &s, what, sql, v, n, err);
+    if (rc == 1) {
+        reader(s, out);
+        sqlite3_reset(s);
+    }
+    give_back(st, c);
+    return rc == 1 ? 0 : rc == 0 ? STORE_NOT_FOUND : -1;
+}
+
 static void sq_close(struct store *st)
 {
     struct sq *s = (struct sq *)st;
@@ -471,23 +493,16 @@ static void read_user(sqlite3_stmt *s, struct store_user *u)
     u->created_at = sqlite3_column_int64(s, 3);
 }
 
+static void user_row(sqlite3_stmt *s, void *out)
+{
+    read_user(s, out);
+}
+
 static int sq_user_find(struct store *st, const char *name, struct store_user *out,
                         struct err *err)
 {
-    struct conn *c = borrow(st, err);
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!c)
-        return -1;
-    rc = row1(c, &s, "find user", "SELECT id, name, pw_hash, created_at FROM users "
-              "WHERE name = ?1", ARGS(VT(name)), err);
-    if (rc == 1) {
-        read_user(s, out);
-        sqlite3_reset(s);
-    }
-    give_back(st, c);
-    return rc == 1 ? 0 : rc == 0 ? STORE_NOT_FOUND : -1;
+    return get_one(st, "find user", "SELECT id, name, pw_hash, created_at FROM users "
+                   "WHERE name = ?1", ARGS(VT(name)), user_row, out, err);
 }
 
 /* What write1 does when its statement changed no row. */
@@ -591,29 +606,24 @@ static int sq_session_create(struct store *st, const char *digest, int64_t user_
                   ARGS(VT(digest), VI(user_id), VI(now), VI(expires_at)), err);
 }
 
+static void session_row(sqlite3_stmt *s, void *p)
+{
+    struct store_session *out = p;
+
+    memset(out, 0, sizeof(*out));
+    out->user_id = sqlite3_column_int64(s, 0);
+    col_str(s, 1, out->user_name, sizeof(out->user_name));
+    out->expires_at = sqlite3_column_int64(s, 2);
+    out->current_upload = sqlite3_column_int64(s, 3);
+}
+
 static int sq_session_get(struct store *st, const char *digest, int64_t now,
                           struct store_session *out, struct err *err)
 {
-    struct conn *c = borrow(st, err);
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!c)
-        return -1;
-    rc = row1(c, &s, "read a session",
-              "SELECT s.user_id, u.name, s.expires_at, s.current_upload FROM sessions s "
-              "JOIN users u ON u.id = s.user_id WHERE s.digest = ?1 AND s.expires_at > ?2",
-              ARGS(VT(digest), VI(now)), err);
-    if (rc == 1) {
-        memset(out, 0, sizeof(*out));
-        out->user_id = sqlite3_column_int64(s, 0);
-        col_str(s, 1, out->user_name, sizeof(out->user_name));
-        out->expires_at = sqlite3_column_int64(s, 2);
-        out->current_upload = sqlite3_column_int64(s, 3);
-        sqlite3_reset(s);
-    }
-    give_back(st, c);
-    return rc == 1 ? 0 : rc == 0 ? STORE_NOT_FOUND : -1;
+    return get_one(st, "read a session",
+                   "SELECT s.user_id, u.name, s.expires_at, s.current_upload FROM sessions s "
+                   "JOIN users u ON u.id = s.user_id WHERE s.digest = ?1 AND s.expires_at > ?2",
+                   ARGS(VT(digest), VI(now)), session_row, out, err);
 }
 
 static int sq_session_touch(struct store *st, const char *digest, int64_t expires_at,
@@ -751,23 +761,17 @@ out:
     return rc;
 }
 
+static void upload_row(sqlite3_stmt *s, void *out)
+{
+    read_upload(s, out);
+}
+
 static int sq_upload_get(struct store *st, int64_t id, int64_t user_id, struct store_upload *out,
                          struct err *err)
 {
-    struct conn *c = borrow(st, err);
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!c)
-        return -1;
-    rc = row1(c, &s, "read the upload", "SELECT " UPLOAD_COLS " FROM uploads WHERE id = ?1 "
-              "AND (?2 = 0 OR user_id = ?2)", ARGS(VI(id), VI(user_id)), err);
-    if (rc == 1) {
-        read_upload(s, out);
-        sqlite3_reset(s);
-    }
-    give_back(st, c);
-    return rc == 1 ? 0 : rc == 0 ? STORE_NOT_FOUND : -1;
+    return get_one(st, "read the upload", "SELECT " UPLOAD_COLS " FROM uploads WHERE id = ?1 "
+                   "AND (?2 = 0 OR user_id = ?2)", ARGS(VI(id), VI(user_id)), upload_row, out,
+                   err);
 }
 
 static int sq_upload_list(struct store *st, int64_t user_id, int64_t limit, store_upload_cb cb,
@@ -1553,23 +1557,17 @@ out:
     return rc;
 }
 
+static void file_row(sqlite3_stmt *s, void *out)
+{
+    read_file(s, out);
+}
+
 static int sq_file_get(struct store *st, int64_t id, int64_t user_id, struct store_file *out,
                        struct err *err)
 {
-    struct conn *c = borrow(st, err);
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!c)
-        return -1;
-    rc = row1(c, &s, "read the file", "SELECT " FILE_COLS " FROM upload_files WHERE id = ?1 "
-              "AND (?2 = 0 OR user_id = ?2)", ARGS(VI(id), VI(user_id)), err);
-    if (rc == 1) {
-        read_file(s, out);
-        sqlite3_reset(s);
-    }
-    give_back(st, c);
-    return rc == 1 ? 0 : rc == 0 ? STORE_NOT_FOUND : -1;
+    return get_one(st, "read the file", "SELECT " FILE_COLS " FROM upload_files WHERE id = ?1 "
+                   "AND (?2 = 0 OR user_id = ?2)", ARGS(VI(id), VI(user_id)), file_row, out,
+                   err);
 }
 
 static int sq_file_drop_spool(struct store *st, int64_t file_id, struct err *err)
@@ -1652,22 +1650,15 @@ static void read_photo(sqlite3_stmt *s, struct store_photo *p)
     p->created_at = sqlite3_column_int64(s, 28);
 }
 
+static void photo_row(sqlite3_stmt *s, void *out)
+{
+    read_photo(s, out);
+}
+
 static int get_photo(struct store *st, const char *sql, const struct val *v, size_t n,
                      struct store_photo *out, struct err *err)
 {
-    struct conn *c = borrow(st, err);
-    sqlite3_stmt *s = NULL;
-    int rc;
-
-    if (!c)
-        return -1;
-    rc = row1(c, &s, "read the photo", sql, v, n, err);
-    if (rc == 1) {
-        read_photo(s, out);
-        sqlite3_reset(s);
-    }
-    give_back(st, c);
-    return rc == 1 ? 0 : rc == 0 ? STORE_NOT_FOUND : -1;
+    return get_one(st, "read the photo", sql, v, n, photo_row, out, err);
 }
 
 static int sq_photo_get(struct store *st, int64_t id, int64_t user_id, struct store_photo *out,
