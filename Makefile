@@ -45,15 +45,19 @@ sanitize: test-deps $(SAN_BUILD)/build.ninja
 $(FUZZ_BUILD)/build.ninja:
 	@scripts/install-deps.sh fuzz
 	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debug -Dlibfuzzer=true \
-	    -Db_sanitize=address,undefined -Db_lundef=false
+	    -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fsanitize=fuzzer-no-link
 
-# Real libFuzzer runs (FUZZ_SECONDS each); findings go to tests/fuzz/corpus/<target>/.
+# Real libFuzzer runs (FUZZ_SECONDS each), every library instrumented. New inputs go to
+# $(FUZZ_BUILD)/corpus/<target>/; a crash is written to tests/fuzz/corpus/<target>/ so it
+# is committed with its fix and replayed by make test from then on.
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz_,sniff header multipart)
 	for t in sniff header multipart; do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 	    $(FUZZ_BUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-	        -artifact_prefix=tests/fuzz/corpus/$$t/crash- tests/fuzz/corpus/$$t || exit 1; \
+	        -artifact_prefix=tests/fuzz/corpus/$$t/crash- \
+	        $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
 	done
 
 bench: build
