@@ -93,7 +93,8 @@ static int open_temp_beside(const char *path, char *tmp, size_t n, struct err *e
 {
     int fd;
 
-    if ((size_t)snprintf(tmp, n, "%s.tmp.XXXXXX", path) >= n)
+    /* The pid in the name lets a supervisor clear what a dead process left. */
+    if ((size_t)snprintf(tmp, n, "%s.tmp.%ld.XXXXXX", path, (long)getpid()) >= n)
         return err_set(err, ERR_PERMANENT, "write", "path too long");
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)

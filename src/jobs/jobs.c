@@ -148,6 +148,10 @@ static void worker_died(struct jobs *j, struct worker *w, int status)
     else if (released)
         log_warn("jobs", "worker.files_released", "pid=%ld files=%lld", (long)w->pid,
                  (long long)released);
+    /* A blob it was writing when it died: its pid is in the temporary name. */
+    size_t temps = 0;
+    if (j->bs->ops->remove_temps(j->bs, (long)w->pid, &temps, &err) == 0 && temps)
+        log_info("jobs", "worker.temps_removed", "pid=%ld files=%zu", (long)w->pid, temps);
     close(w->wake_fd);
     w->wake_fd = -1;
     w->pid = 0;

@@ -114,7 +114,7 @@ static int sweep_blobs(struct store *st, struct blob_store *bs, struct err *err)
         bs->ops->remove(bs, s.orphans.keys[i], NULL);
     if (s.orphans.n)
         log_info("jobs", "sweep.blobs", "removed=%zu", s.orphans.n);
-    if (bs->ops->remove_temps(bs, &temps, err))
+    if (bs->ops->remove_temps(bs, 0, &temps, err))
         goto out;
     if (temps)
         log_info("jobs", "sweep.blob_temps", "removed=%zu", temps);

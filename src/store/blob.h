@@ -34,8 +34,9 @@ struct blob_ops {
     int (*list)(struct blob_store *bs, void (*cb)(void *ctx, const char *key), void *ctx,
                 struct err *err);
     /* Removes the temporary files of writes a crash cut short; *removed counts them.
-     * Only while no writer runs (the startup sweep). */
-    int (*remove_temps)(struct blob_store *bs, size_t *removed, struct err *err);
+     * pid 0: all of them, only while no writer runs (the startup sweep); otherwise
+     * those of that (dead) process, whose pid is in their names. */
+    int (*remove_temps)(struct blob_store *bs, long pid, size_t *removed, struct err *err);
 };
 
 struct blob_store {

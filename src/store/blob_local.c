@@ -298,20 +298,35 @@ static int lb_list(struct blob_store *bs, void (*cb)(void *ctx, const char *key)
     return walk_root(l, &w);
 }
 
+struct temps {
+    char mark[32];  /* ".tmp.<pid>" of the writer, "" for every writer */
+    size_t removed;
+};
+
 static void remove_temp(void *ctx, const char *path)
 {
-    size_t *removed = ctx;
+    struct temps *t = ctx;
+    const char *at = t->mark[0] ? strstr(path, t->mark) : NULL;
+    size_t n = strlen(t->mark);
 
+    /* "NAME.tmp.<pid>" (a link) or "NAME.tmp.<pid>.XXXXXX" (a write). */
+    if (t->mark[0] && (!at || (at[n] != '\0' && at[n] != '.')))
+        return;
     if (fs_unlink(path, NULL) == 0)
-        (*removed)++;
+        t->removed++;
 }
 
-static int lb_remove_temps(struct blob_store *bs, size_t *removed, struct err *err)
+static int lb_remove_temps(struct blob_store *bs, long pid, size_t *removed, struct err *err)
 {
-    struct walk w = {.cb = remove_temp, .ctx = removed, .err = err, .temps = true};
+    struct temps t = {.removed = 0};
+    struct walk w = {.cb = remove_temp, .ctx = &t, .err = err, .temps = true};
+    int rc;
 
-    *removed = 0;
-    return walk_root((struct local *)bs, &w);
+    if (pid > 0)
+        snprintf(t.mark, sizeof(t.mark), ".tmp.%ld", pid);
+    rc = walk_root((struct local *)bs, &w);
+    *removed = t.removed;
+    return rc;
 }
 
 static void lb_close(struct blob_store *bs)

@@ -227,6 +227,30 @@ START_TEST(test_list)
 }
 END_TEST
 
+/* A dead writer's temp files go by its pid; the startup sweep takes them all. */
+START_TEST(test_remove_temps)
+{
+    struct err err = {0};
+    struct keys keys = {0};
+    char key[BLOB_KEY_MAX], junk[256];
+    const char *const names[] = {".tmp.123.AbCdEf", ".tmp.123", ".tmp.1234.XyZ012"};
+    size_t removed = 0;
+
+    blob_key(SHA, BLOB_ORIGINAL, key);
+    ck_assert_int_eq(B->ops->put_data(B, key, "x", 1, &err), 0);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(junk, sizeof(junk), "%s/o/ab/%s%s", root, SHA, names[i]);
+        write_src(junk, "half");
+    }
+    ck_assert_int_eq(B->ops->remove_temps(B, 123, &removed, &err), 0);
+    ck_assert_uint_eq(removed, 2);   /* pid 1234's write is not pid 123's */
+    ck_assert_int_eq(B->ops->remove_temps(B, 0, &removed, &err), 0);
+    ck_assert_uint_eq(removed, 1);
+    ck_assert_int_eq(B->ops->list(B, collect, &keys, &err), 0);
+    ck_assert_int_eq(keys.n, 1);     /* the key itself stays */
+}
+END_TEST
+
 /* Files in dir/o/ab other than complete keys (temp names). */
 static int leftovers(void)
 {
@@ -293,6 +317,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_remove);
     tcase_add_loop_test(tc, test_bad_keys, 0, sizeof(bad_keys) / sizeof(bad_keys[0]));
     tcase_add_test(tc, test_list);
+    tcase_add_test(tc, test_remove_temps);
     tcase_add_loop_test(tc, test_faults, 0, sizeof(fault_rows) / sizeof(fault_rows[0]));
     suite_add_tcase(s, tc);
     return s;
