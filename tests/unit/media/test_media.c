@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
+#include "media/boxshrink.h"
 #include "media/exif.h"
 #include "media/media.h"
 
@@ -462,6 +463,94 @@ START_TEST(test_timing_12mp)
 }
 END_TEST
 
+/* ---- boxshrink --------------------------------------------------------- */
+
+static VipsImage *noise_image(int w, int h, int bands, unsigned seed, unsigned char **px)
+{
+    size_t n = (size_t)w * (size_t)h * (size_t)bands;
+    VipsImage *img;
+
+    *px = malloc(n);
+    ck_assert_ptr_nonnull(*px);
+    srand(seed);
+    for (size_t i = 0; i < n; i++)
+        (*px)[i] = (unsigned char)(rand() % 256);
+    img = vips_image_new_from_memory(*px, n, w, h, bands, VIPS_FORMAT_UCHAR);
+    ck_assert_ptr_nonnull(img);
+    return img;
+}
+
+/* Every output pixel is the rounded mean of its block, edge blocks included
+ * (37 x 23 by 5: the last column of blocks is 2 wide, the last row 3 high). */
+START_TEST(test_boxshrink_mean)
+{
+    static const int shapes[][4] = {{37, 23, 3, 5}, {40, 40, 1, 4}, {9, 7, 4, 3}, {5, 5, 3, 1},
+                                    {255, 3, 2, 255}};
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        int w = shapes[s][0], h = shapes[s][1], bands = shapes[s][2], k = shapes[s][3];
+        unsigned char *px;
+        VipsImage *in = noise_image(w, h, bands, (unsigned)s + 1, &px), *out;
+
+        out = boxshrink(in, k);
+        ck_assert_ptr_nonnull(out);
+        ck_assert_int_eq(out->Xsize, (w + k - 1) / k);
+        ck_assert_int_eq(out->Ysize, (h + k - 1) / k);
+        ck_assert_int_eq(out->Bands, bands);
+        for (int oy = 0; oy < out->Ysize; oy++)
+            for (int ox = 0; ox < out->Xsize; ox++)
+                for (int b = 0; b < bands; b++) {
+                    double sum = 0;
+                    int n = 0;
+                    for (int y = oy * k; y < h && y < (oy + 1) * k; y++)
+                        for (int x = ox * k; x < w && x < (ox + 1) * k; x++, n++)
+                            sum += px[((size_t)y * w + x) * bands + b];
+                    int want = (int)floor(sum / n + 0.5);
+                    int got = ((unsigned char *)VIPS_IMAGE_ADDR(out, ox, oy))[b];
+                    ck_assert_msg(got == want, "%dx%dx%d by %d: pixel %d,%d band %d: %d, want %d",
+                                  w, h, bands, k, ox, oy, b, got, want);
+                }
+        g_object_unref(out);
+        g_object_unref(in);
+        free(px);
+    }
+}
+END_TEST
+
+/* The same as libvips' own box shrink (which rounds after each direction, so
+ * within 1), and refuses what it cannot take. */
+START_TEST(test_boxshrink_vips)
+{
+    unsigned char *px;
+    VipsImage *in = noise_image(300, 200, 3, 7, &px), *mine, *theirs = NULL, *mem, *f = NULL;
+    int worst = 0;
+
+    mine = boxshrink(in, 4);
+    ck_assert_ptr_nonnull(mine);
+    ck_assert_int_eq(vips_shrink(in, &theirs, 4, 4, NULL), 0);
+    mem = vips_image_copy_memory(theirs);
+    ck_assert_ptr_nonnull(mem);
+    ck_assert_int_eq(mem->Xsize, mine->Xsize);
+    ck_assert_int_eq(mem->Ysize, mine->Ysize);
+    for (int y = 0; y < mine->Ysize; y++) {
+        const unsigned char *a = VIPS_IMAGE_ADDR(mine, 0, y), *b = VIPS_IMAGE_ADDR(mem, 0, y);
+        for (int i = 0; i < mine->Xsize * 3; i++)
+            worst = abs(a[i] - b[i]) > worst ? abs(a[i] - b[i]) : worst;
+    }
+    ck_assert_int_le(worst, 1);
+    ck_assert_ptr_null(boxshrink(in, 0));
+    ck_assert_ptr_null(boxshrink(in, 256));
+    ck_assert_ptr_null(boxshrink(NULL, 2));
+    ck_assert_int_eq(vips_cast(in, &f, VIPS_FORMAT_FLOAT, NULL), 0);
+    ck_assert_ptr_null(boxshrink(f, 2)); /* not uchar, and not in memory */
+    g_object_unref(f);
+    g_object_unref(mem);
+    g_object_unref(theirs);
+    g_object_unref(mine);
+    g_object_unref(in);
+    free(px);
+}
+END_TEST
+
 START_TEST(test_skip)
 {
     printf("SKIP: no MANIFEST.tsv under '%s' (set SHOEBOX_TESTDATA)\n", testdata);
@@ -489,6 +578,8 @@ int main(void)
     tcase_set_timeout(man, 120);
     tcase_add_loop_test(gen, test_limits, 0, (int)(sizeof(limit_rows) / sizeof(limit_rows[0])));
     tcase_add_test(gen, test_huge_header);
+    tcase_add_test(gen, test_boxshrink_mean);
+    tcase_add_test(gen, test_boxshrink_vips);
     tcase_add_test(gen, test_no_upscale);
     tcase_add_test(gen, test_unsupported_and_missing);
     tcase_add_loop_test(gen, test_exif_date, 0, (int)(sizeof(date_rows) / sizeof(date_rows[0])));
