@@ -11,6 +11,7 @@
 #include "media/thumb.h"
 
 #include "media/boxshrink.h"
+#include "media/jpegenc.h"
 #include "media/jpegscale.h"
 
 #include <math.h>
@@ -262,6 +263,17 @@ static int save_jpeg(VipsImage *img, unsigned char **dst, size_t *dst_len, struc
     size_t len = 0;
     char msg[ERR_MSG_MAX];
 
+    /* Pixels already in memory (the preview): libjpeg-turbo directly. */
+    switch (jpegenc_encode(img, THUMB_JPEG_Q, dst, dst_len, msg, sizeof(msg))) {
+    case JPEGENC_OK:
+        return 0;
+    case JPEGENC_NO_MEMORY:
+        return err_set(err, ERR_TRANSIENT, "thumbnail", "cannot encode the thumbnail: %s", msg);
+    case JPEGENC_FAILED:
+        return err_set(err, ERR_PERMANENT, "thumbnail", "cannot encode the thumbnail: %s", msg);
+    case JPEGENC_NOT_HANDLED:
+        break;
+    }
     if (vips_jpegsave_buffer(img, &buf, &len, "Q", THUMB_JPEG_Q, "strip", TRUE, NULL) != 0) {
         thumb_vips_error(msg, sizeof(msg), NULL);
         return err_set(err, classify(msg), "thumbnail", "cannot encode the thumbnail: %s", msg);

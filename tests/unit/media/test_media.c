@@ -18,6 +18,7 @@
 
 #include "media/boxshrink.h"
 #include "media/exif.h"
+#include "media/jpegenc.h"
 #include "media/media.h"
 
 #define MAX_ROWS 256
@@ -551,6 +552,79 @@ START_TEST(test_boxshrink_vips)
 }
 END_TEST
 
+/* ---- jpegenc ----------------------------------------------------------- */
+
+/* What the preview encoder writes reads back as the same picture, about as
+ * large as libvips' own jpegsave makes it; what it cannot take goes to libvips. */
+START_TEST(test_jpegenc)
+{
+    VipsImage *grad = NULL, *rgb = NULL, *mem, *back = NULL, *diff = NULL, *f = NULL;
+    unsigned char *jpg = NULL;
+    size_t len = 0, vlen = 0;
+    void *vbuf = NULL;
+    char why[200];
+    double avg = 0;
+
+    /* a smooth colour image: x and y ramps and their mean */
+    ck_assert_int_eq(vips_xyz(&grad, 640, 480, NULL), 0);
+    {
+        VipsImage *bands[3] = {NULL, NULL, NULL}, *sum = NULL;
+        ck_assert_int_eq(vips_extract_band(grad, &bands[0], 0, NULL), 0);
+        ck_assert_int_eq(vips_extract_band(grad, &bands[1], 1, NULL), 0);
+        ck_assert_int_eq(vips_add(bands[0], bands[1], &sum, NULL), 0);
+        ck_assert_int_eq(vips_linear1(sum, &bands[2], 0.2, 0, NULL), 0);
+        VipsImage *joined = NULL;
+        ck_assert_int_eq(vips_bandjoin(bands, &joined, 3, NULL), 0);
+        ck_assert_int_eq(vips_cast(joined, &rgb, VIPS_FORMAT_UCHAR, NULL), 0);
+        for (int i = 0; i < 3; i++)
+            g_object_unref(bands[i]);
+        g_object_unref(sum);
+        g_object_unref(joined);
+    }
+    rgb->Type = VIPS_INTERPRETATION_sRGB;
+    mem = vips_image_copy_memory(rgb);
+    ck_assert_ptr_nonnull(mem);
+    ck_assert_int_eq(jpegenc_encode(mem, 82, &jpg, &len, why, sizeof(why)), JPEGENC_OK);
+    ck_assert_uint_gt(len, 1000);
+    ck_assert(jpg[0] == 0xFF && jpg[1] == 0xD8 && jpg[len - 2] == 0xFF && jpg[len - 1] == 0xD9);
+    ck_assert_int_eq(vips_jpegsave_buffer(mem, &vbuf, &vlen, "Q", 82, "strip", TRUE, NULL), 0);
+    ck_assert_msg(len > vlen * 9 / 10 && len < vlen * 11 / 10, "%zu bytes vs libvips %zu", len,
+                  vlen);
+    back = vips_image_new_from_buffer(jpg, len, "", NULL);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_int_eq(back->Xsize, 640);
+    ck_assert_int_eq(back->Ysize, 480);
+    ck_assert_int_eq(back->Bands, 3);
+    ck_assert_int_eq(vips_subtract(back, mem, &diff, NULL), 0);
+    {
+        VipsImage *a = NULL;
+        ck_assert_int_eq(vips_abs(diff, &a, NULL), 0);
+        ck_assert_int_eq(vips_avg(a, &avg, NULL), 0);
+        g_object_unref(a);
+    }
+    ck_assert_msg(avg < 2.0, "mean difference %.2f", avg);
+    /* not for it: float pixels, or pixels not in memory */
+    ck_assert_int_eq(vips_cast(mem, &f, VIPS_FORMAT_FLOAT, NULL), 0);
+    {
+        unsigned char *none = NULL;
+        size_t nlen = 0;
+        ck_assert_int_eq(jpegenc_encode(f, 82, &none, &nlen, why, sizeof(why)),
+                         JPEGENC_NOT_HANDLED);
+        ck_assert_int_eq(jpegenc_encode(rgb, 82, &none, &nlen, why, sizeof(why)),
+                         JPEGENC_NOT_HANDLED);
+        ck_assert_ptr_null(none);
+    }
+    g_free(vbuf);
+    free(jpg);
+    g_object_unref(f);
+    g_object_unref(diff);
+    g_object_unref(back);
+    g_object_unref(mem);
+    g_object_unref(rgb);
+    g_object_unref(grad);
+}
+END_TEST
+
 START_TEST(test_skip)
 {
     printf("SKIP: no MANIFEST.tsv under '%s' (set SHOEBOX_TESTDATA)\n", testdata);
@@ -580,6 +654,7 @@ int main(void)
     tcase_add_test(gen, test_huge_header);
     tcase_add_test(gen, test_boxshrink_mean);
     tcase_add_test(gen, test_boxshrink_vips);
+    tcase_add_test(gen, test_jpegenc);
     tcase_add_test(gen, test_no_upscale);
     tcase_add_test(gen, test_unsupported_and_missing);
     tcase_add_loop_test(gen, test_exif_date, 0, (int)(sizeof(date_rows) / sizeof(date_rows[0])));
