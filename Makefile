@@ -52,8 +52,8 @@ $(FUZZ_BUILD)/build.ninja:
 # is committed with its fix and replayed by make test from then on.
 FUZZ_SECONDS ?= 60
 fuzz: $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz_,sniff header multipart)
-	for t in sniff header multipart; do \
+	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz_,sniff header process multipart)
+	for t in sniff header process multipart; do \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 	    $(FUZZ_BUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
 	        -artifact_prefix=tests/fuzz/corpus/$$t/crash- \
