@@ -103,6 +103,14 @@ json_t *view_file(const struct store_file *f)
     json_object_set_new(o, "photo_id", f->photo_id ? json_integer(f->photo_id) : json_null());
     json_object_set_new(o, "duplicate_of",
                         f->duplicate_of ? json_integer(f->duplicate_of) : json_null());
+    if ((f->photo_id || f->duplicate_of) && f->photo_has_thumb) {
+        char url[64];
+        snprintf(url, sizeof(url), "/photos/%lld/thumb.jpg",
+                 (long long)(f->photo_id ? f->photo_id : f->duplicate_of));
+        json_object_set_new(o, "thumbnail_url", json_string(url));
+    } else {
+        json_object_set_new(o, "thumbnail_url", json_null());
+    }
     if (f->state == FILE_FAILED) {
         json_object_set_new(o, "stage", json_string(f->error_stage));
         json_object_set_new(o, "error", json_string(f->error_msg));

@@ -94,6 +94,7 @@ struct store_file {
     char spool[STORE_PATH_MAX];     /* relative to the data dir; "" when not held */
     int64_t batch_no, attempts;
     int64_t photo_id, duplicate_of;  /* 0 = none */
+    bool photo_has_thumb;  /* the photo (or duplicate_of) has a thumbnail; upload_files only */
     char error_stage[32];
     char error_msg[STORE_MSG_MAX];
     char lease_owner[64];

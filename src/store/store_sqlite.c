@@ -964,6 +964,12 @@ static int sq_upload_set_cleared(struct store *st, int64_t id, bool cleared, str
     "attempts, photo_id, duplicate_of, error_stage, error_msg, lease_owner, created_at, " \
     "updated_at, lease_until"
 
+/* FILE_COLS and whether the file's photo has a thumbnail: for a DUPLICATE that
+ * photo came from an earlier upload, and the page shows its thumbnail too. */
+#define FILE_COLS_THUMB \
+    FILE_COLS ", (SELECT has_thumb FROM photos WHERE photos.id = upload_files.photo_id " \
+    "OR photos.id = upload_files.duplicate_of LIMIT 1)"
+
 static enum store_file_state parse_state(const char *s)
 {
     for (int i = FILE_RECEIVED; i <= FILE_FAILED; i++) {
@@ -998,6 +1004,8 @@ static void read_file(sqlite3_stmt *s, struct store_file *f)
     col_str(s, 16, f->lease_owner, sizeof(f->lease_owner));
     f->created_at = sqlite3_column_int64(s, 17);
     f->updated_at = sqlite3_column_int64(s, 18);
+    if (sqlite3_column_count(s) > 20) /* FILE_COLS_THUMB */
+        f->photo_has_thumb = sqlite3_column_int(s, 20) != 0;
 }
 
 static int list_files(struct store *st, const char *what, const char *sql, int64_t upload_id,
@@ -1031,8 +1039,9 @@ out:
 static int sq_upload_files(struct store *st, int64_t upload_id, store_file_cb cb, void *ctx,
                            struct err *err)
 {
-    return list_files(st, "list the upload's files", "SELECT " FILE_COLS " FROM upload_files "
-                      "WHERE upload_id = ?1 ORDER BY seq", upload_id, cb, ctx, err);
+    return list_files(st, "list the upload's files", "SELECT " FILE_COLS_THUMB
+                      " FROM upload_files WHERE upload_id = ?1 ORDER BY seq", upload_id, cb, ctx,
+                      err);
 }
 
 static int sq_upload_errors(struct store *st, int64_t upload_id, store_file_cb cb, void *ctx,

@@ -409,6 +409,17 @@ async function main() {
       eq(p.status, "completed", "server status");
       for (const k of ["total", "processed", "uploaded", "failed", "duplicates"])
         eq(Number(await page.locator(`#c-${k}`).textContent()), p[k], `counter ${k}`);
+      // These files were all stored by the first upload: duplicates, each row showing the
+      // earlier photo's thumbnail (this upload made no photo of its own to take it from).
+      eq(p.duplicates, 12 - p.failed, "duplicates of the first upload");
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll("#vlist .vrow:not([hidden])")]
+          .filter((r) => r.querySelector(".chip-duplicate"));
+        return rows.length > 0 && rows.every((r) => {
+          const img = r.querySelector("img.vthumb");
+          return img && !img.hidden && /\/photos\/\d+\/thumb\.jpg$/.test(img.getAttribute("src") || "");
+        });
+      }, null, { timeout: 10000 });
     }, { skip: noData });
 
     await test("reload picks the upload up again", async () => {

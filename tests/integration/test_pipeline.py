@@ -258,6 +258,18 @@ class TestDuplicates(PipelineCase):
         self.assertEqual(f["duplicate_of"], files["b.jpg"]["photo_id"])
         self.assertEqual(second["duplicates"], 1)
         self.assertEqual(self.c.get("/api/photos").json()["total"], 2)
+        # The duplicate's row names the earlier photo's thumbnail, which is served;
+        # /api/photos?upload= of the second upload lists no photo to take it from.
+        b_photo = self.c.get(f"/api/photos/{files['b.jpg']['photo_id']}").json()
+        self.assertEqual(f["thumbnail_url"], b_photo["thumbnail_url"])
+        self.assertEqual(files["a-again.jpg"]["thumbnail_url"], files["a.jpg"]["thumbnail_url"])
+        self.assertEqual(self.c.get(f"/api/photos?upload={second['upload_id']}").json()["total"], 0)
+        t = self.c.get(f["thumbnail_url"])
+        self.assertEqual(t.status, 200)
+        self.assertEqual(t.header("Content-Type"), "image/jpeg")
+        # the live progress view carries the same
+        live = self.c.get(f"/photos/upload-progress/?upload={second['upload_id']}&files=1").json()
+        self.assertEqual(live["files"][0]["thumbnail_url"], f["thumbnail_url"])
 
     def test_other_user_same_content_is_theirs(self):
         a = self.images.jpeg(5)

@@ -104,7 +104,7 @@
       name: name, size: size, file: file || null,
       local: "", reason: "",               // local: ready skipped queued sending sent unsent
       sid: 0, sstate: "", stage: "", error: "", retryable: false,
-      photoId: 0, batch: 0, replaced: false, ver: 0,
+      photoId: 0, thumb: "", batch: 0, replaced: false, ver: 0,
     };
   }
   function touch(r) { r.ver++; st.listDirty = true; }
@@ -487,15 +487,16 @@
         r.sid = f.id;
         bySid.set(f.id, r);
       }
-      var before = r.sstate + r.stage + r.error + r.photoId + r.retryable + r.batch;
+      var before = r.sstate + r.stage + r.error + r.photoId + r.retryable + r.batch + r.thumb;
       r.sstate = f.state;
       r.stage = f.stage || "";
       r.error = f.error || "";
       r.retryable = !!f.retryable;
       r.photoId = f.photo_id || 0;
+      r.thumb = f.thumbnail_url || "";  // a duplicate's photo is from an earlier upload
       r.batch = f.batch || 0;
       r.local = "sent";
-      if (before !== r.sstate + r.stage + r.error + r.photoId + r.retryable + r.batch) touch(r);
+      if (before !== r.sstate + r.stage + r.error + r.photoId + r.retryable + r.batch + r.thumb) touch(r);
     });
     // Once every request is over, rows the server never named were renamed by it.
     if (!st.sending && st.final)
@@ -892,7 +893,8 @@
     n._meta.textContent = v.meta || "";
     n._chip.className = "chip chip-" + v.cls;
     n._chip.textContent = v.chip;
-    var url = r.photoId && (r.sstate === "done" || r.sstate === "duplicate") ? thumbs.get(r.photoId) : "";
+    var url = r.sstate === "done" || r.sstate === "duplicate" ?
+      (thumbs.get(r.photoId) || r.thumb) : "";
     if (url) {
       if (n._img.getAttribute("src") !== url) n._img.src = url;
       n._img.hidden = false;
