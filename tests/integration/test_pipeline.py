@@ -49,6 +49,49 @@ def jpeg_size(data):
     raise ValueError("no SOF marker")
 
 
+def jpeg_segments(data):
+    """The marker bytes of a JPEG's segments before its image data (SOS)."""
+    out, i = [], 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:
+            break
+        out.append(marker)
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return out
+
+
+def with_gps_exif(jpeg, orientation=1):
+    """jpeg with an APP1 Exif block inserted after SOI: Make, Orientation and a GPS
+    position (52.5 N, 13.4 E), written by hand so no tool beyond vips is needed."""
+    def rat(n, d=1):
+        return struct.pack("<II", n, d)
+    make = b"ShoeboxCam\x00"
+    # IFD0: Make, Orientation, GPS pointer; GPS IFD: lat ref, lat, lon ref, lon
+    ifd0_off = 8
+    ifd0_size = 2 + 3 * 12 + 4
+    make_off = ifd0_off + ifd0_size
+    gps_off = make_off + len(make)
+    gps_size = 2 + 4 * 12 + 4
+    data_off = gps_off + gps_size
+    lat = rat(52) + rat(30) + rat(0)
+    lon = rat(13) + rat(24) + rat(0)
+    tiff = b"II*\x00" + struct.pack("<I", ifd0_off)
+    tiff += struct.pack("<H", 3)
+    tiff += struct.pack("<HHII", 0x010F, 2, len(make), make_off)
+    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff += struct.pack("<HHII", 0x8825, 4, 1, gps_off)
+    tiff += struct.pack("<I", 0) + make
+    tiff += struct.pack("<H", 4)
+    tiff += struct.pack("<HHI4s", 1, 2, 2, b"N\x00\x00\x00")
+    tiff += struct.pack("<HHII", 2, 5, 3, data_off)
+    tiff += struct.pack("<HHI4s", 3, 2, 2, b"E\x00\x00\x00")
+    tiff += struct.pack("<HHII", 4, 5, 3, data_off + len(lat))
+    tiff += struct.pack("<I", 0) + lat + lon
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
 class PipelineCase(unittest.TestCase):
     server_args = ["--batch-delay", "0.05"]
 
@@ -240,6 +283,45 @@ class TestCounts(PipelineCase):
         self.assertEqual(sorted(batches), list(range(1, 15)))
         self.assertTrue(all(n <= 15 for n in batches.values()), batches)
         self.assertEqual(self.c.get(f"/api/photos?upload={uid}&limit=500").json()["total"], 200)
+
+
+class TestPrivacy(PipelineCase):
+    def test_thumbnails_and_previews_carry_no_metadata(self):
+        """The original keeps its EXIF (it is the user's file); the images Shoebox makes
+        from it carry none: no camera, no GPS position, whichever path made them (the
+        scaled JPEG decode at 3000 px, a rotated photo, libvips for a PNG)."""
+        big = with_gps_exif(self.images.jpeg(0, 3000, 2000))
+        turned = with_gps_exif(self.images.jpeg(1, 1600, 1200), orientation=6)
+        png = open(self.images.base(800, 600, "png"), "rb").read()
+        uid = self.send([photos.data_part("big.jpg", big), photos.data_part("turned.jpg", turned),
+                         photos.data_part("plain.png", png)])
+        files = self.files_by_name(wait_finished(self.c, uid))
+        for name in ("big.jpg", "turned.jpg", "plain.png"):
+            f = files[name]
+            self.assertEqual(f["state"], "done", f)
+            p = self.c.get(f"/api/photos/{f['photo_id']}").json()
+            if name != "plain.png":
+                # the EXIF was read, so it was there to leak
+                self.assertAlmostEqual(p["gps_lat"], 52.5, places=4)
+                self.assertAlmostEqual(p["gps_lon"], 13.4, places=4)
+                self.assertEqual(p["make"], "ShoeboxCam")
+            for url in (p["thumbnail_url"], p["preview_url"]):
+                body = self.c.get(url).body
+                self.assertEqual(body[:2], b"\xff\xd8", url)
+                segs = jpeg_segments(body)
+                leaks = [hex(m) for m in segs if 0xE1 <= m <= 0xEF or m == 0xFE]
+                self.assertEqual(leaks, [], f"{name} {url}: metadata segments {leaks}")
+                self.assertNotIn(b"ShoeboxCam", body, url)
+            if name == "turned.jpg":
+                # orientation 6: 1600x1200 stored upright as 1200x1600
+                self.assertEqual((p["width"], p["height"]), (1200, 1600))
+                tw, th = jpeg_size(self.c.get(p["preview_url"]).body)
+                self.assertGreater(th, tw)
+        big_id = files["big.jpg"]["photo_id"]
+        self.assertEqual(self.c.get(f"/api/photos/{big_id}").json()["width"], 3000)
+        self.assertIn(0xE1, jpeg_segments(big))  # the check below sees EXIF where it is
+        orig = self.c.get(f"/photos/{big_id}/original").body
+        self.assertEqual(orig, big)
 
 
 class TestDuplicates(PipelineCase):
