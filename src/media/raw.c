@@ -22,6 +22,7 @@
 #include "media/raw.h"
 
 #include <libraw/libraw.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -269,6 +270,24 @@ out:
     return rc;
 }
 
+/* libraw_init() with the LibRaw object's memory zeroed. LibRaw 0.20's
+ * constructor leaves part of the object unset (the Panasonic bit reader's
+ * buffer, valgrind: "uninitialised value created by LibRaw::LibRaw"), and
+ * panasonic_load_raw() reads it: an RW2 whose data is short then decoded in a
+ * worker's first file (fresh, zeroed pages) and failed with "Input/output
+ * error" in any later one (reused heap). M_PERTURB 0xff makes malloc fill new
+ * blocks with its complement, 0, for this one allocation (mallopt(3)): every
+ * file now gets what the first one got. */
+static libraw_data_t *new_libraw(void)
+{
+    libraw_data_t *lr;
+
+    mallopt(M_PERTURB, 0xff);
+    lr = libraw_init(0);
+    mallopt(M_PERTURB, 0);
+    return lr;
+}
+
 int raw_process(const char *path, const struct sniff_result *sn, const struct media_opts *opts,
                 bool probe_only, struct media_output *out, bool *is_raw, struct err *err)
 {
@@ -278,7 +297,7 @@ int raw_process(const char *path, const struct sniff_result *sn, const struct me
     int code, rc = -1;
 
     *is_raw = false;
-    lr = libraw_init(0);
+    lr = new_libraw();
     if (!lr)
         return err_set(err, ERR_TRANSIENT, "header", "out of memory for LibRaw");
     libraw_set_dataerror_handler(lr, on_data_error, &st);

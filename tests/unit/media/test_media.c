@@ -21,6 +21,17 @@
 #include "media/jpegenc.h"
 #include "media/media.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #define MAX_ROWS 256
 #define NCOLS 14
 
@@ -355,12 +366,15 @@ START_TEST(test_manifest_row)
                       rel);
         goto out;
     }
-    if (rc == -1 && strcmp(e.stage, "decode") == 0 && strstr(r->col[C_NOTE], "not for pixels")) {
+    if (UNDER_ASAN && rc == -1 && strcmp(e.stage, "decode") == 0 &&
+        strstr(r->col[C_NOTE], "not for pixels")) {
         /* Panasonic.rw2 has its image data stripped; LibRaw 0.20's
-         * panasonic_load_raw() then reads uninitialised memory (valgrind), so
-         * decoding succeeds or fails by chance. Check the metadata only. */
+         * panasonic_load_raw() then reads a part of the LibRaw object its
+         * constructor leaves unset. raw.c has malloc zero that object
+         * (M_PERTURB); ASan's allocator ignores that, so only there may the
+         * decode still fail. Check the metadata then. */
         char w[8];
-        printf("  KNOWN: stripped RAW data, LibRaw result is nondeterministic; metadata checked\n");
+        printf("  KNOWN: stripped RAW data under ASan; metadata checked\n");
         ck_assert_int_eq(media_probe(path, &o, &out.meta, w, sizeof(w), &e), 0);
         out.has_thumb = false;
     } else {
