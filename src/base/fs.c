@@ -68,6 +68,16 @@ int fs_unlink(const char *path, struct err *err)
     return 0;
 }
 
+void fs_drop_cache(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+}
+
 int fs_mkdir_p(const char *path, mode_t mode, struct err *err)
 {
     char tmp[4096];

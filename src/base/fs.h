@@ -22,6 +22,9 @@ int fs_fsync_dir(const char *dir, struct err *err);
 int fs_rename(const char *from, const char *to, struct err *err);
 /* unlink; a missing file is not an error. */
 int fs_unlink(const char *path, struct err *err);
+/* Ask the kernel to drop path's cached pages (POSIX_FADV_DONTNEED): for data
+ * that is durable and will not be read again soon. Advisory: errors ignored. */
+void fs_drop_cache(const char *path);
 /* mkdir -p with mode for each created level. */
 int fs_mkdir_p(const char *path, mode_t mode, struct err *err);
 /* Durably replace path with data (temp name, fsync, rename, fsync dir). */

@@ -212,6 +212,10 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
     if (fin.state != FILE_FAILED && f->spool[0]) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", c->o->data_dir, f->spool);
+        /* The bytes are durable and read: drop them from the page cache (a DONE
+         * original is the same inode under blobs/). Hundreds of originals would
+         * otherwise push the thumbnails and the database out of memory. */
+        fs_drop_cache(path);
         /* file_finish already forgot the spool path of a DONE or DUPLICATE file. */
         if (fs_unlink(path, &err))
             log_warn("worker", "spool.unlink_failed", "file=%lld msg=%s", (long long)f->id,

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "base/fault.h"
@@ -115,6 +117,53 @@ START_TEST(copy_and_unlink)
 }
 END_TEST
 
+/* Pages of path in the page cache (mincore over a mapping of it). */
+static size_t resident_pages(const char *path, size_t len)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t n = (len + (size_t)page - 1) / (size_t)page, count = 0;
+    unsigned char *vec = calloc(n, 1);
+    int fd = open(path, O_RDONLY);
+    void *map;
+
+    ck_assert_ptr_nonnull(vec);
+    ck_assert_int_ge(fd, 0);
+    map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert_ptr_ne(map, MAP_FAILED);
+    ck_assert_int_eq(mincore(map, len, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        count += vec[i] & 1;
+    munmap(map, len);
+    close(fd);
+    free(vec);
+    return count;
+}
+
+/* A durable file's pages leave the page cache; its content stays. */
+START_TEST(drop_cache)
+{
+    char path[128];
+    struct err err = {0};
+    struct statfs sf;
+    size_t len = 1024 * 1024;
+    char *data = malloc(len), got[16];
+
+    ck_assert_ptr_nonnull(data);
+    memset(data, 'x', len);
+    snprintf(path, sizeof(path), "%s/cached", dir);
+    ck_assert_int_eq(fs_write_file_atomic(path, data, len, &err), 0);
+    ck_assert_uint_gt(resident_pages(path, len), 0);
+    fs_drop_cache(path);
+    ck_assert_int_eq(statfs(dir, &sf), 0);
+    if (sf.f_type != 0x01021994) /* TMPFS_MAGIC: its pages are the file */
+        ck_assert_uint_eq(resident_pages(path, len), 0);
+    read_file(path, got, sizeof(got));
+    ck_assert_str_eq(got, "xxxxxxxxxxxxxxx");
+    fs_drop_cache("/nonexistent/file"); /* advisory: nothing happens */
+    free(data);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fs");
@@ -127,6 +176,7 @@ int main(void)
     tcase_add_test(tc, fsync_fault_keeps_old_content);
     tcase_add_test(tc, disk_full);
     tcase_add_test(tc, copy_and_unlink);
+    tcase_add_test(tc, drop_cache);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
