@@ -178,6 +178,72 @@ async function noHorizontalScroll(page, what) {
   assert(w <= page.viewportSize().width + 1, `${what}: page is ${w}px wide at ${page.viewportSize().width}px`);
 }
 
+// ---- keyboard ----
+// Presses `key` and describes where focus landed: `key` names the element ("#id", or
+// "errors button[label]" / "list button[label]" for the per-file buttons), `outline` says
+// whether a visible outline is drawn, `shadow` is its box-shadow, `seen` whether at least
+// 4x4 px of it are on screen (not clipped away). It also reports the box-shadow of the
+// element focus left (`prevShadow`), so a ring made of box-shadow can be told from a
+// shadow the element always has. Transitions are let settle before anything is read.
+async function pressKey(page, key) {
+  await page.keyboard.press(key);
+  return page.evaluate(async () => {
+    const settle = (el) => Promise.race([
+      Promise.all((el && el.getAnimations ? el.getAnimations() : []).map((a) => a.finished.catch(() => {}))),
+      new Promise((r) => setTimeout(r, 600)),
+    ]);
+    const name = (el) => {
+      if (!el || el === document.body || el === document.documentElement) return "(page)";
+      if (el.id) return "#" + el.id;
+      const where = el.closest("#errors") ? "errors " : el.closest("#vlist") ? "list " : "";
+      const label = el.getAttribute("aria-label") || el.textContent.trim().replace(/\s+/g, " ");
+      return where + el.tagName.toLowerCase() + "[" + label.slice(0, 60) + "]";
+    };
+    const el = document.activeElement;
+    const prev = window.__e2eFocus;
+    window.__e2eFocus = el;
+    await Promise.all([settle(el), settle(prev)]);
+    const prevShadow = prev && prev !== el && prev.isConnected ? getComputedStyle(prev).boxShadow : undefined;
+    if (!el || el === document.body) return { key: "(page)", outline: false, shadow: "none", seen: false, prevShadow };
+    const cs = getComputedStyle(el);
+    const clear = (c) => c === "transparent" || /[,/]\s*0(\.0*)?\s*\)$/.test(c);
+    const outline = cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0 && !clear(cs.outlineColor);
+    // What is left of its box after every clipping ancestor.
+    const r = el.getBoundingClientRect();
+    let box = { l: r.left, t: r.top, r: r.right, b: r.bottom };
+    for (let a = el; a && a !== document.documentElement; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.position === "absolute" && /^rect\(0px,? 0px,? 0px,? 0px\)$/.test(s.clip)) box = { l: 0, t: 0, r: 0, b: 0 };
+      if (a !== el && (s.overflowX !== "visible" || s.overflowY !== "visible")) {
+        const ar = a.getBoundingClientRect();
+        box = { l: Math.max(box.l, ar.left), t: Math.max(box.t, ar.top), r: Math.min(box.r, ar.right), b: Math.min(box.b, ar.bottom) };
+      }
+    }
+    const seen = box.r - box.l >= 4 && box.b - box.t >= 4 &&
+      el.checkVisibility({ opacityProperty: true, visibilityProperty: true });
+    return { key: name(el), outline, shadow: cs.boxShadow, seen, prevShadow };
+  });
+}
+
+// Presses `key` until `until(stop)` holds (or `max` presses); returns every stop, each
+// with `shadowOff`: its box-shadow once focus had moved on (when it did).
+async function tabWalk(page, { key = "Tab", until = () => false, max = 60 } = {}) {
+  const stops = [];
+  for (let i = 0; i < max; i++) {
+    const s = await pressKey(page, key);
+    if (stops.length) stops[stops.length - 1].shadowOff = s.prevShadow;
+    stops.push(s);
+    if (until(s)) break;
+  }
+  return stops;
+}
+
+// A focus indicator: an outline, or a box-shadow the element does not have unfocused.
+function hasRing(s) {
+  return s.outline || (s.shadow !== "none" && s.shadowOff !== undefined && s.shadow !== s.shadowOff);
+}
+function stopList(stops) { return stops.map((s) => s.key).join(" → "); }
+
 async function serverJSON(page, base, url) {
   const r = await page.request.get(base + url, { headers: { Accept: "application/json" } });
   assert(r.ok(), `${url} answered ${r.status()}`);
@@ -190,7 +256,7 @@ async function main() {
   const noData = haveData ? "" : `no test data at ${TESTDATA} (set SHOEBOX_TESTDATA)`;
   if (!fs.existsSync(CHROMIUM)) {
     log(`SKIP all: ${CHROMIUM} is missing (apt-get install chromium)`);
-    tally.skipped += 12;
+    tally.skipped += 20; // every test below
     return;
   }
   if (!fs.existsSync(BIN)) {
@@ -201,7 +267,7 @@ async function main() {
   const chromium = await loadPlaywright();
   if (!chromium) {
     log("SKIP all: playwright-core could not be installed");
-    tally.skipped += 12;
+    tally.skipped += 20; // every test below
     return;
   }
 
@@ -253,6 +319,90 @@ async function main() {
       await page.setViewportSize(SIZES.desktop);
     });
 
+    await test("dropping files on the drop zone selects them as the file input does", async () => {
+      const notes = path.join(work, "notes.txt");
+      fs.writeFileSync(notes, "not a photo\n");
+      const files = ["jpeg/Apple iPhone 4.jpg", "jpeg/cat_progressive.jpg", "bad/README.jpg"]
+        .map((f) => path.join(TESTDATA, f)).concat([notes]);
+      // What the page shows for a selection: submit label, summary, warning, list rows.
+      const selection = async () => {
+        await page.waitForFunction((n) => document.querySelectorAll("#vlist .vrow:not([hidden])").length === n,
+                                   files.length, { timeout: 5000 });
+        return page.evaluate(() => ({
+          label: document.getElementById("upload-submit-text").textContent,
+          enabled: !document.getElementById("upload-submit").disabled,
+          summary: document.getElementById("selection-summary").textContent,
+          warn: document.getElementById("selection-warn").hidden ? "" : document.getElementById("selection-warn").textContent,
+          rows: [...document.querySelectorAll("#vlist .vrow:not([hidden])")].map((r) =>
+            [".vname", ".chip", ".vmeta"].map((c) => r.querySelector(c).textContent).join(" | ")),
+        }));
+      };
+      await page.goto(base + "/photos/upload/");
+      await page.setInputFiles("#photos-input", files);
+      const picked = await selection();
+      eq(picked.label, "Upload 3 photos", "submit label after the file input");
+
+      // The same files, dropped: File objects made in the page from the bytes on disk.
+      await page.goto(base + "/photos/upload/");
+      const dt = await page.evaluateHandle((list) => {
+        const d = new DataTransfer();
+        for (const f of list) {
+          const bin = atob(f.b64);
+          const bytes = new Uint8Array(bin.length);
+          for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+          d.items.add(new File([bytes], f.name, { type: f.type }));
+        }
+        // Chromium lets only its own drag data take a drop effect: keep what the page sets.
+        let effect = "none";
+        Object.defineProperty(d, "dropEffect", { configurable: true, get: () => effect, set: (v) => { effect = v; } });
+        return d;
+      }, files.map((f) => ({ name: path.basename(f), type: f.endsWith(".txt") ? "text/plain" : "image/jpeg",
+                             b64: fs.readFileSync(f).toString("base64") })));
+      eq(await dt.evaluate((d) => d.files.length), files.length, "files in the DataTransfer");
+      // Fires a drag event at the middle of `sel`, as the browser would; reports whether
+      // the page took it (preventDefault: only then does Chromium allow the drop).
+      const fire = (sel, type) => page.evaluate(([sel, type, d]) => {
+        const el = document.querySelector(sel);
+        const r = el.getBoundingClientRect();
+        const ev = new DragEvent(type, { bubbles: true, cancelable: true, composed: true, dataTransfer: d,
+                                         clientX: r.left + r.width / 2, clientY: r.top + r.height / 2 });
+        el.dispatchEvent(ev);
+        return { taken: ev.defaultPrevented, effect: d.dropEffect };
+      }, [sel, type, dt]);
+      const zone = page.locator("#dropzone");
+      const look = () => zone.evaluate((z) => { const s = getComputedStyle(z); return s.borderTopColor + " " + s.backgroundColor; });
+      const idle = await look();
+      const dragover = () => zone.evaluate((z) => z.classList.contains("dragover"));
+
+      assert((await fire("#dropzone", "dragenter")).taken, "dragenter taken");
+      assert(await dragover(), "drag-over state while a drag is over the zone");
+      await page.waitForFunction(([idle]) => { const s = getComputedStyle(document.getElementById("dropzone"));
+        return s.borderTopColor + " " + s.backgroundColor !== idle; }, [idle], { timeout: 3000 })
+        .catch(() => { throw new Error("the drop zone looks the same while dragged over: " + idle); });
+      await fire("#dropzone", "dragleave");
+      assert(!(await dragover()), "drag-over state gone once the drag leaves");
+      await page.waitForFunction(([idle]) => { const s = getComputedStyle(document.getElementById("dropzone"));
+        return s.borderTopColor + " " + s.backgroundColor === idle; }, [idle], { timeout: 3000 });
+      // In again, across a child element (enter the child, then leave the zone for it):
+      // the state stays on, and a dragover there accepts a copy.
+      await fire("#dropzone", "dragenter");
+      await fire(".dz-title", "dragenter");
+      await fire("#dropzone", "dragleave");
+      assert(await dragover(), "drag-over state kept over a child of the zone");
+      const over = await fire(".dz-title", "dragover");
+      assert(over.taken, "dragover taken (else the browser refuses the drop)");
+      eq(over.effect, "copy", "drop effect");
+      // A drop outside the zone must not make the browser open the file instead.
+      assert((await fire(".tips", "dragover")).taken && (await fire(".tips", "drop")).taken, "drop outside the zone held");
+      assert(await page.locator("#selection").isHidden(), "a drop outside the zone selects nothing");
+      assert((await fire(".dz-title", "drop")).taken, "drop taken");
+      assert(!(await dragover()), "drag-over state gone after the drop");
+      const dropped = await selection();
+      eq(JSON.stringify(dropped), JSON.stringify(picked), "dropped selection matches the file input's");
+      await page.click("#selection-clear");
+      await dt.dispose();
+    }, { skip: noData });
+
     await test("pre-checks and a 5,000-file selection stay responsive", async () => {
       await page.goto(base + "/photos/upload/");
       const t = await page.evaluate(async () => {
@@ -281,6 +431,9 @@ async function main() {
       assert(probs.some((p) => p.includes("Too large") && p.includes("100 MB")), "huge.jpg flagged: " + probs);
       await page.locator("#vlist").evaluate((el) => { el.scrollTop = 1e6; });
       await page.click('.seg[data-filter="all"]');
+      // The list grows back on the next animation frame; scrolling before that is clamped.
+      await page.waitForFunction(() => document.getElementById("vlist-spacer").offsetHeight > 56 * 4000,
+                                 null, { timeout: 5000 });
       await page.locator("#vlist").evaluate((el) => { el.scrollTop = 56 * 4000; el.dispatchEvent(new Event("scroll")); });
       await page.waitForFunction(() => [...document.querySelectorAll("#vlist .vrow:not([hidden]) .vname")]
         .some((n) => n.textContent === "IMG_4000.jpg"));
@@ -431,6 +584,33 @@ async function main() {
       assert((await page.locator("#report-link").getAttribute("href")).endsWith(`/uploads/${state.uploadId}/`), "report link");
     }, { skip: noData });
 
+    await test("reload while processing, before any photo is stored, picks the upload up without a script error", async () => {
+      const problems = [];
+      const onError = (e) => problems.push(e.message);
+      page.on("pageerror", onError);
+      const url = `**/photos/upload-progress/?upload=${state.uploadId}&files=1`;
+      try {
+        await page.evaluate((id) => sessionStorage.setItem("shoebox.upload", String(id)), state.uploadId);
+        // The first answer after the reload is what the server says early on: still
+        // processing, nothing stored yet. (The stream then brings the real, final state.)
+        await page.route(url, async (route) => {
+          const r = await route.fetch();
+          const body = Object.assign(await r.json(), { status: "processing", phase: "processing", processed: 0,
+            uploaded: 0, duplicates: 0, failed: 0, percent: 0, finished_at: null, errors: [] });
+          await route.fulfill({ response: r, json: body });
+        }, { times: 1 });
+        await page.reload();
+        await page.waitForSelector("#progress:not([hidden])");
+        await page.waitForFunction((n) => document.getElementById("c-total").textContent === String(n) &&
+          ["completed", "partial", "failed"].includes(document.getElementById("progress").getAttribute("data-state")),
+          state.final.total, { timeout: 15000 });
+        eq(problems.join("; "), "", "script errors");
+      } finally {
+        page.off("pageerror", onError);
+        await page.unroute(url).catch(() => {});
+      }
+    }, { skip: noData });
+
     await test("gallery shows the new thumbnails", async () => {
       await page.goto(base + "/photos/");
       const tiles = page.locator("#gallery-grid .tile");
@@ -549,6 +729,155 @@ async function main() {
       eq(Number(await page.locator("#count-total").textContent()), state.final.total, "report total");
       await shotBoth(page, "report");
       await page.setViewportSize(SIZES.desktop);
+    }, { skip: noData });
+
+    // Opens the upload page with nothing in progress (an earlier test's upload would
+    // otherwise be picked up again and change what is on the page).
+    const freshUploadPage = async (pg) => {
+      await pg.goto(base + "/photos/upload/");
+      if (await pg.locator("#progress").isVisible()) {
+        await pg.click("#clear-progress");
+        await pg.waitForSelector("#progress", { state: "hidden" });
+        await pg.goto(base + "/photos/upload/");
+      }
+    };
+
+    await test("keyboard only: every Tab stop on the upload page can be seen, with a focus ring", async () => {
+      await freshUploadPage(page);
+      await page.setInputFiles("#photos-input", [{ name: "a.jpg", mimeType: "image/jpeg", buffer: Buffer.alloc(64) }]);
+      await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+      const stops = await tabWalk(page, { max: 40, until: (s) => s.key === "(page)" });
+      const walk = stops.filter((s) => s.key !== "(page)");
+      for (const k of ["#pick-files", "#pick-folder", "#upload-submit", "#selection-clear"])
+        assert(walk.some((s) => s.key === k), `${k} is a Tab stop: ${stopList(stops)}`);
+      const unseen = walk.filter((s) => !s.seen).map((s) => s.key);
+      eq(unseen.join(", "), "", "Tab stops that cannot be seen");
+      const noRing = walk.filter((s) => !hasRing(s)).map((s) => s.key);
+      eq(noRing.join(", "), "", "Tab stops without a focus indicator");
+    });
+
+    await test("keyboard only: choose photos, send them, then reach Retry and the report", async () => {
+      const files = [path.join(work, CRASH_NAME + ".jpg"), path.join(TESTDATA, "jpeg/Polaroid_PDC_640M__POL_0136.JPG")];
+      await freshUploadPage(page);
+      await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+      // Listening now has Playwright intercept the chooser well before Enter is pressed.
+      const chooserOpened = page.waitForEvent("filechooser", { timeout: 20000 });
+      chooserOpened.catch(() => {});   // awaited below; not an unhandled rejection if a step before fails
+      // Tab from the top of the page to "Choose photos"; Enter opens the file chooser.
+      const toPick = await tabWalk(page, { max: 30, until: (s) => s.key === "#pick-files" });
+      const pick = toPick[toPick.length - 1];
+      eq(pick.key, "#pick-files", `'Choose photos' reached by Tab (${stopList(toPick)})`);
+      assert(toPick.some((s) => s.key === "a[Past uploads]"), "the page's own links come first: " + stopList(toPick));
+      assert(pick.seen, "'Choose photos' can be seen while focused");
+      await page.keyboard.press("Enter");
+      const chooser = await chooserOpened;
+      assert(chooser.isMultiple(), "the chooser takes several files");
+      await chooser.setFiles(files);
+      await page.waitForFunction(() => document.getElementById("upload-submit-text").textContent === "Upload 2 photos",
+                                 null, { timeout: 5000 });
+      // Onwards to the submit button: only the folder picker lies between.
+      const toSubmit = await tabWalk(page, { max: 6, until: (s) => s.key === "#upload-submit" });
+      const submit = toSubmit[toSubmit.length - 1];
+      eq(submit.key, "#upload-submit", `submit reached by Tab after 'Choose photos' (${stopList(toSubmit)})`);
+      assert(toSubmit.slice(0, -1).every((s) => s.key === "#pick-folder"), "stops in between: " + stopList(toSubmit));
+      assert(submit.seen, "the submit button can be seen while focused");
+      // Shift+Tab goes back the same way, Tab forward again; then "Clear selection" follows.
+      eq((await pressKey(page, "Shift+Tab")).key, toSubmit.length > 1 ? toSubmit[toSubmit.length - 2].key : "#pick-files",
+         "Shift+Tab from the submit button");
+      eq((await pressKey(page, "Tab")).key, "#upload-submit", "Tab back to the submit button");
+      eq((await pressKey(page, "Tab")).key, "#selection-clear", "after the submit button");
+      eq((await pressKey(page, "Shift+Tab")).key, "#upload-submit", "Shift+Tab back to the submit button");
+      for (const s of [...toPick, ...toSubmit]) assert(hasRing(s), `${s.key} shows no focus indicator`);
+      // Space sends.
+      await page.keyboard.press("Space");
+      await page.waitForFunction(() => ["completed", "partial", "failed"].includes(
+        document.getElementById("progress").getAttribute("data-state")), null, { timeout: 30000 });
+      const id = await page.evaluate(() => Number(sessionStorage.getItem("shoebox.upload")));
+      const p = await serverJSON(page, base, `/photos/upload-progress/?upload=${id}`);
+      eq(p.total, 2, "both files sent");
+      assert(p.errors.some((e) => e.file === CRASH_NAME + ".jpg" && e.retryable), "the crash is retryable");
+      const retryLabel = `button[Retry ${CRASH_NAME}.jpg]`;
+      await page.waitForFunction((n) => [...document.querySelectorAll("#vlist button")]
+        .some((b) => !b.hidden && b.getAttribute("aria-label") === "Retry " + n), CRASH_NAME + ".jpg", { timeout: 10000 });
+      // Tab on from wherever focus is now: the report link, then the Retry in the problems
+      // table, then the one in the file list.
+      const after = await tabWalk(page, { max: 80, until: (s) => s.key === "list " + retryLabel });
+      const at = (k) => after.findIndex((s) => s.key === k);
+      for (const k of ["#report-link", "errors " + retryLabel, "list " + retryLabel])
+        assert(at(k) >= 0, `${k} reached by Tab: ${stopList(after)}`);
+      assert(at("#report-link") < at("errors " + retryLabel) && at("errors " + retryLabel) < at("list " + retryLabel),
+             "order: report link, problems table, file list: " + stopList(after));
+      for (const s of after) {
+        if (s.key === "(page)") continue;
+        assert(hasRing(s), `${s.key} shows no focus indicator`);
+        if (s.key === "#report-link" || s.key.endsWith(retryLabel)) assert(s.seen, `${s.key} can be seen while focused`);
+      }
+      // Back to the problems table's Retry with Shift+Tab, and Enter retries the file.
+      const back = await tabWalk(page, { key: "Shift+Tab", max: 20, until: (s) => s.key === "errors " + retryLabel });
+      eq(back[back.length - 1].key, "errors " + retryLabel, "Shift+Tab back to Retry: " + stopList(back));
+      const [resp] = await Promise.all([
+        page.waitForResponse((r) => r.url().includes(`/uploads/${id}/files/`) && r.url().endsWith("/retry")),
+        page.keyboard.press("Enter"),
+      ]);
+      eq(resp.status(), 202, "retry answer");
+      await waitFor(async () => {
+        const q = await serverJSON(page, base, `/photos/upload-progress/?upload=${id}`);
+        return q.status !== "processing" && q.finished_at !== p.finished_at;
+      }, { timeout: 30000, what: "the retried file to be processed" });
+      await page.waitForFunction(() => ["completed", "partial", "failed"].includes(
+        document.getElementById("progress").getAttribute("data-state")), null, { timeout: 30000 });
+      // And Enter on the report link opens the report.
+      const toReport = await tabWalk(page, { max: 80, until: (s) => s.key === "#report-link" });
+      eq(toReport[toReport.length - 1].key, "#report-link", "report link reached again: " + stopList(toReport));
+      await Promise.all([page.waitForURL(base + `/photos/uploads/${id}/`), page.keyboard.press("Enter")]);
+    }, { skip: noData });
+
+    await test("leaving while photos are being sent asks first; once the upload is done it does not", async () => {
+      const files = ["jpeg/Nikon_D3100__DSC_0008.JPG", "jpeg/Olympus_C-3000__P1010006.JPG", "jpeg/Sony_SLT-A57___DSC8833.JPG"]
+        .map((f) => path.join(TESTDATA, f));
+      const p3 = await context.newPage();
+      p3.removeAllListeners("dialog");
+      const dialogs = [];
+      p3.on("dialog", (d) => { dialogs.push(d.type()); d.dismiss().catch(() => {}); });
+      try {
+        await freshUploadPage(p3);
+        const cdp = await context.newCDPSession(p3);
+        await cdp.send("Network.emulateNetworkConditions", {
+          offline: false, latency: 20, downloadThroughput: 50 * 1024 * 1024, uploadThroughput: 100 * 1024,
+        });
+        await p3.setInputFiles("#photos-input", files);
+        // A real click: Chromium only asks before unload on a page the user has interacted with.
+        await p3.click("#upload-submit");
+        await p3.waitForFunction(() => document.getElementById("progress").getAttribute("data-state") === "uploading" &&
+          /sent/.test(document.getElementById("net-text").textContent), null, { timeout: 10000 });
+        const sentWidth = () => p3.evaluate(() => parseFloat(document.getElementById("bar-sent").style.width) || 0);
+        const before = await sentWidth();
+        assert(before < 90, `still sending (${before} % sent)`);
+        await p3.close({ runBeforeUnload: true });
+        await waitFor(() => dialogs.length > 0, { timeout: 5000, what: "a dialog before leaving" });
+        eq(dialogs.join(","), "beforeunload", "dialogs while sending");
+        // Dismissed: the page stays and the sending goes on.
+        await p3.waitForTimeout(300);
+        assert(!p3.isClosed(), "the page stayed open");
+        await p3.waitForFunction((w) => parseFloat(document.getElementById("bar-sent").style.width) > w,
+                                 before, { timeout: 15000 });
+        await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+        await p3.waitForFunction(() => ["completed", "partial", "failed"].includes(
+          document.getElementById("progress").getAttribute("data-state")), null, { timeout: 60000 });
+        const id = await p3.evaluate(() => Number(sessionStorage.getItem("shoebox.upload")));
+        const p = await serverJSON(p3, base, `/photos/upload-progress/?upload=${id}`);
+        eq(p.total, files.length, "every file arrived");
+        eq(p.status, "completed", "server status");
+        eq(p.failed, 0, "none failed");
+        // Done: leaving does not ask (a dialog would be dismissed and keep the page open).
+        const closed = p3.waitForEvent("close", { timeout: 5000 });
+        closed.catch(() => {});
+        await p3.close({ runBeforeUnload: true });
+        await closed.catch(() => { throw new Error("the page did not close once the upload was done"); });
+        eq(dialogs.join(","), "beforeunload", "no dialog once the upload is done");
+      } finally {
+        if (!p3.isClosed()) await p3.close().catch(() => {});
+      }
     }, { skip: noData });
 
     await test("no console errors on any page", async () => {

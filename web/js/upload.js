@@ -968,7 +968,8 @@
         startFollow();
         announce("Following upload #" + id + ": " + p.processed + " of " + p.total + " processed");
       }
-      fetchThumbs(id, p).then(function () { schedule(); }, function () {});
+      // null when every stored photo's thumbnail is known already
+      Promise.resolve(fetchThumbs(id, p)).then(function () { schedule(); }, function () {});
       updateSelection();
       schedule();
     }, function (err) {
@@ -980,6 +981,9 @@
 
   // ---- wiring ----
   ui.pickFiles.addEventListener("click", function () { ui.input.click(); });
+  // "Choose photos" stands in for the native input, which CSS hides: keep it out of
+  // the Tab order, or focus vanishes into a 1 px box (it stays in the form).
+  ui.input.tabIndex = -1;
   if ("webkitdirectory" in ui.folderInput) {
     ui.pickFolder.hidden = false;
     ui.pickFolder.addEventListener("click", function () { ui.folderInput.click(); });
