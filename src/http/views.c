@@ -43,6 +43,17 @@ static json_t *warnings_array(const char *w)
     return a;
 }
 
+/* The thumbnail URL of photo id, or null when there is none (id 0). */
+static json_t *thumb_url(int64_t id)
+{
+    char url[64];
+
+    if (!id)
+        return json_null();
+    snprintf(url, sizeof(url), "/photos/%lld/thumb.jpg", (long long)id);
+    return json_string(url);
+}
+
 json_t *view_photo(const struct store_photo *p)
 {
     char url[96], taken[48];
@@ -73,13 +84,11 @@ json_t *view_photo(const struct store_photo *p)
     json_object_set_new(o, "has_thumbnail", json_boolean(p->has_thumb));
     json_object_set_new(o, "warnings", warnings_array(p->warnings));
     json_object_set_new(o, "uploaded_at", view_time(p->created_at));
+    json_object_set_new(o, "thumbnail_url", thumb_url(p->has_thumb ? p->id : 0));
     if (p->has_thumb) {
-        snprintf(url, sizeof(url), "/photos/%lld/thumb.jpg", (long long)p->id);
-        json_object_set_new(o, "thumbnail_url", json_string(url));
         snprintf(url, sizeof(url), "/photos/%lld/preview.jpg", (long long)p->id);
         json_object_set_new(o, "preview_url", json_string(url));
     } else {
-        json_object_set_new(o, "thumbnail_url", json_null());
         json_object_set_new(o, "preview_url", json_null());
     }
     snprintf(url, sizeof(url), "/photos/%lld/original", (long long)p->id);
@@ -103,14 +112,10 @@ json_t *view_file(const struct store_file *f)
     json_object_set_new(o, "photo_id", f->photo_id ? json_integer(f->photo_id) : json_null());
     json_object_set_new(o, "duplicate_of",
                         f->duplicate_of ? json_integer(f->duplicate_of) : json_null());
-    if ((f->photo_id || f->duplicate_of) && f->photo_has_thumb) {
-        char url[64];
-        snprintf(url, sizeof(url), "/photos/%lld/thumb.jpg",
-                 (long long)(f->photo_id ? f->photo_id : f->duplicate_of));
-        json_object_set_new(o, "thumbnail_url", json_string(url));
-    } else {
-        json_object_set_new(o, "thumbnail_url", json_null());
-    }
+    /* a duplicate's photo is the earlier one it duplicates */
+    json_object_set_new(o, "thumbnail_url",
+                        thumb_url(f->photo_has_thumb ? (f->photo_id ? f->photo_id : f->duplicate_of)
+                                                     : 0));
     if (f->state == FILE_FAILED) {
         json_object_set_new(o, "stage", json_string(f->error_stage));
         json_object_set_new(o, "error", json_string(f->error_msg));

@@ -4,16 +4,12 @@
  * the reciprocal (a division per output byte was half the cost). */
 #include "media/boxshrink.h"
 
+#include "media/internal.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void free_buf(VipsImage *img, void *buf)
-{
-    (void)img;
-    free(buf);
-}
 
 /* 2^40 / n rounded up: (x * recip(n)) >> 40 == x / n (integer division)
  * whenever x < 2^40 / n; here x = sum + n / 2 < 256 n and n <= 255 * 255,
@@ -38,7 +34,6 @@ VipsImage *boxshrink(VipsImage *in, int k)
     size_t row_len;
     uint16_t *acc = NULL;
     unsigned char *out = NULL;
-    VipsImage *img;
 
     if (!in || k < 1 || k > 255 || in->BandFmt != VIPS_FORMAT_UCHAR || in->Bands < 1 ||
         in->Bands > 4 || !in->data || in->Xsize < 1 || in->Ysize < 1)
@@ -81,14 +76,5 @@ VipsImage *boxshrink(VipsImage *in, int k)
         }
     }
     free(acc);
-    img = vips_image_new_from_memory(out, (size_t)ow * (size_t)oh * (size_t)bands, ow, oh, bands,
-                                     VIPS_FORMAT_UCHAR);
-    if (!img) {
-        free(out);
-        return NULL;
-    }
-    img->Type = in->Type;
-    /* The image now owns the pixels. */
-    g_signal_connect(img, "postclose", G_CALLBACK(free_buf), out);
-    return img;
+    return media_image_adopt(out, ow, oh, bands, in->Type);
 }

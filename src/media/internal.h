@@ -6,6 +6,7 @@
 #define SHOEBOX_MEDIA_INTERNAL_H
 
 #include <stddef.h>
+#include <vips/vips.h>
 
 #include "media/media.h"
 
@@ -27,5 +28,11 @@ void media_last_warning(char *dst, size_t cap);
 /* Hand over a buffer allocated by glib as a malloc'd copy (the contract says
  * malloc). Returns NULL when malloc fails. */
 unsigned char *media_dup_bytes(const void *p, size_t n);
+
+/* A new uchar memory image over buf (malloc'd, w * h * bands bytes) that owns
+ * it: buf is free()d when the image closes, or at once when wrapping fails
+ * (NULL). */
+VipsImage *media_image_adopt(unsigned char *buf, int w, int h, int bands,
+                             VipsInterpretation type);
 
 #endif

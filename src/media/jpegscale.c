@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "media/internal.h"
+
 /* Bytes read from the file at a time. libjpeg-turbo's fast Huffman decoder
  * only runs while at least 512 bytes per block of the MCU (3 KB for 4:2:0)
  * are in the buffer; jpeg_stdio_src's 4 KB buffer left it on the slow path
@@ -138,12 +140,6 @@ static bool has_icc(struct jpeg_decompress_struct *d)
     return false;
 }
 
-static void free_buf(VipsImage *img, void *buf)
-{
-    (void)img;
-    free(buf);
-}
-
 enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **out, char *why,
                                    size_t why_len)
 {
@@ -211,17 +207,11 @@ enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **o
         goto out;
     }
     jpeg_finish_decompress(&d);
-    *out = vips_image_new_from_memory(pixels, stride * d.output_height, (int)d.output_width,
-                                      (int)d.output_height, bands, VIPS_FORMAT_UCHAR);
-    if (!*out) {
-        rc = JPEGSCALE_NO_MEMORY;
-        goto out;
-    }
-    (*out)->Type = bands == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
-    /* The image now owns the pixels. */
-    g_signal_connect(*out, "postclose", G_CALLBACK(free_buf), pixels);
+    /* The image owns the pixels from here, or freed them. */
+    *out = media_image_adopt(pixels, (int)d.output_width, (int)d.output_height, bands,
+                             bands == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB);
     pixels = NULL;
-    rc = JPEGSCALE_OK;
+    rc = *out ? JPEGSCALE_OK : JPEGSCALE_NO_MEMORY;
 out:
     jpeg_destroy_decompress(&d);
     free(pixels);

@@ -102,6 +102,27 @@ unsigned char *media_dup_bytes(const void *p, size_t n)
     return d;
 }
 
+static void free_adopted(VipsImage *img, void *buf)
+{
+    (void)img;
+    free(buf);
+}
+
+VipsImage *media_image_adopt(unsigned char *buf, int w, int h, int bands,
+                             VipsInterpretation type)
+{
+    VipsImage *img = vips_image_new_from_memory(buf, (size_t)w * (size_t)h * (size_t)bands, w, h,
+                                                bands, VIPS_FORMAT_UCHAR);
+
+    if (!img) {
+        free(buf);
+        return NULL;
+    }
+    img->Type = type;
+    g_signal_connect(img, "postclose", G_CALLBACK(free_adopted), buf);
+    return img;
+}
+
 static void vips_log_handler(const gchar *domain, GLogLevelFlags level, const gchar *message,
                              gpointer data)
 {

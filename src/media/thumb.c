@@ -376,18 +376,13 @@ static int make_outputs(VipsImage *in, bool upright, const struct media_opts *op
     VipsImage *prev = NULL, *mem = NULL, *grid = NULL;
     char msg[ERR_MSG_MAX];
     int rc = -1;
+    bool ready = upright && preview_ready(in, opts);
 
-    if (upright && preview_ready(in, opts) && in->Bands == 3 &&
-        in->Type == VIPS_INTERPRETATION_sRGB) {
+    if (ready && in->Bands == 3 && in->Type == VIPS_INTERPRETATION_sRGB) {
         g_object_ref(in);
         prev = in; /* vips_image_copy_memory below is free when in is in memory */
-    } else if (upright && preview_ready(in, opts)) {
-        if (vips_colourspace(in, &prev, VIPS_INTERPRETATION_sRGB, NULL) != 0) {
-            thumb_vips_error(msg, sizeof(msg), NULL);
-            err_set(err, classify(msg), "thumbnail", "%s", msg);
-            goto out;
-        }
-    } else if (shrink_to(in, opts->preview_size, true, &prev) != 0) {
+    } else if (ready ? vips_colourspace(in, &prev, VIPS_INTERPRETATION_sRGB, NULL) != 0
+                   : shrink_to(in, opts->preview_size, true, &prev) != 0) {
         thumb_vips_error(msg, sizeof(msg), NULL);
         err_set(err, classify(msg), "thumbnail", "%s", msg);
         goto out;
@@ -458,19 +453,20 @@ static int render_scaled_jpeg(const char *path, VipsImage *hdr, const struct med
     if (o < 2 || o > 8) {
         /* Upright already: dec itself, whose pixels are in memory, so that
          * make_outputs does not copy them (vips_autorot would add a copy). */
-        make_outputs(dec, true, opts, out, e);
-        g_object_unref(dec);
-        return 0;
+        up = dec;
+        g_object_ref(up);
+    } else {
+        vips_image_set_int(dec, VIPS_META_ORIENTATION, o);
+        if (vips_autorot(dec, &up, NULL) != 0) {
+            thumb_vips_error(why, sizeof(why), NULL);
+            err_set(e, classify(why), "thumbnail", "%s", why);
+            up = NULL;
+        }
     }
-    vips_image_set_int(dec, VIPS_META_ORIENTATION, o);
-    if (vips_autorot(dec, &up, NULL) != 0) {
-        thumb_vips_error(why, sizeof(why), NULL);
-        err_set(e, classify(why), "thumbnail", "%s", why);
-        g_object_unref(dec);
-        return 0;
+    if (up) {
+        make_outputs(up, true, opts, out, e); /* a failure is in e */
+        g_object_unref(up);
     }
-    make_outputs(up, true, opts, out, e); /* a failure is in e */
-    g_object_unref(up);
     g_object_unref(dec);
     return 0;
 }

@@ -3,39 +3,18 @@
  * written to a memfd like a spooled upload. This is where the hand-written
  * libjpeg source (jpegscale.c), the box shrink and the encoder meet hostile
  * input. A small pixel limit keeps each run cheap. */
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include "base/log.h"
-#include "media/media.h"
+#include "media_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool ready;
     struct media_opts o;
     struct media_output out;
     struct err e = {0};
     char path[64];
-    int fd;
+    int fd = fuzz_media_input("fuzz_process", data, size, path, sizeof(path));
 
-    if (!ready) {
-        log_init(LOG_ERROR, NULL); /* libvips warnings would flood the output */
-        if (media_init("fuzz_process", 1, &e) != 0)
-            abort();
-        ready = true;
-    }
-    fd = memfd_create("fuzz-process", MFD_CLOEXEC);
-    if (fd < 0)
-        abort();
-    if (size > 0 && write(fd, data, size) != (ssize_t)size)
-        abort();
-    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     media_opts_default(&o);
     o.max_pixels = 4 * 1000 * 1000;
     if (media_process(path, &o, &out, &e) != 0) {
