@@ -27,12 +27,6 @@ static int64_t query_int(struct http_req *req, const char *name, int64_t def, in
     return v > max ? max : v;
 }
 
-static void store_failed(struct http_req *req, const struct err *err)
-{
-    log_error("http", "store_failed", "path=%s msg=%s", LOG_Q(http_path(req)), LOG_Q(err->msg));
-    http_send_error(req, 503, "the database is not available; try again");
-}
-
 static void add_photo(void *ctx, const struct store_photo *p)
 {
     json_array_append_new(ctx, view_photo(p));
@@ -53,7 +47,7 @@ void h_api_photos(struct http_req *req)
     if (st->ops->photo_list(st, http_user(req)->id, upload, limit, offset, add_photo, list, &total,
                             &err)) {
         json_decref(list);
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     o = json_object();
@@ -76,7 +70,7 @@ static int load_photo(struct http_req *req, struct store_photo *p)
         return -1;
     }
     if (rc) {
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return -1;
     }
     return 0;
@@ -104,7 +98,7 @@ void h_api_photo_delete(struct http_req *req)
         return;
     }
     if (rc) {
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     /* The row is gone; the files go when no other photo (another user's copy) uses them. */
@@ -147,7 +141,7 @@ void h_api_uploads(struct http_req *req)
 
     if (st->ops->upload_list(st, http_user(req)->id, limit ? limit : 50, add_upload, pair, &err)) {
         json_decref(list);
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     o = json_object();
@@ -168,7 +162,7 @@ void h_api_upload(struct http_req *req)
         return;
     }
     if (rc || !(v = view_upload(st, &u, true))) {
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     http_send_json(req, 200, v);
@@ -192,7 +186,7 @@ void h_api_retry(struct http_req *req)
         return;
     }
     if (rc) {
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     log_info("http", "file.retry", "upload=%lld file=%lld user=%s", (long long)upload,

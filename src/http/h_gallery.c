@@ -15,44 +15,10 @@
 #include "http/http.h"
 #include "store/store.h"
 
-#define PLACEHOLDER_ICON                                                                        \
-    "<svg class=\"icon\" viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"M4 5h16v14H4z\" "  \
-    "fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\"/><path d=\"m4 16 5-5 4 4 3-3 4 " \
-    "4\" fill=\"none\" stroke=\"currentColor\" stroke-width=\"1.5\"/><circle cx=\"15.5\" "       \
-    "cy=\"9\" r=\"1.5\" fill=\"currentColor\"/></svg>"
-
-static void store_failed(struct http_req *req, const struct err *err)
-{
-    log_error("http", "store_failed", "path=%s msg=%s", LOG_Q(http_path(req)), LOG_Q(err->msg));
-    http_send_error(req, 503, "the database is not available; try again");
-}
-
-/* One grid tile: a link with the thumbnail (or a placeholder) and a caption. */
+/* One grid tile per photo (the callback of store photos_list). */
 static void add_tile(void *ctx, const struct store_photo *p)
 {
-    struct buf *b = ctx;
-
-    buf_addf(b, "<li class=\"tile\"><a class=\"tile-link\" href=\"/photos/%lld/\">",
-             (long long)p->id);
-    if (p->has_thumb) {
-        buf_addf(b, "<img class=\"tile-img\" src=\"/photos/%lld/thumb.jpg\" loading=\"lazy\" "
-                    "decoding=\"async\" alt=\"", (long long)p->id);
-        html_attr(b, p->name);
-        buf_adds(b, "\">");
-    } else {
-        buf_adds(b, "<span class=\"tile-img placeholder\" role=\"img\" aria-label=\"No thumbnail "
-                    "for ");
-        html_attr(b, p->name);
-        buf_adds(b, "\">" PLACEHOLDER_ICON "<span>No preview</span></span>");
-    }
-    buf_adds(b, "<span class=\"tile-caption\"><span class=\"tile-name\">");
-    html_text(b, p->name);
-    buf_adds(b, "</span><span class=\"tile-date\">");
-    if (p->taken_at[0])
-        h_pages_taken(b, p->taken_at);
-    else
-        h_pages_size(b, p->size);
-    buf_adds(b, "</span></span></a></li>\n");
+    h_pages_tile(ctx, p, false);
 }
 
 static void page_link(struct buf *b, int64_t page, const char *label, const char *cls,
@@ -107,7 +73,7 @@ void h_gallery(struct http_req *req)
     if (st->ops->photo_list(st, http_user(req)->id, 0, GALLERY_PAGE_SIZE,
                             (page - 1) * GALLERY_PAGE_SIZE, add_tile, &grid, &total, &err)) {
         buf_release(&grid);
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     pages = (total + GALLERY_PAGE_SIZE - 1) / GALLERY_PAGE_SIZE;
@@ -296,7 +262,7 @@ void h_photo_page(struct http_req *req)
         return;
     }
     if (rc) {
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     snprintf(id, sizeof(id), "%lld", (long long)p.id);
@@ -310,7 +276,7 @@ void h_photo_page(struct http_req *req)
         buf_adds(&preview, "\">");
     } else {
         buf_adds(&preview, "<div class=\"preview-img placeholder\" role=\"img\" "
-                           "aria-label=\"No preview\">" PLACEHOLDER_ICON
+                           "aria-label=\"No preview\">" H_PAGES_PLACEHOLDER_ICON
                            "<span>No preview for this file</span></div>");
     }
     const struct html_var vars[] = {

@@ -159,3 +159,32 @@ void h_static(struct http_req *req)
     }
     http_send_buf(req, 200, a->type, a->data, a->len);
 }
+
+void h_pages_tile(struct buf *b, const struct store_photo *p, bool small)
+{
+    buf_addf(b, "<li class=\"tile%s\"><a class=\"tile-link\" href=\"/photos/%lld/\">",
+             small ? " small" : "", (long long)p->id);
+    if (p->has_thumb) {
+        buf_addf(b, "<img class=\"tile-img\" src=\"/photos/%lld/thumb.jpg\" loading=\"lazy\" "
+                    "decoding=\"async\" alt=\"", (long long)p->id);
+        html_attr(b, p->name);
+        buf_adds(b, "\">");
+    } else {
+        buf_adds(b, "<span class=\"tile-img placeholder\" role=\"img\" aria-label=\"No thumbnail "
+                    "for ");
+        html_attr(b, p->name);
+        buf_adds(b, "\">" H_PAGES_PLACEHOLDER_ICON "<span>No preview</span></span>");
+    }
+    buf_adds(b, "<span class=\"tile-caption\"><span class=\"tile-name\">");
+    html_text(b, p->name);
+    buf_adds(b, "</span>");
+    if (!small) {
+        buf_adds(b, "<span class=\"tile-date\">");
+        if (p->taken_at[0])
+            h_pages_taken(b, p->taken_at);
+        else
+            h_pages_size(b, p->size);
+        buf_adds(b, "</span>");
+    }
+    buf_adds(b, "</span></a></li>\n");
+}

@@ -14,12 +14,6 @@
 #include "jobs/progress.h"
 #include "store/store.h"
 
-static void store_failed(struct http_req *req, const struct err *err)
-{
-    log_error("http", "store_failed", "path=%s msg=%s", LOG_Q(http_path(req)), LOG_Q(err->msg));
-    http_send_error(req, 503, "the database is not available; try again");
-}
-
 void h_upload_page(struct http_req *req)
 {
     const struct http_opts *o = http_opts(req);
@@ -78,7 +72,7 @@ void h_uploads_list(struct http_req *req)
     if (st->ops->upload_list(st, http_user(req)->id, UPLOADS_LIST_MAX, add_upload_row, &rows,
                              &err)) {
         buf_release(&rows);
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         return;
     }
     const struct html_var vars[] = {
@@ -131,21 +125,8 @@ static void add_error_row(void *ctx, const struct store_file *f)
 static void add_photo_tile(void *ctx, const struct store_photo *p)
 {
     struct report *r = ctx;
-    struct buf *b = &r->photos;
 
-    buf_addf(b, "<li class=\"tile small\"><a class=\"tile-link\" href=\"/photos/%lld/\">",
-             (long long)p->id);
-    if (p->has_thumb) {
-        buf_addf(b, "<img class=\"tile-img\" src=\"/photos/%lld/thumb.jpg\" loading=\"lazy\" "
-                    "alt=\"", (long long)p->id);
-        html_attr(b, p->name);
-        buf_adds(b, "\">");
-    } else {
-        buf_adds(b, "<span class=\"tile-img placeholder\"><span>No preview</span></span>");
-    }
-    buf_adds(b, "<span class=\"tile-caption\"><span class=\"tile-name\">");
-    html_text(b, p->name);
-    buf_adds(b, "</span></span></a></li>\n");
+    h_pages_tile(&r->photos, p, true);
 }
 
 static void counts_html(struct buf *b, const struct progress *p)
@@ -210,7 +191,7 @@ void h_upload_report(struct http_req *req)
         return;
     }
     if (rc || load_report(req, st, &u, &r, &err)) {
-        store_failed(req, &err);
+        http_send_store_error(req, &err);
         goto out;
     }
     progress_from_upload(&u, time_now_ms(), &p);

@@ -332,6 +332,12 @@ int http_send_error(struct http_req *req, int status, const char *message)
                           3);
 }
 
+int http_send_store_error(struct http_req *req, const struct err *err)
+{
+    log_error("http", "store_failed", "path=%s msg=%s", LOG_Q(req->path), LOG_Q(err->msg));
+    return http_send_error(req, 503, "the database is not available; try again");
+}
+
 /* --- files --- */
 
 /* Does an If-None-Match list contain "etag" (or *)? */

@@ -154,6 +154,9 @@ int http_redirect(struct http_req *req, int status, const char *location);
 /* Error page (templates/error.html or 404.html) or {"error": message} when
  * http_wants_json(). message is plain text; it is escaped. */
 int http_send_error(struct http_req *req, int status, const char *message);
+/* A store call failed: log err with the path, answer 503 "the database is not
+ * available; try again" (a load balancer retries elsewhere, the page says so). */
+int http_send_store_error(struct http_req *req, const struct err *err);
 
 struct html_var;
 /* Renders templates/<tmpl> with vars, wraps it in templates/layout.html
