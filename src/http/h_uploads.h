@@ -1,10 +1,11 @@
 /*
  * h_uploads: the upload pages. GET /photos/upload/ is the upload form (the
- * JavaScript in web/js/upload.js turns it into a drop zone with live
- * progress; without it the form posts normally). GET /photos/uploads/ lists
- * the user's uploads with their counts; GET /photos/uploads/{id}/ is one
- * upload's report (counts, status, errors with per-file retry forms, the
- * photos it produced), which refreshes itself until the upload is finished.
+ * JavaScript modules in web/js/upload/, entry main.js, turn it into a drop
+ * zone with live progress; without them the form posts normally).
+ * GET /photos/uploads/ lists the user's uploads with their counts;
+ * GET /photos/uploads/{id}/ is one upload's report (counts, status, errors
+ * with per-file retry forms, the photos it produced), which refreshes itself
+ * until the upload is finished.
  */
 #ifndef SHOEBOX_HTTP_H_UPLOADS_H
 #define SHOEBOX_HTTP_H_UPLOADS_H

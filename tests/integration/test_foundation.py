@@ -1,9 +1,13 @@
 """The HTTP foundation against the real binary: login, sessions, CSRF, security
 headers, routing errors, static assets, restart, /healthz. Each test class
 starts its own server with a fresh data dir."""
+import os
+import posixpath
+import re
 import time
 import unittest
 
+import harness
 from harness import Server, wait_until
 
 SECURITY = {
@@ -219,6 +223,33 @@ class FoundationTest(unittest.TestCase):
         r = c.get("/static/js/app.js")
         self.assertEqual(r.status, 200)
         self.assertTrue(r.header("Content-Type").startswith("text/javascript"))
+
+    def test_static_js_modules(self):
+        """Every script under web/js/ (subfolders too) is embedded and served as
+        JavaScript, each relative import of a module resolves to one of them, and the
+        upload page loads its entry module as an external module script."""
+        web = os.path.join(harness.ROOT, "web")
+        c = self.client()
+        scripts = []
+        for dirpath, _, files in os.walk(os.path.join(web, "js")):
+            scripts += [os.path.relpath(os.path.join(dirpath, f), web).replace(os.sep, "/")
+                        for f in files if f.endswith(".js")]
+        self.assertIn("js/upload/main.js", scripts)
+        for rel in scripts:
+            r = c.get("/static/" + rel)
+            self.assertEqual(r.status, 200, rel)
+            self.assertTrue(r.header("Content-Type").startswith("text/javascript"), rel)
+            with open(os.path.join(web, rel), "rb") as f:
+                self.assertEqual(r.body, f.read(), rel + " is the embedded copy")
+            for spec in re.findall(rb'^import [^;]*? from "([^"]+)";', r.body, re.M):
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(rel),
+                                                           spec.decode()))
+                self.assertIn(target, scripts, rel + " imports " + spec.decode())
+        c.login("alice", "correct horse")
+        r = c.get("/photos/upload/")
+        self.assertEqual(r.status, 200)
+        self.assertIn('<script type="module" src="/static/js/upload/main.js"></script>', r.text)
+        self.assertIn('src="/static/js/app.js" defer', r.text)
 
     def test_static_refuses_traversal_and_templates(self):
         c = self.client()
