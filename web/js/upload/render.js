@@ -3,7 +3,8 @@
 // badge, title, bar, percentages, network speed and time left, batch, counters,
 // note, which buttons show), announces status changes to screen readers, draws
 // the error table, and hands the file list to vlist.js. State is only read here,
-// apart from st.lastStatus / st.errorsKey (what was drawn) and net.speed.
+// apart from what was drawn (st.lastStatus, st.errorsKey) and the speed estimate
+// (net.speed, net.lastT, net.lastSent).
 
 import { SB, ui, st, bySid, gone, net, plural, node, announce } from "./state.js";
 import { sendRows, sentBytes } from "./send.js";

@@ -1,8 +1,9 @@
 // Upload page, shared state: the page root, window.Shoebox (from app.js), the DOM
-// elements (ui), every piece of state other modules read or change (st, the row
+// elements (ui), the state more than one module reads or changes (st, the row
 // maps, the network and follow bookkeeping) and small helpers. Imports are
 // read-only bindings, so anything that is reassigned lives as a property of one
-// of these objects (st.rows, st.uploadId, net.total, ...), never as a bare export.
+// of these objects (st.rows, st.uploadId, net.total, ...), never as a bare export;
+// a module's own bookkeeping (render.js's frame, vlist.js's pool) stays in it.
 //
 // Text from files and the server only ever goes into the page through
 // textContent and attribute setters, never innerHTML.
