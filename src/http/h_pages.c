@@ -151,7 +151,10 @@ void h_static(struct http_req *req)
     }
     snprintf(etag, sizeof(etag), "\"%s\"", a->etag);
     http_add_header(req, "ETag", etag);
-    http_add_header(req, "Cache-Control", "public, max-age=3600");
+    /* Revalidate every time (the ETag makes it a 304): the upload page is nine
+     * ES modules, and a browser must never combine a cached old one with a new
+     * one after an upgrade. */
+    http_add_header(req, "Cache-Control", "no-cache");
     const char *inm = http_header(req, "If-None-Match");
     if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
         http_send_buf(req, 304, NULL, "", 0);
