@@ -599,14 +599,19 @@ class CrashTest(unittest.TestCase):
         client went away or the server crashed."""
         srv = self.start()
         c = self.login(srv)
+        # A form sent without a chosen file: one empty file part.
+        r = self.post_parts(c, [photos.Part("photos", filename="", data=b"")])
+        self.assertEqual(r.status, 400, r.text)
+        self.assertIn("no files in the upload", r.json()["error"])
+        self.assertEqual(self.api(c, "/api/uploads")["uploads"], [])
         s = self.cut_request(srv, c, "", 1000)
-        wait_until(lambda: "event=upload.receiving" in srv.log(), timeout=10,
+        wait_until(lambda: srv.log().count("event=upload.receiving") == 2, timeout=10,
                    what="the upload to be created")
         s.close()
         wait_until(lambda: self.api(c, "/api/uploads")["uploads"] == [], timeout=10,
                    what="the empty upload to go")
         s = self.cut_request(srv, c, "?expected=5", 1000)
-        wait_until(lambda: srv.log().count("event=upload.receiving") == 2, timeout=10,
+        wait_until(lambda: srv.log().count("event=upload.receiving") == 3, timeout=10,
                    what="the second upload to be created")
         self.kill_server(srv)
         s.close()
