@@ -7,8 +7,8 @@
  * open the same store (serve and its workers).
  *
  * Calls go through the vtable: st->ops->user_create(st, ...).
- * Every operation returns 0 on success, STORE_NOT_FOUND (1) where the
- * comment says so, or -1 with err filled (stage "store"; busy/locked and I/O
+ * Every operation returns 0 on success, STORE_NOT_FOUND (1) or STORE_EXISTS (2)
+ * where the comment says so, or -1 with err filled (stage "store"; busy/locked and I/O
  * errors are ERR_TRANSIENT, constraint violations ERR_PERMANENT).
  * Times are milliseconds since the Unix epoch (int64_t). Strings in records
  * are NUL-terminated copies owned by the record.
