@@ -32,6 +32,14 @@ void h_healthz(struct http_req *req)
         http_send_json(req, 503, json_pack("{s:s,s:s}", "status", "error", "error", err.msg));
         return;
     }
+    /* Reading is not enough: a full disk lets every read through and refuses every
+     * commit, so nothing uploaded could be recorded. 503 takes the node out. */
+    if (st->ops->health_check(st, time_now_ms(), &err) < 0) {
+        log_warn("http", "healthz.degraded", "msg=%s", LOG_Q(err.msg));
+        http_send_json(req, 503, json_pack("{s:s,s:s,s:I}", "status", "degraded", "error",
+                                           err.msg, "schema", (json_int_t)version));
+        return;
+    }
     http_send_json(req, 200, json_pack("{s:s,s:I}", "status", "ok", "schema",
                                        (json_int_t)version));
 }

@@ -302,6 +302,16 @@ static void respond(struct upload_req *u)
     http_redirect(req, 303, url);
 }
 
+/* Only empty file parts (a form sent without a chosen file): nothing was recorded, and
+ * an upload that got no file is not kept (store upload_request_end). */
+static bool files_recorded(struct upload_req *u)
+{
+    struct ingest_stats s = {0};
+
+    ingest_get_stats(u->ing, &s);
+    return s.received + s.failed > 0;
+}
+
 static void end(struct http_req *req)
 {
     struct upload_req *u = http_ctx(req);
@@ -310,7 +320,7 @@ static void end(struct http_req *req)
         fail(u, 400, "malformed upload: %s", multipart_error(u->mp));
     if (!u->status && u->ing && ingest_finish(u->ing))
         fail(u, 503, "cannot record files: %s", ingest_error(u->ing)->msg);
-    if (!u->status && !u->ing)
+    if (!u->status && (!u->ing || !files_recorded(u)))
         fail(u, u->csrf_ok ? 400 : 403,
              u->csrf_ok ? "no files in the upload: choose at least one photo"
                         : "CSRF token missing or incorrect", NULL);

@@ -279,14 +279,15 @@ static int open_spool(struct ingest *ing)
 /* ---------------------------------------------------------------- record */
 
 /* upload_add_file, again while the failure is transient (a failed transaction
- * rolls back, so a retry cannot record the file twice). */
+ * rolls back, so a retry cannot record the file twice). 0, STORE_EXISTS or -1. */
 static int add_file(struct ingest *ing, const struct store_file_new *f, int64_t *id,
                     struct err *e)
 {
     for (int i = 1;; i++) {
         err_clear(e);
-        if (ing->store->ops->upload_add_file(ing->store, f, time_now_ms(), id, e) == 0)
-            return 0;
+        int rc = ing->store->ops->upload_add_file(ing->store, f, time_now_ms(), id, e);
+        if (rc >= 0)
+            return rc;
         if (e->cls != ERR_TRANSIENT || i == RECORD_TRIES)
             return -1;
         log_warn("http", "file.record_retry", "upload=%lld name=%s try=%d msg=%s",
@@ -313,11 +314,14 @@ static int record(struct ingest *ing, bool failed, const struct err *why)
     f.size = ing->size;
     f.failed = failed;
     f.error = why;
-    if (add_file(ing, &f, &id, &e)) {
+    int rc = add_file(ing, &f, &id, &e);
+    if (rc < 0) {
         err_set(&ing->error, e.cls ? e.cls : ERR_TRANSIENT, "store", "cannot record '%s': %s",
                 ing->name, e.msg);
         return -1;
     }
+    if (rc == STORE_EXISTS)
+        drop_spool(ing); /* sent again after a cut-off request: the store has it already */
     if (ing->nids == ing->ids_cap) {
         ing->ids_cap = ing->ids_cap ? ing->ids_cap * 2 : 16;
         ing->ids = xrealloc(ing->ids, ing->ids_cap * sizeof(*ing->ids));

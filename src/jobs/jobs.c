@@ -12,7 +12,10 @@
  *   3. schedules: for each unfinished upload (store sched_list) whose current
  *      batch is over, opens the next batch when it is full (batch_size files
  *      waiting) or the upload has finished arriving, and batch_delay has passed
- *      since the last batch ended: store sched_assign;
+ *      since the last batch ended: store sched_assign. An upload that was still
+ *      waiting for announced files when this server started (its requests died
+ *      with the last one) counts as arrived whenever no request is sending into
+ *      it: the files that are here go on without waiting for those that are not;
  *   4. wakes the workers (a byte down each one's stdin pipe) when it opened a
  *      batch or was told there is work.
  * At stop the jobs thread itself stops the workers (EOF on their stdin, then
@@ -75,6 +78,8 @@ struct jobs {
     struct worker *workers;  /* jobs thread only (and start/stop) */
     struct open_batch *batches;
     size_t nbatches, capbatches;
+    int64_t *resumed;  /* uploads cut off by the restart (jobs_start, then jobs thread) */
+    size_t nresumed;
 };
 
 /* ---- worker processes ---- */
@@ -209,6 +214,37 @@ static void batch_ended(struct jobs *j, struct open_batch *b)
     *b = j->batches[--j->nbatches];
 }
 
+/* ---- uploads cut off by a restart ---- */
+
+static void note_resumed(void *ctx, const struct store_sched *s)
+{
+    struct jobs *j = ctx;
+
+    /* After the sweep no request is open: not arrived = files announced but missing. */
+    if (s->arrived)
+        return;
+    j->resumed = xrealloc(j->resumed, (j->nresumed + 1) * sizeof(*j->resumed));
+    j->resumed[j->nresumed++] = s->upload_id;
+}
+
+static void find_resumed(struct jobs *j)
+{
+    struct err err = {0};
+
+    if (j->st->ops->sched_list(j->st, note_resumed, j, &err))
+        log_error("jobs", "sched.list_failed", "msg=%s", LOG_Q(err.msg));
+    else if (j->nresumed)
+        log_info("jobs", "upload.resumed", "uploads=%zu", j->nresumed);
+}
+
+static bool is_resumed(const struct jobs *j, int64_t upload_id)
+{
+    for (size_t i = 0; i < j->nresumed; i++)
+        if (j->resumed[i] == upload_id)
+            return true;
+    return false;
+}
+
 struct sched_pass {
     struct jobs *j;
     int64_t now;
@@ -224,6 +260,7 @@ static void schedule_one(void *ctx, const struct store_sched *s)
     struct open_batch *b = find_batch(j, s->upload_id);
     struct err err = {0};
     int64_t assigned = 0, size = s->batch_size > 0 ? s->batch_size : j->o.batch_size;
+    bool arrived = s->arrived || (s->open_requests == 0 && is_resumed(j, s->upload_id));
 
     if (p->nseen == p->capseen) {
         p->capseen = p->capseen ? p->capseen * 2 : 16;
@@ -234,7 +271,7 @@ static void schedule_one(void *ctx, const struct store_sched *s)
         return;
     if (b)
         batch_ended(j, b);
-    if (s->unassigned == 0 || (s->unassigned < size && !s->arrived))
+    if (s->unassigned == 0 || (s->unassigned < size && !arrived))
         return;
     if (s->current_batch > 0 && p->now < s->last_batch_end_at + j->o.batch_delay_ms)
         return;
@@ -389,6 +426,7 @@ int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *b
         j->workers[i].wake_fd = -1;
     if (sweep_run(st, bs, o->data_dir, err))
         goto fail;
+    find_resumed(j);
     if (pthread_create(&j->thread, NULL, run, j) != 0) {
         err_set(err, ERR_TRANSIENT, "jobs", "cannot start the scheduler thread");
         goto fail;
@@ -428,5 +466,6 @@ void jobs_stop(struct jobs *j)
     pthread_cond_destroy(&j->cond);
     free(j->workers);
     free(j->batches);
+    free(j->resumed);
     free(j);
 }

@@ -37,6 +37,10 @@
 
 #define IDLE_POLL_MS 500      /* without a wake pipe, or as a safety net with one */
 #define BACKOFF_BASE_MS 500   /* transient retry n waits BACKOFF_BASE_MS * 4^(n-1) */
+/* Giving back a file whose outcome could not be recorded: first pause, and the
+ * longest (a full disk may take minutes to clear; a try is one small commit). */
+#define RELEASE_PAUSE_MS 200
+#define RELEASE_PAUSE_MAX_MS 5000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -143,11 +147,37 @@ static void log_outcome(const struct store_file *f, const struct store_finish *f
              (long long)t->blob, (long long)t->store);
 }
 
+/* Neither the outcome nor a retry could be recorded: the database cannot commit
+ * (a full disk). Rather than leave the file PROCESSING until its lease expires,
+ * keep trying, with a growing pause, to give it back to the queue while the lease
+ * lasts (claimed at f->updated_at): as soon as a commit works again (space freed)
+ * the file is queued and run again; its blobs are already stored. */
+static void release_when_possible(struct ctx *c, const struct store_file *f,
+                                  const struct err *why)
+{
+    int64_t lease_end = f->updated_at + c->o->lease_ms;
+    int64_t pause = RELEASE_PAUSE_MS;
+
+    while (!stop_requested && time_now_ms() + pause < lease_end) {
+        struct err err = {0};
+        time_sleep_ms(pause);
+        int64_t now = time_now_ms();
+        int rc = c->st->ops->file_defer(c->st, f->id, c->owner, now, why, now, &err);
+        if (rc == 0) {
+            log_warn("worker", "file.released", "upload=%lld file=%lld name=%s",
+                     (long long)f->upload_id, (long long)f->id, LOG_Q(f->name));
+            return;
+        }
+        if (rc == STORE_NOT_FOUND)
+            return; /* the server released it already */
+        pause = pause * 2 < RELEASE_PAUSE_MAX_MS ? pause * 2 : RELEASE_PAUSE_MAX_MS;
+    }
+}
+
 /* The outcome could not be recorded (why). A transient cause goes back to the
  * queue while attempts remain (the file is re-run; its blobs are already there).
  * Otherwise record the file FAILED with that reason rather than leave it
- * PROCESSING until its lease expires. If even that fails, the lease expiry
- * (jobs.c release_expired) is the last resort. */
+ * PROCESSING until its lease expires. If even that fails, release_when_possible. */
 static void finish_failed(struct ctx *c, const struct store_file *f,
                           const struct store_result *res, const struct err *why, int64_t now)
 {
@@ -156,9 +186,11 @@ static void finish_failed(struct ctx *c, const struct store_file *f,
 
     if (why->cls == ERR_TRANSIENT && f->attempts < JOBS_MAX_ATTEMPTS) {
         if (c->st->ops->file_defer(c->st, f->id, c->owner, now + BACKOFF_BASE_MS, why, now,
-                                   &err) < 0)
+                                   &err) < 0) {
             log_error("worker", "file.defer_failed", "file=%lld msg=%s", (long long)f->id,
                       LOG_Q(err.msg));
+            release_when_possible(c, f, why);
+        }
         return;
     }
     failed.error = *why;
@@ -166,10 +198,11 @@ static void finish_failed(struct ctx *c, const struct store_file *f,
         failed.error = res->error;
         failed.keep_spool = res->keep_spool;
     }
-    if (c->st->ops->file_finish(c->st, f->id, c->owner, &failed, time_now_ms(), NULL, &err) < 0)
+    if (c->st->ops->file_finish(c->st, f->id, c->owner, &failed, time_now_ms(), NULL, &err) < 0) {
         log_error("worker", "file.finish_failed", "file=%lld msg=%s", (long long)f->id,
                   LOG_Q(err.msg));
-    else
+        release_when_possible(c, f, why);
+    } else
         log_warn("worker", "file.failed", "upload=%lld file=%lld name=%s stage=%s msg=%s",
                  (long long)f->upload_id, (long long)f->id, LOG_Q(f->name),
                  failed.error.stage, LOG_Q(failed.error.msg));
@@ -190,9 +223,12 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
         log_warn("worker", "file.retry", "upload=%lld file=%lld attempt=%lld wait_ms=%lld msg=%s",
                  (long long)f->upload_id, (long long)f->id, (long long)f->attempts,
                  (long long)wait, LOG_Q(res->error.msg));
-        if (c->st->ops->file_defer(c->st, f->id, c->owner, now + wait, &res->error, now, &err) < 0)
+        if (c->st->ops->file_defer(c->st, f->id, c->owner, now + wait, &res->error, now,
+                                   &err) < 0) {
             log_error("worker", "file.defer_failed", "file=%lld msg=%s", (long long)f->id,
                       LOG_Q(err.msg));
+            release_when_possible(c, f, &res->error);
+        }
         return;
     }
     rc = c->st->ops->file_finish(c->st, f->id, c->owner, res, now, &fin, &err);

@@ -121,6 +121,13 @@ static const char *const steps[] = {
     "CREATE INDEX photos_list ON photos(user_id, sort_at DESC, created_at DESC, id DESC);"
     "CREATE INDEX photos_upload ON photos(upload_id);"
     "CREATE INDEX photos_blob ON photos(blob_key);",
+
+    /* 2: /healthz proves the database can commit by writing its one row;
+     * upload_add_file finds a file sent again (same name and content) */
+    "CREATE TABLE health ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  checked_at INTEGER NOT NULL);"
+    "CREATE INDEX upload_files_name ON upload_files(upload_id, name);",
 };
 
 int64_t migrations_latest(void)

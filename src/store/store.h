@@ -7,8 +7,8 @@
  * open the same store (serve and its workers).
  *
  * Calls go through the vtable: st->ops->user_create(st, ...).
- * Every operation returns 0 on success, STORE_NOT_FOUND (1) where the
- * comment says so, or -1 with err filled (stage "store"; busy/locked and I/O
+ * Every operation returns 0 on success, STORE_NOT_FOUND (1) or STORE_EXISTS (2)
+ * where the comment says so, or -1 with err filled (stage "store"; busy/locked and I/O
  * errors are ERR_TRANSIENT, constraint violations ERR_PERMANENT).
  * Times are milliseconds since the Unix epoch (int64_t). Strings in records
  * are NUL-terminated copies owned by the record.
@@ -35,6 +35,8 @@
 #include "base/limits.h"
 
 #define STORE_NOT_FOUND 1
+/* upload_add_file: the same file (name and content) is already in the upload. */
+#define STORE_EXISTS 2
 #define STORE_NAME_MAX (LIMIT_USERNAME_BYTES + 1)
 #define STORE_FILENAME_MAX (LIMIT_FILENAME_BYTES + 1)
 #define STORE_TEXT_MAX 128   /* make, model, lens */
@@ -138,6 +140,7 @@ struct store_sched {
     int64_t unassigned;   /* RECEIVED files */
     int64_t in_flight;    /* QUEUED + PROCESSING files */
     bool arrived;         /* no open request and expected reached: no more files come */
+    int64_t open_requests;  /* requests sending files into it now */
     int64_t last_batch_end_at;
 };
 
@@ -210,14 +213,20 @@ struct store_ops {
                        void *ctx, struct err *err);
     /* A request starts/stops sending files into the upload. expected > 0 raises the
      * announced count; bytes_total > 0 adds to the known total. request_end may
-     * finish the upload when every file already has its outcome. */
+     * finish the upload when every file already has its outcome; an upload that
+     * no request sends into any more and that got no file at all (its first
+     * request was cut off before a file was complete) is deleted, not kept as
+     * an empty "failed" upload. */
     int (*upload_request_begin)(struct store *st, int64_t id, int64_t expected,
                                 int64_t bytes_total, int64_t now, struct err *err);
     int (*upload_request_end)(struct store *st, int64_t id, int64_t now, struct err *err);
     /* Adds bytes to bytes_received (called as data arrives, at most a few times a second). */
     int (*upload_add_bytes)(struct store *st, int64_t id, int64_t bytes, int64_t now,
                             struct err *err);
-    /* Records a complete file (RECEIVED) or a rejected one (FAILED, counted processed). */
+    /* Records a complete file (RECEIVED) or a rejected one (FAILED, counted processed).
+     * A file already in the upload under the same name with the same content (a
+     * request cut off by a crash and sent again) is the same file: STORE_EXISTS,
+     * *file_id is that file, nothing is written. */
     int (*upload_add_file)(struct store *st, const struct store_file_new *f, int64_t now,
                            int64_t *file_id, struct err *err);
     int (*upload_set_cleared)(struct store *st, int64_t id, bool cleared, struct err *err);
@@ -227,7 +236,8 @@ struct store_ops {
     /* Only the FAILED files, in order. */
     int (*upload_errors)(struct store *st, int64_t upload_id, store_file_cb cb, void *ctx,
                          struct err *err);
-    /* After a restart no request is open: zero open_requests everywhere. */
+    /* After a restart no request is open: zero open_requests everywhere, and
+     * delete uploads without any file (as upload_request_end does). */
     int (*upload_reset_requests)(struct store *st, int64_t now, struct err *err);
     /* Uploads still waiting for announced files (total < expected) with no request
      * open and no change since idle_before stop waiting: expected becomes total, and
@@ -293,6 +303,12 @@ struct store_ops {
                         bool *last_ref, struct err *err);
     /* Every blob key referenced by a photo (for the orphan sweep). */
     int (*blob_refs)(struct store *st, store_key_cb cb, void *ctx, struct err *err);
+
+    /* --- health --- */
+    /* Can the database commit? One small write in its own transaction (what a full
+     * disk or a read-only database refuses: ERR_TRANSIENT or ERR_PERMANENT, with the
+     * database's reason). For /healthz; any thread. */
+    int (*health_check)(struct store *st, int64_t now, struct err *err);
 };
 
 struct store {

@@ -819,6 +819,15 @@ static int sq_upload_request_begin(struct store *st, int64_t id, int64_t expecte
                   ARGS(VI(id), VI(expected), VI(bytes_total), VI(now)), err);
 }
 
+/* An upload no request sends into and without any file (id 0: every such upload)
+ * is deleted: its first request was cut off before a file was complete, and an
+ * empty upload would only show as "failed" with no reason. */
+static int drop_empty(struct conn *c, int64_t id, struct err *err)
+{
+    return run(c, "delete an empty upload", "DELETE FROM uploads WHERE (?1 = 0 OR id = ?1) "
+               "AND open_requests = 0 AND total = 0", ARGS(VI(id)), err) < 0 ? -1 : 0;
+}
+
 static int sq_upload_request_end(struct store *st, int64_t id, int64_t now, struct err *err)
 {
     struct conn *c = borrow(st, err);
@@ -838,7 +847,7 @@ static int sq_upload_request_end(struct store *st, int64_t id, int64_t now, stru
                 (long long)id);
         goto out;
     }
-    if (check_finished(c, id, now, NULL, err) || tx_commit(c, err))
+    if (drop_empty(c, id, err) || check_finished(c, id, now, NULL, err) || tx_commit(c, err))
         goto out;
     rc = 0;
 out:
@@ -893,6 +902,27 @@ static int insert_file(struct conn *c, const struct store_file_new *f, int64_t s
                err) < 0 ? -1 : 0;
 }
 
+/* 1 (and *file_id) when the upload already has a file of that name and content:
+ * a request cut off by a crash and sent again. Rejected files have no content
+ * hash and never match. 0 when none, -1 failed. */
+static int same_file(struct conn *c, const struct store_file_new *f, int64_t *file_id,
+                     struct err *err)
+{
+    char name[STORE_FILENAME_MAX];
+    int64_t id = 0;
+    int r;
+
+    if (f->failed || !f->sha256 || !f->sha256[0])
+        return 0;
+    cut_name(f->name, name);
+    r = scalar(c, &id, "look for the same file", "SELECT id FROM upload_files "
+               "WHERE upload_id = ?1 AND name = ?2 AND sha256 = ?3 LIMIT 1",
+               ARGS(VI(f->upload_id), VT(name), VT(f->sha256)), err);
+    if (r > 0 && file_id)
+        *file_id = id;
+    return r;
+}
+
 static int sq_upload_add_file(struct store *st, const struct store_file_new *f, int64_t now,
                               int64_t *file_id, struct err *err)
 {
@@ -924,6 +954,11 @@ static int sq_upload_add_file(struct store *st, const struct store_file_new *f, 
     if (owner != f->user_id) {
         err_set(err, ERR_PERMANENT, "store", "upload %lld belongs to another user",
                 (long long)f->upload_id);
+        goto out;
+    }
+    r = same_file(c, f, file_id, err);
+    if (r != 0) {
+        rc = r > 0 ? STORE_EXISTS : -1;
         goto out;
     }
     if (insert_file(c, f, seq, now, err))
@@ -1065,6 +1100,8 @@ static int sq_upload_reset_requests(struct store *st, int64_t now, struct err *e
             "version = version + 1, updated_at = ?1 WHERE open_requests <> 0", ARGS(VI(now)),
             err) < 0)
         goto out;
+    if (drop_empty(c, 0, err))
+        goto out;
     /* Uploads whose only missing piece was the end of a request are finished now. */
     if (run(c, "finish uploads", "UPDATE uploads SET finished_at = ?1, version = version + 1, "
             "updated_at = ?1 WHERE finished_at = 0 AND open_requests = 0 "
@@ -1126,7 +1163,7 @@ static int sq_sched_list(struct store *st, store_sched_cb cb, void *ctx, struct 
     s = prepare(c, "list uploads to schedule",
                 "SELECT id, batch_size, current_batch, queued_files, "
                 "total - processed - queued_files, open_requests = 0 AND total >= expected, "
-                "last_batch_end_at FROM uploads WHERE finished_at = 0 "
+                "last_batch_end_at, open_requests FROM uploads WHERE finished_at = 0 "
                 "AND (queued_files > 0 OR processed + queued_files < total) ORDER BY id",
                 NOARGS, err);
     if (!s)
@@ -1145,6 +1182,7 @@ static int sq_sched_list(struct store *st, store_sched_cb cb, void *ctx, struct 
             .in_flight = sqlite3_column_int64(s, 4),
             .arrived = sqlite3_column_int64(s, 5) != 0,
             .last_batch_end_at = sqlite3_column_int64(s, 6),
+            .open_requests = sqlite3_column_int64(s, 7),
         };
         cb(ctx, &x);
     }
@@ -1774,6 +1812,16 @@ static int sq_blob_refs(struct store *st, store_key_cb cb, void *ctx, struct err
                      cb, ctx, err);
 }
 
+/* ---- health ---- */
+
+static int sq_health_check(struct store *st, int64_t now, struct err *err)
+{
+    return write1(st, MISSING_OK, "write the health probe",
+                  "INSERT INTO health (id, checked_at) VALUES (1, ?1) "
+                  "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                  ARGS(VI(now)), err);
+}
+
 static const struct store_ops sq_ops = {
     .close = sq_close,
     .schema_version = sq_schema_version,
@@ -1815,6 +1863,7 @@ static const struct store_ops sq_ops = {
     .photo_list = sq_photo_list,
     .photo_delete = sq_photo_delete,
     .blob_refs = sq_blob_refs,
+    .health_check = sq_health_check,
 };
 
 int store_sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err)

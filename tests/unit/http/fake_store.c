@@ -29,9 +29,18 @@ static struct fake *F(struct store *st) { return (struct fake *)st; }
 
 static int f_schema(struct store *st, int64_t *v, struct err *err)
 {
-    if (F(st)->broken)
+    if (F(st)->broken == 1)
         return err_set(err, ERR_TRANSIENT, "store", "database is broken");
     *v = 1;
+    return 0;
+}
+
+/* broken 2: reads work, commits fail (a full disk). */
+static int f_health(struct store *st, int64_t now, struct err *err)
+{
+    (void)now;
+    if (F(st)->broken)
+        return err_set(err, ERR_TRANSIENT, "store", "cannot commit: database or disk is full");
     return 0;
 }
 
@@ -155,6 +164,7 @@ static const struct store_ops fake_ops = {
     .session_touch = f_session_touch,
     .session_delete = f_session_delete,
     .photo_list = f_photo_list,
+    .health_check = f_health,
 };
 
 struct store *fake_store_new(void)

@@ -15,7 +15,7 @@ int fake_store_touches(struct store *st);
 int fake_store_sessions(struct store *st);
 /* Move every session's expiry by delta ms. */
 void fake_store_shift_sessions(struct store *st, int64_t delta);
-/* Make schema_version fail (healthz). */
+/* 1: schema_version and health_check fail; 2: only health_check (healthz). */
 void fake_store_break(struct store *st, int broken);
 
 #endif

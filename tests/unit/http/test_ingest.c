@@ -41,6 +41,7 @@ struct fake_store {
     int64_t bytes;
     int byte_calls;
     bool fail_add_file;
+    bool exists;  /* the store has the file already (sent again): STORE_EXISTS, id 42 */
 };
 
 static int fake_add_bytes(struct store *st, int64_t id, int64_t bytes, int64_t now, struct err *err)
@@ -62,6 +63,10 @@ static int fake_add_file(struct store *st, const struct store_file_new *n, int64
 
     if (f->fail_add_file)
         return err_set(err, ERR_TRANSIENT, "store", "database is locked");
+    if (f->exists) {
+        *file_id = 42;
+        return STORE_EXISTS;
+    }
     ck_assert_int_lt(f->nfiles, FAKE_MAX);
     ck_assert_ptr_nonnull(n->name);
     ck_assert_ptr_nonnull(n->sha256);
@@ -418,6 +423,34 @@ START_TEST(test_store_failure_sticky)
     ck_assert_int_eq(ingest_part_end(ing), -1);
     ck_assert_int_eq(ingest_finish(ing), -1);
     ck_assert_int_eq(fake.nfiles, 0);
+    ingest_free(ing);
+    free(b);
+}
+END_TEST
+
+/* A file the store already has (a request sent again): no new record, the copy's
+ * spool file is removed, the file counts as received under the existing id. */
+START_TEST(test_file_sent_again)
+{
+    unsigned char *b = jpeg_bytes(300);
+    struct ingest *ing = new_ingest(1 << 20);
+    struct ingest_stats stats;
+    const int64_t *ids;
+    size_t n = 0;
+
+    fake.exists = true;
+    ck_assert_int_eq(ingest_part_begin(ing, "x.jpg", NULL), 0);
+    ck_assert_int_eq(feed(ing, b, 300, 64), 0);
+    ck_assert_int_eq(ingest_part_end(ing), 0);
+    fake.exists = false;
+    ck_assert_int_eq(fake.nfiles, 0);
+    ck_assert_int_eq(spool_count(), 0);
+    ingest_get_stats(ing, &stats);
+    ck_assert_int_eq(stats.received, 1);
+    ids = ingest_file_ids(ing, &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(ids[0], 42);
+    ck_assert_int_eq(ingest_finish(ing), 0);
     ingest_free(ing);
     free(b);
 }
@@ -812,6 +845,7 @@ static Suite *ingest_suite(void)
     tcase_add_test(tc, test_write_fault);
     tcase_add_test(tc, test_fsync_fault);
     tcase_add_test(tc, test_store_failure_sticky);
+    tcase_add_test(tc, test_file_sent_again);
     tcase_add_test(tc, test_abort);
     tcase_add_test(tc, test_bytes_reported_rarely);
     tcase_add_test(tc, test_hostile_name);

@@ -178,6 +178,14 @@ START_TEST(not_found_and_method)
     request(&r, "GET", "/healthz", NULL, NULL);
     ck_assert_int_eq(r.status, 503);
     buf_release(&r.raw);
+    /* reads work, commits fail: degraded, with the reason */
+    fake_store_break(st, 2);
+    request(&r, "GET", "/healthz", NULL, NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body, "{\"status\":\"degraded\",\"error\":\"cannot commit: database or "
+                             "disk is full\",\"schema\":1}");
+    buf_release(&r.raw);
+    fake_store_break(st, 0);
 }
 END_TEST
 

@@ -518,7 +518,7 @@ static const struct {
     {1, 1, true, true, true},
     {2, 1, true, false, false},  /* one announced file never came */
     {2, 1, false, false, false},
-    {0, 0, false, false, true},  /* empty upload: the end finishes */
+    {0, 0, false, false, true},  /* empty upload: the end deletes it */
 };
 
 START_TEST(test_finish_conditions)
@@ -549,6 +549,11 @@ START_TEST(test_finish_conditions)
     }
     if (!finish_rows[_i].end_first)
         ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 5, &err), 0);
+    if (finish_rows[_i].files == 0) {
+        struct store_upload u;
+        ck_assert_int_eq(S->ops->upload_get(S, up, 0, &u, &err), STORE_NOT_FOUND);
+        return;
+    }
     ck_assert_int_eq(upload(up).finished_at != 0, finish_rows[_i].after_end);
     ck_assert_int_eq(upload(up).open_requests, 0);
 }
@@ -583,20 +588,28 @@ START_TEST(test_upload_misc)
     ck_assert_int_eq(S->ops->upload_set_cleared(S, up, true, &err), 0);
     ck_assert(upload(up).cleared);
 
-    /* a restart: no request is open any more */
+    /* one of the 5 announced files came (rejected at once: it has its outcome) */
+    struct err why = {0};
+    err_set(&why, ERR_PERMANENT, "receive", "too large");
+    struct store_file_new big = {.upload_id = up, .user_id = bob, .name = "big.jpg",
+                                 .sha256 = "", .format = "", .spool = "", .size = 1,
+                                 .failed = true, .error = &why};
+    ck_assert_int_eq(S->ops->upload_add_file(S, &big, T0 + 1, NULL, &err), 0);
+
+    /* a restart: no request is open any more; the upload without a file is gone */
     ck_assert_int_eq(S->ops->upload_request_begin(S, up2, 0, 0, T0, &err), 0);
     ck_assert_int_eq(S->ops->upload_reset_requests(S, T0 + 9, &err), 0);
     ck_assert_int_eq(upload(up).open_requests, 0);
-    ck_assert_int_eq(upload(up).finished_at, 0);      /* 5 files announced, none came */
-    ck_assert_int_eq(upload(up2).finished_at, T0 + 9);  /* empty and done */
+    ck_assert_int_eq(upload(up).finished_at, 0);      /* 5 files announced, 1 came */
+    ck_assert_int_eq(S->ops->upload_get(S, up2, 0, &u, &err), STORE_NOT_FOUND);
 
-    /* nobody sends the 5 announced files: idle since T0 + 9 */
+    /* nobody sends the 4 missing files: idle since T0 + 9 */
     int64_t closed = -1;
     ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 9, T0 + 20, &closed, &err), 0);
     ck_assert_int_eq(closed, 0);                       /* not idle long enough */
     ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, T0 + 20, &closed, &err), 0);
     ck_assert_int_eq(closed, 1);
-    ck_assert_int_eq(upload(up).expected, 0);          /* goes on with what it has */
+    ck_assert_int_eq(upload(up).expected, 1);          /* goes on with what it has */
     ck_assert_int_eq(upload(up).finished_at, T0 + 20);
 
     /* a file for another user's upload is refused */
@@ -1098,6 +1111,72 @@ START_TEST(test_pool_threads)
 }
 END_TEST
 
+/* ---- hardening: resent files, sched open_requests, health ---- */
+
+/* A request cut off by a crash and sent again: the same name with the same
+ * content in the same upload is the same file; anything else is a new one. */
+START_TEST(test_same_file_sent_again)
+{
+    struct err err = {0};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 10), up2 = mkupload(bob, 0, 10);
+    int64_t a = add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL), again = 0;
+    struct store_file_new f = {.upload_id = up, .user_id = bob, .name = "a.jpg", .sha256 = SHA_A,
+                               .format = "jpeg", .spool = "spool/a2", .size = 100};
+    struct store_upload before = upload(up);
+
+    ck_assert_int_eq(S->ops->upload_add_file(S, &f, T0 + 20, &again, &err), STORE_EXISTS);
+    ck_assert_int_eq(again, a);
+    ck_assert_int_eq(upload(up).total, 1);
+    ck_assert_int_eq(upload(up).version, before.version);  /* nothing written */
+    ck_assert_str_eq(file(a).spool, "spool/a");
+    /* other content, other name, other upload: new files */
+    add_file(up, bob, "a.jpg", SHA_B, "spool/b", NULL);
+    add_file(up, bob, "copy of a.jpg", SHA_A, "spool/c", NULL);
+    add_file(up2, bob, "a.jpg", SHA_A, "spool/d", NULL);
+    ck_assert_int_eq(upload(up).total, 3);
+    ck_assert_int_eq(upload(up2).total, 1);
+    /* a rejected file has no content hash: each is recorded */
+    struct err why = {0};
+    err_set(&why, ERR_PERMANENT, "receive", "too large");
+    add_file(up, bob, "big.jpg", "", "", &why);
+    add_file(up, bob, "big.jpg", "", "", &why);
+    ck_assert_int_eq(upload(up).total, 5);
+}
+END_TEST
+
+START_TEST(test_sched_open_requests)
+{
+    struct err err = {0};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 0, 10);
+
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 5, 0, T0, &err), 0);
+    add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    ck_assert_int_eq(sched().n, 1);
+    ck_assert_int_eq(sched().s[0].open_requests, 1);
+    ck_assert(!sched().s[0].arrived);
+    ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 1, &err), 0);
+    ck_assert_int_eq(sched().s[0].open_requests, 0);
+    ck_assert(!sched().s[0].arrived);  /* 4 announced files still missing */
+}
+END_TEST
+
+START_TEST(test_health_check)
+{
+    struct err err = {0};
+
+    ck_assert_int_eq(S->ops->health_check(S, T0, &err), 0);
+    ck_assert_int_eq(S->ops->health_check(S, T0 + 1, &err), 0);  /* one row, rewritten */
+    ck_assert_int_eq(fault_arm("commit=1"), 0);
+    ck_assert_int_eq(S->ops->health_check(S, T0 + 2, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_TRANSIENT);
+    ck_assert_str_eq(err.msg, "cannot commit: injected fault");
+    ck_assert_int_eq(S->ops->health_check(S, T0 + 3, &err), 0);  /* commits again */
+    ck_assert_int_eq(fault_arm(""), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store_sqlite");
@@ -1121,6 +1200,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lease_lost);
     tcase_add_test(tc, test_claim_order);
     tcase_add_test(tc, test_commit_fault);
+    tcase_add_test(tc, test_same_file_sent_again);
+    tcase_add_test(tc, test_sched_open_requests);
+    tcase_add_test(tc, test_health_check);
     tcase_add_test(tc, test_photos);
     tcase_add_test(tc, test_photo_delete_refs);
     tcase_add_test(tc, test_spool_refs);
