@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/buf.h"
 #include "base/limits.h"
@@ -38,6 +39,8 @@
  * END_PAUSE_MS * try. */
 #define END_TRIES 3
 #define END_PAUSE_MS 50
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct upload_req {
     struct http_req *req;
@@ -117,10 +120,32 @@ store_error:
     return -1;
 }
 
+/* The plain fields we read; any other part without a filename is taken for a
+ * file whose filename was left out. */
+static bool known_field(const char *name)
+{
+    return !strcmp(name, "csrfmiddlewaretoken") || !strcmp(name, "upload") ||
+           !strcmp(name, "expected");
+}
+
+#define NO_FILENAME_MSG                                                                      \
+    "part '%.64s' holds file data but has no filename: send each file with one "             \
+    "(Content-Disposition: form-data; name=\"photos\"; filename=\"photo.jpg\")"
+
+/* A plain part that declares a file type (not text/plain) is a file without a name. */
+static bool looks_like_file(const char *ctype)
+{
+    return ctype && strncasecmp(ctype, "text/plain", 10) != 0;
+}
+
 static int on_begin(void *ctx, const char *name, const char *filename, const char *ctype)
 {
     struct upload_req *u = ctx;
 
+    if (!filename && !known_field(name) && looks_like_file(ctype)) {
+        fail(u, 400, NO_FILENAME_MSG, name);
+        return MULTIPART_ABORT;
+    }
     if (!filename) {
         u->in_field = true;
         buf_reset(&u->field_name);
@@ -147,7 +172,11 @@ static int on_data(void *ctx, const char *data, size_t len)
 
     if (u->in_field) {
         if (u->field_value.len + len > LIMIT_FIELD_BYTES) {
-            fail(u, 413, "form field '%s' is too long", u->field_name.data);
+            if (known_field(u->field_name.data))
+                fail(u, 413, "form field '%.64s' is longer than " STR(LIMIT_FIELD_BYTES)
+                             " bytes", u->field_name.data);
+            else
+                fail(u, 400, NO_FILENAME_MSG, u->field_name.data);
             return MULTIPART_ABORT;
         }
         buf_add(&u->field_value, data, len);
@@ -164,6 +193,10 @@ static int field_done(struct upload_req *u)
     const char *name = u->field_name.data, *value = u->field_value.data;
 
     u->in_field = false;
+    if (known_field(name) && strlen(value) != u->field_value.len) {
+        fail(u, 400, "form field '%s' holds a NUL byte: remove it and send again", name);
+        return MULTIPART_ABORT;
+    }
     if (!strcmp(name, "csrfmiddlewaretoken")) {
         u->csrf_ok = u->csrf_ok || http_csrf_ok(u->req, value);
     } else if (!strcmp(name, "upload") && value[0]) {

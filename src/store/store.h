@@ -162,6 +162,7 @@ struct store_finish {
     enum store_file_state state;  /* DONE, DUPLICATE or FAILED */
     int64_t photo_id;             /* new photo, or the existing one for a duplicate */
     bool upload_finished;         /* this was the upload's last outcome */
+    bool spool_dropped;           /* the record no longer holds the spool copy: unlink it */
 };
 
 typedef void (*store_user_cb)(void *ctx, const struct store_user *u);

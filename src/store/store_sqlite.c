@@ -1339,7 +1339,7 @@ static int record_photo(struct conn *c, const struct store_file *f, const struct
 
 /* Writes the outcome fin of file f and the upload's counters. */
 static int record_outcome(struct conn *c, const struct store_file *f,
-                          const struct store_result *res, const struct store_finish *fin,
+                          const struct store_result *res, struct store_finish *fin,
                           int64_t now, struct err *err)
 {
     struct delta d = {.processed = 1};
@@ -1360,6 +1360,7 @@ static int record_outcome(struct conn *c, const struct store_file *f,
                  VI(drop_spool), VI(now)),
             err) < 0)
         return -1;
+    fin->spool_dropped = drop_spool && f->spool[0];
     d.uploaded = fin->state == FILE_DONE;
     d.duplicates = fin->state == FILE_DUPLICATE;
     d.failed = failed;

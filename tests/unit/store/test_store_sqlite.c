@@ -1144,12 +1144,15 @@ START_TEST(test_refused_file_not_retryable)
     struct store_result r = failed_result(true);
     int64_t bob = mkuser("bob"), up = mkupload(bob, 1, 10);
     int64_t f = add_file(up, bob, "big.jpg", SHA_A, "spool/big", NULL);
+    struct store_finish fin;
     struct store_claim c;
 
     err_set(&r.error, refusal_rows[_i].cls, refusal_rows[_i].stage, "refused 'big.jpg'");
     assign(up, 1, 10, T0);
     c = claim("w", T0);
-    ck_assert_int_eq(finish(c.file.id, "w", &r, T0 + 10).state, FILE_FAILED);
+    fin = finish(c.file.id, "w", &r, T0 + 10);
+    ck_assert_int_eq(fin.state, FILE_FAILED);
+    ck_assert_int_eq(fin.spool_dropped, !refusal_rows[_i].kept);  /* the worker unlinks it */
     ck_assert_str_eq(file(f).spool, refusal_rows[_i].kept ? "spool/big" : "");
     ck_assert_int_eq(store_err_refuses_input(&r.error), !refusal_rows[_i].kept);
 }
