@@ -20,8 +20,8 @@
 #include "store/store.h"
 
 #define LOGIN_FAILED_MSG "Please enter a correct username and password."
-#define LOGIN_THROTTLED_MSG                                                                  \
-    "Too many failed logins: wait %lld seconds, then try again (Forgot the password? An "    \
+#define LOGIN_THROTTLED_MSG                                                                        \
+    "Too many failed logins: wait %lld seconds, then try again (Forgot the password? An "          \
     "administrator can set a new one with 'shoebox user passwd')."
 #define DEFAULT_NEXT "/photos/"
 
@@ -118,8 +118,7 @@ static void send_throttled(struct http_req *req, const char *name, const char *n
 
 static void login_failed(struct http_req *req, const char *name, const char *next)
 {
-    int64_t wait = throttle_failed(login_throttle(), http_client_addr(req), name,
-                                   time_mono_ms());
+    int64_t wait = throttle_failed(login_throttle(), http_client_addr(req), name, time_mono_ms());
 
     log_info("http", "login.failed", "user=%s addr=%s wait_ms=%lld", LOG_Q(name ? name : ""),
              LOG_Q(http_client_addr(req)), (long long)wait);

@@ -620,11 +620,13 @@ static int preamble_error(struct multipart *m)
         n -= 2; /* a closing boundary line: "--B--" */
     copy_cut(got, sizeof(got), m->first + 2, n > 2 ? n - 2 : 0);
     if (n > 2 && memcmp(m->first, "--", 2) == 0 && boundary_valid(got))
-        return fail(m, "the body's boundary '%s' differs from the boundary '%s' of the "
-                       "Content-Type header: send the same boundary in both",
+        return fail(m,
+                    "the body's boundary '%s' differs from the boundary '%s' of the "
+                    "Content-Type header: send the same boundary in both",
                     got, m->delim + 4);
-    return fail(m, "no part starts with the boundary '%s' of the Content-Type header: "
-                   "each part must begin with a line '--%s'",
+    return fail(m,
+                "no part starts with the boundary '%s' of the Content-Type header: "
+                "each part must begin with a line '--%s'",
                 m->delim + 4, m->delim + 4);
 }
 

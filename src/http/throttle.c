@@ -16,15 +16,15 @@
 #define KEY_MAX (2 + (ADDR_MAX > LIMIT_USERNAME_BYTES ? ADDR_MAX : LIMIT_USERNAME_BYTES))
 
 struct entry {
-    char key[KEY_MAX + 1];           /* "" = free slot */
+    char key[KEY_MAX + 1]; /* "" = free slot */
     int64_t failures;
-    int64_t last_ms;                 /* last failure or success */
-    int64_t until_ms;                /* no try before this */
-    char known[THROTTLE_KNOWN][ADDR_MAX + 1];  /* names only: addresses that logged in */
+    int64_t last_ms;                          /* last failure or success */
+    int64_t until_ms;                         /* no try before this */
+    char known[THROTTLE_KNOWN][ADDR_MAX + 1]; /* names only: addresses that logged in */
 };
 
 struct throttle {
-    pthread_mutex_t mu;              /* guards table */
+    pthread_mutex_t mu; /* guards table */
     struct entry table[LIMIT_LOGIN_TRACKED];
 };
 

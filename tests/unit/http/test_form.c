@@ -6,23 +6,23 @@
 
 static const struct {
     const char *body;
-    int rc;              /* form_parse */
-    const char *name;    /* a field to look up (NULL: none) */
-    const char *value;   /* its value, NULL when absent */
+    int rc;            /* form_parse */
+    const char *name;  /* a field to look up (NULL: none) */
+    const char *value; /* its value, NULL when absent */
 } rows[] = {
     {"a=1&b=x+y%21", 0, "b", "x y!"},
-    {"a=1&a=2", 0, "a", "1"},                       /* the first wins */
+    {"a=1&a=2", 0, "a", "1"}, /* the first wins */
     {"flag&x=", 0, "flag", ""},
-    {"x=%4", 0, "x", "%4"},                         /* a malformed escape is kept */
+    {"x=%4", 0, "x", "%4"}, /* a malformed escape is kept */
     {"x=%zz%41", 0, "x", "%zzA"},
     {"", 0, "x", NULL},
     {"&&&", 0, "", NULL},
-    {"password=RIGHT%00junk", -1, NULL, NULL},      /* would log in with "RIGHT" */
+    {"password=RIGHT%00junk", -1, NULL, NULL}, /* would log in with "RIGHT" */
     {"user=a&password=b%00", -1, NULL, NULL},
-    {"pass%00word=x", -1, NULL, NULL},              /* in a name too */
-    {"x=%2500", 0, "x", "%00"},                     /* an escaped percent sign is text */
+    {"pass%00word=x", -1, NULL, NULL}, /* in a name too */
+    {"x=%2500", 0, "x", "%00"},        /* an escaped percent sign is text */
     {"x=%0", 0, "x", "%0"},
-    {"x=%01", 0, "x", "\x01"},                      /* other control bytes are values */
+    {"x=%01", 0, "x", "\x01"}, /* other control bytes are values */
 };
 
 START_TEST(parse_rows)
@@ -49,7 +49,7 @@ START_TEST(raw_nul_refused)
     struct form f = FORM_INIT;
 
     ck_assert_int_eq(form_parse(&f, body, sizeof(body) - 1), -1);
-    ck_assert_str_eq(form_get(&f, "a"), "1");   /* parsed pairs can still be released */
+    ck_assert_str_eq(form_get(&f, "a"), "1"); /* parsed pairs can still be released */
     form_release(&f);
 }
 END_TEST

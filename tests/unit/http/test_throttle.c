@@ -11,8 +11,14 @@
 
 static struct throttle *t;
 
-static void setup(void) { t = throttle_new(); }
-static void teardown(void) { throttle_free(t); }
+static void setup(void)
+{
+    t = throttle_new();
+}
+static void teardown(void)
+{
+    throttle_free(t);
+}
 
 static void fail_n(const char *addr, const char *name, int n, int64_t now)
 {
@@ -26,8 +32,8 @@ START_TEST(free_failures_then_doubling_to_the_cap)
 
     for (int i = 1; i < FREE; i++)
         ck_assert_int_eq(throttle_failed(t, "1.1.1.1", "ann", T0), 0);
-    ck_assert_int_eq(throttle_wait_ms(t, "1.1.1.1", "ann", T0), 0);  /* the limit - 1 */
-    ck_assert_int_eq(throttle_failed(t, "1.1.1.1", "ann", T0), want);  /* the limit */
+    ck_assert_int_eq(throttle_wait_ms(t, "1.1.1.1", "ann", T0), 0);   /* the limit - 1 */
+    ck_assert_int_eq(throttle_failed(t, "1.1.1.1", "ann", T0), want); /* the limit */
     ck_assert_int_eq(throttle_wait_ms(t, "1.1.1.1", "ann", T0), want);
     ck_assert_int_eq(throttle_wait_ms(t, "1.1.1.1", "ann", T0 + 400), want - 400);
     ck_assert_int_eq(throttle_wait_ms(t, "1.1.1.1", "ann", T0 + want), 0);
@@ -55,7 +61,7 @@ START_TEST(known_address_spared_for_its_name)
     char addr[32];
 
     throttle_succeeded(t, "9.9.9.9", "ann", T0);
-    for (int i = 0; i < FREE * 3; i++) {   /* a spread attack on ann, one try per address */
+    for (int i = 0; i < FREE * 3; i++) { /* a spread attack on ann, one try per address */
         snprintf(addr, sizeof(addr), "10.0.0.%d", i);
         throttle_failed(t, addr, "ann", T0);
     }
