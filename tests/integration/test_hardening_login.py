@@ -249,7 +249,9 @@ class TestUploadErrors(ServerCase):
         progress = self.c.json("GET", f"/photos/upload-progress/?upload={uid}").json()
         self.assertFalse(progress["errors"][0]["retryable"], progress["errors"])
         page = self.c.get(f"/photos/uploads/{uid}/").text
+        self.assertIn("big.jpg", page)
         self.assertNotIn("/retry", page)
+        self.assertNotIn("Upload again", page)   # it would be refused again
         self.assertEqual(os.listdir(os.path.join(self.srv.data, "spool")), [])
         r = self.c.json("POST", f"/photos/uploads/{uid}/files/{f['id']}/retry")
         self.assertEqual(r.status, 409)

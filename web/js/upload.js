@@ -505,6 +505,10 @@
   }
 
   // ---- retry and re-upload ----
+  // A file refused for its format or a limit (pixels, sides) would be refused again:
+  // neither Retry (the server holds no bytes) nor "Upload again" is offered.
+  function refused(stage) { return stage === "sniff" || stage === "limits"; }
+
   function retryFile(fileId) {
     if (st.retrying.has(fileId)) return Promise.resolve();
     st.retrying.add(fileId);
@@ -814,7 +818,7 @@
         btn = node("button", "button small", st.retrying.has(e.id) ? "Retrying…" : "Retry");
         btn.disabled = st.retrying.has(e.id);
         btn.addEventListener("click", retryFile.bind(null, e.id));
-      } else if (e.id && e.stage !== "sniff") {
+      } else if (e.id && !refused(e.stage)) {
         btn = node("button", "button small", "Upload again");
         btn.addEventListener("click", reupload.bind(null, e.id));
       } else if (e.local === "unsent" && e.row.file) {
@@ -907,7 +911,7 @@
     }
     var label = "";
     if (r.sstate === "failed" && !r.replaced && r.retryable && !gone.has(r.sid)) label = "Retry";
-    else if (r.sstate === "failed" && !r.replaced && r.stage !== "sniff") label = "Upload again";
+    else if (r.sstate === "failed" && !r.replaced && !refused(r.stage)) label = "Upload again";
     else if (!r.sid && r.local === "unsent" && r.file) label = "Send again";
     if (st.retrying.has(r.sid)) label = "";
     n._btn.hidden = !label;
