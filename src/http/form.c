@@ -57,7 +57,11 @@ static int add_pair(struct form *f, const char *s, size_t len)
         return 0;
     if (memchr(s, '\0', len))
         return -1;
-    f->fields = xrealloc(f->fields, (f->n + 1) * sizeof(*f->fields));
+    if (f->n == f->cap_) {
+        /* doubling: a 16 KB body of "a&a&..." is 8192 fields */
+        f->cap_ = f->cap_ ? 2 * f->cap_ : 8;
+        f->fields = xrealloc(f->fields, f->cap_ * sizeof(*f->fields));
+    }
     fld = &f->fields[f->n++];
     fld->name = xstrndup(s, nlen);
     fld->value = eq ? xstrndup(eq + 1, vlen) : xstrdup("");
@@ -96,4 +100,5 @@ void form_release(struct form *f)
     free(f->fields);
     f->fields = NULL;
     f->n = 0;
+    f->cap_ = 0;
 }

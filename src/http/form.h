@@ -16,9 +16,10 @@ struct form_field {
 struct form {
     struct form_field *fields;
     size_t n;
+    size_t cap_;   /* fields allocated (grows by doubling) */
 };
 
-#define FORM_INIT {NULL, 0}
+#define FORM_INIT {NULL, 0, 0}
 
 /* Parse data[0..len) into f (which must be FORM_INIT or released). The caller
  * bounds len (LIMIT_FORM_BYTES). Returns 0, or -1 when a name or value holds a
