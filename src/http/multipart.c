@@ -30,6 +30,8 @@
 #include "base/xalloc.h"
 
 #define DELIM_MAX (4 + MULTIPART_BOUNDARY_MAX)
+/* What to do about a body that ended early. */
+#define CUT_SHORT ": the upload was cut short, send it again"
 /* Bytes of a decoded filename kept before the UTF-8 safe cut. */
 #define FNAME_SCRATCH (LIMIT_FILENAME_BYTES + 8)
 
@@ -636,11 +638,11 @@ int multipart_finish(struct multipart *m)
     case ST_EPILOGUE: return 0;
     case ST_ERROR: return -1;
     case ST_PREAMBLE: return preamble_error(m);
-    case ST_BODY: return fail(m, "body ended in the data of part %zu", m->parts);
-    case ST_HEADERS: return fail(m, "body ended in the headers of part %zu", m->parts);
+    case ST_BODY: return fail(m, "body ended in the data of part %zu" CUT_SHORT, m->parts);
+    case ST_HEADERS: return fail(m, "body ended in the headers of part %zu" CUT_SHORT, m->parts);
     case ST_TAIL: break;
     }
-    return fail(m, "body ended without the closing boundary");
+    return fail(m, "body ended without the closing boundary" CUT_SHORT);
 }
 
 struct multipart *multipart_new(const char *boundary, const struct multipart_cb *cb, void *ctx)
