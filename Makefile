@@ -51,9 +51,10 @@ $(FUZZ_BUILD)/build.ninja:
 # $(FUZZ_BUILD)/corpus/<target>/; a crash is written to tests/fuzz/corpus/<target>/ so it
 # is committed with its fix and replayed by make test from then on.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = sniff header process multipart form
 fuzz: $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz_,sniff header process multipart)
-	for t in sniff header process multipart; do \
+	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz_,$(FUZZ_TARGETS))
+	for t in $(FUZZ_TARGETS); do \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 	    $(FUZZ_BUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
 	        -artifact_prefix=tests/fuzz/corpus/$$t/crash- \

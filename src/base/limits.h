@@ -30,5 +30,18 @@
 /* Bytes of EXIF data read from a file (the APP1 segment caps JPEG at 64 KB;
  * others are bounded here). */
 #define LIMIT_EXIF_BYTES (1024 * 1024)
+/* Login throttle (http/throttle.c). Failed logins a client address, or a user
+ * name, gets before each further attempt must wait: 5 covers a person's typos. */
+#define LIMIT_LOGIN_FREE_FAILURES 5
+/* The first wait; it doubles with each further failure... */
+#define LIMIT_LOGIN_DELAY_MS 1000
+/* ...up to this: a real user whose name is under attack waits at most half a
+ * minute, while guessing stays at ~3000 tries a day per name and per address. */
+#define LIMIT_LOGIN_DELAY_MAX_MS 30000
+/* Failures older than this are forgotten (the count starts again). */
+#define LIMIT_LOGIN_FORGET_MS (15 * 60 * 1000)
+/* Addresses and names tracked at once (~0.5 MB); when full, the entry idle the
+ * longest is reused. */
+#define LIMIT_LOGIN_TRACKED 2048
 
 #endif

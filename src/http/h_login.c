@@ -1,7 +1,11 @@
 /* h_login: see h_login.h. Password checks run on the MHD thread (Argon2id,
- * ~60 ms; base/secret.c admits two at a time). */
+ * ~60 ms; base/secret.c admits two at a time). Failed logins are throttled per
+ * client address and per user name (http/throttle.h); a try that must wait is
+ * answered at once with 429 and Retry-After, before any password check. */
 #include "http/h_login.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/limits.h"
@@ -11,11 +15,14 @@
 #include "http/csrf.h"
 #include "http/html.h"
 #include "http/http.h"
-#include "http/request.h"
 #include "http/session.h"
+#include "http/throttle.h"
 #include "store/store.h"
 
 #define LOGIN_FAILED_MSG "Please enter a correct username and password."
+#define LOGIN_THROTTLED_MSG                                                                        \
+    "Too many failed logins: wait %lld seconds, then try again (Forgot the password? An "          \
+    "administrator can set a new one with 'shoebox user passwd')."
 #define DEFAULT_NEXT "/photos/"
 
 const char *h_login_safe_next(const char *next)
@@ -79,34 +86,79 @@ static int find_user(struct http_req *req, const char *name, struct store_user *
     return 0;
 }
 
+/* The server's login throttle, made on first use; lives as long as the process. */
+static struct throttle *throttle;
+static pthread_once_t throttle_once = PTHREAD_ONCE_INIT;
+
+static void make_throttle(void)
+{
+    throttle = throttle_new();
+}
+
+static struct throttle *login_throttle(void)
+{
+    pthread_once(&throttle_once, make_throttle);
+    return throttle;
+}
+
+/* 429 with Retry-After (whole seconds, rounded up) and the form saying how long. */
+static void send_throttled(struct http_req *req, const char *name, const char *next,
+                           int64_t wait_ms)
+{
+    long long secs = (long long)((wait_ms + 999) / 1000);
+    char value[24], msg[sizeof(LOGIN_THROTTLED_MSG) + 24];
+
+    log_warn("http", "login.throttled", "user=%s addr=%s retry_after_s=%lld",
+             LOG_Q(name ? name : ""), LOG_Q(http_client_addr(req)), secs);
+    snprintf(value, sizeof(value), "%lld", secs);
+    snprintf(msg, sizeof(msg), LOGIN_THROTTLED_MSG, secs);
+    http_add_header(req, "Retry-After", value);
+    send_form(req, 429, name, next, msg);
+}
+
+static void login_failed(struct http_req *req, const char *name, const char *next)
+{
+    int64_t wait = throttle_failed(login_throttle(), http_client_addr(req), name, time_mono_ms());
+
+    log_info("http", "login.failed", "user=%s addr=%s wait_ms=%lld", LOG_Q(name ? name : ""),
+             LOG_Q(http_client_addr(req)), (long long)wait);
+    send_form(req, 200, name, next, LOGIN_FAILED_MSG);
+}
+
 void h_login_submit(struct http_req *req)
 {
     const char *name = http_form(req, "username"), *pw = http_form(req, "password");
     const char *next = http_form(req, "next"), *hash;
+    const char *addr = http_client_addr(req);
     char token[SESSION_TOKEN_LEN + 1];
     struct store_user u;
     struct err err = {0};
+    int64_t wait = throttle_wait_ms(login_throttle(), addr, name, time_mono_ms());
 
+    if (wait > 0) {
+        send_throttled(req, name, next, wait);
+        return;
+    }
     if (find_user(req, name, &u, &hash) < 0) {
         http_send_error(req, 503, "the database is unavailable, try again");
         return;
     }
     /* Verify even for an unknown user (hash NULL burns the same time). */
     if (!secret_verify_password(hash, pw ? pw : "")) {
-        log_info("http", "login.failed", "user=%s", LOG_Q(name ? name : ""));
-        send_form(req, 200, name, next, LOGIN_FAILED_MSG);
+        login_failed(req, name, next);
         return;
     }
-    if (session_delete(http_store(req), req_session_cookie(req), &err) < 0 ||
+    if (session_delete(http_store(req), http_cookie(req, SESSION_COOKIE), &err) < 0 ||
         session_create(http_store(req), u.id, time_now_ms(), http_opts(req)->session_age, token,
                        &err) < 0) {
         log_error("http", "login", "msg=%s", LOG_Q(err.msg));
         http_send_error(req, 503, "the database is unavailable, try again");
         return;
     }
-    req_session_set(req, token);
-    req_csrf_rotate(req);
-    log_info("http", "login", "user=%s", LOG_Q(u.name));
+    throttle_succeeded(login_throttle(), addr, name, time_mono_ms());
+    http_session_set(req, token);
+    http_csrf_rotate(req);
+    log_info("http", "login", "user=%s addr=%s", LOG_Q(u.name), LOG_Q(addr));
     http_redirect(req, 303, h_login_safe_next(next));
 }
 
@@ -114,8 +166,8 @@ void h_logout(struct http_req *req)
 {
     struct err err = {0};
 
-    if (session_delete(http_store(req), req_session_cookie(req), &err) < 0)
+    if (session_delete(http_store(req), http_cookie(req, SESSION_COOKIE), &err) < 0)
         log_error("http", "logout", "msg=%s", LOG_Q(err.msg));
-    req_session_clear(req);
+    http_session_clear(req);
     http_redirect(req, 303, "/login");
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/buf.h"
 #include "base/limits.h"
@@ -38,6 +39,8 @@
  * END_PAUSE_MS * try. */
 #define END_TRIES 3
 #define END_PAUSE_MS 50
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct upload_req {
     struct http_req *req;
@@ -82,7 +85,7 @@ static int open_upload(struct upload_req *u)
     if (u->upload_id) {
         int rc = st->ops->upload_get(st, u->upload_id, http_user(req)->id, &existing, &err);
         if (rc == STORE_NOT_FOUND) {
-            fail(u, 404, "no such upload", NULL);
+            fail(u, 404, "no such upload of yours: leave out 'upload' to start a new one", NULL);
             return -1;
         }
         if (rc)
@@ -106,21 +109,43 @@ static int open_upload(struct upload_req *u)
     };
     u->ing = ingest_new(&io, &err);
     if (!u->ing) {
-        fail(u, 503, "cannot receive files: %s", err.msg);
+        fail(u, 503, "cannot receive files: %s (try again in a moment)", err.msg);
         return -1;
     }
     log_info("http", "upload.receiving", "upload=%lld user=%s expected=%lld",
              (long long)u->upload_id, LOG_Q(http_user(req)->name), (long long)u->expected);
     return 0;
 store_error:
-    fail(u, 503, "cannot record the upload: %s", err.msg);
+    fail(u, 503, "cannot record the upload: %s (try again in a moment)", err.msg);
     return -1;
+}
+
+/* The plain fields we read; any other part without a filename is taken for a
+ * file whose filename was left out. */
+static bool known_field(const char *name)
+{
+    return !strcmp(name, "csrfmiddlewaretoken") || !strcmp(name, "upload") ||
+           !strcmp(name, "expected");
+}
+
+#define NO_FILENAME_MSG                                                                            \
+    "part '%.64s' holds file data but has no filename: send each file with one "                   \
+    "(Content-Disposition: form-data; name=\"photos\"; filename=\"photo.jpg\")"
+
+/* A plain part that declares a file type (not text/plain) is a file without a name. */
+static bool looks_like_file(const char *ctype)
+{
+    return ctype && strncasecmp(ctype, "text/plain", 10) != 0;
 }
 
 static int on_begin(void *ctx, const char *name, const char *filename, const char *ctype)
 {
     struct upload_req *u = ctx;
 
+    if (!filename && !known_field(name) && looks_like_file(ctype)) {
+        fail(u, 400, NO_FILENAME_MSG, name);
+        return MULTIPART_ABORT;
+    }
     if (!filename) {
         u->in_field = true;
         buf_reset(&u->field_name);
@@ -147,7 +172,11 @@ static int on_data(void *ctx, const char *data, size_t len)
 
     if (u->in_field) {
         if (u->field_value.len + len > LIMIT_FIELD_BYTES) {
-            fail(u, 413, "form field '%s' is too long", u->field_name.data);
+            if (known_field(u->field_name.data))
+                fail(u, 413, "form field '%.64s' is longer than " STR(LIMIT_FIELD_BYTES) " bytes",
+                     u->field_name.data);
+            else
+                fail(u, 400, NO_FILENAME_MSG, u->field_name.data);
             return MULTIPART_ABORT;
         }
         buf_add(&u->field_value, data, len);
@@ -164,6 +193,10 @@ static int field_done(struct upload_req *u)
     const char *name = u->field_name.data, *value = u->field_value.data;
 
     u->in_field = false;
+    if (known_field(name) && strlen(value) != u->field_value.len) {
+        fail(u, 400, "form field '%s' holds a NUL byte: remove it and send again", name);
+        return MULTIPART_ABORT;
+    }
     if (!strcmp(name, "csrfmiddlewaretoken")) {
         u->csrf_ok = u->csrf_ok || http_csrf_ok(u->req, value);
     } else if (!strcmp(name, "upload") && value[0]) {
@@ -252,10 +285,10 @@ static int begin(struct http_req *req)
     u->csrf_ok = http_header(req, "X-CSRFToken") && http_csrf_ok(req, NULL);
     q = http_query(req, "upload");
     if (q && parse_id(q, &u->upload_id))
-        fail(u, 400, "'upload' must be an upload id", NULL);
+        fail(u, 400, "'upload' must be the id of one of your uploads (a positive number)", NULL);
     q = http_query(req, "expected");
     if (q && (str_to_int64(q, &u->expected) || u->expected < 0 || u->expected > LIMIT_UPLOAD_FILES))
-        fail(u, 400, "'expected' must be a file count", NULL);
+        fail(u, 400, "'expected' must be a file count from 0 to " STR(LIMIT_UPLOAD_FILES), NULL);
     u->mp = multipart_new(boundary, &callbacks, u);
     http_set_ctx(req, u, cleanup);
     if (!u->mp)
@@ -272,7 +305,7 @@ static void chunk(struct http_req *req, const char *data, size_t len)
     if (multipart_feed(u->mp, data, len) && !u->status) {
         const struct err *e = u->ing ? ingest_error(u->ing) : NULL;
         if (e)
-            fail(u, 503, "cannot record files: %s", e->msg);
+            fail(u, 503, "cannot record files: %s (try again in a moment)", e->msg);
         else
             fail(u, 400, "malformed upload: %s", multipart_error(u->mp));
     }
@@ -319,7 +352,7 @@ static void end(struct http_req *req)
     if (!u->status && u->mp && multipart_finish(u->mp))
         fail(u, 400, "malformed upload: %s", multipart_error(u->mp));
     if (!u->status && u->ing && ingest_finish(u->ing))
-        fail(u, 503, "cannot record files: %s", ingest_error(u->ing)->msg);
+        fail(u, 503, "cannot record files: %s (try again in a moment)", ingest_error(u->ing)->msg);
     if (!u->status && (!u->ing || !files_recorded(u)))
         fail(u, u->csrf_ok ? 400 : 403,
              u->csrf_ok ? "no files in the upload: choose at least one photo"

@@ -116,7 +116,8 @@ static void add_error_row(void *ctx, const struct store_file *f)
                     "class=\"visually-hidden\"> ");
         html_text(b, f->name);
         buf_adds(b, "</span></button></form>");
-    } else if (strcmp(f->error_stage, "sniff") != 0) {
+    } else if (strcmp(f->error_stage, "sniff") != 0 && strcmp(f->error_stage, "limits") != 0) {
+        /* offered unless the format or a limit refused the file: it would be again */
         buf_adds(b, "<a class=\"button small\" href=\"/photos/upload/\">Upload again</a>");
     }
     buf_adds(b, "</td></tr>\n");

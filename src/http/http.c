@@ -94,23 +94,18 @@ void http_set_ctx(struct http_req *req, void *ctx, http_cleanup_fn cleanup)
     req->cleanup = cleanup;
 }
 
-const char *req_session_cookie(const struct http_req *req)
-{
-    return http_cookie(req, SESSION_COOKIE);
-}
-
-void req_session_set(struct http_req *req, const char *token)
+void http_session_set(struct http_req *req, const char *token)
 {
     req->cookie = COOKIE_SET;
     snprintf(req->new_token, sizeof(req->new_token), "%s", token);
 }
 
-void req_session_clear(struct http_req *req)
+void http_session_clear(struct http_req *req)
 {
     req->cookie = COOKIE_CLEAR;
 }
 
-void req_csrf_rotate(struct http_req *req)
+void http_csrf_rotate(struct http_req *req)
 {
     csrf_new(req->csrf_set);
 }

@@ -138,6 +138,14 @@ bool http_csrf_ok(const struct http_req *req, const char *token);
  * made and set as a cookie on the response. */
 const char *http_csrf_token(struct http_req *req);
 
+/* --- session cookies (the login handler); the response carries the change --- */
+/* Set the sessionid cookie to token (a session just created). */
+void http_session_set(struct http_req *req, const char *token);
+/* Clear the sessionid cookie (logged out). */
+void http_session_clear(struct http_req *req);
+/* Set a new csrftoken cookie (after a login, so a token planted before it is void). */
+void http_csrf_rotate(struct http_req *req);
+
 /* --- responses: exactly one per request; 0 queued, -1 failed (logged) --- */
 /* Extra header on the response to be sent (call before http_send_*). Copied. */
 void http_add_header(struct http_req *req, const char *name, const char *value);

@@ -30,6 +30,8 @@
 #include "base/xalloc.h"
 
 #define DELIM_MAX (4 + MULTIPART_BOUNDARY_MAX)
+/* What to do about a body that ended early. */
+#define CUT_SHORT ": the upload was cut short, send it again"
 /* Bytes of a decoded filename kept before the UTF-8 safe cut. */
 #define FNAME_SCRATCH (LIMIT_FILENAME_BYTES + 8)
 
@@ -53,7 +55,10 @@ struct multipart {
     char name[MULTIPART_NAME_MAX + 1];
     char filename[FNAME_SCRATCH + 1];
     char ctype[MULTIPART_CTYPE_MAX + 1];
-    char error[160];
+    char first[DELIM_MAX + 1]; /* the body's first line (cut), to name a wrong boundary */
+    size_t flen;
+    bool first_done;
+    char error[320];
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -517,6 +522,12 @@ static size_t feed_body(struct multipart *m, const char *data, size_t len)
 
 static void feed_preamble(struct multipart *m, char c)
 {
+    if (!m->first_done) {
+        if (c == '\r' || c == '\n' || m->flen == DELIM_MAX)
+            m->first_done = true;
+        else
+            m->first[m->flen++] = c;
+    }
     if (c == m->delim[m->match]) {
         if (++m->match == m->dlen) {
             m->state = ST_TAIL;
@@ -594,17 +605,44 @@ int multipart_feed(struct multipart *m, const char *data, size_t len)
     return m->state == ST_ERROR ? -1 : 0;
 }
 
+/* The body ended before its first boundary line: say why, naming the body's own
+ * boundary when its first line looks like one ("--" + bchars), since a client
+ * that writes one boundary into the header and another into the body is the
+ * usual cause. */
+static int preamble_error(struct multipart *m)
+{
+    char got[DELIM_MAX + 1];
+    size_t n = m->flen;
+
+    if (n == 0 && !m->first_done)
+        return fail(m, "the body is empty: send at least one part");
+    while (n > 2 && (m->first[n - 1] == ' ' || m->first[n - 1] == '\t'))
+        n--;
+    if (n > 4 && memcmp(m->first + n - 2, "--", 2) == 0)
+        n -= 2; /* a closing boundary line: "--B--" */
+    copy_cut(got, sizeof(got), m->first + 2, n > 2 ? n - 2 : 0);
+    if (n > 2 && memcmp(m->first, "--", 2) == 0 && boundary_valid(got))
+        return fail(m,
+                    "the body's boundary '%s' differs from the boundary '%s' of the "
+                    "Content-Type header: send the same boundary in both",
+                    got, m->delim + 4);
+    return fail(m,
+                "no part starts with the boundary '%s' of the Content-Type header: "
+                "each part must begin with a line '--%s'",
+                m->delim + 4, m->delim + 4);
+}
+
 int multipart_finish(struct multipart *m)
 {
     switch (m->state) {
     case ST_EPILOGUE: return 0;
     case ST_ERROR: return -1;
-    case ST_PREAMBLE: return fail(m, "body without a multipart boundary");
-    case ST_BODY: return fail(m, "body ended in the data of part %zu", m->parts);
-    case ST_HEADERS: return fail(m, "body ended in the headers of part %zu", m->parts);
+    case ST_PREAMBLE: return preamble_error(m);
+    case ST_BODY: return fail(m, "body ended in the data of part %zu" CUT_SHORT, m->parts);
+    case ST_HEADERS: return fail(m, "body ended in the headers of part %zu" CUT_SHORT, m->parts);
     case ST_TAIL: break;
     }
-    return fail(m, "body ended without the closing boundary");
+    return fail(m, "body ended without the closing boundary" CUT_SHORT);
 }
 
 struct multipart *multipart_new(const char *boundary, const struct multipart_cb *cb, void *ctx)

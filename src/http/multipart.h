@@ -12,6 +12,9 @@
  *     send CRLF; accepting LF would let body bytes "\n--B" end a part early.
  *   - The preamble (before the first boundary) and the epilogue (after the
  *     closing "--B--") are ignored. Spaces/tabs after a boundary are allowed.
+ *     A body that never shows "--B" fails at its end; when its first line is
+ *     "--" + another boundary, the message names both (the client wrote one
+ *     boundary into the Content-Type header and another into the body).
  *   - "\r\n--B" inside a part always ends it (RFC 2046: senders pick a boundary
  *     that does not occur in the content); if it is not followed by "--" or
  *     CRLF the body is malformed.

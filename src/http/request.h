@@ -81,13 +81,6 @@ struct http_req {
     struct http_req *park_prev_, *park_next_;
 };
 
-/* Session cookie changes by the login handler (h_login.c): */
-void req_session_set(struct http_req *req, const char *token);  /* new session */
-void req_session_clear(struct http_req *req);                   /* logged out */
-void req_csrf_rotate(struct http_req *req);                     /* new csrftoken */
-/* The sessionid cookie as presented (may be invalid or expired), or NULL. */
-const char *req_session_cookie(const struct http_req *req);
-
 /* Take req off srv->parked and resume its connection; caller holds srv->lock. */
 void req_unpark_locked(struct http_req *req);
 

@@ -69,6 +69,9 @@
 /* Per-connection memory for headers and buffers (cookies, long query strings). */
 #define CONNECTION_MEMORY 65536
 #define STOP_GRACE_MS 10000
+/* A NUL byte would cut the C string there: refused, never silently cut. */
+#define NUL_IN_URI_MSG "the address holds a NUL byte (%00): remove it and try again"
+#define NUL_IN_FORM_MSG "a form field holds a NUL byte (%00): remove it and send the form again"
 
 static int64_t mono_us(void)
 {
@@ -235,7 +238,10 @@ static void finish(struct http_req *req)
             http_send_error(req, 413, "form too large");
             return;
         }
-        form_parse(&req->form, req->body.data ? req->body.data : "", req->body.len);
+        if (form_parse(&req->form, req->body.data ? req->body.data : "", req->body.len)) {
+            http_send_error(req, 400, NUL_IN_FORM_MSG);
+            return;
+        }
         if (unsafe_method(req->method_bit) && !(r->flags & ROUTE_CSRF_BY_HANDLER) &&
             !http_csrf_ok(req, http_form(req, CSRF_FIELD)) && !http_csrf_ok(req, NULL)) {
             http_send_error(req, 403, CSRF_FAILED_MSG);
@@ -248,6 +254,16 @@ static void finish(struct http_req *req)
         r->handler(req);
 }
 
+/* The first con_cls of a request whose raw URI holds "%00" (uri_seen): MHD's
+ * decoding would cut the path or a query value at that NUL byte. */
+static char nul_in_uri;
+
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls, (void)conn;
+    return strstr(uri, "%00") ? &nul_in_uri : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -256,7 +272,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_server *srv = cls;
     struct http_req *req = *con_cls;
 
-    if (!req) {
+    if (!req || req == (void *)&nul_in_uri) {
+        bool refuse = req != NULL;
         req = xcalloc(1, sizeof(*req));
         req->srv = srv;
         req->conn = conn;
@@ -268,6 +285,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         client_addr(req);
         atomic_fetch_add(&srv->active, 1);
         *con_cls = req;
+        if (refuse) {
+            req->state = REQ_DONE;
+            http_send_error(req, 400, NUL_IN_URI_MSG);
+            return MHD_YES;
+        }
         start(req);
         return MHD_YES;
     }
@@ -312,7 +334,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_req *req = *con_cls;
     double dur_ms;
 
-    if (!req)
+    if (!req || req == (void *)&nul_in_uri)
         return;
     *con_cls = NULL;
     dur_ms = (double)(mono_us() - req->start_us) / 1000.0;
@@ -427,7 +449,8 @@ int http_server_start(const struct http_opts *o, const struct http_deps *d,
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, uri_seen,
+        srv, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
         MHD_OPTION_SOCK_ADDR,

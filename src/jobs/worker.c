@@ -245,14 +245,15 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
         return;
     }
     log_outcome(f, &fin, t, &res->error);
-    if (fin.state != FILE_FAILED && f->spool[0]) {
+    if ((fin.state != FILE_FAILED || fin.spool_dropped) && f->spool[0]) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", c->o->data_dir, f->spool);
         /* The bytes are durable and read: drop them from the page cache (a DONE
          * original is the same inode under blobs/). Hundreds of originals would
          * otherwise push the thumbnails and the database out of memory. */
         fs_drop_cache(path);
-        /* file_finish already forgot the spool path of a DONE or DUPLICATE file. */
+        /* file_finish already forgot the spool path (DONE, DUPLICATE, or a failure
+         * a retry cannot help). */
         if (fs_unlink(path, &err))
             log_warn("worker", "spool.unlink_failed", "file=%lld msg=%s", (long long)f->id,
                      LOG_Q(err.msg));

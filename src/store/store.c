@@ -3,6 +3,7 @@
 #include "store/store.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "base/str.h"
 #include "store/store_sqlite.h"
@@ -51,4 +52,9 @@ const char *store_file_state_name(enum store_file_state s)
     if ((unsigned)s >= sizeof(state_names) / sizeof(state_names[0]))
         return "unknown";
     return state_names[s];
+}
+
+bool store_err_refuses_input(const struct err *e)
+{
+    return e->cls == ERR_PERMANENT && (!strcmp(e->stage, "limits") || !strcmp(e->stage, "sniff"));
 }

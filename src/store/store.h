@@ -156,7 +156,8 @@ struct store_result {
     enum store_outcome outcome;
     struct store_photo photo;  /* STORE_OK: metadata and keys (ids filled by the store) */
     struct err error;          /* STORE_FAILED: why */
-    bool keep_spool;           /* STORE_FAILED: bytes still held for a manual retry */
+    bool keep_spool;           /* STORE_FAILED: bytes still held for a manual retry
+                                  (ignored when store_err_refuses_input(&error)) */
 };
 
 /* What file_finish did. */
@@ -164,6 +165,7 @@ struct store_finish {
     enum store_file_state state;  /* DONE, DUPLICATE or FAILED */
     int64_t photo_id;             /* new photo, or the existing one for a duplicate */
     bool upload_finished;         /* this was the upload's last outcome */
+    bool spool_dropped;           /* the record no longer holds the spool copy: unlink it */
 };
 
 typedef void (*store_user_cb)(void *ctx, const struct store_user *u);
@@ -184,8 +186,10 @@ struct store_ops {
                        int64_t *id, struct err *err);
     /* STORE_NOT_FOUND when absent. */
     int (*user_find)(struct store *st, const char *name, struct store_user *out, struct err *err);
+    /* Sets the password and ends all the user's sessions (user_change_password
+     * with keep_digest NULL). STORE_NOT_FOUND. */
     int (*user_set_password)(struct store *st, const char *name, const char *pw_hash,
-                             struct err *err);  /* STORE_NOT_FOUND */
+                             struct err *err);
     int (*user_list)(struct store *st, store_user_cb cb, void *ctx, struct err *err);
     int (*user_count)(struct store *st, int64_t *n, struct err *err);
 
@@ -309,11 +313,25 @@ struct store_ops {
      * disk or a read-only database refuses: ERR_TRANSIENT or ERR_PERMANENT, with the
      * database's reason). For /healthz; any thread. */
     int (*health_check)(struct store *st, int64_t now, struct err *err);
+
+    /* --- password changes --- */
+    /* Sets name's password and, in the same transaction, deletes the user's
+     * sessions except the one keyed keep_digest (NULL or "": all of them), so a
+     * stolen session cookie stops working with the old password. *ended (may be
+     * NULL) gets the number of sessions deleted. STORE_NOT_FOUND when no user. */
+    int (*user_change_password)(struct store *st, const char *name, const char *pw_hash,
+                                const char *keep_digest, int64_t *ended, struct err *err);
 };
 
 struct store {
     const struct store_ops *ops;
 };
+
+/* True for a failure that refuses the input itself: ERR_PERMANENT at stage
+ * "limits" (pixels, sides, metadata) or "sniff" (a format we do not take). The
+ * same bytes would fail again, so file_finish drops their spool copy and the
+ * file is not retryable (the API's "retryable", the report's Retry button). */
+bool store_err_refuses_input(const struct err *e);
 
 /*
  * Open the store at location (a SQLite file path; "postgres://..." is refused

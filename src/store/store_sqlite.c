@@ -548,11 +548,13 @@ static const char *no_upload(char *buf, size_t n, int64_t id)
     return buf;
 }
 
+static int sq_user_change_password(struct store *st, const char *name, const char *pw_hash,
+                                   const char *keep_digest, int64_t *ended, struct err *err);
+
 static int sq_user_set_password(struct store *st, const char *name, const char *pw_hash,
                                 struct err *err)
 {
-    return write1(st, MISSING_NOT_FOUND, "change the password", "UPDATE users SET pw_hash = ?2 "
-                  "WHERE name = ?1", ARGS(VT(name), VT(pw_hash)), err);
+    return sq_user_change_password(st, name, pw_hash, NULL, NULL, err);
 }
 
 static int sq_user_list(struct store *st, store_user_cb cb, void *ctx, struct err *err)
@@ -1375,7 +1377,7 @@ static int record_photo(struct conn *c, const struct store_file *f, const struct
 
 /* Writes the outcome fin of file f and the upload's counters. */
 static int record_outcome(struct conn *c, const struct store_file *f,
-                          const struct store_result *res, const struct store_finish *fin,
+                          const struct store_result *res, struct store_finish *fin,
                           int64_t now, struct err *err)
 {
     struct delta d = {.processed = 1};
@@ -1383,8 +1385,8 @@ static int record_outcome(struct conn *c, const struct store_file *f,
     const char *stage = failed ? (res->error.stage[0] ? res->error.stage : "process") : "";
     const char *msg = failed ? (res->error.msg[0] ? res->error.msg : "processing failed") : "";
     /* Done and duplicate files no longer need their spool copy; failed ones keep it
-     * only for a manual retry. */
-    bool drop_spool = !failed || !res->keep_spool;
+     * only for a manual retry, and only when a retry could help. */
+    bool drop_spool = !failed || !res->keep_spool || store_err_refuses_input(&res->error);
 
     if (run(c, "record the file's outcome",
             "UPDATE upload_files SET state = ?2, photo_id = ?3, duplicate_of = ?4, "
@@ -1396,6 +1398,7 @@ static int record_outcome(struct conn *c, const struct store_file *f,
                  VI(drop_spool), VI(now)),
             err) < 0)
         return -1;
+    fin->spool_dropped = drop_spool && f->spool[0];
     d.uploaded = fin->state == FILE_DONE;
     d.duplicates = fin->state == FILE_DUPLICATE;
     d.failed = failed;
@@ -1822,6 +1825,39 @@ static int sq_health_check(struct store *st, int64_t now, struct err *err)
                   ARGS(VI(now)), err);
 }
 
+/* ---- password changes ---- */
+
+static int sq_user_change_password(struct store *st, const char *name, const char *pw_hash,
+                                   const char *keep_digest, int64_t *ended, struct err *err)
+{
+    struct conn *c = borrow(st, err);
+    int64_t user_id = 0, n;
+    int rc = -1, r;
+
+    if (!c)
+        return -1;
+    if (tx_begin(c, err))
+        goto out;
+    r = scalar(c, &user_id, "change the password",
+               "UPDATE users SET pw_hash = ?2 WHERE name = ?1 RETURNING id",
+               ARGS(VT(name), VT(pw_hash)), err);
+    if (r <= 0) {
+        rc = r == 0 ? STORE_NOT_FOUND : -1;
+        goto out;
+    }
+    n = run(c, "end the user's sessions",
+            "DELETE FROM sessions WHERE user_id = ?1 AND digest <> ?2",
+            ARGS(VI(user_id), VT(keep_digest ? keep_digest : "")), err);
+    if (n < 0 || tx_commit(c, err))
+        goto out;
+    if (ended)
+        *ended = n;
+    rc = 0;
+out:
+    give_back(st, c);
+    return rc;
+}
+
 static const struct store_ops sq_ops = {
     .close = sq_close,
     .schema_version = sq_schema_version,
@@ -1864,6 +1900,7 @@ static const struct store_ops sq_ops = {
     .photo_delete = sq_photo_delete,
     .blob_refs = sq_blob_refs,
     .health_check = sq_health_check,
+    .user_change_password = sq_user_change_password,
 };
 
 int store_sqlite_open(const char *path, unsigned flags, struct store **out, struct err *err)

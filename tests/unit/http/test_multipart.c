@@ -74,7 +74,7 @@ static const struct multipart_cb rec_cb = {rec_begin, rec_data, rec_end};
 struct run {
     char *log;
     size_t log_len;
-    char error[200];
+    char error[320];
 };
 
 enum split { SPLIT_WHOLE, SPLIT_BYTES, SPLIT_FIXED3, SPLIT_FIXED7, SPLIT_RANDOM };
@@ -189,8 +189,16 @@ static const struct mp_case cases[] = {
     {"ends after delimiter", "--XyZ\r\n" CD "name=\"a\"\r\n\r\nhello\r\n--XyZ", "{a|-|-}hello",
      "without the closing boundary"},
     {"ends in headers", "--XyZ\r\n" CD "name=\"a\"\r\n", "", "body ended in the headers of part 1"},
-    {"empty body", "", "", "body without a multipart boundary"},
-    {"no boundary at all", "hello world", "", "body without a multipart boundary"},
+    {"empty body", "", "", "the body is empty: send at least one part"},
+    {"no boundary at all", "hello world", "",
+     "no part starts with the boundary 'XyZ' of the Content-Type header"},
+    {"another boundary in the body",
+     "--Other-42\r\n" CD "name=\"a\"\r\n\r\nv\r\n--Other-42--\r\n", "",
+     "the body's boundary 'Other-42' differs from the boundary 'XyZ' of the Content-Type"},
+    {"another boundary, closing line only", "--Other--  \r\n", "",
+     "the body's boundary 'Other' differs from the boundary 'XyZ'"},
+    {"a preamble line that is no boundary", "--<not one>\r\n", "",
+     "no part starts with the boundary 'XyZ'"},
     {"bare LF after boundary", "--XyZ\n" CD "name=\"a\"\n\nv\n--XyZ--", "",
      "malformed boundary line"},
     {"bare LF in headers", "--XyZ\r\n" CD "name=\"a\"\n\nv\r\n--XyZ--", "",

@@ -1177,6 +1177,66 @@ START_TEST(test_health_check)
 }
 END_TEST
 
+/* ---- hardening: password changes end sessions, refused files are not kept ---- */
+
+START_TEST(test_change_password_ends_sessions)
+{
+    struct err err = {0};
+    struct store_session s;
+    int64_t bob = mkuser("bob"), ann = mkuser("ann"), ended = -1;
+
+    ck_assert_int_eq(S->ops->session_create(S, "b1", bob, T0, T0 + 5000, &err), 0);
+    ck_assert_int_eq(S->ops->session_create(S, "b2", bob, T0, T0 + 5000, &err), 0);
+    ck_assert_int_eq(S->ops->session_create(S, "b3", bob, T0, T0 + 5000, &err), 0);
+    ck_assert_int_eq(S->ops->session_create(S, "a1", ann, T0, T0 + 5000, &err), 0);
+    /* the session that made the change stays; the others end */
+    ck_assert_int_eq(S->ops->user_change_password(S, "bob", "h2", "b2", &ended, &err), 0);
+    ck_assert_int_eq(ended, 2);
+    ck_assert_int_eq(S->ops->session_get(S, "b1", T0, &s, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->session_get(S, "b2", T0, &s, &err), 0);
+    ck_assert_int_eq(S->ops->session_get(S, "b3", T0, &s, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->session_get(S, "a1", T0, &s, &err), 0);  /* another user's */
+    /* the command line's passwd (user_set_password) ends them all */
+    ck_assert_int_eq(S->ops->user_set_password(S, "bob", "h3", &err), 0);
+    ck_assert_int_eq(S->ops->session_get(S, "b2", T0, &s, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->session_get(S, "a1", T0, &s, &err), 0);
+    /* an unknown user changes nothing */
+    ck_assert_int_eq(S->ops->user_change_password(S, "carol", "x", NULL, NULL, &err),
+                     STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->session_get(S, "a1", T0, &s, &err), 0);
+}
+END_TEST
+
+static const struct {
+    const char *stage;
+    enum err_class cls;
+    bool kept;  /* the spool copy stays: the file is retryable */
+} refusal_rows[] = {
+    {"limits", ERR_PERMANENT, false},   /* pixels, sides: the same bytes fail again */
+    {"sniff", ERR_PERMANENT, false},    /* a format we do not take */
+    {"decode", ERR_PERMANENT, true},    /* unchanged: kept when the worker asks */
+    {"limits", ERR_TRANSIENT, true},
+};
+
+START_TEST(test_refused_file_not_retryable)
+{
+    struct store_result r = failed_result(true);
+    int64_t bob = mkuser("bob"), up = mkupload(bob, 1, 10);
+    int64_t f = add_file(up, bob, "big.jpg", SHA_A, "spool/big", NULL);
+    struct store_finish fin;
+    struct store_claim c;
+
+    err_set(&r.error, refusal_rows[_i].cls, refusal_rows[_i].stage, "refused 'big.jpg'");
+    assign(up, 1, 10, T0);
+    c = claim("w", T0);
+    fin = finish(c.file.id, "w", &r, T0 + 10);
+    ck_assert_int_eq(fin.state, FILE_FAILED);
+    ck_assert_int_eq(fin.spool_dropped, !refusal_rows[_i].kept);  /* the worker unlinks it */
+    ck_assert_str_eq(file(f).spool, refusal_rows[_i].kept ? "spool/big" : "");
+    ck_assert_int_eq(store_err_refuses_input(&r.error), !refusal_rows[_i].kept);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("store_sqlite");
@@ -1210,6 +1270,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_two_stores);
     tcase_add_test(tc, test_two_processes);
     tcase_add_test(tc, test_pool_threads);
+    tcase_add_test(tc, test_change_password_ends_sessions);
+    tcase_add_loop_test(tc, test_refused_file_not_retryable, 0,
+                        sizeof(refusal_rows) / sizeof(refusal_rows[0]));
     suite_add_tcase(s, tc);
     return s;
 }

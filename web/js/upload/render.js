@@ -9,6 +9,7 @@
 import { SB, ui, st, bySid, gone, net, plural, node, announce } from "./state.js";
 import { sendRows, sentBytes } from "./send.js";
 import { isDone } from "./follow.js";
+import { refused } from "./rows.js";
 import { retryFile, reupload } from "./retry.js";
 import { renderList } from "./vlist.js";
 
@@ -126,7 +127,7 @@ function renderProgress() {
   var actionable = ((p && p.errors) || []).filter(function (e) {
     var r = bySid.get(e.file_id);
     if (r && r.replaced) return false;
-    return (e.retryable && !gone.has(e.file_id)) || (r && r.file && e.stage !== "sniff");
+    return (e.retryable && !gone.has(e.file_id)) || (r && r.file && !refused(e.stage));
   }).length;
   ui.retryAll.hidden = actionable + unsent === 0 || s === "uploading";
   ui.galleryLink.hidden = !p || !(p.uploaded > 0) || !isDone(p);
@@ -192,7 +193,7 @@ function renderErrors() {
       btn = node("button", "button small", st.retrying.has(e.id) ? "Retrying…" : "Retry");
       btn.disabled = st.retrying.has(e.id);
       btn.addEventListener("click", retryFile.bind(null, e.id));
-    } else if (e.id && e.stage !== "sniff") {
+    } else if (e.id && !refused(e.stage)) {
       btn = node("button", "button small", "Upload again");
       btn.addEventListener("click", reupload.bind(null, e.id));
     } else if (e.local === "unsent" && e.row.file) {

@@ -5,7 +5,7 @@
 // showProgress opens the progress panel.
 
 import { SB, ui, st, KEY, bySid, thumbs, gone, net, plural, announce } from "./state.js";
-import { newRow, touch, precheck } from "./rows.js";
+import { newRow, touch, precheck, refused } from "./rows.js";
 import { updateSelection } from "./choose.js";
 import { sendRows } from "./send.js";
 import { startFollow, stopFollow } from "./follow.js";
@@ -82,7 +82,7 @@ export function retryAll() {
     if (e.retryable && !gone.has(e.file_id)) retry.push(e.file_id);
     else {
       var r = bySid.get(e.file_id);
-      if (r && r.file && !r.replaced && e.stage !== "sniff") again.push(r);
+      if (r && r.file && !r.replaced && !refused(e.stage)) again.push(r);
     }
   });
   st.rows.forEach(function (r) { if (r.local === "unsent" && r.file && !r.sid) again.push(r); });

@@ -59,3 +59,7 @@ export function view(r) {
     default: return { chip: "Ready", cls: "ready", kind: "active", meta: SB.formatBytes(r.size) };
   }
 }
+
+// A file refused for its format or a limit (pixels, sides) would be refused again:
+// neither Retry (the server holds no bytes) nor "Upload again" is offered.
+export function refused(stage) { return stage === "sniff" || stage === "limits"; }

@@ -6,7 +6,7 @@
 // Upload again, Send again).
 
 import { ui, st, thumbs, gone, node, extOf } from "./state.js";
-import { view } from "./rows.js";
+import { view, refused } from "./rows.js";
 import { sendRows } from "./send.js";
 import { retryFile, reupload } from "./retry.js";
 
@@ -82,7 +82,7 @@ function fillRow(n, r, index) {
   }
   var label = "";
   if (r.sstate === "failed" && !r.replaced && r.retryable && !gone.has(r.sid)) label = "Retry";
-  else if (r.sstate === "failed" && !r.replaced && r.stage !== "sniff") label = "Upload again";
+  else if (r.sstate === "failed" && !r.replaced && !refused(r.stage)) label = "Upload again";
   else if (!r.sid && r.local === "unsent" && r.file) label = "Send again";
   if (st.retrying.has(r.sid)) label = "";
   n._btn.hidden = !label;
