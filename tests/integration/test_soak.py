@@ -23,7 +23,7 @@ USERS = {"ann": "pw-soak-ann", "ben": "pw-soak-ben"}
 PHOTOS = 30
 IDLE = 500
 SLOW = 50
-FD_SLACK = 8                 # per-thread database handles opened on first use
+FD_SLACK = 8                 # the store pool opens database handles (db + wal) on first use
 RSS_SLACK_KB = 96 * 1024     # generous: SQLite page cache, malloc arenas
 
 
