@@ -41,10 +41,10 @@
  * any real uplink (Apache's mod_reqtimeout asks 500 B/s) and still ends a
  * body sent at a byte a second within about LIMIT_BODY_MS. */
 #define LIMIT_BODY_RATE 1024
-/* Connections from one client address at once: a browser opens 6 per host,
- * a user may keep up to 64 progress streams (h_progress.c), and a household
- * behind one NAT address shares the rest. */
-#define LIMIT_CONNECTIONS_PER_ADDR 128
+/* Connections from one client address at once: a browser opens 6 per host
+ * and a user may keep up to 64 progress streams (h_progress.c); four such
+ * users behind one NAT address still fit. */
+#define LIMIT_CONNECTIONS_PER_ADDR 256
 /* Bytes of a request target (path and query): ours are short; proxies
  * commonly stop at 8 KB. Longer -> 414. */
 #define LIMIT_URI_BYTES 8192

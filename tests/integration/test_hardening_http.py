@@ -6,7 +6,7 @@ Range past the end of a file, and private file modes.
 
 Many client addresses are used on purpose: Linux routes all of 127.0.0.0/8 to the
 loopback device, so a test can bind its sockets to 127.0.0.2, 127.0.0.3, ... and look
-like many machines (the per-address cap would otherwise stop a flood at 128).
+like many machines (the per-address cap would otherwise stop a flood at 256).
 """
 import os
 import resource
@@ -26,7 +26,7 @@ from photos import Images, Part, data_part, multipart  # noqa: E402
 PW = "pw-hardening"
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options",
                     "referrer-policy")
-PER_ADDR = 128          # LIMIT_CONNECTIONS_PER_ADDR
+PER_ADDR = 256          # LIMIT_CONNECTIONS_PER_ADDR
 HEADER_S = 10           # LIMIT_HEADER_MS
 BODY_S = 30             # LIMIT_BODY_MS
 STREAM = "/photos/upload-progress/stream"
