@@ -8,8 +8,16 @@
  *   of them. http_resume() may run on any thread. MHD_ALLOW_SUSPEND_RESUME is
  *   on for streaming responses (SSE).
  *
+ *   Connections: MHD's connection notifications open and close each one's
+ *   guard entry (guard.h: head and body deadlines, the waiting cap); the
+ *   request callbacks below move it through its phases. MHD caps connections
+ *   per address; set_limits() sizes the rest from the descriptor limit.
+ *
  *   Request life cycle (one struct http_req per request):
- *     first access callback   req_new(): route lookup; when the request has a
+ *     first access callback   begin(): the head checks MHD does not make
+ *                             (ambiguous length, unknown coding, 414, 431)
+ *                             and the anonymous cap answer at once and
+ *                             close; then start(): route lookup; when the request has a
  *                             body (or the route streams), the gate runs now
  *                             so a refused upload is never read: 404, 405
  *                             with Allow, login (302 / 401), X-CSRFToken
