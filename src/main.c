@@ -105,7 +105,7 @@ static int open_stores(const struct config *cfg, unsigned flags, struct store **
 
     *st = NULL;
     *bs = NULL;
-    if (fs_mkdir_p(cfg->data_dir, 0700, err))
+    if (fs_private_dir(cfg->data_dir, err))
         return -1;
     config_db_location(cfg, db, sizeof(db));
     if (store_open_flags(db, flags, st, err))
@@ -342,6 +342,31 @@ static int http_thread_count(const struct config *cfg)
     return n > 2 ? (int)n : 2;
 }
 
+/* Connections are descriptors: take every one the hard limit allows (up to
+ * FD_LIMIT_WANTED); http/server.c sizes its connection caps from the result. */
+#define FD_LIMIT_WANTED 65536
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t want = FD_LIMIT_WANTED;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_warn("main", "rlimit", "msg=\"cannot raise the descriptor limit\" errno=%d",
+                     errno);
+        else
+            log_info("main", "rlimit", "fds=%llu was=%llu", (unsigned long long)want,
+                     (unsigned long long)was);
+    }
+}
+
 static int cmd_serve(struct config *cfg, int argc, char **argv)
 {
     struct store *st = NULL;
@@ -365,6 +390,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     if (self_exe(exe, sizeof(exe))) {
         err_set(&err, ERR_PERMANENT, "serve", "cannot find the shoebox binary");
@@ -489,6 +515,9 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Everything Shoebox creates (database, photos, thumbnails, spool) is
+     * private to its user, whatever umask it was started with. */
+    umask(077);
     config_defaults(&cfg);
     if (config_parse(&cfg, c->cmd, argc - 2, argv + 2, &npos, &help, &err)) {
         fprintf(stderr, "shoebox %s: %s\n", c->name, err.msg);

@@ -99,6 +99,23 @@ int fs_mkdir_p(const char *path, mode_t mode, struct err *err)
     return 0;
 }
 
+int fs_private_dir(const char *path, struct err *err)
+{
+    struct stat st;
+
+    if (fs_mkdir_p(path, 0700, err))
+        return -1;
+    if (stat(path, &st) < 0)
+        return err_sys(err, errno, "mkdir", "cannot inspect '%s'", path);
+    if (!S_ISDIR(st.st_mode))
+        return err_set(err, ERR_PERMANENT, "mkdir", "'%s' is not a directory", path);
+    if (st.st_uid != geteuid() || (st.st_mode & 077) == 0)
+        return 0;
+    if (chmod(path, st.st_mode & 07700) < 0)
+        return err_sys(err, errno, "mkdir", "cannot make '%s' private", path);
+    return 0;
+}
+
 static int open_temp_beside(const char *path, char *tmp, size_t n, struct err *err)
 {
     int fd;

@@ -27,6 +27,12 @@ int fs_unlink(const char *path, struct err *err);
 void fs_drop_cache(const char *path);
 /* mkdir -p with mode for each created level. */
 int fs_mkdir_p(const char *path, mode_t mode, struct err *err);
+/* mkdir -p path with mode 0700, then make path itself private (0700) if
+ * this process's user owns it and others may read or enter it (a directory
+ * made by hand or by an installer with 0755). A directory owned by someone
+ * else is left as it is. Shoebox keeps photos, the database and its secrets
+ * under it: nobody else on the machine has any business there. */
+int fs_private_dir(const char *path, struct err *err);
 /* Durably replace path with data (temp name, fsync, rename, fsync dir). */
 int fs_write_file_atomic(const char *path, const void *data, size_t len, struct err *err);
 /* Durably copy an open file's content (from offset 0) to a new path. */

@@ -44,4 +44,25 @@
  * longest is reused. */
 #define LIMIT_LOGIN_TRACKED 2048
 
+/* Milliseconds a connection has to send a whole request head, from connecting
+ * or from its previous response (keep-alive). Browsers send the head in one
+ * packet; a client dribbling a byte a second (slowloris) is cut off here. */
+#define LIMIT_HEADER_MS 10000
+/* A request body gets this grace after its head ... */
+#define LIMIT_BODY_MS 30000
+/* ... plus one second for every this many bytes received: 1 KB/s is far below
+ * any real uplink (Apache's mod_reqtimeout asks 500 B/s) and still ends a
+ * body sent at a byte a second within about LIMIT_BODY_MS. */
+#define LIMIT_BODY_RATE 1024
+/* Connections from one client address at once: a browser opens 6 per host
+ * and a user may keep up to 64 progress streams (h_progress.c); four such
+ * users behind one NAT address still fit. */
+#define LIMIT_CONNECTIONS_PER_ADDR 256
+/* Bytes of a request target (path and query): ours are short; proxies
+ * commonly stop at 8 KB. Longer -> 414. */
+#define LIMIT_URI_BYTES 8192
+/* Bytes of all request header lines together: a browser with every cookie
+ * sends a few KB; nginx's default allows 32 KB. More -> 431. */
+#define LIMIT_HEAD_BYTES 32768
+
 #endif

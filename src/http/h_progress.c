@@ -9,8 +9,12 @@
  * however many streams follow it) and resumes the streams whose upload moved,
  * or whose heartbeat is due. So events are coalesced to at most one per tick
  * (4 a second) and hundreds of open streams cost a list walk, not threads.
- * Lock: hub.mu guards the stream list and each stream's `version_seen` /
- * `wake`. Exception to "never call another module under a lock": http_resume()
+ * Closed clients: MHD does not watch a parked connection, so each tick the
+ * hub also asks http_peer_gone() for every stream; a gone one is marked and
+ * resumed, its reader ends it with an error and MHD closes it at once, which
+ * frees its slot (the per-user cap) within a tick, not at the next heartbeat.
+ * Lock: hub.mu guards the stream list and each stream's `version_seen`,
+ * `last_wake_ms` and `gone`. Exception to "never call another module under a lock": http_resume()
  * is called with hub.mu held, because a stream's cleanup (which unregisters it
  * under hub.mu) may run at any moment and a resume after cleanup is undefined.
  * Lock order: hub.mu, then http's own suspend lock; http never calls back here.
@@ -142,6 +146,7 @@ struct stream {
     int64_t last_write_ms;  /* reader only (monotonic) */
     int64_t last_wake_ms;   /* hub.mu */
     bool finished;          /* reader only: final event queued */
+    bool gone;              /* hub.mu: the client closed its end */
     char *out;              /* reader only: bytes not yet written */
     size_t out_len, out_off;
     struct stream *next;    /* hub.mu */
@@ -234,6 +239,10 @@ static void hub_tick(void)
     pthread_mutex_lock(&hub.mu);
     for (struct stream *s = hub.streams; s; s = s->next) {
         bool wake = now - s->last_wake_ms >= SSE_HEARTBEAT_MS;
+        if (!s->gone && http_peer_gone(s->req)) {
+            s->gone = true;
+            wake = true;
+        }
         for (size_t i = 0; i < n; i++) {
             if (ids[i].upload_id == s->upload_id && ids[i].version != s->version_seen) {
                 s->version_seen = ids[i].version;
@@ -338,10 +347,22 @@ static bool next_event(struct http_req *req, struct stream *s)
     return true;
 }
 
+static bool stream_gone(struct stream *s)
+{
+    bool gone;
+
+    pthread_mutex_lock(&hub.mu);
+    gone = s->gone;
+    pthread_mutex_unlock(&hub.mu);
+    return gone;
+}
+
 static ssize_t reader(struct http_req *req, void *ctx, char *buf, size_t max)
 {
     struct stream *s = ctx;
 
+    if (stream_gone(s))
+        return HTTP_STREAM_ERROR;  /* nobody reads: close without a last chunk */
     for (;;) {
         if (s->out && s->out_off < s->out_len) {
             size_t n = s->out_len - s->out_off < max ? s->out_len - s->out_off : max;

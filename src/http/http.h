@@ -202,6 +202,10 @@ int http_send_stream(struct http_req *req, int status, const char *content_type,
 bool http_suspend(struct http_req *req);
 /* Wake a parked request, from any thread. Idempotent; never resumes twice. */
 void http_resume(struct http_req *req);
+/* Has the client closed its end (or reset it)? For parked streams: MHD does
+ * not watch a suspended connection, so the owner asks, e.g. once a tick, and
+ * ends the stream. Any thread, until the request's cleanup has run. */
+bool http_peer_gone(const struct http_req *req);
 /* True once http_server_stop() began: readers should end their stream. */
 bool http_stopping(const struct http_req *req);
 

@@ -1,20 +1,27 @@
 /* range: see range.h. */
 #include "http/range.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "base/str.h"
 
-/* Digits only (no sign, no spaces), at most 18 of them so int64 cannot overflow. */
+/* Digits only (no sign, no spaces). A number too long for int64 is larger
+ * than any file: it saturates to INT64_MAX, so an end past the file is
+ * clamped like any other (RFC 9110 14.1.2) instead of ignoring the Range. */
 static int parse_num(const char *s, size_t len, int64_t *out)
 {
     char tmp[19];
 
-    if (len == 0 || len > 18)
+    if (len == 0)
         return -1;
     for (size_t i = 0; i < len; i++)
         if (s[i] < '0' || s[i] > '9')
             return -1;
+    if (len > 18) {
+        *out = INT64_MAX;
+        return 0;
+    }
     memcpy(tmp, s, len);
     tmp[len] = '\0';
     return str_to_int64(tmp, out);

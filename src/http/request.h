@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "http/csrf.h"
 #include "http/form.h"
+#include "http/guard.h"
 #include "http/http.h"
 #include "http/route.h"
 #include "http/session.h"
@@ -29,6 +30,10 @@ struct http_server {
     pthread_mutex_t lock;        /* guards stopping, parked and every req's park fields */
     bool stopping;
     struct http_req *parked;     /* suspended requests (doubly linked) */
+    struct guard *guard;         /* deadlines and the waiting cap (guard.h) */
+    unsigned conn_limit;         /* MHD's connection limit, from the descriptor limit */
+    int anon_cap;                /* requests without a session at once (the reserve) */
+    atomic_int anon;             /* such requests now */
 };
 
 struct http_header {
@@ -44,6 +49,8 @@ enum req_cookie { COOKIE_REFRESH, COOKIE_SET, COOKIE_CLEAR };
 struct http_req {
     struct http_server *srv;
     struct MHD_Connection *conn;
+    struct guard_conn *gconn;    /* the connection's guard entry (may be NULL) */
+    bool anon_counted;           /* counted in srv->anon */
     char method[16];
     unsigned method_bit;
     char addr[64];               /* client address text */

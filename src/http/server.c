@@ -8,8 +8,16 @@
  *   of them. http_resume() may run on any thread. MHD_ALLOW_SUSPEND_RESUME is
  *   on for streaming responses (SSE).
  *
+ *   Connections: MHD's connection notifications open and close each one's
+ *   guard entry (guard.h: head and body deadlines, the waiting cap); the
+ *   request callbacks below move it through its phases. MHD caps connections
+ *   per address; set_limits() sizes the rest from the descriptor limit.
+ *
  *   Request life cycle (one struct http_req per request):
- *     first access callback   req_new(): route lookup; when the request has a
+ *     first access callback   begin(): the head checks MHD does not make
+ *                             (ambiguous length, unknown coding, 414, 431)
+ *                             and the anonymous cap answer at once and
+ *                             close; then start(): route lookup; when the request has a
  *                             body (or the route streams), the gate runs now
  *                             so a refused upload is never read: 404, 405
  *                             with Allow, login (302 / 401), X-CSRFToken
@@ -49,7 +57,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,10 +75,16 @@
 #include "http/request.h"
 
 #define CONNECTION_TIMEOUT_S 60
-/* Open connections at once; beyond it MHD refuses new ones (an fd budget). */
-#define CONNECTION_LIMIT 1024
-/* Per-connection memory for headers and buffers (cookies, long query strings). */
-#define CONNECTION_MEMORY 65536
+/* Open connections at most, whatever the descriptor limit allows. */
+#define CONNECTION_LIMIT_MAX 16384
+/* Descriptors kept out of the connection budget: SQLite, blob files being
+ * sent or written, worker pipes, logs. */
+#define FD_RESERVE 256
+/* Per-connection memory for headers and buffers. Four times LIMIT_HEAD_BYTES,
+ * so that a head over our limits still fits and reaches on_request, which
+ * answers 414/431 itself, with the security headers (MHD's own error pages
+ * have none and 0.9.75 cannot add any). Pages are touched only as bytes come. */
+#define CONNECTION_MEMORY (4 * LIMIT_HEAD_BYTES)
 #define STOP_GRACE_MS 10000
 /* A NUL byte would cut the C string there: refused, never silently cut. */
 #define NUL_IN_URI_MSG "the address holds a NUL byte (%00): remove it and try again"
@@ -188,7 +205,6 @@ static void start(struct http_req *req)
 
     route_find(req->method_bit, req->path, &req->match);
     r = req->match.route;
-    load_session(req);
     if (r && (r->flags & ROUTE_BODY_FORM))
         req->state = REQ_FORM;
     else if (r && (r->flags & ROUTE_BODY_STREAM))
@@ -264,6 +280,139 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *conn)
     return strstr(uri, "%00") ? &nul_in_uri : NULL;
 }
 
+/* ---- request-head checks MHD 0.9.75 does not make ---- */
+
+struct head_scan {
+    int content_lengths, transfer_encodings;
+    const char *te;
+    size_t bytes;
+};
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct head_scan *h = cls;
+
+    (void)kind;
+    h->bytes += strlen(key) + (value ? strlen(value) : 0) + 4;  /* ": " and CRLF */
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        h->content_lengths++;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->transfer_encodings++;
+        h->te = value ? value : "";
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
+{
+    size_t *n = cls;
+
+    (void)kind;
+    *n += strlen(key) + (value ? strlen(value) + 1 : 0) + 1;  /* "k=v" and '&' or '?' */
+    return MHD_YES;
+}
+
+/* "chunked", any case, spaces around: the only coding we accept. */
+static bool te_is_chunked(const char *te)
+{
+    size_t len;
+
+    while (*te == ' ' || *te == '\t')
+        te++;
+    len = strlen(te);
+    while (len && (te[len - 1] == ' ' || te[len - 1] == '\t'))
+        len--;
+    return len == 7 && strncasecmp(te, "chunked", 7) == 0;
+}
+
+/* RFC 9112 6.3: a message whose length is ambiguous is refused, never guessed
+ * (MHD lets Transfer-Encoding win over Content-Length, takes the first of two
+ * Content-Lengths and reads an unknown coding as raw bytes up to the close).
+ * Sizes past our limits are answered here too, with our headers. Returns the
+ * status to answer with (0 = fine) and its message in *msg. */
+static int check_head(struct http_req *req, const char **msg)
+{
+    struct head_scan h = {0};
+    size_t uri = strlen(req->path);
+
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, scan_header, &h);
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, scan_arg, &uri);
+    *msg = NULL;
+    if (uri > LIMIT_URI_BYTES)
+        *msg = "request target too long";
+    else if (h.bytes > LIMIT_HEAD_BYTES)
+        *msg = "request header fields too large";
+    else if (h.transfer_encodings && h.content_lengths)
+        *msg = "both Content-Length and Transfer-Encoding: refused as ambiguous";
+    else if (h.content_lengths > 1)
+        *msg = "more than one Content-Length";
+    else if (h.transfer_encodings > 1 || (h.te && !te_is_chunked(h.te)))
+        *msg = "transfer coding not supported (only chunked)";
+    if (!*msg)
+        return 0;
+    if (uri > LIMIT_URI_BYTES)
+        return 414;
+    if (h.bytes > LIMIT_HEAD_BYTES)
+        return 431;
+    return h.transfer_encodings && !h.content_lengths ? 501 : 400;
+}
+
+/* The reserve: past anon_cap requests without a session at once, anonymous
+ * requests (other than /healthz) are refused, so logged-in users and the
+ * health check always find a connection. Counts this request if it passes. */
+static bool anon_admit(struct http_req *req)
+{
+    struct http_server *srv = req->srv;
+
+    if (req->session.valid || strcmp(req->path, "/healthz") == 0)
+        return true;
+    if (atomic_fetch_add(&srv->anon, 1) >= srv->anon_cap) {
+        atomic_fetch_sub(&srv->anon, 1);
+        return false;
+    }
+    req->anon_counted = true;
+    return true;
+}
+
+/* Answer now and close: the rest of this connection cannot be trusted. */
+static void refuse(struct http_req *req, int status, const char *msg)
+{
+    req->state = REQ_DONE;
+    req->gated = true;
+    http_add_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (status == 503)
+        http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    http_send_error(req, status, msg);
+}
+
+static struct guard_conn *conn_guard(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci ? ci->socket_context : NULL;
+}
+
+static void begin(struct http_req *req)
+{
+    const char *msg;
+    int status = check_head(req, &msg);
+
+    if (status) {
+        refuse(req, status, msg);
+        return;
+    }
+    load_session(req);
+    if (!anon_admit(req)) {
+        refuse(req, 503, "the server is busy; try again in a moment");
+        return;
+    }
+    guard_request_begin(req->srv->guard, req->gconn, has_body(req));
+    start(req);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -273,7 +422,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct http_req *req = *con_cls;
 
     if (!req || req == (void *)&nul_in_uri) {
-        bool refuse = req != NULL;
+        bool nul = req != NULL;
         req = xcalloc(1, sizeof(*req));
         req->srv = srv;
         req->conn = conn;
@@ -283,21 +432,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->path = xstrdup(url);
         buf_init(&req->body);
         client_addr(req);
+        req->gconn = conn_guard(conn);
         atomic_fetch_add(&srv->active, 1);
         *con_cls = req;
-        if (refuse) {
-            req->state = REQ_DONE;
-            http_send_error(req, 400, NUL_IN_URI_MSG);
+        if (nul) {
+            refuse(req, 400, NUL_IN_URI_MSG);
             return MHD_YES;
         }
-        start(req);
+        begin(req);
         return MHD_YES;
     }
     if (*upload_data_size) {
+        guard_body_progress(srv->guard, req->gconn, *upload_data_size);
         body_chunk(req, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
+    guard_request_handled(srv->guard, req->gconn);
     if (req->state == REQ_DONE)
         return MHD_YES;
     finish(req);
@@ -348,8 +499,40 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req->parked_)  /* cannot happen (MHD never completes a suspended request) */
         req_unpark_locked(req);
     pthread_mutex_unlock(&srv->lock);
+    if (req->anon_counted)
+        atomic_fetch_sub(&srv->anon, 1);
+    guard_request_done(srv->guard, req->gconn);
     free_req(req);
     atomic_fetch_sub(&srv->active, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    const union MHD_ConnectionInfo *ci;
+
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        guard_close(srv->guard, *socket_ctx);
+        *socket_ctx = NULL;
+        return;
+    }
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_ctx = guard_open(srv->guard, ci ? ci->connect_fd : -1);
+}
+
+bool http_peer_gone(const struct http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct pollfd p = {.events = POLLRDHUP};
+
+    if (!ci)
+        return false;
+    p.fd = ci->connect_fd;
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -417,8 +600,35 @@ static void copy_opts(struct http_server *srv, const struct http_opts *o)
         srv->opts.session_age = 3600;
 }
 
+/* The connection budget from the descriptor limit (main raised it as far as
+ * allowed): FD_RESERVE descriptors stay for files. A quarter of the budget
+ * (at least 64) is the reserve: WAITING connections (no request head yet)
+ * may fill the rest, anonymous requests half the reserve, so logged-in users
+ * and /healthz keep at least the other half. */
+static void set_limits(struct http_server *srv, struct guard_opts *go)
+{
+    struct rlimit rl;
+    rlim_t fds = 1024;
+    unsigned limit, reserve;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        fds = rl.rlim_cur == RLIM_INFINITY ? CONNECTION_LIMIT_MAX + FD_RESERVE : rl.rlim_cur;
+    limit = fds > FD_RESERVE + 128 ? (unsigned)(fds - FD_RESERVE) : 128;
+    if (limit > CONNECTION_LIMIT_MAX)
+        limit = CONNECTION_LIMIT_MAX;
+    reserve = limit / 4 > 64 ? limit / 4 : 64;
+    srv->conn_limit = limit;
+    srv->anon_cap = (int)(reserve / 2);
+    *go = (struct guard_opts){.wait_cap = limit - reserve, .header_ms = LIMIT_HEADER_MS,
+                              .body_ms = LIMIT_BODY_MS, .body_rate = LIMIT_BODY_RATE};
+    log_info("http", "limits", "fds=%llu connections=%u waiting=%zu anonymous=%d per_addr=%d",
+             (unsigned long long)fds, limit, go->wait_cap, srv->anon_cap,
+             LIMIT_CONNECTIONS_PER_ADDR);
+}
+
 static void free_server(struct http_server *srv)
 {
+    guard_free(srv->guard);
     pthread_mutex_destroy(&srv->lock);
     free(srv->listen);
     free(srv->assets_dir);
@@ -431,6 +641,7 @@ int http_server_start(const struct http_opts *o, const struct http_deps *d,
 {
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     struct sockaddr_storage ss;
+    struct guard_opts go;
     socklen_t sslen;
     const union MHD_DaemonInfo *info;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -444,15 +655,20 @@ int http_server_start(const struct http_opts *o, const struct http_deps *d,
     srv->deps = *d;
     if (parse_listen(srv->listen, &ss, &sslen, err) < 0)
         goto fail;
+    set_limits(srv, &go);
+    if (guard_new(&go, &srv->guard, err) < 0)
+        goto fail;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, uri_seen,
-        srv, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+        srv, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, srv->conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)LIMIT_CONNECTIONS_PER_ADDR, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY,
         MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_END);
     if (!srv->daemon) {

@@ -79,7 +79,7 @@ static int make_parent(const char *path, char *dir, size_t n, struct err *err)
         return err_set(err, ERR_PERMANENT, "blob", "bad blob path '%s'", path);
     memcpy(dir, path, len);
     dir[len] = '\0';
-    return fs_mkdir_p(dir, 0755, err);
+    return fs_mkdir_p(dir, 0700, err);
 }
 
 static bool exists(const char *path)
@@ -361,7 +361,7 @@ int blob_local_open(const char *root, struct blob_store **out, struct err *err)
         return err_set(err, ERR_PERMANENT, "blob", "bad blob directory");
     l = xcalloc(1, sizeof(*l));
     l->root = xstrndup(root, len);
-    if (fs_mkdir_p(l->root, 0755, err)) {
+    if (fs_mkdir_p(l->root, 0700, err)) {
         lb_close(&l->base);
         return -1;
     }
