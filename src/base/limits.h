@@ -30,5 +30,11 @@
 /* Bytes of EXIF data read from a file (the APP1 segment caps JPEG at 64 KB;
  * others are bounded here). */
 #define LIMIT_EXIF_BYTES (1024 * 1024)
+/* Scans in one progressive JPEG: encoders write about 10 (jpegtran's most
+ * elaborate scripts stay under 100), and each scan walks every coefficient
+ * block again, ~3 ms per scan at 24 Mpx: 10,000 near-empty scans cost 28 s of
+ * CPU. 250 scans stay under a second (libjpeg-turbo's libjpeg.txt, "djpeg
+ * -maxscans"). */
+#define LIMIT_JPEG_SCANS 250
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/limits.h"
 #include "media/internal.h"
 
 /* Bytes read from the file at a time. libjpeg-turbo's fast Huffman decoder
@@ -101,6 +102,7 @@ struct jerr {
     struct jpeg_error_mgr mgr;
     jmp_buf jump;
     bool warned;
+    bool too_many_scans;
     char msg[JMSG_LENGTH_MAX];
 };
 
@@ -121,6 +123,22 @@ static void on_message(j_common_ptr cinfo, int level)
         e->warned = true;
         (*cinfo->err->format_message)(cinfo, e->msg);
     }
+}
+
+/* libjpeg calls this between units of work while it reads scans (libjpeg.txt,
+ * "Progress monitoring"; djpeg -maxscans): stop a progressive file whose scan
+ * count passes the limit before it costs seconds of CPU. */
+static void on_progress(j_common_ptr cinfo)
+{
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    struct jerr *e = (struct jerr *)cinfo->err;
+
+    if (!cinfo->is_decompressor || d->input_scan_number <= LIMIT_JPEG_SCANS)
+        return;
+    e->too_many_scans = true;
+    snprintf(e->msg, sizeof(e->msg), "progressive JPEG with more than %d scans: over the limit",
+             LIMIT_JPEG_SCANS);
+    longjmp(e->jump, 1);
 }
 
 int jpegscale_pick(int lng, int min_long)
@@ -144,6 +162,7 @@ enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **o
                                    size_t why_len)
 {
     struct jpeg_decompress_struct d;
+    struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
     struct jerr e;
     /* volatile: read after a longjmp */
     unsigned char *volatile pixels = NULL;
@@ -172,10 +191,11 @@ enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **o
     e.mgr.emit_message = on_message;
     if (setjmp(e.jump)) {
         snprintf(why, why_len, "%s", e.msg);
-        rc = JPEGSCALE_DAMAGED;
+        rc = e.too_many_scans ? JPEGSCALE_TOO_MANY_SCANS : JPEGSCALE_DAMAGED;
         goto out;
     }
     jpeg_create_decompress(&d);
+    d.progress = &progress;
     src_attach(&d, src, fd);
     jpeg_save_markers(&d, JPEG_APP0 + 2, 0xffff);
     jpeg_read_header(&d, TRUE);

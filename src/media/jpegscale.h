@@ -20,6 +20,7 @@ enum jpegscale_rc {
     JPEGSCALE_NOT_HANDLED = 1, /* use the libvips path */
     JPEGSCALE_DAMAGED = 2,     /* corrupt data: why says what libjpeg said */
     JPEGSCALE_NO_MEMORY = 3,
+    JPEGSCALE_TOO_MANY_SCANS = 4, /* over LIMIT_JPEG_SCANS: why says so */
 };
 
 /* Decode path with long side >= min_long (or full size when smaller). On

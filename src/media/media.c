@@ -130,6 +130,9 @@ static int run(const char *path, const struct media_opts *opts, bool probe_only,
                            "cannot read the RAW file (%s): LibRaw cannot open it (unsupported "
                            "variant, truncated or corrupt)",
                            sn.detected);
+        /* Data without magic that LibRaw does not know either. */
+        if (sn.fmt == MEDIA_FMT_UNKNOWN)
+            return err_set(err, ERR_PERMANENT, "sniff", "unsupported format: %s", sn.detected);
         rc = -1;
     }
     if (thumb_probe(path, &sn, opts, out, probe_only ? NULL : &hdr, err) != 0)

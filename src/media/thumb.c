@@ -445,6 +445,9 @@ static int render_scaled_jpeg(const char *path, VipsImage *hdr, const struct med
     case JPEGSCALE_NO_MEMORY:
         err_set(e, ERR_TRANSIENT, "decode", "%s", why[0] ? why : "out of memory");
         return 0;
+    case JPEGSCALE_TOO_MANY_SCANS:
+        err_set(e, ERR_PERMANENT, "limits", "%s", why);
+        return 0;
     case JPEGSCALE_DAMAGED:
     default:
         err_set(e, ERR_PERMANENT, "decode", "%s", why);
@@ -521,8 +524,9 @@ int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr
         goto out;
     }
 fail:
-    if (e.cls == ERR_TRANSIENT) {
-        err_set(err, ERR_TRANSIENT, e.stage[0] ? e.stage : "decode", "%s", e.msg);
+    /* Transient: retried. Over a limit: the file is refused, not kept damaged. */
+    if (e.cls == ERR_TRANSIENT || strcmp(e.stage, "limits") == 0) {
+        err_set(err, e.cls, e.stage[0] ? e.stage : "decode", "%s", e.msg);
         goto out;
     }
     media_warn(out, "pixels damaged: %s", e.msg);

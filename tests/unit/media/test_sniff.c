@@ -21,7 +21,7 @@ struct row {
 static const struct row rows[] = {
     {"jpeg", B("\xFF\xD8\xFF\xE0\0\x10JFIF\0"), MEDIA_FMT_JPEG, true, false, "jpeg", NULL},
     {"jpeg exif", B("\xFF\xD8\xFF\xE1\x12\x34" "Exif\0\0"), MEDIA_FMT_JPEG, true, false, "jpeg", NULL},
-    {"jpeg truncated magic", B("\xFF\xD8"), MEDIA_FMT_UNKNOWN, false, false, "unknown", "unknown data"},
+    {"jpeg truncated magic", B("\xFF\xD8"), MEDIA_FMT_UNKNOWN, true, true, "unknown", "unknown data"},
     {"jpeg after junk", B("\x01\x02\x03\x04\x05\xFF\xD8\xFF\xE0"), MEDIA_FMT_UNKNOWN, false, false,
      "jpeg", "junk"},
     {"png", B("\x89PNG\r\n\x1A\n\0\0\0\rIHDR"), MEDIA_FMT_PNG, true, false, "png", NULL},
@@ -82,7 +82,8 @@ static const struct row rows[] = {
     {"html", B("<!DOCTYPE html><html></html>"), MEDIA_FMT_UNKNOWN, false, false, "text", "text"},
     {"xml", B("<?xml version=\"1.0\"?><a/>"), MEDIA_FMT_UNKNOWN, false, false, "text", "text"},
     {"utf-8 text", B("caf\xC3\xA9 cr\xC3\xA8me\n"), MEDIA_FMT_UNKNOWN, false, false, "text", "text"},
-    {"binary", B("\x07\x20MM\0\x03\0\x01\0\0"), MEDIA_FMT_UNKNOWN, false, false, "unknown",
+    /* unknown data goes to the worker, which asks LibRaw (RAW known by size) */
+    {"binary", B("\x07\x20MM\0\x03\0\x01\0\0"), MEDIA_FMT_UNKNOWN, true, true, "unknown",
      "unknown data"},
     {"one byte", B("\xFF"), MEDIA_FMT_UNKNOWN, false, false, NULL, NULL},
     {"empty", "", 0, MEDIA_FMT_UNKNOWN, false, false, "empty", "empty file"},
