@@ -11,6 +11,7 @@
 #include "media/thumb.h"
 
 #include "media/boxshrink.h"
+#include "media/gifcheck.h"
 #include "media/jpegenc.h"
 #include "media/jpegscale.h"
 
@@ -486,6 +487,31 @@ static int jpeg_shrink(VipsImage *hdr, int preview)
     return 1;
 }
 
+/* A GIF's frames after the first, which the thumbnails do not show: damage
+ * there becomes a warning (the file is kept: its first frame is whole). */
+static int check_gif(const char *path, VipsImage *hdr, const struct media_opts *opts,
+                     struct media_output *out, struct err *err)
+{
+    char why[ERR_MSG_MAX];
+    int frames = 0, checked = 0;
+    int pages = vips_image_get_n_pages(hdr);
+    int rc = gifcheck_structure(path, &frames, why, sizeof(why), err);
+
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && gifcheck_frames(path, vips_image_get_width(hdr),
+                                   vips_image_get_page_height(hdr), pages, opts->max_pixels,
+                                   &checked, why, sizeof(why)) == 0) {
+        if (checked < pages)
+            media_warn(out, "frames %d to %d not checked: over the pixel limit", checked + 1,
+                       pages);
+        return 0;
+    }
+    media_warn(out, "later frames damaged: %s", why);
+    log_debug("media", "media.gif_damaged", "msg=%s", LOG_Q(why));
+    return 0;
+}
+
 int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr,
                  const struct media_opts *opts, struct media_output *out, struct err *err)
 {
@@ -520,7 +546,7 @@ int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr
         g_object_ref(img);
     }
     if (thumb_from_image(img, opts, out, &e) == 0) {
-        rc = 0;
+        rc = sn->fmt == MEDIA_FMT_GIF ? check_gif(path, hdr, opts, out, err) : 0;
         goto out;
     }
 fail:
