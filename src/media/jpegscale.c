@@ -141,6 +141,78 @@ static void on_progress(j_common_ptr cinfo)
     longjmp(e->jump, 1);
 }
 
+/* Marker walk state for jpegscale_count_scans: a byte reader over fd. */
+struct walk {
+    int fd;
+    unsigned char buf[SRC_BUF];
+    size_t pos, len;
+};
+
+static int next_byte(struct walk *w)
+{
+    if (w->pos == w->len) {
+        ssize_t n;
+        do
+            n = read(w->fd, w->buf, sizeof(w->buf));
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+            return -1;
+        w->len = (size_t)n;
+        w->pos = 0;
+    }
+    return w->buf[w->pos++];
+}
+
+/* Skip a marker segment's payload (its 2-byte length counts itself). */
+static bool skip_segment(struct walk *w)
+{
+    int hi = next_byte(w), lo = next_byte(w);
+    long n;
+
+    if (hi < 0 || lo < 0)
+        return false;
+    for (n = ((long)hi << 8 | lo) - 2; n > 0; n--)
+        if (next_byte(w) < 0)
+            return false;
+    return true;
+}
+
+int jpegscale_count_scans(const char *path, int limit)
+{
+    struct walk *w = malloc(sizeof(*w));
+    int scans = 0, c = 0;
+
+    if (!w)
+        return -1;
+    w->fd = open(path, O_RDONLY | O_CLOEXEC);
+    w->pos = w->len = 0;
+    if (w->fd < 0) {
+        free(w);
+        return -1;
+    }
+    /* Outside a segment: find 0xFF, then the marker code. In entropy-coded
+     * data 0xFF is followed by 0x00 (stuffing) or a restart marker. */
+    while (scans <= limit && (c = next_byte(w)) >= 0) {
+        int m;
+        if (c != 0xFF)
+            continue;
+        do
+            m = next_byte(w);
+        while (m == 0xFF);
+        if (m < 0 || m == JPEG_EOI)
+            break;
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8))
+            continue; /* stuffing, TEM, RSTn, SOI: no payload */
+        if (m == 0xDA)
+            scans++;
+        if (!skip_segment(w))
+            break;
+    }
+    close(w->fd);
+    free(w);
+    return scans;
+}
+
 int jpegscale_pick(int lng, int min_long)
 {
     for (int m = 1; m < 8; m++)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/limits.h"
 #include "base/log.h"
 #include "media/exif.h"
 #include "media/internal.h"
@@ -528,6 +529,11 @@ int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr
                 return 0;
             goto fail;
         }
+        /* libvips' JPEG loader has no scan limit: count them first. */
+        if (jpegscale_count_scans(path, LIMIT_JPEG_SCANS) > LIMIT_JPEG_SCANS)
+            return err_set(err, ERR_PERMANENT, "limits",
+                           "progressive JPEG with more than %d scans: over the limit",
+                           LIMIT_JPEG_SCANS);
         shrink = jpeg_shrink(hdr, opts->preview_size);
     }
     /* JPEG pixels are decoded with fail_on=warning: libjpeg's warnings all

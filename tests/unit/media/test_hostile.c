@@ -1,7 +1,8 @@
 /*
  * test_hostile: files that cost too much or hide damage, all generated here.
  *   - a progressive JPEG with more scans than LIMIT_JPEG_SCANS fails at
- *     "limits"; one with exactly the limit is fine;
+ *     "limits", on the libjpeg path and on the libvips one (ICC profile); one
+ *     with exactly the limit is fine;
  *   - an animated GIF whose later frame has invalid LZW data, or whose data
  *     ends inside a later frame, is kept with a warning, never silently;
  *   - data without magic that LibRaw knows by its size (AVT F-080C: 1024x768
@@ -61,7 +62,8 @@ static jpeg_scan_info *long_script(int n)
     return s;
 }
 
-static void make_scans_jpeg(const char *path, int w, int h, int nscans)
+/* icc: with an APP2 ICC profile (any bytes), so that the libvips path decodes it. */
+static void make_scans_jpeg(const char *path, int w, int h, int nscans, bool icc)
 {
     struct jpeg_compress_struct c;
     struct jpeg_error_mgr e;
@@ -82,6 +84,8 @@ static void make_scans_jpeg(const char *path, int w, int h, int nscans)
     c.scan_info = script;
     c.num_scans = nscans;
     jpeg_start_compress(&c, TRUE);
+    if (icc)
+        jpeg_write_icc_profile(&c, (const JOCTET *)"not a real profile", 18);
     while (c.next_scanline < c.image_height) {
         for (int x = 0; x < w; x++) {
             row[3 * x] = (unsigned char)(x * 7 + c.next_scanline);
@@ -114,7 +118,7 @@ START_TEST(test_jpeg_scan_limit)
 
     /* Exactly the limit: an ordinary (if odd) progressive file. */
     tmp_path(path, sizeof(path), "scans-at-limit.jpg");
-    make_scans_jpeg(path, 64, 48, LIMIT_JPEG_SCANS);
+    make_scans_jpeg(path, 64, 48, LIMIT_JPEG_SCANS, false);
     ck_assert_msg(process(path, &out, &err) == 0, "%s: %s", err.stage, err.msg);
     ck_assert(out.has_thumb);
     ck_assert_str_eq(out.warnings, "");
@@ -122,11 +126,19 @@ START_TEST(test_jpeg_scan_limit)
 
     /* One scan more: refused before the remaining scans cost anything. */
     tmp_path(path, sizeof(path), "scans-over-limit.jpg");
-    make_scans_jpeg(path, 64, 48, LIMIT_JPEG_SCANS + 1);
+    make_scans_jpeg(path, 64, 48, LIMIT_JPEG_SCANS + 1, false);
     ck_assert_int_eq(process(path, &out, &err), -1);
     ck_assert_str_eq(err.stage, "limits");
     ck_assert_msg(strstr(err.msg, "scans") && strstr(err.msg, "over the limit"), "%s", err.msg);
     ck_assert_int_eq(err.cls, ERR_PERMANENT);
+    media_output_release(&out);
+
+    /* The same through libvips (a profile to honour): counted from the markers. */
+    tmp_path(path, sizeof(path), "scans-icc.jpg");
+    make_scans_jpeg(path, 64, 48, LIMIT_JPEG_SCANS + 1, true);
+    ck_assert_int_eq(process(path, &out, &err), -1);
+    ck_assert_str_eq(err.stage, "limits");
+    ck_assert_msg(strstr(err.msg, "scans") && strstr(err.msg, "over the limit"), "%s", err.msg);
     media_output_release(&out);
 }
 END_TEST
@@ -322,7 +334,7 @@ int main(void)
     srunner_free(sr);
     media_thread_shutdown();
     {
-        static const char *const names[] = {"scans-at-limit.jpg", "scans-over-limit.jpg",
+        static const char *const names[] = {"scans-at-limit.jpg", "scans-over-limit.jpg", "scans-icc.jpg",
                                             "whole.gif", "bad-codes.gif", "cut.gif",
                                             "dump.bin", "dump-plus-one.bin"};
         char p[256];
