@@ -148,39 +148,67 @@ struct walk {
     size_t pos, len;
 };
 
+static bool refill(struct walk *w)
+{
+    ssize_t n;
+
+    do
+        n = read(w->fd, w->buf, sizeof(w->buf));
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return false;
+    w->len = (size_t)n;
+    w->pos = 0;
+    return true;
+}
+
 static int next_byte(struct walk *w)
 {
-    if (w->pos == w->len) {
-        ssize_t n;
-        do
-            n = read(w->fd, w->buf, sizeof(w->buf));
-        while (n < 0 && errno == EINTR);
-        if (n <= 0)
-            return -1;
-        w->len = (size_t)n;
-        w->pos = 0;
-    }
+    if (w->pos == w->len && !refill(w))
+        return -1;
     return w->buf[w->pos++];
+}
+
+/* Move past the next 0xFF byte; false at the end of the file. */
+static bool past_next_ff(struct walk *w)
+{
+    for (;;) {
+        const unsigned char *p;
+        if (w->pos == w->len && !refill(w))
+            return false;
+        p = memchr(w->buf + w->pos, 0xFF, w->len - w->pos);
+        if (p) {
+            w->pos = (size_t)(p - w->buf) + 1;
+            return true;
+        }
+        w->pos = w->len;
+    }
 }
 
 /* Skip a marker segment's payload (its 2-byte length counts itself). */
 static bool skip_segment(struct walk *w)
 {
     int hi = next_byte(w), lo = next_byte(w);
-    long n;
+    size_t n;
 
-    if (hi < 0 || lo < 0)
+    if (hi < 0 || lo < 0 || (hi << 8 | lo) < 2)
         return false;
-    for (n = ((long)hi << 8 | lo) - 2; n > 0; n--)
-        if (next_byte(w) < 0)
+    n = (size_t)(hi << 8 | lo) - 2;
+    while (n > 0) {
+        size_t k;
+        if (w->pos == w->len && !refill(w))
             return false;
+        k = w->len - w->pos < n ? w->len - w->pos : n;
+        w->pos += k;
+        n -= k;
+    }
     return true;
 }
 
 int jpegscale_count_scans(const char *path, int limit)
 {
     struct walk *w = malloc(sizeof(*w));
-    int scans = 0, c = 0;
+    int scans = 0;
 
     if (!w)
         return -1;
@@ -192,10 +220,8 @@ int jpegscale_count_scans(const char *path, int limit)
     }
     /* Outside a segment: find 0xFF, then the marker code. In entropy-coded
      * data 0xFF is followed by 0x00 (stuffing) or a restart marker. */
-    while (scans <= limit && (c = next_byte(w)) >= 0) {
+    while (scans <= limit && past_next_ff(w)) {
         int m;
-        if (c != 0xFF)
-            continue;
         do
             m = next_byte(w);
         while (m == 0xFF);
