@@ -1,5 +1,7 @@
 /*
- * worker: the `shoebox worker` loop. Single-threaded; one file at a time.
+ * worker: the `shoebox worker` loop. One file at a time, on one thread; a
+ * watch thread (watch.c) renews the file's lease while it is worked on and
+ * ends the process when the file passes the per-file CPU limit.
  *
  * For each claimed file (store file_claim, with a lease):
  *   1. the same content already in the user's library -> finish at once (the
