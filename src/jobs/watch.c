@@ -32,13 +32,13 @@ struct watch {
     int64_t lease_ms, cpu_limit_ms;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* with mu: begin, end and stop wake the thread */
+    pthread_cond_t cv; /* with mu: begin, end and stop wake the thread */
     /* guarded by mu: */
     bool stop, busy, taken, lost;
     int64_t file_id;
     char name[256];
-    int64_t cpu_start_ms;   /* process CPU time at watch_begin */
-    int64_t next_renew_ms;  /* monotonic */
+    int64_t cpu_start_ms;  /* process CPU time at watch_begin */
+    int64_t next_renew_ms; /* monotonic */
 };
 
 static int64_t cpu_ms(void)
@@ -146,8 +146,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct watch *watch_new(struct store *st, const char *owner, int64_t lease_ms,
-                        int64_t cpu_limit_ms, struct err *err)
+struct watch *watch_new(struct store *st, const char *owner, int64_t lease_ms, int64_t cpu_limit_ms,
+                        struct err *err)
 {
     struct watch *w = xcalloc(1, sizeof(*w));
     pthread_condattr_t ca;

@@ -28,8 +28,8 @@ struct watch;
 /* Starts the thread. owner is the worker's lease owner (copied). lease_ms
  * > 0; cpu_limit_ms 0 = no CPU limit. Returns NULL (err set) when the thread
  * cannot start. Free with watch_free. */
-struct watch *watch_new(struct store *st, const char *owner, int64_t lease_ms,
-                        int64_t cpu_limit_ms, struct err *err);
+struct watch *watch_new(struct store *st, const char *owner, int64_t lease_ms, int64_t cpu_limit_ms,
+                        struct err *err);
 /* The worker starts on file_id (name for the log), leased until lease_until. */
 void watch_begin(struct watch *w, int64_t file_id, const char *name, int64_t lease_until);
 /* The worker is done with the file and about to record its outcome. When

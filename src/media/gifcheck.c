@@ -73,8 +73,7 @@ static int walk(FILE *f, int *frames, char *why, size_t why_len)
             return 0; /* a missing trailer after whole frames loses nothing */
         if (c == 0x21) {
             if (getc(f) == EOF || !skip_sub_blocks(f)) {
-                snprintf(why, why_len, "the data ends inside an extension after frame %d",
-                         *frames);
+                snprintf(why, why_len, "the data ends inside an extension after frame %d", *frames);
                 return 1;
             }
         } else if (c == 0x2C) {
@@ -90,8 +89,7 @@ static int walk(FILE *f, int *frames, char *why, size_t why_len)
     }
 }
 
-int gifcheck_structure(const char *path, int *frames, char *why, size_t why_len,
-                       struct err *err)
+int gifcheck_structure(const char *path, int *frames, char *why, size_t why_len, struct err *err)
 {
     FILE *f = fopen(path, "rbe");
     int rc;
@@ -121,8 +119,8 @@ int gifcheck_frames(const char *path, int64_t w, int64_t h, int pages, int64_t m
         return 0;
     vips_error_clear();
     /* Frames 2..n; the first one was decoded for the thumbnails already. */
-    if (vips_gifload(path, &img, "page", 1, "n", n - 1, "access", VIPS_ACCESS_SEQUENTIAL,
-                     "fail_on", VIPS_FAIL_ON_WARNING, NULL) != 0 ||
+    if (vips_gifload(path, &img, "page", 1, "n", n - 1, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                     VIPS_FAIL_ON_WARNING, NULL) != 0 ||
         vips_avg(img, &avg, NULL) != 0) {
         thumb_vips_error(why, why_len, path);
         if (img)

@@ -18,8 +18,7 @@
 /* Walk the GIF's blocks. 0: whole (a missing trailer after the last whole
  * frame is fine); 1: damaged, why says where ("the data ends inside frame 3");
  * -1: the file cannot be read (err). *frames counts the frames seen. */
-int gifcheck_structure(const char *path, int *frames, char *why, size_t why_len,
-                       struct err *err);
+int gifcheck_structure(const char *path, int *frames, char *why, size_t why_len, struct err *err);
 
 /* Decode frames 2..n of a w x h GIF (libvips), at most max_pixels pixels in
  * all. 0: fine; 1: damaged (why); *checked says how many frames were decoded. */

@@ -82,8 +82,7 @@ static void free_adopted(VipsImage *img, void *buf)
     free(buf);
 }
 
-VipsImage *media_image_adopt(unsigned char *buf, int w, int h, int bands,
-                             VipsInterpretation type)
+VipsImage *media_image_adopt(unsigned char *buf, int w, int h, int bands, VipsInterpretation type)
 {
     VipsImage *img = vips_image_new_from_memory(buf, (size_t)w * (size_t)h * (size_t)bands, w, h,
                                                 bands, VIPS_FORMAT_UCHAR);

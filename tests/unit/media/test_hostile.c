@@ -258,8 +258,7 @@ START_TEST(test_gif_later_frame)
     ck_assert_str_eq(out.meta.format, "gif");
     ck_assert(out.has_thumb); /* the first frame is whole */
     if (r->warning)
-        ck_assert_msg(strstr(out.warnings, r->warning), "%s: warnings '%s'", r->name,
-                      out.warnings);
+        ck_assert_msg(strstr(out.warnings, r->warning), "%s: warnings '%s'", r->name, out.warnings);
     else
         ck_assert_msg(out.warnings[0] == '\0', "%s: warnings '%s'", r->name, out.warnings);
     media_output_release(&out);
@@ -323,8 +322,7 @@ int main(void)
     }
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_jpeg_scan_limit);
-    tcase_add_loop_test(tc, test_gif_later_frame, 0,
-                        (int)(sizeof(gif_rows) / sizeof(gif_rows[0])));
+    tcase_add_loop_test(tc, test_gif_later_frame, 0, (int)(sizeof(gif_rows) / sizeof(gif_rows[0])));
     tcase_add_test(tc, test_raw_known_by_size);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
@@ -334,9 +332,10 @@ int main(void)
     srunner_free(sr);
     media_thread_shutdown();
     {
-        static const char *const names[] = {"scans-at-limit.jpg", "scans-over-limit.jpg", "scans-icc.jpg",
-                                            "whole.gif", "bad-codes.gif", "cut.gif",
-                                            "dump.bin", "dump-plus-one.bin"};
+        static const char *const names[] = {"scans-at-limit.jpg", "scans-over-limit.jpg",
+                                            "scans-icc.jpg",      "whole.gif",
+                                            "bad-codes.gif",      "cut.gif",
+                                            "dump.bin",           "dump-plus-one.bin"};
         char p[256];
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
             snprintf(p, sizeof(p), "%s/%s", tmpdir, names[i]);
