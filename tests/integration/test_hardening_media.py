@@ -1,7 +1,7 @@
 """Hardening of the worker and media (issue "Hardening", items 2 and 8), through
 the real `shoebox serve` and its worker processes:
 
-  - a worker renews its lease while it works: with --lease 1 a file that takes
+  - a worker renews its lease while it works: with --lease 2 a file that takes
     4 s (fault decode_slow) is processed once, not taken by a second worker;
   - a file over the per-file CPU limit (--file-cpu 1, fault decode_spin burns
     CPU) fails with a reason naming the limit, and the worker that took it is
@@ -93,7 +93,7 @@ class HardeningCase(unittest.TestCase):
 
 
 class TestLeaseRenewal(HardeningCase):
-    args = ["--workers", "2", "--lease", "1", "--faults", "worker:decode_slow@slow"]
+    args = ["--workers", "2", "--lease", "2", "--faults", "worker:decode_slow@slow"]
 
     def test_slow_file_keeps_its_lease(self):
         uid = self.send([photos.data_part("slow.jpg", self.images.jpeg(1)),
