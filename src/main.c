@@ -307,6 +307,7 @@ static char **worker_argv(const char *exe, const struct config *cfg)
     v[i++] = xasprintf("--max-file-size=%lld", (long long)cfg->max_file_size);
     v[i++] = xasprintf("--worker-memory=%lld", (long long)cfg->worker_memory);
     v[i++] = xasprintf("--lease=%lld", (long long)cfg->lease_seconds);
+    v[i++] = xasprintf("--file-cpu=%lld", (long long)cfg->file_cpu_seconds);
     v[i++] = xasprintf("--log-level=%s", cfg->log_level);
     if (cfg->debug[0])
         v[i++] = xasprintf("--debug=%s", cfg->debug);
@@ -483,6 +484,7 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
         .data_dir = cfg->data_dir,
         .media = &mo,
         .lease_ms = cfg->lease_seconds * 1000,
+        .cpu_limit_ms = cfg->file_cpu_seconds * 1000,
         /* Started by serve, stdin is a pipe from it: readable = work, EOF = serve is gone. */
         .wake_fd = fstat(STDIN_FILENO, &sb) == 0 && S_ISFIFO(sb.st_mode) ? STDIN_FILENO : -1,
     };

@@ -56,6 +56,8 @@ static const struct opt opts[] = {
      "HTTP thread pool size (0 = one per core, at least 2)"},
     {"lease", "SHOEBOX_LEASE", OPT_INT, F(lease_seconds), "120", 1, 86400, PROC,
      "seconds a worker's claim on a file lasts before another may take it"},
+    {"file-cpu", "SHOEBOX_FILE_CPU", OPT_INT, F(file_cpu_seconds), "60", 1, 86400, PROC,
+     "seconds of CPU time a worker may spend on one file before it fails the file"},
     {"upload-idle", "SHOEBOX_UPLOAD_IDLE", OPT_INT, F(upload_idle), "900", 1, 31536000,
      CMD_SERVE, "seconds an upload waits for files it announced (expected) before it "
      "goes on with those it has"},

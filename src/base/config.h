@@ -37,6 +37,7 @@ struct config {
     int64_t worker_memory;            /* bytes of address space per worker */
     int64_t http_threads;             /* 0 = one per core, at least 2 */
     int64_t lease_seconds;            /* how long a worker's claim on a file lasts */
+    int64_t file_cpu_seconds;         /* CPU time a worker may spend on one file */
     int64_t upload_idle;              /* seconds an upload waits for announced files */
     char log_level[16];
     char debug[CONFIG_STR_MAX];       /* SHOEBOX_DEBUG=jobs,http */

@@ -11,7 +11,9 @@
  * worker's second commit and leaves the server alone.
  * Points used: fsync, write (fails as ENOSPC "disk full"), rename, commit
  * (store), decode_crash (worker aborts while decoding a matching file name),
- * decode_hang (worker sleeps forever on a matching name).
+ * decode_hang (worker sleeps forever on a matching name), decode_slow (worker
+ * sleeps 4 s on a matching name), decode_spin (worker burns CPU on a matching
+ * name until the CPU limit ends it).
  * Thread-safe (counters are atomic). With no spec, fault_hit() is a single load.
  */
 #ifndef SHOEBOX_BASE_FAULT_H

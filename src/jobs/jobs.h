@@ -51,7 +51,8 @@ void jobs_stop(struct jobs *j);
 struct jobs_worker_opts {
     const char *data_dir;
     const struct media_opts *media;
-    int64_t lease_ms;
+    int64_t lease_ms;     /* renewed every third of it while a file is worked on */
+    int64_t cpu_limit_ms; /* CPU time per file (--file-cpu); 0 = no limit */
     int wake_fd;    /* readable when there may be work; EOF = the server is gone. -1: poll */
 };
 

@@ -1,5 +1,7 @@
 /*
- * worker: the `shoebox worker` loop. Single-threaded; one file at a time.
+ * worker: the `shoebox worker` loop. One file at a time, on one thread; a
+ * watch thread (watch.c) renews the file's lease while it is worked on and
+ * ends the process when the file passes the per-file CPU limit.
  *
  * For each claimed file (store file_claim, with a lease):
  *   1. the same content already in the user's library -> finish at once (the
@@ -18,6 +20,7 @@
 #include "jobs/jobs.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -31,6 +34,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "jobs/sweep.h"
+#include "jobs/watch.h"
 #include "media/media.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -54,6 +58,7 @@ struct ctx {
     const struct jobs_worker_opts *o;
     struct store *st;
     struct blob_store *bs;
+    struct watch *watch; /* lease renewal and the per-file CPU limit */
     char owner[64];
 };
 
@@ -260,6 +265,20 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
     }
 }
 
+/* Test hooks: decode_slow takes 4 s of wall time on a matching name (a slow
+ * file, for lease renewal), decode_spin burns CPU until the CPU limit ends
+ * the process. */
+static void test_slow_decode(const char *name)
+{
+    volatile uint64_t x = 0;
+
+    for (int i = 0; i < 4 && fault_hit("decode_slow", name); i++)
+        time_sleep_ms(1000);
+    while (fault_hit("decode_spin", name))
+        for (int i = 0; i < 1000000; i++)
+            x += (uint64_t)i;
+}
+
 static void process(struct ctx *c, const struct store_file *f)
 {
     struct store_result res = {0};
@@ -289,6 +308,7 @@ static void process(struct ctx *c, const struct store_file *f)
         abort(); /* test hook: a decoder crash on this file */
     while (fault_hit("decode_hang", f->name))
         time_sleep_ms(1000);
+    test_slow_decode(f->name);
     t0 = time_mono_ms();
     rc = media_process(input, c->o->media, &out, &res.error);
     t.media = time_mono_ms() - t0;
@@ -303,7 +323,14 @@ static void process(struct ctx *c, const struct store_file *f)
     err_clear(&res.error);
 done:
     media_output_release(&out);
+    watch_end(c->watch);
     finish(c, f, &res, &t);
+}
+
+/* After a file: hand the decoder's freed heap back to the system. */
+static void give_back_memory(void)
+{
+    malloc_trim(0);
 }
 
 /* Wait for a wake byte or the idle timeout. Returns -1 when the server is gone. */
@@ -334,12 +361,17 @@ int jobs_worker_run(const struct jobs_worker_opts *o, struct store *st, struct b
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     snprintf(c.owner, sizeof(c.owner), "%s/%ld", sweep_hostname(), (long)getpid());
+    c.watch = watch_new(st, c.owner, o->lease_ms, o->cpu_limit_ms, err);
+    if (!c.watch)
+        return -1;
     log_info("worker", "worker.ready", "owner=%s", c.owner);
     while (!stop_requested) {
         struct store_claim claim;
         int rc = st->ops->file_claim(st, c.owner, time_now_ms(), o->lease_ms, &claim, err);
         if (rc == 0) {
+            watch_begin(c.watch, claim.file.id, claim.file.name, claim.lease_until);
             process(&c, &claim.file);
+            give_back_memory();
             continue;
         }
         if (rc < 0)
@@ -347,6 +379,7 @@ int jobs_worker_run(const struct jobs_worker_opts *o, struct store *st, struct b
         if (wait_for_work(o->wake_fd) < 0)
             break;
     }
+    watch_free(c.watch);
     media_thread_shutdown();
     log_info("worker", "worker.stopped", "owner=%s", c.owner);
     return 0;

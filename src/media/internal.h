@@ -1,6 +1,7 @@
 /*
- * media internals shared by media.c, thumb.c, exif.c and raw.c. Not part of
- * the contract: only files in src/media/ include this.
+ * media internals shared by media.c, thumb.c, exif.c, raw.c, jpegscale.c and
+ * boxshrink.c, implemented in internal.c. Not part of the contract: only
+ * files in src/media/ include this.
  */
 #ifndef SHOEBOX_MEDIA_INTERNAL_H
 #define SHOEBOX_MEDIA_INTERNAL_H
@@ -34,5 +35,9 @@ unsigned char *media_dup_bytes(const void *p, size_t n);
  * (NULL). */
 VipsImage *media_image_adopt(unsigned char *buf, int w, int h, int bands,
                              VipsInterpretation type);
+
+/* Once, from media_init(): libvips' log messages go to our log, and the last
+ * one is kept for media_last_warning(). */
+void media_route_vips_log(void);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/limits.h"
 #include "media/internal.h"
 
 /* Bytes read from the file at a time. libjpeg-turbo's fast Huffman decoder
@@ -101,6 +102,7 @@ struct jerr {
     struct jpeg_error_mgr mgr;
     jmp_buf jump;
     bool warned;
+    bool too_many_scans;
     char msg[JMSG_LENGTH_MAX];
 };
 
@@ -121,6 +123,120 @@ static void on_message(j_common_ptr cinfo, int level)
         e->warned = true;
         (*cinfo->err->format_message)(cinfo, e->msg);
     }
+}
+
+/* libjpeg calls this between units of work while it reads scans (libjpeg.txt,
+ * "Progress monitoring"; djpeg -maxscans): stop a progressive file whose scan
+ * count passes the limit before it costs seconds of CPU. */
+static void on_progress(j_common_ptr cinfo)
+{
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    struct jerr *e = (struct jerr *)cinfo->err;
+
+    if (!cinfo->is_decompressor || d->input_scan_number <= LIMIT_JPEG_SCANS)
+        return;
+    e->too_many_scans = true;
+    snprintf(e->msg, sizeof(e->msg), "progressive JPEG with more than %d scans: over the limit",
+             LIMIT_JPEG_SCANS);
+    longjmp(e->jump, 1);
+}
+
+/* Marker walk state for jpegscale_count_scans: a byte reader over fd. */
+struct walk {
+    int fd;
+    unsigned char buf[SRC_BUF];
+    size_t pos, len;
+};
+
+static bool refill(struct walk *w)
+{
+    ssize_t n;
+
+    do
+        n = read(w->fd, w->buf, sizeof(w->buf));
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return false;
+    w->len = (size_t)n;
+    w->pos = 0;
+    return true;
+}
+
+static int next_byte(struct walk *w)
+{
+    if (w->pos == w->len && !refill(w))
+        return -1;
+    return w->buf[w->pos++];
+}
+
+/* Move past the next 0xFF byte; false at the end of the file. */
+static bool past_next_ff(struct walk *w)
+{
+    for (;;) {
+        const unsigned char *p;
+        if (w->pos == w->len && !refill(w))
+            return false;
+        p = memchr(w->buf + w->pos, 0xFF, w->len - w->pos);
+        if (p) {
+            w->pos = (size_t)(p - w->buf) + 1;
+            return true;
+        }
+        w->pos = w->len;
+    }
+}
+
+/* Skip a marker segment's payload (its 2-byte length counts itself). */
+static bool skip_segment(struct walk *w)
+{
+    int hi = next_byte(w), lo = next_byte(w);
+    size_t n;
+
+    if (hi < 0 || lo < 0 || (hi << 8 | lo) < 2)
+        return false;
+    n = (size_t)(hi << 8 | lo) - 2;
+    while (n > 0) {
+        size_t k;
+        if (w->pos == w->len && !refill(w))
+            return false;
+        k = w->len - w->pos < n ? w->len - w->pos : n;
+        w->pos += k;
+        n -= k;
+    }
+    return true;
+}
+
+int jpegscale_count_scans(const char *path, int limit)
+{
+    struct walk *w = malloc(sizeof(*w));
+    int scans = 0;
+
+    if (!w)
+        return -1;
+    w->fd = open(path, O_RDONLY | O_CLOEXEC);
+    w->pos = w->len = 0;
+    if (w->fd < 0) {
+        free(w);
+        return -1;
+    }
+    /* Outside a segment: find 0xFF, then the marker code. In entropy-coded
+     * data 0xFF is followed by 0x00 (stuffing) or a restart marker. */
+    while (scans <= limit && past_next_ff(w)) {
+        int m;
+        do
+            m = next_byte(w);
+        while (m == 0xFF);
+        if (m < 0 || m == JPEG_EOI)
+            break;
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8))
+            continue; /* stuffing, TEM, RSTn, SOI: no payload */
+        if (m == 0xDA)
+            scans++;
+        if (!skip_segment(w))
+            break;
+    }
+    close(w->fd);
+    free(w);
+    return scans;
 }
 
 int jpegscale_pick(int lng, int min_long)
@@ -144,6 +260,7 @@ enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **o
                                    size_t why_len)
 {
     struct jpeg_decompress_struct d;
+    struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
     struct jerr e;
     /* volatile: read after a longjmp */
     unsigned char *volatile pixels = NULL;
@@ -172,10 +289,11 @@ enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **o
     e.mgr.emit_message = on_message;
     if (setjmp(e.jump)) {
         snprintf(why, why_len, "%s", e.msg);
-        rc = JPEGSCALE_DAMAGED;
+        rc = e.too_many_scans ? JPEGSCALE_TOO_MANY_SCANS : JPEGSCALE_DAMAGED;
         goto out;
     }
     jpeg_create_decompress(&d);
+    d.progress = &progress;
     src_attach(&d, src, fd);
     jpeg_save_markers(&d, JPEG_APP0 + 2, 0xffff);
     jpeg_read_header(&d, TRUE);

@@ -20,6 +20,7 @@ enum jpegscale_rc {
     JPEGSCALE_NOT_HANDLED = 1, /* use the libvips path */
     JPEGSCALE_DAMAGED = 2,     /* corrupt data: why says what libjpeg said */
     JPEGSCALE_NO_MEMORY = 3,
+    JPEGSCALE_TOO_MANY_SCANS = 4, /* over LIMIT_JPEG_SCANS: why says so */
 };
 
 /* Decode path with long side >= min_long (or full size when smaller). On
@@ -27,6 +28,10 @@ enum jpegscale_rc {
  * unrefs; orientation is NOT applied. */
 enum jpegscale_rc jpegscale_decode(const char *path, int min_long, VipsImage **out, char *why,
                                    size_t why_len);
+/* Scans in the JPEG at path, counted from its markers without decoding (for
+ * files the libvips path decodes, which has no scan limit): stops counting
+ * past `limit`. Returns the count (limit + 1 when over), -1 when unreadable. */
+int jpegscale_count_scans(const char *path, int limit);
 /* The scale numerator M (1..8) chosen for a long side of `lng` and a wanted min_long. */
 int jpegscale_pick(int lng, int min_long);
 

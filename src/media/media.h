@@ -11,6 +11,12 @@
  *      applied (not for HEIF: libheif already did), sRGB, metadata stripped.
  * Outcomes (as the seed defines them):
  *   - unsupported, unreadable header, over a limit: -1, err (ERR_PERMANENT)
+ *   - data without known magic ("unknown data"): LibRaw is asked first (it knows
+ *     some RAW formats by their file size alone); if it does not know it either:
+ *     -1, stage "sniff", "unsupported format: unknown data"
+ *   - a progressive JPEG with more than LIMIT_JPEG_SCANS scans: -1, stage "limits"
+ *   - a GIF whose later frames are damaged (cut short, invalid LZW data): 0, the
+ *     thumbnails of its whole first frame, a warning "later frames damaged: ..."
  *   - EXIF unreadable: 0, basic metadata only, a warning
  *   - thumbnail failed or pixels damaged (truncated): 0, has_thumb false, a warning
  *     "pixels damaged: <reason>". JPEG pixels are decoded with fail_on=warning,

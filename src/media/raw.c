@@ -75,7 +75,7 @@ static void set_format(libraw_data_t *lr, const struct sniff_result *sn, struct 
 
     if (lr->idata.dng_version)
         name = "dng";
-    else if (strcmp(sn->name, "tiff") != 0)
+    else if (sn->fmt != MEDIA_FMT_UNKNOWN && strcmp(sn->name, "tiff") != 0)
         name = sn->name;
     else
         for (size_t i = 0; i < sizeof(make_exts) / sizeof(make_exts[0]); i++)
@@ -305,8 +305,9 @@ int raw_process(const char *path, const struct sniff_result *sn, const struct me
     lr->params.max_raw_memory_mb = RAW_MAX_MEMORY_MB;
     code = libraw_open_file(lr, path);
     if (code != LIBRAW_SUCCESS) {
-        if (sn->fmt == MEDIA_FMT_TIFF && code != LIBRAW_UNSUFFICIENT_MEMORY) {
-            rc = 0; /* not a RAW LibRaw knows: libvips may read it */
+        if ((sn->fmt == MEDIA_FMT_TIFF || sn->fmt == MEDIA_FMT_UNKNOWN) &&
+            code != LIBRAW_UNSUFFICIENT_MEMORY) {
+            rc = 0; /* not a RAW LibRaw knows: libvips may read it, or nobody */
             goto out;
         }
         *is_raw = true;

@@ -18,7 +18,8 @@
 #define RAW_MAX_MEMORY_MB 512
 
 /* Try path as a RAW file. *is_raw is set to false (and 0 returned) when
- * LibRaw does not recognise it, so the caller can hand it to libvips.
+ * LibRaw does not recognise a TIFF or unknown data, so the caller can hand it
+ * to libvips or refuse it.
  * Otherwise *is_raw is true and, as media_process: out->meta filled, limits
  * checked, and unless probe_only, thumbnails made. A RAW whose pixel data is
  * missing or corrupt fails (stage "decode") unless its embedded preview is

@@ -326,5 +326,8 @@ void sniff_bytes(const unsigned char *head, size_t n, struct sniff_result *out)
     }
     if (match_junk_jpeg(head, n, out))
         return;
-    set(out, MEDIA_FMT_UNKNOWN, false, "unknown", "unknown data");
+    /* Binary data without magic may still be a RAW LibRaw knows by its file
+     * size (raw dumps, some old cameras): the worker asks LibRaw. */
+    set(out, MEDIA_FMT_UNKNOWN, true, "unknown", "unknown data");
+    out->maybe_raw = true;
 }

@@ -3,6 +3,9 @@
  * Pure and allocation-free; fuzzed (tests/fuzz/sniff.c).
  * TIFF magic may be a camera RAW (DNG, NEF, CR2, ARW, ...): it reports
  * MEDIA_FMT_TIFF with maybe_raw set, and the decoder asks LibRaw first.
+ * Binary data without any known magic ("unknown data") is MEDIA_FMT_UNKNOWN,
+ * supported and maybe_raw: only LibRaw can tell (it knows some RAW formats by
+ * their file size alone), so intake keeps it and the worker decides.
  */
 #ifndef SHOEBOX_MEDIA_SNIFF_H
 #define SHOEBOX_MEDIA_SNIFF_H

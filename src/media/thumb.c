@@ -11,6 +11,7 @@
 #include "media/thumb.h"
 
 #include "media/boxshrink.h"
+#include "media/gifcheck.h"
 #include "media/jpegenc.h"
 #include "media/jpegscale.h"
 
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/limits.h"
 #include "base/log.h"
 #include "media/exif.h"
 #include "media/internal.h"
@@ -445,6 +447,9 @@ static int render_scaled_jpeg(const char *path, VipsImage *hdr, const struct med
     case JPEGSCALE_NO_MEMORY:
         err_set(e, ERR_TRANSIENT, "decode", "%s", why[0] ? why : "out of memory");
         return 0;
+    case JPEGSCALE_TOO_MANY_SCANS:
+        err_set(e, ERR_PERMANENT, "limits", "%s", why);
+        return 0;
     case JPEGSCALE_DAMAGED:
     default:
         err_set(e, ERR_PERMANENT, "decode", "%s", why);
@@ -483,6 +488,31 @@ static int jpeg_shrink(VipsImage *hdr, int preview)
     return 1;
 }
 
+/* A GIF's frames after the first, which the thumbnails do not show: damage
+ * there becomes a warning (the file is kept: its first frame is whole). */
+static int check_gif(const char *path, VipsImage *hdr, const struct media_opts *opts,
+                     struct media_output *out, struct err *err)
+{
+    char why[ERR_MSG_MAX];
+    int frames = 0, checked = 0;
+    int pages = vips_image_get_n_pages(hdr);
+    int rc = gifcheck_structure(path, &frames, why, sizeof(why), err);
+
+    if (rc < 0)
+        return -1;
+    if (rc == 0 && gifcheck_frames(path, vips_image_get_width(hdr),
+                                   vips_image_get_page_height(hdr), pages, opts->max_pixels,
+                                   &checked, why, sizeof(why)) == 0) {
+        if (checked < pages)
+            media_warn(out, "frames %d to %d not checked: over the pixel limit", checked + 1,
+                       pages);
+        return 0;
+    }
+    media_warn(out, "later frames damaged: %s", why);
+    log_debug("media", "media.gif_damaged", "msg=%s", LOG_Q(why));
+    return 0;
+}
+
 int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr,
                  const struct media_opts *opts, struct media_output *out, struct err *err)
 {
@@ -499,6 +529,11 @@ int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr
                 return 0;
             goto fail;
         }
+        /* libvips' JPEG loader has no scan limit: count them first. */
+        if (jpegscale_count_scans(path, LIMIT_JPEG_SCANS) > LIMIT_JPEG_SCANS)
+            return err_set(err, ERR_PERMANENT, "limits",
+                           "progressive JPEG with more than %d scans: over the limit",
+                           LIMIT_JPEG_SCANS);
         shrink = jpeg_shrink(hdr, opts->preview_size);
     }
     /* JPEG pixels are decoded with fail_on=warning: libjpeg's warnings all
@@ -517,12 +552,13 @@ int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr
         g_object_ref(img);
     }
     if (thumb_from_image(img, opts, out, &e) == 0) {
-        rc = 0;
+        rc = sn->fmt == MEDIA_FMT_GIF ? check_gif(path, hdr, opts, out, err) : 0;
         goto out;
     }
 fail:
-    if (e.cls == ERR_TRANSIENT) {
-        err_set(err, ERR_TRANSIENT, e.stage[0] ? e.stage : "decode", "%s", e.msg);
+    /* Transient: retried. Over a limit: the file is refused, not kept damaged. */
+    if (e.cls == ERR_TRANSIENT || strcmp(e.stage, "limits") == 0) {
+        err_set(err, e.cls, e.stage[0] ? e.stage : "decode", "%s", e.msg);
         goto out;
     }
     media_warn(out, "pixels damaged: %s", e.msg);

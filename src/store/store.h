@@ -289,6 +289,11 @@ struct store_ops {
     int (*file_drop_spool)(struct store *st, int64_t file_id, struct err *err);
     /* Every spool path still referenced (for the orphan sweep). */
     int (*spool_refs)(struct store *st, store_key_cb cb, void *ctx, struct err *err);
+    /* The worker still works on the file: its lease runs until lease_until.
+     * STORE_NOT_FOUND when owner no longer holds it (expired and taken, or
+     * finished): nothing is written, the worker's result will not count. */
+    int (*file_renew)(struct store *st, int64_t file_id, const char *owner, int64_t lease_until,
+                      int64_t now, struct err *err);
 
     /* --- photos --- */
     /* STORE_NOT_FOUND when absent or another user's. */

@@ -1658,6 +1658,25 @@ static int sq_spool_refs(struct store *st, store_key_cb cb, void *ctx, struct er
                      cb, ctx, err);
 }
 
+static int sq_file_renew(struct store *st, int64_t file_id, const char *owner,
+                         int64_t lease_until, int64_t now, struct err *err)
+{
+    struct conn *c = borrow(st, err);
+    int64_t n;
+
+    (void)now; /* renewal is not activity: updated_at stays */
+    if (!c)
+        return -1;
+    n = run(c, "renew the lease",
+            "UPDATE upload_files SET lease_until = ?3 "
+            "WHERE id = ?1 AND state = 'processing' AND lease_owner = ?2",
+            ARGS(VI(file_id), VT(owner), VI(lease_until)), err);
+    give_back(st, c);
+    if (n < 0)
+        return -1;
+    return n == 0 ? STORE_NOT_FOUND : 0;
+}
+
 /* ---- photos ---- */
 
 #define PHOTO_COLS \
@@ -1894,6 +1913,7 @@ static const struct store_ops sq_ops = {
     .file_get = sq_file_get,
     .file_drop_spool = sq_file_drop_spool,
     .spool_refs = sq_spool_refs,
+    .file_renew = sq_file_renew,
     .photo_get = sq_photo_get,
     .photo_find_sha = sq_photo_find_sha,
     .photo_list = sq_photo_list,

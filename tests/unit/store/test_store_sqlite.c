@@ -764,6 +764,39 @@ START_TEST(test_lease_lost)
 }
 END_TEST
 
+/* A renewed lease is not released as expired; a lost one is not renewed. */
+START_TEST(test_lease_renew)
+{
+    struct err err = {0}, why = {0};
+    struct store_result ok = ok_result("a.jpg", SHA_A, "");
+    struct store_claim c;
+    int64_t carol = mkuser("carol"), released = -1;
+    int64_t up = mkupload(carol, 1, 10);
+    int64_t f = add_file(up, carol, "a.jpg", SHA_A, "spool/a", NULL);
+
+    err_set(&why, ERR_PERMANENT, "decode", "the worker vanished");
+    assign(up, 1, 10, T0);
+    c = claim("w1", T0);
+    ck_assert_int_eq(S->ops->file_renew(S, f, "w1", c.lease_until + 60000, T0 + 1, &err), 0);
+    ck_assert_int_eq(S->ops->file_release(S, NULL, c.lease_until + 1, 5, &why, &released, &err),
+                     0);
+    ck_assert_int_eq(released, 0);
+    ck_assert_int_eq(file(f).state, FILE_PROCESSING);
+    /* another owner may not renew it */
+    ck_assert_int_eq(S->ops->file_renew(S, f, "w2", T0 + 999999, T0 + 2, &err), STORE_NOT_FOUND);
+    /* past the renewed lease it expires as before, and w1 cannot renew it back */
+    ck_assert_int_eq(S->ops->file_release(S, NULL, c.lease_until + 60001, 5, &why, &released,
+                                          &err), 0);
+    ck_assert_int_eq(released, 1);
+    ck_assert_int_eq(S->ops->file_renew(S, f, "w1", T0 + 999999, T0 + 3, &err), STORE_NOT_FOUND);
+    c = claim("w2", c.lease_until + 60002);
+    ck_assert_int_eq(S->ops->file_renew(S, f, "w2", c.lease_until + 1000, T0 + 4, &err), 0);
+    ck_assert_int_eq(finish(f, "w2", &ok, c.lease_until).state, FILE_DONE);
+    /* finished: nothing to renew */
+    ck_assert_int_eq(S->ops->file_renew(S, f, "w2", T0 + 999999, T0 + 5, &err), STORE_NOT_FOUND);
+}
+END_TEST
+
 /* The oldest queued file first, across uploads. */
 START_TEST(test_claim_order)
 {
@@ -1258,6 +1291,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_release_after_crash);
     tcase_add_test(tc, test_retry);
     tcase_add_test(tc, test_lease_lost);
+    tcase_add_test(tc, test_lease_renew);
     tcase_add_test(tc, test_claim_order);
     tcase_add_test(tc, test_commit_fault);
     tcase_add_test(tc, test_same_file_sent_again);
