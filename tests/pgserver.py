@@ -275,6 +275,15 @@ class PgServer:
         connection is cut (immediate: no shutdown checkpoint, crash recovery on start)."""
         if mode not in ("fast", "immediate", "smart"):
             raise ValueError(f"restart mode {mode!r}")
+        if mode == "immediate":
+            # synchronous_commit=off leaves the last few hundred ms of commits in memory,
+            # and an immediate shutdown would lose them. One synchronous commit of a
+            # transaction that wrote WAL (a transactional logical message; a bare
+            # txid_current() commits asynchronously) flushes the WAL up to here, so what
+            # was committed before restart() survives crash recovery, as with
+            # synchronous_commit=on.
+            self.psql("SET synchronous_commit = on; "
+                      "SELECT pg_logical_emit_message(true, 'shoebox', 'flush')")
         try:
             self._pg_ctl("restart", "-m", mode)
             self._wait_ready()
@@ -397,6 +406,9 @@ def start(dir=None, cleanup_at_exit=True, start_timeout=30.0):
         raise PgError(f"{dir}: too long for a unix socket path")
     os.chown(dir, uid, gid)
     os.chmod(dir, 0o755)
+    if os.geteuid() == 0 and subprocess.run(_as_pg(["test", "-w", dir]), env=_env()).returncode:
+        raise PgError(f"{dir}: the {RUN_AS} user cannot reach it (a parent directory is "
+                      "not searchable by others; use one under /tmp or /dev/shm)")
     srv = PgServer(dir, 0, secrets.token_hex(16), bindir)
     try:
         if cleanup_at_exit:
@@ -453,6 +465,9 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 shared_buffers = 32MB
+# dynamic shared memory as files in data/pg_dynshmem, not /dev/shm/PostgreSQL.*: a
+# SIGKILLed server then leaves nothing outside DIR
+dynamic_shared_memory_type = mmap
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
 """)
