@@ -19,6 +19,9 @@ import pgserver  # noqa: E402
 NEEDS_PG = unittest.skipUnless(pgserver.available(), "PostgreSQL server binaries not installed")
 
 
+PSQL = os.path.join(pgserver.find_bindir() or "/usr/bin", "psql")
+
+
 def psql(url, sql):
     return harness.psql(url, sql).strip()
 
@@ -81,7 +84,7 @@ class TestPgServer(unittest.TestCase):
             psql(bad, "SELECT 1")
         su = f"postgres://postgres@127.0.0.1:{self.pg.port}/postgres"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        proc = subprocess.run(["psql", "-X", "-w", "-d", su, "-c", "SELECT 1"], env=env,
+        proc = subprocess.run([PSQL, "-X", "-w", "-d", su, "-c", "SELECT 1"], env=env,
                               capture_output=True, text=True, timeout=30)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("password", proc.stderr)
@@ -133,7 +136,7 @@ class TestPgServerLifeCycle(unittest.TestCase):
         pg = pgserver.start()
         url = pg.create_db("busy")
         # an open session: its backend must go too
-        holder = subprocess.Popen(["psql", "-X", "-d", url, "-c", "SELECT pg_sleep(60)"],
+        holder = subprocess.Popen([PSQL, "-X", "-d", url, "-c", "SELECT pg_sleep(60)"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(lambda: (holder.kill(), holder.wait()))
         harness.wait_until(lambda: len(processes_in(pg.dir)) >= 2, what="postgres processes")
