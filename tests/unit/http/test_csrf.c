@@ -1,4 +1,4 @@
-/* Unit tests for src/http/csrf.c, range.c and assets.c. */
+/* Unit tests for src/http/csrf.c and assets.c (range.c: test_range.c). */
 #include "http/csrf.h"
 
 #include <check.h>
@@ -7,7 +7,6 @@
 #include "base/err.h"
 #include "base/secret.h"
 #include "http/assets.h"
-#include "http/range.h"
 
 #define T64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
@@ -49,47 +48,6 @@ START_TEST(cookie)
     ck_assert_ptr_null(strstr(line, "HttpOnly"));
     csrf_cookie(line, sizeof(line), T64, true);
     ck_assert_ptr_nonnull(strstr(line, "; Secure"));
-}
-END_TEST
-
-struct range_case {
-    const char *hdr;
-    int64_t size;
-    enum range_result res;
-    int64_t start, len;
-};
-
-static const struct range_case ranges[] = {
-    {NULL, 100, RANGE_NONE, 0, 0},
-    {"bytes=0-9", 100, RANGE_PARTIAL, 0, 10},
-    {"bytes=90-", 100, RANGE_PARTIAL, 90, 10},
-    {"bytes=90-200", 100, RANGE_PARTIAL, 90, 10},
-    {"bytes=99-99", 100, RANGE_PARTIAL, 99, 1},
-    {"bytes=100-", 100, RANGE_UNSATISFIABLE, 0, 0},
-    {"bytes=-10", 100, RANGE_PARTIAL, 90, 10},
-    {"bytes=-200", 100, RANGE_PARTIAL, 0, 100},
-    {"bytes=-0", 100, RANGE_UNSATISFIABLE, 0, 0},
-    {"bytes=5-2", 100, RANGE_NONE, 0, 0},
-    {"bytes=0-1,5-6", 100, RANGE_NONE, 0, 0},
-    {"items=0-1", 100, RANGE_NONE, 0, 0},
-    {"bytes=a-b", 100, RANGE_NONE, 0, 0},
-    {"bytes= 1-2", 100, RANGE_NONE, 0, 0},
-    {"bytes=-", 100, RANGE_NONE, 0, 0},
-    {"bytes=0-", 0, RANGE_UNSATISFIABLE, 0, 0},
-    {"bytes=99999999999999999999-", 100, RANGE_UNSATISFIABLE, 0, 0},  /* starts past the end */
-};
-
-START_TEST(range)
-{
-    const struct range_case *c = &ranges[_i];
-    int64_t start = -1, len = -1;
-    enum range_result r = range_parse(c->hdr, c->size, &start, &len);
-
-    ck_assert_msg(r == c->res, "'%s': %d", c->hdr ? c->hdr : "(null)", r);
-    if (r == RANGE_PARTIAL) {
-        ck_assert_int_eq(start, c->start);
-        ck_assert_int_eq(len, c->len);
-    }
 }
 END_TEST
 
@@ -139,7 +97,6 @@ int main(void)
     tcase_add_test(tc, tokens);
     tcase_add_test(tc, check);
     tcase_add_test(tc, cookie);
-    tcase_add_loop_test(tc, range, 0, sizeof(ranges) / sizeof(ranges[0]));
     tcase_add_test(tc, assets);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);

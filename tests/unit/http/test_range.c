@@ -37,6 +37,11 @@ static const struct range_case cases[] = {
     {"bytes=+1-2", 100, RANGE_NONE, 0, 0},
     {"bytes=-", 100, RANGE_NONE, 0, 0},
     {"items=0-1", 100, RANGE_NONE, 0, 0},
+    {"bytes=0-9", 100, RANGE_PARTIAL, 0, 10},
+    {"bytes=90-200", 100, RANGE_PARTIAL, 90, 10},
+    {"bytes=99-99", 100, RANGE_PARTIAL, 99, 1},
+    {"bytes=-200", 100, RANGE_PARTIAL, 0, 100},
+    {"bytes= 1-2", 100, RANGE_NONE, 0, 0},
 };
 
 START_TEST(test_cases)
