@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Wall clock, milliseconds since the Unix epoch. */
 int64_t time_now_ms(void);
@@ -11,6 +12,9 @@ int64_t time_now_ms(void);
 int64_t time_mono_ms(void);
 /* "2026-11-25T02:40:00.123Z" into out (at least 32 bytes). */
 void time_iso8601(int64_t epoch_ms, char *out, size_t n);
+/* The clock's time ms milliseconds from now, for pthread_cond_timedwait (clk is
+ * the condition variable's clock: CLOCK_REALTIME unless its attribute says so). */
+struct timespec time_after_ms(clockid_t clk, int64_t ms);
 /* Sleep for ms milliseconds (restarts on EINTR). */
 void time_sleep_ms(int64_t ms);
 

@@ -135,13 +135,8 @@ static void *sweeper(void *arg)
 
     pthread_mutex_lock(&g->mu);
     while (!g->stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += GUARD_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = time_after_ms(CLOCK_MONOTONIC, GUARD_TICK_MS);
+
         pthread_cond_timedwait(&g->cond, &g->mu, &until);
         if (g->stopping)
             break;

@@ -263,13 +263,8 @@ static void *hub_run(void *arg)
     (void)arg;
     pthread_mutex_lock(&hub.mu);
     while (!hub.stopping) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += SSE_TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = time_after_ms(CLOCK_REALTIME, SSE_TICK_MS);
+
         pthread_cond_timedwait(&hub.cond, &hub.mu, &until);
         if (hub.stopping)
             break;

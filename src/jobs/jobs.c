@@ -378,12 +378,7 @@ static void *run(void *arg)
         struct timespec until;
 
         pthread_mutex_lock(&j->mu);
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += TICK_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        until = time_after_ms(CLOCK_REALTIME, TICK_MS);
         while (!j->wake && !j->stopping &&
                pthread_cond_timedwait(&j->cond, &j->mu, &until) != ETIMEDOUT)
             ;

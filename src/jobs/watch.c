@@ -52,15 +52,8 @@ static int64_t cpu_ms(void)
 
 static void wait_ms(struct watch *w, int64_t ms)
 {
-    struct timespec ts;
+    struct timespec ts = time_after_ms(CLOCK_MONOTONIC, ms);
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
     pthread_cond_timedwait(&w->cv, &w->mu, &ts);
 }
 
