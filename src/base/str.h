@@ -16,6 +16,10 @@ int str_to_double(const char *s, double *out);
 int str_to_size(const char *s, uint64_t *out);
 bool str_starts_with(const char *s, const char *prefix);
 bool str_ends_with(const char *s, const char *suffix);
+/* The byte written as two hex digits (either case) at p[0], p[1], or -1 when
+ * they are not both hex digits (p[1] is not read when p[0] is not one, so a
+ * NUL-terminated string may end anywhere). */
+int str_unhex2(const char *p);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void str_hex(const unsigned char *in, size_t n, char *out);
 /* Constant-time comparison of two NUL-terminated strings. */

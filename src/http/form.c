@@ -5,29 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "base/xalloc.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 size_t form_decode(char *s)
 {
     char *o = s;
 
     for (char *p = s; *p; p++) {
-        int hi, lo;
+        int v;
         if (*p == '+') {
             *o++ = ' ';
-        } else if (*p == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
-            *o++ = (char)(hi * 16 + lo);
+        } else if (*p == '%' && (v = str_unhex2(p + 1)) >= 0) {
+            *o++ = (char)v;
             p += 2;
         } else {
             *o++ = *p;

@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "base/limits.h"
+#include "base/str.h"
 #include "base/xalloc.h"
 
 #define DELIM_MAX (4 + MULTIPART_BOUNDARY_MAX)
@@ -228,17 +229,6 @@ int multipart_boundary_from_content_type(const char *ct, char *out, size_t n)
 
 /* ------------------------------------------------------------- filenames */
 
-static int hex_val(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Browsers send '"' in a quoted filename as "%22" (WHATWG HTML); undo that. */
 static void undo_quote_escape(char *s)
 {
@@ -278,10 +268,10 @@ static int decode_ext_value(const char *v, char *out, size_t n)
     for (const char *p = q2 + 1; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '%') {
-            int hi = hex_val(p[1]), lo = hi < 0 ? -1 : hex_val(p[2]);
-            if (lo < 0 || (hi == 0 && lo == 0))
+            int byte = str_unhex2(p + 1);
+            if (byte <= 0)  /* not hex, or an encoded NUL */
                 return -1;
-            c = (unsigned char)(hi * 16 + lo);
+            c = (unsigned char)byte;
             p += 2;
         }
         if (latin1 && c >= 0x80) {

@@ -90,6 +90,19 @@ START_TEST(helpers)
 }
 END_TEST
 
+START_TEST(unhex)
+{
+    ck_assert_int_eq(str_unhex2("00"), 0);
+    ck_assert_int_eq(str_unhex2("2f"), 0x2f);
+    ck_assert_int_eq(str_unhex2("Fa"), 0xfa);
+    ck_assert_int_eq(str_unhex2("ff"), 255);
+    ck_assert_int_eq(str_unhex2("g0"), -1);
+    ck_assert_int_eq(str_unhex2("0g"), -1);
+    ck_assert_int_eq(str_unhex2("1"), -1);   /* ends after one digit */
+    ck_assert_int_eq(str_unhex2(""), -1);    /* p[1] is past the end: not read */
+}
+END_TEST
+
 START_TEST(buffers)
 {
     struct buf b;
@@ -127,6 +140,7 @@ int main(void)
     tcase_add_test(tc, ints);
     tcase_add_test(tc, doubles);
     tcase_add_test(tc, helpers);
+    tcase_add_test(tc, unhex);
     tcase_add_test(tc, buffers);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
