@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
 
 TESTDATA = os.environ.get("SHOEBOX_TESTDATA", os.path.join(
@@ -87,8 +88,16 @@ class Images:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="shoebox-img-")
         self._base = {}
+        # Tests share one Images between client threads: without the lock a second
+        # thread would rewrite a base image while the first reads it (an empty or
+        # half-written file, which the server rightly calls "empty file" or "text").
+        self._lock = threading.Lock()
 
     def base(self, w=640, h=480, fmt="jpg"):
+        with self._lock:
+            return self._make_base(w, h, fmt)
+
+    def _make_base(self, w, h, fmt):
         key = (w, h, fmt)
         if key not in self._base:
             path = os.path.join(self.dir, f"base-{w}x{h}.{fmt}")
