@@ -3,14 +3,15 @@
 # Usage: scripts/install-deps.sh [build|test|bench|fuzz]
 #   build: compile and run the server
 #   test:  build + what the test suite needs (Chromium and Node.js for the browser
-#          tests, the vips command line that makes test images, curl)
+#          tests, the vips command line that makes test images, curl, and Debian's
+#          PostgreSQL 15 server, which tests/pgserver.py starts throwaway copies of)
 #   bench: test + the peers the benchmarks compare against
 #   fuzz:  test + clang's libFuzzer runtime
 set -eu
 
 build="meson ninja-build pkg-config gcc libmicrohttpd-dev libvips-dev libexif-dev libraw-dev
-libjpeg62-turbo-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev check python3"
-test_extra="chromium curl libvips-tools"
+libjpeg62-turbo-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3"
+test_extra="chromium curl libvips-tools postgresql"
 fuzz_extra="clang libclang-rt-14-dev"
 bench_extra="libvips-tools python3-pil wrk imagemagick libimage-exiftool-perl"
 
@@ -39,6 +40,19 @@ echo "installing:$missing" >&2
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
+# The postgresql package would create (and, where services may start, run) a default
+# cluster 15/main on port 5432. The tests never use it (tests/pgserver.py starts its own
+# servers), so ask postgresql-common not to create it: its postinst reads
+# createcluster.conf, which includes createcluster.d/. Without a cluster, the package's
+# "start" step has nothing to start and cannot fail (port 5432 taken, no systemd, ...).
+case " $missing " in
+*" postgresql "*)
+    if [ ! -d /etc/postgresql/15 ]; then
+        $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+        echo "create_main_cluster = false  # Shoebox: tests start their own servers" |
+            $SUDO tee /etc/postgresql-common/createcluster.d/shoebox-no-main-cluster.conf >/dev/null
+    fi ;;
+esac
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -6,18 +6,29 @@ fuzz corpus replay (build/tests/fuzz/fuzz_<name> over tests/fuzz/corpus/<name>/)
 integration tests (tests/integration/test_*.py, driving the real binary),
 end-to-end browser tests (tests/e2e/run.mjs, when present).
 
+Before the unit and integration tests it starts ONE throwaway PostgreSQL for the whole
+run (tests/pgserver.py, when the server binaries are installed; `make test` installs
+them) and exports SHOEBOX_TEST_PG=postgres://shoebox:PASS@127.0.0.1:PORT (no database
+name) and SHOEBOX_TEST_PG_DIR; tests make their own databases on it
+(tests/integration/harness.py pg_database(), tests/unit/pg_fixture.h). It is stopped and
+removed at the end, also when the run dies. Without the binaries the PostgreSQL tests
+report as skipped.
+
 Usage: tests/run.py [--build DIR] [--sanitize] [--only unit|fuzz|integration|e2e|rules] [-k PATTERN]
 """
 import argparse
 import glob
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import pgserver  # noqa: E402
 
 
 class Tally:
@@ -138,6 +149,25 @@ def run_e2e(t, env):
         t.add("e2e (Chromium)", failed=1, detail=out)
 
 
+def start_pg(t, env):
+    """One PostgreSQL for the run; exports its URL into env. None when not installed."""
+    if not pgserver.available():
+        t.add("postgresql: not installed (scripts/install-deps.sh test), its tests skip",
+              skipped=1)
+        return None
+    began = time.monotonic()
+    try:
+        pg = pgserver.start()
+    except Exception as e:  # a broken install must fail the run, not skip its tests
+        t.add("postgresql: throwaway server starts", failed=1, detail=str(e))
+        print(str(e)[-4000:], flush=True)
+        return None
+    env.update(pg.env())
+    t.add(f"postgresql: throwaway server starts ({time.monotonic() - began:.1f} s, "
+          f"127.0.0.1:{pg.port}, {pg.dir})", passed=1)
+    return pg
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -161,16 +191,23 @@ def main():
 
     t = Tally()
     only = args.only
-    if only in (None, "rules"):
-        run_rules(t)
-    if only in (None, "unit"):
-        run_unit(t, build, env, args.pattern)
-    if only in (None, "fuzz"):
-        run_fuzz(t, build, env)
-    if only in (None, "integration"):
-        run_integration(t, env, args.pattern)
-    if only in (None, "e2e"):
-        run_e2e(t, env)
+    # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so the finally below stops postgres.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    pg = start_pg(t, env) if only in (None, "unit", "integration") else None
+    try:
+        if only in (None, "rules"):
+            run_rules(t)
+        if only in (None, "unit"):
+            run_unit(t, build, env, args.pattern)
+        if only in (None, "fuzz"):
+            run_fuzz(t, build, env)
+        if only in (None, "integration"):
+            run_integration(t, env, args.pattern)
+        if only in (None, "e2e"):
+            run_e2e(t, env)
+    finally:
+        if pg:
+            pg.stop()
 
     if t.failures:
         print("\nFailed:")

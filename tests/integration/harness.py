@@ -11,17 +11,25 @@ fresh data directory, and talk to it over HTTP (Python 3 standard library only).
 
 SHOEBOX_BIN names the binary (default build/shoebox under the repository root).
 Nothing sleeps a fixed time: waits poll with a deadline (wait_until).
+
+PostgreSQL: tests/run.py starts one throwaway server for the run (tests/pgserver.py) and
+exports SHOEBOX_TEST_PG (postgres://shoebox:PASS@127.0.0.1:PORT, no database name) and
+SHOEBOX_TEST_PG_DIR. pg_database(self) creates a fresh database on it and returns its
+URL (dropped at the test's cleanup); without SHOEBOX_TEST_PG it raises SkipTest.
 """
 import http.client
+import itertools
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.parse
 
 ROOT = os.environ.get("SHOEBOX_ROOT",
@@ -45,6 +53,50 @@ def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+_pg_serial = itertools.count(1)
+
+
+def pg_base_url():
+    """SHOEBOX_TEST_PG (the run's PostgreSQL, no database name), or None."""
+    return os.environ.get("SHOEBOX_TEST_PG", "").rstrip("/") or None
+
+
+def psql(url, sql, timeout=60):
+    """Run sql through psql against url; returns stdout (unaligned, tuples only)."""
+    exe = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    proc = subprocess.run([exe, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url,
+                           "-c", sql], capture_output=True, text=True, timeout=timeout, env=env,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise AssertionError(f"psql {sql!r} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def pg_database(test=None):
+    """Create a fresh, uniquely named database on the run's PostgreSQL (owned by the URL's
+    user) and return its URL, postgres://shoebox:PASS@127.0.0.1:PORT/sbt_...; with a
+    TestCase, it is dropped at that test's cleanup. SkipTest when SHOEBOX_TEST_PG is unset
+    (PostgreSQL not installed; `make test` installs it, so CI never skips)."""
+    base = pg_base_url()
+    if not base:
+        raise unittest.SkipTest("SHOEBOX_TEST_PG is not set (no PostgreSQL on this machine)")
+    name = f"sbt_{os.getpid()}_{next(_pg_serial)}_{secrets.token_hex(3)}"
+    psql(base + "/postgres", f'CREATE DATABASE "{name}"')
+    url = f"{base}/{name}"
+    if test is not None:
+        test.addCleanup(pg_drop_database, url)
+    return url
+
+
+def pg_drop_database(url):
+    """Drop a pg_database() database, closing its connections (WITH (FORCE))."""
+    base, _, name = url.rpartition("/")
+    if not re.fullmatch(r"sbt_[0-9a-f_]+", name):
+        raise ValueError(f"not a pg_database() URL: {url}")
+    psql(base + "/postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port():
