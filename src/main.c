@@ -291,6 +291,17 @@ static int default_workers(const struct config *cfg)
     return n > 0 ? (int)n : 1;
 }
 
+/* A database URL for the worker processes (see worker_argv). */
+static int export_db_url(const struct config *cfg, struct err *err)
+{
+    char db[CONFIG_STR_MAX + 32];
+
+    config_db_location(cfg, db, sizeof(db));
+    if (store_location_is_url(db) && setenv("SHOEBOX_DB", db, 1) != 0)
+        return err_sys(err, errno, "serve", "cannot pass the database URL to the workers");
+    return 0;
+}
+
 /* argv for worker processes: the options a worker needs, passed explicitly. */
 static char **worker_argv(const char *exe, const struct config *cfg)
 {
@@ -302,7 +313,12 @@ static char **worker_argv(const char *exe, const struct config *cfg)
     v[i++] = xstrdup(exe);
     v[i++] = xstrdup("worker");
     v[i++] = xasprintf("--data=%s", cfg->data_dir);
-    v[i++] = xasprintf("--db=%s", db);
+    /* A postgres:// URL may hold a password: it goes to the workers through
+     * SHOEBOX_DB (set by cmd_serve), never on a command line others can read. */
+    if (!store_location_is_url(db))
+        v[i++] = xasprintf("--db=%s", db);
+    if (cfg->db_pool)
+        v[i++] = xasprintf("--db-pool=%lld", (long long)cfg->db_pool);
     v[i++] = xasprintf("--max-pixels=%lld", (long long)cfg->max_pixels);
     v[i++] = xasprintf("--max-file-size=%lld", (long long)cfg->max_file_size);
     v[i++] = xasprintf("--worker-memory=%lld", (long long)cfg->worker_memory);
@@ -377,6 +393,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct err err = {0};
     char exe[4096];
     char **wargv = NULL;
+    char db[CONFIG_STR_MAX + 32], dbshown[CONFIG_STR_MAX + 32];
     sigset_t sigs;
     int sig = 0, rc = 1;
 
@@ -400,6 +417,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     if (open_stores(cfg, 0, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
         goto out;
     wargv = worker_argv(exe, cfg);
+    if (export_db_url(cfg, &err))
+        goto out;
     struct jobs_opts jo = {
         .batch_size = cfg->batch_size,
         .batch_delay_ms = (int64_t)(cfg->batch_delay * 1000.0),
@@ -424,8 +443,10 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs};
     if (http_server_start(&ho, &hd, &srv, &err))
         goto out;
-    log_info("main", "listening", "url=http://%s workers=%d pid=%ld", cfg->listen,
-             jo.workers, (long)getpid());
+    config_db_location(cfg, db, sizeof(db));
+    store_location_masked(db, dbshown, sizeof(dbshown));
+    log_info("main", "listening", "url=http://%s workers=%d pid=%ld db=%s", cfg->listen,
+             jo.workers, (long)getpid(), LOG_Q(dbshown));
     printf("Shoebox is running at http://%s/ (Ctrl-C stops it)\n", cfg->listen);
     fflush(stdout);
     while (sigwait(&sigs, &sig) != 0)

@@ -758,17 +758,35 @@ static int pg_migrate_begin(struct sql_conn *conn, struct err *err)
     return 0;
 }
 
+/* The version, 0 when schema_version does not exist yet (a new database: the
+ * table is made by migrate_begin; asking first keeps a transaction unbroken). */
 static int pg_version_get(struct sql_conn *conn, int64_t *version, struct err *err)
 {
     struct pgconn *c = PGC(conn);
-    PGresult *res = PQexec(c->pg, "SELECT version FROM schema_version WHERE id = 1");
-    int rc = 0;
+    PGresult *res = NULL;
+    int rc = -1;
 
     *version = 0;
+    if (ensure_alive(c, err))
+        return -1;
+    res = PQexec(c->pg, "SELECT to_regclass('schema_version') IS NOT NULL");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        goto fail;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        rc = 0;
+        goto out;
+    }
+    PQclear(res);
+    res = PQexec(c->pg, "SELECT version FROM schema_version WHERE id = 1");
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        rc = fail_res(c, res, err, "read the database schema version");
-    else if (PQntuples(res) == 1)
+        goto fail;
+    if (PQntuples(res) == 1)
         *version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    rc = 0;
+    goto out;
+fail:
+    fail_res(c, res, err, "read the database schema version");
+out:
     PQclear(res);
     return rc;
 }

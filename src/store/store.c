@@ -3,9 +3,11 @@
 #include "store/store.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/str.h"
+#include "store/sql_pg.h"
 #include "store/store_sqlite.h"
 
 static int refuse_pg(const char *location, unsigned flags, struct store **out, struct err *err)
@@ -57,4 +59,18 @@ const char *store_file_state_name(enum store_file_state s)
 bool store_err_refuses_input(const struct err *e)
 {
     return e->cls == ERR_PERMANENT && (!strcmp(e->stage, "limits") || !strcmp(e->stage, "sniff"));
+}
+
+bool store_location_is_url(const char *location)
+{
+    return location &&
+           (str_starts_with(location, "postgres://") || str_starts_with(location, "postgresql://"));
+}
+
+void store_location_masked(const char *location, char *out, size_t n)
+{
+    if (store_location_is_url(location))
+        sql_pg_mask_url(location, out, n);
+    else
+        snprintf(out, n, "%s", location ? location : "");
 }

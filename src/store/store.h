@@ -29,6 +29,7 @@
 #define SHOEBOX_STORE_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -354,5 +355,13 @@ enum store_open_flags {
 };
 /* store_open with flags (enum store_open_flags). */
 int store_open_flags(const char *location, unsigned flags, struct store **out, struct err *err);
+
+/* Whether location is a database URL (postgres://, postgresql://) rather than
+ * a SQLite file path. A URL may hold a password: print it only through
+ * store_location_masked(). */
+bool store_location_is_url(const char *location);
+/* location as it may be shown in logs and messages: a URL's password as "***"
+ * (user:***@host), a file path as it is; into out (n bytes, cut to fit). */
+void store_location_masked(const char *location, char *out, size_t n);
 
 #endif
