@@ -1,6 +1,7 @@
 /*
  * store: the only database interface. Nothing outside src/store/ knows which
- * database is behind it (SQLite now: store_sqlite.c; PostgreSQL next).
+ * database is behind it (the rules in store_*.c over the SQL driver seam sql.h:
+ * SQLite now, PostgreSQL next).
  *
  * A `struct store` is thread-safe: any thread may call any operation (the
  * backend keeps a connection per thread or a pool). Several processes may
