@@ -98,8 +98,18 @@ static enum log_level level_from(const char *s)
     return LOG_INFO;
 }
 
-static int open_stores(const struct config *cfg, unsigned flags, struct store **st,
-                       struct blob_store **bs, struct err *err)
+/* Database connections for a command: --db-pool, else serve's request threads
+ * and scheduler want many; a worker (its loop and its lease watch, each of
+ * which may borrow a second inside a callback) four; the other commands two. */
+static int db_pool_size(const struct config *cfg, enum config_cmd cmd)
+{
+    if (cfg->db_pool > 0)
+        return (int)cfg->db_pool;
+    return cmd == CMD_SERVE ? 0 : cmd == CMD_WORKER ? 4 : 2;
+}
+
+static int open_stores(const struct config *cfg, enum config_cmd cmd, unsigned flags,
+                       struct store **st, struct blob_store **bs, struct err *err)
 {
     char db[CONFIG_STR_MAX + 32], blobs[CONFIG_STR_MAX + 16];
 
@@ -108,7 +118,7 @@ static int open_stores(const struct config *cfg, unsigned flags, struct store **
     if (fs_private_dir(cfg->data_dir, err))
         return -1;
     config_db_location(cfg, db, sizeof(db));
-    if (store_open_flags(db, flags, st, err))
+    if (store_open_pool(db, flags, db_pool_size(cfg, cmd), st, err))
         return -1;
     snprintf(blobs, sizeof(blobs), "%s/blobs", cfg->data_dir);
     if (blob_local_open(blobs, bs, err)) {
@@ -214,7 +224,7 @@ static int cmd_user(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: shoebox user add NAME | list | passwd NAME\n");
         return 2;
     }
-    if (open_stores(cfg, 0, &st, &bs, &err))
+    if (open_stores(cfg, CMD_USER, 0, &st, &bs, &err))
         goto out;
     if (!strcmp(argv[0], "add")) {
         rc = user_set(st, cfg, argv[1], true, &err);
@@ -246,7 +256,7 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 
     (void)argc;
     (void)argv;
-    if (open_stores(cfg, 0, &st, &bs, &err) || st->ops->schema_version(st, &version, &err)) {
+    if (open_stores(cfg, CMD_MIGRATE, 0, &st, &bs, &err) || st->ops->schema_version(st, &version, &err)) {
         fprintf(stderr, "shoebox migrate: %s\n", err.msg);
         close_stores(st, bs);
         return 1;
@@ -414,7 +424,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         err_set(&err, ERR_PERMANENT, "serve", "cannot find the shoebox binary");
         goto out;
     }
-    if (open_stores(cfg, 0, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
+    if (open_stores(cfg, CMD_SERVE, 0, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
         goto out;
     wargv = worker_argv(exe, cfg);
     if (export_db_url(cfg, &err))
@@ -497,7 +507,7 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     limit_memory(cfg->worker_memory);
     /* A worker's commits may be lost to a power cut without losing a photo: the
      * file is then processed again from its durable original. */
-    if (media_init("shoebox", 1, &err) || open_stores(cfg, STORE_RELAXED_SYNC, &st, &bs, &err))
+    if (media_init("shoebox", 1, &err) || open_stores(cfg, CMD_WORKER, STORE_RELAXED_SYNC, &st, &bs, &err))
         goto out;
     media_opts_default(&mo);
     mo.max_pixels = cfg->max_pixels;

@@ -1,5 +1,5 @@
-/* store: see store.h. Picks the backend for a location; the backends live in
- * store_sqlite.c (and later store_pg.c). */
+/* store: see store.h. Picks the SQL driver for a location (sql_driver_for) and
+ * opens the store's rules over it (store_sql.c). */
 #include "store/store.h"
 
 #include <stddef.h>
@@ -8,24 +8,7 @@
 
 #include "base/str.h"
 #include "store/sql_pg.h"
-#include "store/store_sqlite.h"
-
-static int refuse_pg(const char *location, unsigned flags, struct store **out, struct err *err)
-{
-    (void)location, (void)flags, (void)out;
-    /* Never echo the URL: it may hold a password. */
-    return err_set(err, ERR_PERMANENT, "store",
-                   "cannot open the PostgreSQL database: PostgreSQL support is not built yet");
-}
-
-static const struct {
-    const char *prefix;
-    int (*open)(const char *location, unsigned flags, struct store **out, struct err *err);
-} backends[] = {
-    {"postgres://", refuse_pg},
-    {"postgresql://", refuse_pg},
-    {"", store_sqlite_open},  /* anything else is a SQLite file path */
-};
+#include "store/store_internal.h"
 
 int store_open(const char *location, struct store **out, struct err *err)
 {
@@ -34,14 +17,18 @@ int store_open(const char *location, struct store **out, struct err *err)
 
 int store_open_flags(const char *location, unsigned flags, struct store **out, struct err *err)
 {
+    return store_open_pool(location, flags, 0, out, err);
+}
+
+int store_open_pool(const char *location, unsigned flags, int pool_conns, struct store **out,
+                    struct err *err)
+{
+    const struct sql_driver *drv = sql_driver_for(location, err);
+
     *out = NULL;
-    if (!location || !*location)
-        return err_set(err, ERR_PERMANENT, "store", "no database location given");
-    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-        if (str_starts_with(location, backends[i].prefix))
-            return backends[i].open(location, flags, out, err);
-    }
-    return err_set(err, ERR_PERMANENT, "store", "no backend for this database location");
+    if (!drv)
+        return -1;
+    return rules_open_pool(drv, location, flags, pool_conns, out, err);
 }
 
 static const char *const state_names[] = {

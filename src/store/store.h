@@ -1,6 +1,7 @@
 /*
  * store: the only database interface. Nothing outside src/store/ knows which
- * database is behind it (SQLite now: store_sqlite.c; PostgreSQL next).
+ * database is behind it (the rules in store_*.c over the SQL driver seam sql.h:
+ * SQLite now, PostgreSQL next).
  *
  * A `struct store` is thread-safe: any thread may call any operation (the
  * backend keeps a connection per thread or a pool). Several processes may
@@ -355,6 +356,10 @@ enum store_open_flags {
 };
 /* store_open with flags (enum store_open_flags). */
 int store_open_flags(const char *location, unsigned flags, struct store **out, struct err *err);
+/* store_open_flags with at most pool_conns database connections at once
+ * (0 = 16; more threads wait for one). On PostgreSQL each is a server process. */
+int store_open_pool(const char *location, unsigned flags, int pool_conns, struct store **out,
+                    struct err *err);
 
 /* Whether location is a database URL (postgres://, postgresql://) rather than
  * a SQLite file path. A URL may hold a password: print it only through
