@@ -80,6 +80,7 @@ struct pgconn {
     PGconn *pg;
     bool relaxed;       /* SQL_RELAXED_SYNC */
     bool in_tx;         /* we sent BEGIN and neither COMMIT nor ROLLBACK */
+    bool doomed;        /* the server said FATAL while we were idle: it is closing */
     struct pgstmt **stmts;
     size_t nstmts, cap;
     unsigned serial;    /* for statement names */
@@ -194,10 +195,17 @@ static int fail_res(struct pgconn *c, const PGresult *res, struct err *err, cons
 
 /* ---- connections ---- */
 
-static void quiet(void *arg, const char *message)
+/* NOTICEs ("relation already exists, skipping") are not for the log. An error
+ * the server sends while the connection is idle arrives here too: FATAL (an
+ * administrator's pg_terminate_backend, a shutdown) means the server is closing
+ * the connection, even before its end of the socket is seen. */
+static void on_notice(void *arg, const PGresult *res)
 {
-    /* NOTICEs ("relation already exists, skipping") are not for the log. */
-    (void)arg, (void)message;
+    struct pgconn *c = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+    if (sev && (!strcmp(sev, "FATAL") || !strcmp(sev, "PANIC")))
+        c->doomed = true;
 }
 
 /* One command without parameters or rows wanted: 0 or -1. */
@@ -216,7 +224,8 @@ static int command(struct pgconn *c, const char *sql, const char *what, struct e
 /* What a new (or reset) session needs. */
 static int session_setup(struct pgconn *c, struct err *err)
 {
-    PQsetNoticeProcessor(c->pg, quiet, NULL);
+    c->doomed = false;
+    PQsetNoticeReceiver(c->pg, on_notice, c);
     if (c->relaxed &&
         command(c, "SET synchronous_commit = off", "set up the database session", err))
         return -1;
@@ -267,7 +276,7 @@ static int ensure_alive(struct pgconn *c, struct err *err)
             break;
         (void)PQconsumeInput(c->pg);
     }
-    if (PQstatus(c->pg) == CONNECTION_OK)
+    if (PQstatus(c->pg) == CONNECTION_OK && !c->doomed)
         return 0;
     return reconnect(c, err);
 }
@@ -655,8 +664,12 @@ static int begin_with(struct pgconn *c, const char *sql, struct err *err)
                        "cannot begin a transaction: one is already open");
     if (ensure_alive(c, err))
         return -1;
-    if (command(c, sql, "begin a transaction", err))
+    /* A BEGIN that met a lost connection did nothing: reconnect and send it again. */
+    if (command(c, sql, "begin a transaction", err) &&
+        (PQstatus(c->pg) != CONNECTION_BAD || reconnect(c, err) ||
+         command(c, sql, "begin a transaction", err)))
         return -1;
+    err_clear(err);
     c->in_tx = true;
     return 0;
 }

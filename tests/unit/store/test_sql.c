@@ -9,6 +9,7 @@
 
 #include "base/fault.h"
 #include "store/sql.h"
+#include "store/sql_pg.h"
 #include "testdir.h"
 
 static char dir[64];
@@ -241,17 +242,18 @@ START_TEST(test_pool_bound)
 }
 END_TEST
 
-/* Locations: SQLite paths open; PostgreSQL URLs are refused without the URL in
- * the message (it may hold a password) until that driver is built. */
+/* Locations: SQLite paths go to the SQLite driver, postgres:// and
+ * postgresql:// URLs to the PostgreSQL driver (sql_pg.c). */
 START_TEST(test_driver_for)
 {
     struct err err = {0};
 
     ck_assert_ptr_eq(sql_driver_for("/tmp/x.db", &err), &sql_sqlite_driver);
     ck_assert_ptr_null(sql_driver_for("", &err));
-    ck_assert_ptr_null(sql_driver_for("postgres://u:secret@h/db", &err));
-    ck_assert_ptr_null(strstr(err.msg, "secret"));
-    ck_assert_ptr_nonnull(strstr(err.msg, "PostgreSQL"));
+    ck_assert_ptr_eq(sql_driver_for("postgres://u:secret@h/db", &err), &sql_pg_driver);
+    ck_assert_ptr_eq(sql_driver_for("postgresql://h/db", &err), &sql_pg_driver);
+    ck_assert_str_eq(sql_pg_driver.name, "postgres");
+    ck_assert_int_eq(sql_pg_driver.dialect, SQL_POSTGRES);
 }
 END_TEST
 
