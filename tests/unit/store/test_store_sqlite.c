@@ -1,6 +1,7 @@
 /* Unit tests for the store's rules (src/store/store_*.c) through the store.h
- * contract, on real SQLite files in a fresh directory per test, or on the
- * PostgreSQL server SHOEBOX_TEST_PG names (testdir_location). */
+ * contract, on real SQLite files in a fresh directory per test; built again as
+ * test_store_pg (-DTESTDIR_PG), on a fresh PostgreSQL database per test on the
+ * server SHOEBOX_TEST_PG names (testdir_location). */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -1314,8 +1315,14 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
+    SRunner *sr;
     int failed;
+
+#ifdef TESTDIR_PG
+    if (!pg_fixture_available())
+        return PG_FIXTURE_SKIP;
+#endif
+    sr = srunner_create(suite());
 
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -9,6 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef TESTDIR_PG
+#include "pg_fixture.h"
+#endif
+
 static int testdir_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb;
@@ -25,23 +29,38 @@ static void testdir_make(char *dir, size_t n)
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
-/* The store location a test opens: a SQLite file `name` in dir, or, when
- * SHOEBOX_TEST_PG holds a PostgreSQL URL (the server tests/pgserver.py starts,
- * branch pg-harness), that URL; tests/unit/pg_fixture.h is to give each test a
- * fresh database there. Until the PostgreSQL driver is built, store_open()
- * refuses the URL and the tests fail rather than skip. */
+/* The store location a test opens: a SQLite file `name` in dir; built with
+ * -DTESTDIR_PG (test_store_pg, the same tests as test_store_sqlite), a fresh
+ * database on the PostgreSQL server SHOEBOX_TEST_PG names (tests/pgserver.py,
+ * through tests/unit/pg_fixture.h), dropped by testdir_remove(). Such a
+ * program returns PG_FIXTURE_SKIP when SHOEBOX_TEST_PG is unset. */
+#ifdef TESTDIR_PG
+static char testdir_pg_url[1024]; /* the database of the running test, "" none */
+#endif
+
 static inline void testdir_location(char *out, size_t n, const char *dir, const char *name)
 {
-    const char *pg = getenv("SHOEBOX_TEST_PG");
+#ifdef TESTDIR_PG
+    char *url = pg_fixture_create_db();
 
-    if (pg && *pg)
-        snprintf(out, n, "%s", pg);
-    else
-        snprintf(out, n, "%s/%s", dir, name);
+    (void)dir, (void)name;
+    ck_assert_ptr_nonnull(url);
+    snprintf(out, n, "%s", url);
+    snprintf(testdir_pg_url, sizeof(testdir_pg_url), "%s", url);
+    free(url);
+#else
+    snprintf(out, n, "%s/%s", dir, name);
+#endif
 }
 
 static void testdir_remove(const char *dir)
 {
+#ifdef TESTDIR_PG
+    if (testdir_pg_url[0]) {
+        pg_fixture_drop_db(strdup(testdir_pg_url));
+        testdir_pg_url[0] = '\0';
+    }
+#endif
     if (dir[0])
         nftw(dir, testdir_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
