@@ -27,16 +27,17 @@ def shoebox(*args, stdin="", timeout=60):
 def children_cmdlines(pid):
     """The command lines of pid's child processes (the workers of serve)."""
     out = []
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            kids = f.read().split()
-    except OSError:
-        return out
-    for kid in kids:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            with open(f"/proc/{kid}/cmdline", "rb") as f:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
                 out.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
+        except (OSError, ValueError, IndexError):
             pass
     return out
 
