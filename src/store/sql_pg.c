@@ -59,12 +59,12 @@
 
 struct pgstmt {
     struct sql_stmt base;
-    const char *sql;    /* the cache key (the caller's text) */
-    char *text;         /* the text with $N placeholders */
-    bool read_only;     /* a SELECT: safe to run again after a lost connection */
-    int max_param;      /* the highest $N in text */
-    char name[24];      /* the server-side name once prepared, "" before */
-    char *types;        /* the types it was prepared with ('i', 'd', 't'), max_param long */
+    const char *sql; /* the cache key (the caller's text) */
+    char *text;      /* the text with $N placeholders */
+    bool read_only;  /* a SELECT: safe to run again after a lost connection */
+    int max_param;   /* the highest $N in text */
+    char name[24];   /* the server-side name once prepared, "" before */
+    char *types;     /* the types it was prepared with ('i', 'd', 't'), max_param long */
     /* bound values: nbound of them; numbers live in nums */
     int nbound, cap;
     const char **values;
@@ -78,12 +78,12 @@ struct pgstmt {
 struct pgconn {
     struct sql_conn base;
     PGconn *pg;
-    bool relaxed;       /* SQL_RELAXED_SYNC */
-    bool in_tx;         /* we sent BEGIN and neither COMMIT nor ROLLBACK */
-    bool doomed;        /* the server said FATAL while we were idle: it is closing */
+    bool relaxed; /* SQL_RELAXED_SYNC */
+    bool in_tx;   /* we sent BEGIN and neither COMMIT nor ROLLBACK */
+    bool doomed;  /* the server said FATAL while we were idle: it is closing */
     struct pgstmt **stmts;
     size_t nstmts, cap;
-    unsigned serial;    /* for statement names */
+    unsigned serial; /* for statement names */
     int64_t changes;
     enum sql_fail last_fail;
 };
@@ -100,7 +100,7 @@ void sql_pg_mask_url(const char *url, char *out, size_t n)
     const char *at = strchr(auth, '@');
     const char *slash = strchr(auth, '/');
     const char *colon = strchr(auth, ':');
-    const char *q = strstr(url, "password=");
+    const char *q;
 
     if (at && (!slash || at < slash) && colon && colon < at) {
         snprintf(out, n, "%.*s:***%s", (int)(colon - url), url, at);
@@ -185,8 +185,8 @@ static int fail_res(struct pgconn *c, const PGresult *res, struct err *err, cons
                 c->in_tx ? " inside a transaction" : "", text);
     } else {
         err_set(err, transient_state(state) ? ERR_TRANSIENT : ERR_PERMANENT, "store",
-                "cannot %s: %s%s%s%s", what, text, state ? " (SQLSTATE " : "",
-                state ? state : "", state ? ")" : "");
+                "cannot %s: %s%s%s%s", what, text, state ? " (SQLSTATE " : "", state ? state : "",
+                state ? ")" : "");
     }
     if (err)
         scrub(c->pg, err->msg, sizeof(err->msg));
@@ -255,8 +255,9 @@ static int reconnect(struct pgconn *c, struct err *err)
         log_warn("store", "db.reconnect_failed", "msg=%s", LOG_Q(err ? err->msg : text));
         return -1;
     }
-    log_warn("store", "db.reconnected", "msg=\"the connection to PostgreSQL was lost and is "
-                                        "open again\"");
+    log_warn("store", "db.reconnected",
+             "msg=\"the connection to PostgreSQL was lost and is "
+             "open again\"");
     return session_setup(c, err);
 }
 
@@ -281,6 +282,28 @@ static int ensure_alive(struct pgconn *c, struct err *err)
     return reconnect(c, err);
 }
 
+/* A URL libpq cannot parse, a wrong password, a database or user that does not
+ * exist are mistakes to fix (permanent); a server that does not answer, is
+ * starting or shutting down, or has no free slot may come back (transient). */
+static enum err_class connect_class(const char *text)
+{
+    static const char *const permanent[] = {
+        "invalid",
+        "missing",
+        "authentication failed",
+        "does not exist",
+        "no password supplied",
+        "no pg_hba.conf entry",
+        "permission denied",
+    };
+
+    for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++) {
+        if (strstr(text, permanent[i]))
+            return ERR_PERMANENT;
+    }
+    return ERR_TRANSIENT;
+}
+
 static int pg_open(const char *location, unsigned flags, struct sql_conn **out, struct err *err)
 {
     /* Our defaults come first: the URL (expanded from dbname) overrides them. */
@@ -300,11 +323,8 @@ static int pg_open(const char *location, unsigned flags, struct sql_conn **out, 
     if (PQstatus(c->pg) != CONNECTION_OK) {
         sql_pg_mask_url(location, masked, sizeof(masked));
         first_line(PQerrorMessage(c->pg), text, sizeof(text));
-        /* A URL libpq cannot parse is a permanent mistake; a server that does
-         * not answer may come back. */
-        err_set(err, strstr(text, "invalid") || strstr(text, "missing") ? ERR_PERMANENT
-                                                                         : ERR_TRANSIENT,
-                "store", "cannot connect to PostgreSQL '%s': %s", masked, text);
+        err_set(err, connect_class(text), "store", "cannot connect to PostgreSQL '%s': %s", masked,
+                text);
         if (err)
             scrub(c->pg, err->msg, sizeof(err->msg));
         PQfinish(c->pg);
@@ -358,7 +378,7 @@ static void copy_quoted(const char **in, char **o)
         if (ch == q) {
             if (**in != q)
                 return;
-            *(*o)++ = *(*in)++;  /* a doubled quote stays inside */
+            *(*o)++ = *(*in)++; /* a doubled quote stays inside */
         }
     }
 }
@@ -392,7 +412,7 @@ char *sql_pg_rewrite(const char *sql, int *max_param)
                 num = max + 1;
             }
             if (num > 99999)
-                num = 99999;  /* far beyond any statement; the server refuses it */
+                num = 99999; /* far beyond any statement; the server refuses it */
             if (num > max)
                 max = (int)num;
             o += snprintf(o, 8, "$%ld", num);
@@ -471,9 +491,7 @@ static int pg_bind(struct sql_stmt *st, const struct sql_val *v, size_t n, const
             snprintf(s->nums[i], NUM_MAX, "%.17g", v[i].d);
             s->values[i] = isnan(v[i].d) ? NULL : s->nums[i];
             break;
-        default:
-            s->values[i] = v[i].s ? v[i].s : "";
-            break;
+        default: s->values[i] = v[i].s ? v[i].s : ""; break;
         }
     }
     s->nbound = (int)n;
@@ -598,8 +616,8 @@ static void pg_reset(struct sql_stmt *st)
 
 static bool has_value(const struct pgstmt *s, int i)
 {
-    return s->res && s->row >= 0 && s->row < PQntuples(s->res) && i >= 0 &&
-           i < PQnfields(s->res) && !PQgetisnull(s->res, s->row, i);
+    return s->res && s->row >= 0 && s->row < PQntuples(s->res) && i >= 0 && i < PQnfields(s->res) &&
+           !PQgetisnull(s->res, s->row, i);
 }
 
 static int64_t pg_col_int64(struct sql_stmt *st, int i)
@@ -611,9 +629,9 @@ static int64_t pg_col_int64(struct sql_stmt *st, int i)
         return 0;
     v = PQgetvalue(s->res, s->row, i);
     if (*v == 't')
-        return 1;  /* a boolean column */
+        return 1; /* a boolean column */
     if (strpbrk(v, ".eE"))
-        return (int64_t)strtod(v, NULL);  /* a float or numeric, as SQLite casts */
+        return (int64_t)strtod(v, NULL); /* a float or numeric, as SQLite casts */
     return strtoll(v, NULL, 10);
 }
 
@@ -758,8 +776,8 @@ static int pg_migrate_begin(struct sql_conn *conn, struct err *err)
     if (begin_with(c, "BEGIN ISOLATION LEVEL READ COMMITTED", err))
         return -1;
     /* Held to the end of the transaction: nodes starting together queue here. */
-    if (command(c, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")",
-                "take the migration lock", err) ||
+    if (command(c, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", "take the migration lock",
+                err) ||
         command(c,
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 "  id INTEGER PRIMARY KEY CHECK (id = 1),"
