@@ -1,6 +1,7 @@
 /* migrations: see migrations.h. */
 #include "store/migrations.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /*
@@ -287,13 +288,15 @@ int migrations_run(struct sql_conn *c, const char *const *steps_, size_t n, int6
                    struct err *err)
 {
     int64_t v = 0;
+    bool known;
     int rc = -1;
 
-    if (c->drv->version_get(c, &v, err))
-        return -1;
-    if (v >= 0 && (size_t)v == n)  /* the common case: nothing to do, no write lock */
+    /* A database never migrated may have no version to read yet (PostgreSQL's
+     * schema_version table): then it is read again under the lock. */
+    known = c->drv->version_get(c, &v, NULL) == 0;
+    if (known && v >= 0 && (size_t)v == n)  /* the common case: nothing to do, no lock */
         goto done;
-    if (v < 0 || (size_t)v > n)
+    if (known && (v < 0 || (size_t)v > n))
         return too_new(v, n, err);
     if (c->drv->migrate_begin(c, err))
         return -1;

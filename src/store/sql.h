@@ -181,7 +181,10 @@ struct sql_driver {
      * migrate_begin starts the write transaction in which the runner alone
      * migrates (SQLite: BEGIN IMMEDIATE; PostgreSQL: BEGIN and an advisory
      * transaction lock, creating schema_version if missing). version_get/set
-     * read and write the schema version (SQLite: PRAGMA user_version). */
+     * read and write the schema version (SQLite: PRAGMA user_version). The runner
+     * first calls version_get outside any transaction (no lock when the schema is
+     * current); there a database never migrated may fail it (no schema_version
+     * table yet), and the runner reads it again after migrate_begin. */
     int (*exec)(struct sql_conn *c, const char *script, const char *what, struct err *err);
     int (*migrate_begin)(struct sql_conn *c, struct err *err);
     int (*version_get)(struct sql_conn *c, int64_t *version, struct err *err);
@@ -272,7 +275,7 @@ int sql_list(struct sql_pool *p, const char *what, const char *sql, const struct
  * what `missing` says (else a message: -1 with ERR_PERMANENT and that text). */
 int sql_write1(struct sql_pool *p, const char *missing, const char *what, const char *sql,
                const struct sql_val *v, size_t n, struct err *err);
-/* The first column of the first row as an integer, on a borrowed connection. */
+/* sql_scalar on a borrowed connection: 1, 0 no row, -1 failed. */
 int sql_pool_scalar(struct sql_pool *p, int64_t *out, const char *what, const char *sql,
                     const struct sql_val *v, size_t n, struct err *err);
 

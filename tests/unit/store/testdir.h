@@ -33,7 +33,10 @@ static void testdir_make(char *dir, size_t n)
  * -DTESTDIR_PG (test_store_pg, the same tests as test_store_sqlite), a fresh
  * database on the PostgreSQL server SHOEBOX_TEST_PG names (tests/pgserver.py,
  * through tests/unit/pg_fixture.h), dropped by testdir_remove(). Such a
- * program returns PG_FIXTURE_SKIP when SHOEBOX_TEST_PG is unset. */
+ * program returns PG_FIXTURE_SKIP when SHOEBOX_TEST_PG is unset.
+ * SHOEBOX_TEST_BACKEND=pg asks the same of a program built without
+ * TESTDIR_PG: it fails (use test_store_pg); unset or "sqlite" changes nothing,
+ * nor does SHOEBOX_TEST_PG alone. */
 #ifdef TESTDIR_PG
 static char testdir_pg_url[1024]; /* the database of the running test, "" none */
 #endif
@@ -49,6 +52,11 @@ static inline void testdir_location(char *out, size_t n, const char *dir, const 
     snprintf(testdir_pg_url, sizeof(testdir_pg_url), "%s", url);
     free(url);
 #else
+    const char *backend = getenv("SHOEBOX_TEST_BACKEND");
+
+    if (backend && *backend && strcmp(backend, "sqlite") != 0)
+        ck_abort_msg("store tests: backend '%s' is built as its own program (test_store_pg)",
+                     backend);
     snprintf(out, n, "%s/%s", dir, name);
 #endif
 }
