@@ -8,11 +8,15 @@ Skips only when SHOEBOX_TEST_PG is unset (no PostgreSQL installed; `make test` i
 import os
 import re
 import subprocess
+import sys
 import unittest
 
 import harness
 import photos
 from test_pipeline import upload, wait_finished
+
+sys.path.insert(0, os.path.join(harness.ROOT, "tests"))
+import pgserver  # noqa: E402
 
 
 def url_password(url):
@@ -86,6 +90,57 @@ class TestServeOnPostgres(unittest.TestCase):
             self.assertNotIn(self.password, cl)
         self.assertEqual(self.srv.stop(), 0)
         self.assertNotIn(self.password, self.srv.log())
+
+
+class TestServerRestart(unittest.TestCase):
+    """PostgreSQL restarted (fast, then immediate) under a running `serve`: the next
+    upload is taken and processed, and the log says the connection came back. Its own
+    server (pgserver.start), so the run's shared one is never restarted."""
+
+    def setUp(self):
+        if not harness.pg_base_url() or not pgserver.available():
+            raise unittest.SkipTest("no PostgreSQL on this machine")
+        self.pg = pgserver.start()
+        self.addCleanup(self.pg.stop)
+        # over the unix socket: the URL form with host=DIR
+        self.pg.create_db("restart")
+        self.db = self.pg.socket_url("restart")
+        self.srv = harness.Server(args=["--workers", "1", "--batch-delay", "0.05"])
+        self.addCleanup(self.srv.cleanup)
+        self.images = photos.Images()
+        self.addCleanup(self.images.cleanup)
+
+    def send_and_finish(self, c, first):
+        parts = [photos.data_part(f"r{first + i}.jpg", self.images.jpeg(first + i, 160, 120))
+                 for i in range(3)]
+        r = upload(c, parts)
+        self.assertEqual(r.status, 202, r.text)
+        done = wait_finished(c, r.json()["upload_id"], timeout=120)
+        self.assertEqual((done["total"], done["processed"], done["uploaded"], done["failed"]),
+                         (3, 3, 3, 0), done)
+
+    def test_fast_and_immediate_restart(self):
+        env_db = dict(os.environ, SHOEBOX_DB=self.db)
+        r = subprocess.run([harness.BIN, "user", "add", "ann", "--password-stdin", "--data",
+                            self.srv.data], input="pw-ann-1\n", capture_output=True,
+                           text=True, timeout=60, env=env_db)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.environ["SHOEBOX_DB"] = self.db  # serve and its workers get it from here
+        try:
+            self.srv.start()
+        finally:
+            del os.environ["SHOEBOX_DB"]
+        c = self.srv.client()
+        self.assertEqual(c.login("ann", "pw-ann-1").status, 303)
+        self.send_and_finish(c, 1)
+        self.pg.restart("fast")
+        self.send_and_finish(c, 10)
+        self.pg.restart("immediate")
+        self.send_and_finish(c, 20)
+        self.assertEqual(c.get("/api/photos").json()["total"], 9)
+        harness.wait_until(lambda: "event=db.reconnected" in self.srv.log(), timeout=10,
+                           what="a reconnect in the log")
+        self.assertNotIn(self.pg.password, self.srv.log())
 
 
 class TestMigrate(unittest.TestCase):
