@@ -89,7 +89,9 @@ class TestServeOnPostgres(unittest.TestCase):
         for cl in cmdlines:
             self.assertNotIn(self.password, cl)
         self.assertEqual(self.srv.stop(), 0)
-        self.assertNotIn(self.password, self.srv.log())
+        log = self.srv.log()
+        self.assertNotIn(self.password, log)
+        self.assertRegex(log, r'event=listening .*db="?postgres://shoebox:\*\*\*@127\.0\.0\.1')
 
 
 class TestServerRestart(unittest.TestCase):

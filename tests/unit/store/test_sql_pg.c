@@ -339,6 +339,53 @@ START_TEST(test_transactions)
 }
 END_TEST
 
+static const struct {
+    const char *state;
+    enum err_class cls;
+    enum sql_fail kind;
+} states[] = {
+    {"40001", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* serialization failure */
+    {"40P01", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* deadlock */
+    {"08006", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* connection failure */
+    {"53100", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* disk full */
+    {"53300", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* too many connections */
+    {"55P03", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* lock not available */
+    {"57P01", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* admin shutdown */
+    {"57P02", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* crash shutdown */
+    {"57P03", ERR_TRANSIENT, SQL_FAIL_OTHER}, /* cannot connect now */
+    {"23505", ERR_PERMANENT, SQL_FAIL_UNIQUE}, {"23503", ERR_PERMANENT, SQL_FAIL_CONSTRAINT},
+    {"42601", ERR_PERMANENT, SQL_FAIL_OTHER},  {"22012", ERR_PERMANENT, SQL_FAIL_OTHER},
+    {"57014", ERR_PERMANENT, SQL_FAIL_OTHER}, /* query canceled: not on the list */
+};
+
+/* Every SQLSTATE class the driver names, raised by the server itself. */
+START_TEST(test_sqlstate_classes)
+{
+    struct sql_conn *c = conn_open();
+    struct err err = {0};
+    char want[64];
+
+    ck_assert_int_eq(D->exec(c,
+                             "CREATE FUNCTION raise_state(code text) RETURNS int"
+                             " LANGUAGE plpgsql AS $$ BEGIN"
+                             " RAISE EXCEPTION 'raised %', code USING ERRCODE = code; END $$",
+                             "make the function", &err),
+                     0);
+    for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+        ck_assert_int_eq(run(c, "SELECT raise_state(?1)", SQL_ARGS(SQL_VT(states[i].state)), &err),
+                         -1);
+        ck_assert_msg(err.cls == states[i].cls, "%s: %s", states[i].state, err.msg);
+        ck_assert_int_eq(D->fail_kind(c), states[i].kind);
+        snprintf(want, sizeof(want), "raised %s (SQLSTATE %s)", states[i].state, states[i].state);
+        ck_assert_msg(strstr(err.msg, want), "%s", err.msg);
+        ck_assert_msg(!strncmp(err.msg, "cannot run a test statement: ", 29), "%s", err.msg);
+    }
+    /* none of them broke the connection */
+    ck_assert_int_eq(scalar(c, "SELECT 41 + 1", SQL_NOARGS), 42);
+    D->close(c);
+}
+END_TEST
+
 /* Ends c's server process from another connection and waits until it is gone. */
 static void kill_backend(struct sql_conn *c)
 {
@@ -551,6 +598,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_changes_and_rows);
     tcase_add_test(tc, test_param_types_change);
     tcase_add_test(tc, test_unique_violation);
+    tcase_add_test(tc, test_sqlstate_classes);
     tcase_add_test(tc, test_transactions);
     tcase_add_test(tc, test_killed_connection_reconnects);
     tcase_add_test(tc, test_killed_inside_transaction_fails_clearly);
