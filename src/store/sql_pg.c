@@ -193,6 +193,16 @@ static int fail_res(struct pgconn *c, const PGresult *res, struct err *err, cons
     return -1;
 }
 
+/* Whether a failed result is the server's answer (an error it sent, so the
+ * statement's transaction was rolled back) rather than libpq's report of a
+ * connection that broke without one. libpq may keep only the text of a FATAL
+ * that came just before the connection closed. */
+static bool server_answered(struct pgconn *c, const PGresult *res)
+{
+    return (res && PQresultErrorField(res, PG_DIAG_SQLSTATE)) ||
+           !strncmp(PQerrorMessage(c->pg), "FATAL:", 6);
+}
+
 /* ---- connections ---- */
 
 /* NOTICEs ("relation already exists, skipping") are not for the log. An error
@@ -561,7 +571,7 @@ static int run_once(struct pgconn *c, struct pgstmt *s, const char *what, struct
                          s->values, NULL, NULL, 0);
     st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        *may_have_run = !res || !PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        *may_have_run = !server_answered(c, res);
         fail_res(c, res, err, what);
         PQclear(res);
         return -1;
@@ -713,7 +723,15 @@ static int pg_commit(struct sql_conn *conn, struct err *err)
         return err_set(err, ERR_PERMANENT, "store", "cannot commit: no transaction is open");
     res = PQexec(c->pg, "COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        if (PQstatus(c->pg) == CONNECTION_BAD)
+        /* An answer from the server (the FATAL of a terminated session; libpq
+         * may keep only its text) means the transaction ended without its
+         * commit; no answer leaves the outcome unknown. */
+        if (PQstatus(c->pg) == CONNECTION_BAD && (PQresultErrorField(res, PG_DIAG_SQLSTATE) ||
+                                                  !strncmp(PQerrorMessage(c->pg), "FATAL:", 6)))
+            err_set(err, ERR_TRANSIENT, "store",
+                    "cannot commit: the connection to PostgreSQL was lost; the transaction "
+                    "was rolled back");
+        else if (PQstatus(c->pg) == CONNECTION_BAD)
             err_set(err, ERR_TRANSIENT, "store",
                     "cannot commit: the connection to PostgreSQL was lost; the transaction "
                     "may or may not have been committed");
