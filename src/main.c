@@ -98,8 +98,18 @@ static enum log_level level_from(const char *s)
     return LOG_INFO;
 }
 
-static int open_stores(const struct config *cfg, unsigned flags, struct store **st,
-                       struct blob_store **bs, struct err *err)
+/* Database connections for a command: --db-pool, else serve's request threads
+ * and scheduler want many; a worker (its loop and its lease watch, each of
+ * which may borrow a second inside a callback) four; the other commands two. */
+static int db_pool_size(const struct config *cfg, enum config_cmd cmd)
+{
+    if (cfg->db_pool > 0)
+        return (int)cfg->db_pool;
+    return cmd == CMD_SERVE ? 0 : cmd == CMD_WORKER ? 4 : 2;
+}
+
+static int open_stores(const struct config *cfg, enum config_cmd cmd, unsigned flags,
+                       struct store **st, struct blob_store **bs, struct err *err)
 {
     char db[CONFIG_STR_MAX + 32], blobs[CONFIG_STR_MAX + 16];
 
@@ -108,7 +118,7 @@ static int open_stores(const struct config *cfg, unsigned flags, struct store **
     if (fs_private_dir(cfg->data_dir, err))
         return -1;
     config_db_location(cfg, db, sizeof(db));
-    if (store_open_flags(db, flags, st, err))
+    if (store_open_pool(db, flags, db_pool_size(cfg, cmd), st, err))
         return -1;
     snprintf(blobs, sizeof(blobs), "%s/blobs", cfg->data_dir);
     if (blob_local_open(blobs, bs, err)) {
@@ -214,7 +224,7 @@ static int cmd_user(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: shoebox user add NAME | list | passwd NAME\n");
         return 2;
     }
-    if (open_stores(cfg, 0, &st, &bs, &err))
+    if (open_stores(cfg, CMD_USER, 0, &st, &bs, &err))
         goto out;
     if (!strcmp(argv[0], "add")) {
         rc = user_set(st, cfg, argv[1], true, &err);
@@ -246,7 +256,7 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv)
 
     (void)argc;
     (void)argv;
-    if (open_stores(cfg, 0, &st, &bs, &err) || st->ops->schema_version(st, &version, &err)) {
+    if (open_stores(cfg, CMD_MIGRATE, 0, &st, &bs, &err) || st->ops->schema_version(st, &version, &err)) {
         fprintf(stderr, "shoebox migrate: %s\n", err.msg);
         close_stores(st, bs);
         return 1;
@@ -291,6 +301,17 @@ static int default_workers(const struct config *cfg)
     return n > 0 ? (int)n : 1;
 }
 
+/* A database URL for the worker processes (see worker_argv). */
+static int export_db_url(const struct config *cfg, struct err *err)
+{
+    char db[CONFIG_STR_MAX + 32];
+
+    config_db_location(cfg, db, sizeof(db));
+    if (store_location_is_url(db) && setenv("SHOEBOX_DB", db, 1) != 0)
+        return err_sys(err, errno, "serve", "cannot pass the database URL to the workers");
+    return 0;
+}
+
 /* argv for worker processes: the options a worker needs, passed explicitly. */
 static char **worker_argv(const char *exe, const struct config *cfg)
 {
@@ -302,7 +323,12 @@ static char **worker_argv(const char *exe, const struct config *cfg)
     v[i++] = xstrdup(exe);
     v[i++] = xstrdup("worker");
     v[i++] = xasprintf("--data=%s", cfg->data_dir);
-    v[i++] = xasprintf("--db=%s", db);
+    /* A postgres:// URL may hold a password: it goes to the workers through
+     * SHOEBOX_DB (set by cmd_serve), never on a command line others can read. */
+    if (!store_location_is_url(db))
+        v[i++] = xasprintf("--db=%s", db);
+    if (cfg->db_pool)
+        v[i++] = xasprintf("--db-pool=%lld", (long long)cfg->db_pool);
     v[i++] = xasprintf("--max-pixels=%lld", (long long)cfg->max_pixels);
     v[i++] = xasprintf("--max-file-size=%lld", (long long)cfg->max_file_size);
     v[i++] = xasprintf("--worker-memory=%lld", (long long)cfg->worker_memory);
@@ -377,6 +403,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct err err = {0};
     char exe[4096];
     char **wargv = NULL;
+    char db[CONFIG_STR_MAX + 32], dbshown[CONFIG_STR_MAX + 32];
     sigset_t sigs;
     int sig = 0, rc = 1;
 
@@ -397,9 +424,11 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         err_set(&err, ERR_PERMANENT, "serve", "cannot find the shoebox binary");
         goto out;
     }
-    if (open_stores(cfg, 0, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
+    if (open_stores(cfg, CMD_SERVE, 0, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
         goto out;
     wargv = worker_argv(exe, cfg);
+    if (export_db_url(cfg, &err))
+        goto out;
     struct jobs_opts jo = {
         .batch_size = cfg->batch_size,
         .batch_delay_ms = (int64_t)(cfg->batch_delay * 1000.0),
@@ -424,8 +453,10 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs};
     if (http_server_start(&ho, &hd, &srv, &err))
         goto out;
-    log_info("main", "listening", "url=http://%s workers=%d pid=%ld", cfg->listen,
-             jo.workers, (long)getpid());
+    config_db_location(cfg, db, sizeof(db));
+    store_location_masked(db, dbshown, sizeof(dbshown));
+    log_info("main", "listening", "url=http://%s workers=%d pid=%ld db=%s", cfg->listen,
+             jo.workers, (long)getpid(), LOG_Q(dbshown));
     printf("Shoebox is running at http://%s/ (Ctrl-C stops it)\n", cfg->listen);
     fflush(stdout);
     while (sigwait(&sigs, &sig) != 0)
@@ -476,7 +507,7 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     limit_memory(cfg->worker_memory);
     /* A worker's commits may be lost to a power cut without losing a photo: the
      * file is then processed again from its durable original. */
-    if (media_init("shoebox", 1, &err) || open_stores(cfg, STORE_RELAXED_SYNC, &st, &bs, &err))
+    if (media_init("shoebox", 1, &err) || open_stores(cfg, CMD_WORKER, STORE_RELAXED_SYNC, &st, &bs, &err))
         goto out;
     media_opts_default(&mo);
     mo.max_pixels = cfg->max_pixels;

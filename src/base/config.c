@@ -36,6 +36,8 @@ static const struct opt opts[] = {
      "data directory: database, spool, originals, thumbnails"},
     {"db", "SHOEBOX_DB", OPT_STR, F(db), "", 0, 0, ALL,
      "database: a SQLite file path (default DATA/shoebox.db) or a postgres:// URL"},
+    {"db-pool", "SHOEBOX_DB_POOL", OPT_INT, F(db_pool), "0", 0, 256, ALL,
+     "database connections per process (0 = 16 for serve, 4 for a worker, 2 otherwise)"},
     {"session-age", "SHOEBOX_SESSION_AGE", OPT_INT, F(session_age), "3600", 1, 31536000,
      CMD_SERVE, "seconds a session lives without a request (sliding expiry)"},
     {"secure-cookies", "SHOEBOX_SECURE_COOKIES", OPT_BOOL, F(secure_cookies), "0", 0, 1,

@@ -27,6 +27,7 @@ struct config {
     char listen[CONFIG_STR_MAX];      /* host:port */
     char data_dir[CONFIG_STR_MAX];
     char db[CONFIG_STR_MAX];          /* path or postgres:// URL; "" = data_dir/shoebox.db */
+    int64_t db_pool;                  /* connections per process; 0 = by command */
     int64_t session_age;              /* seconds, sliding */
     bool secure_cookies;              /* behind TLS: mark cookies Secure */
     int64_t batch_size;

@@ -1,6 +1,7 @@
 /*
  * store: the only database interface. Nothing outside src/store/ knows which
- * database is behind it (SQLite now: store_sqlite.c; PostgreSQL next).
+ * database is behind it (the rules in store_*.c over the SQL driver seam sql.h:
+ * SQLite, sql_sqlite.c, or PostgreSQL, sql_pg.c).
  *
  * A `struct store` is thread-safe: any thread may call any operation (the
  * backend keeps a connection per thread or a pool). Several processes may
@@ -29,6 +30,7 @@
 #define SHOEBOX_STORE_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -339,9 +341,10 @@ struct store {
 bool store_err_refuses_input(const struct err *e);
 
 /*
- * Open the store at location (a SQLite file path; "postgres://..." is refused
- * until that backend lands) and apply pending migrations. Caller frees with
- * st->ops->close(st). Safe to call from several processes at once.
+ * Open the store at location (a SQLite file path, or a PostgreSQL URL
+ * "postgres://user:pass@host:port/db?..."; errors never show its password)
+ * and apply pending migrations. Caller frees with st->ops->close(st). Safe to
+ * call from several processes at once (PostgreSQL: an advisory lock).
  */
 int store_open(const char *location, struct store **out, struct err *err);
 
@@ -354,5 +357,17 @@ enum store_open_flags {
 };
 /* store_open with flags (enum store_open_flags). */
 int store_open_flags(const char *location, unsigned flags, struct store **out, struct err *err);
+/* store_open_flags with at most pool_conns database connections at once
+ * (0 = 16; more threads wait for one). On PostgreSQL each is a server process. */
+int store_open_pool(const char *location, unsigned flags, int pool_conns, struct store **out,
+                    struct err *err);
+
+/* Whether location is a database URL (postgres://, postgresql://) rather than
+ * a SQLite file path. A URL may hold a password: print it only through
+ * store_location_masked(). */
+bool store_location_is_url(const char *location);
+/* location as it may be shown in logs and messages: a URL's password as "***"
+ * (user:***@host), a file path as it is; into out (n bytes, cut to fit). */
+void store_location_masked(const char *location, char *out, size_t n);
 
 #endif

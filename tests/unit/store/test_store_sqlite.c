@@ -1,5 +1,7 @@
-/* Unit tests for src/store/store_sqlite.c through the store.h contract, on real
- * SQLite files in a fresh directory per test. */
+/* Unit tests for the store's rules (src/store/store_*.c) through the store.h
+ * contract, on real SQLite files in a fresh directory per test; built again as
+ * test_store_pg (-DTESTDIR_PG), on a fresh PostgreSQL database per test on the
+ * server SHOEBOX_TEST_PG names (testdir_location). */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -16,7 +18,7 @@
 #include "testdir.h"
 
 static char dir[64];
-static char dbpath[128];
+static char dbpath[512];  /* the store's location: testdir_location() */
 static struct store *S;
 
 #define T0 INT64_C(1700000000000)
@@ -30,7 +32,7 @@ static void setup(void)
 
     fault_arm("");
     testdir_make(dir, sizeof(dir));
-    snprintf(dbpath, sizeof(dbpath), "%s/shoebox.db", dir);
+    testdir_location(dbpath, sizeof(dbpath), dir, "shoebox.db");
     ck_assert_msg(store_open(dbpath, &S, &err) == 0, "%s", err.msg);
 }
 
@@ -1313,8 +1315,14 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
+    SRunner *sr;
     int failed;
+
+#ifdef TESTDIR_PG
+    if (!pg_fixture_available())
+        return PG_FIXTURE_SKIP;
+#endif
+    sr = srunner_create(suite());
 
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

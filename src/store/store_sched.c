@@ -1,0 +1,99 @@
+/*
+ * store_sched: what the server's batch scheduler asks of store.h, over sql.h:
+ * the unfinished uploads and their counts, moving RECEIVED files into a batch,
+ * and the health probe.
+ */
+#include "store/store_internal.h"
+
+struct each_sched {
+    store_sched_cb cb;
+    void *ctx;
+};
+
+static void each_sched(struct sql_stmt *s, void *p)
+{
+    struct each_sched *e = p;
+    struct store_sched x = {
+        .upload_id = sql_col_int64(s, 0),
+        .batch_size = sql_col_int64(s, 1),
+        .current_batch = sql_col_int64(s, 2),
+        .unassigned = sql_col_int64(s, 3),
+        .in_flight = sql_col_int64(s, 4),
+        .arrived = sql_col_int64(s, 5) != 0,
+        .last_batch_end_at = sql_col_int64(s, 6),
+        .open_requests = sql_col_int64(s, 7),
+    };
+
+    e->cb(e->ctx, &x);
+}
+
+static int sched_list(struct store *st, store_sched_cb cb, void *ctx, struct err *err)
+{
+    struct each_sched e = {cb, ctx};
+
+    return sql_list(POOL(st), "list uploads to schedule",
+                    "SELECT id, batch_size, current_batch, queued_files, "
+                    "total - processed - queued_files, "
+                    "CASE WHEN open_requests = 0 AND total >= expected THEN 1 ELSE 0 END, "
+                    "last_batch_end_at, open_requests FROM uploads WHERE finished_at = 0 "
+                    "AND (queued_files > 0 OR processed + queued_files < total) ORDER BY id",
+                    NOARGS, each_sched, &e, err);
+}
+
+static int sched_assign(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
+                        int64_t now, int64_t *assigned, struct err *err)
+{
+    struct sql_conn *c = NULL;
+    struct rules_delta d = {0};
+    int64_t n = 0;
+    int rc = -1;
+
+    if (assigned)
+        *assigned = 0;
+    if (limit < 1)
+        return 0;
+    c = sql_pool_borrow(POOL(st), err);
+    if (!c)
+        return -1;
+    if (sql_begin(c, err) || rules_lock_upload(c, upload_id, err))
+        goto out;
+    n = sql_run(c, "queue a batch", "UPDATE upload_files SET state = 'queued', batch_no = ?2, "
+                "queued_at = ?4, available_at = ?4, updated_at = ?4 WHERE id IN (SELECT id "
+                "FROM upload_files WHERE upload_id = ?1 AND state = 'received' "
+                "ORDER BY seq LIMIT ?3)",
+                ARGS(VI(upload_id), VI(batch_no), VI(limit), VI(now)), err);
+    if (n < 0)
+        goto out;
+    /* An empty batch changes nothing: current_batch only names batches with files. */
+    if (n > 0) {
+        d.queued = -n;
+        if (rules_bump(c, upload_id, &d, now, err))
+            goto out;
+        if (sql_run(c, "start a batch", "UPDATE uploads SET current_batch = ?2 WHERE id = ?1",
+                    ARGS(VI(upload_id), VI(batch_no)), err) < 0)
+            goto out;
+    }
+    if (sql_commit(c, err))
+        goto out;
+    if (assigned)
+        *assigned = n;
+    rc = 0;
+out:
+    sql_pool_give_back(POOL(st), c);
+    return rc;
+}
+
+static int health_check(struct store *st, int64_t now, struct err *err)
+{
+    return sql_write1(POOL(st), MISSING_OK, "write the health probe",
+                      "INSERT INTO health (id, checked_at) VALUES (1, ?1) "
+                      "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                      ARGS(VI(now)), err);
+}
+
+void rules_sched_ops(struct store_ops *o)
+{
+    o->sched_list = sched_list;
+    o->sched_assign = sched_assign;
+    o->health_check = health_check;
+}
