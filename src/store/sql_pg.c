@@ -40,7 +40,6 @@
  */
 #include "store/sql_pg.h"
 
-#include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <poll.h>
