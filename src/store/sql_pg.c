@@ -17,16 +17,18 @@
  * is safe; NaN binds NULL. PQexecPrepared fetches the whole result, so several
  * statements of one connection may be stepped at once (a list callback may run
  * other statements on the same connection).
- * Lost connections: before a statement outside a transaction, the socket is
- * polled; a connection the server closed (restart, pg_terminate_backend) is
- * reset there, before anything is sent, and the prepared statements are
- * marked unprepared (the server forgot them). A connection lost while a
- * statement ran is reset and the statement run again only when that is
- * certainly safe: outside a transaction and a read (the text starts with
- * SELECT). A write or a transaction that lost its connection fails with
- * ERR_TRANSIENT and says so; the caller (the store's rules, the job layer)
- * decides whether to run the whole operation again. A later begin resets the
- * connection. Nothing is retried in a loop here: one reset per statement.
+ * Lost connections: before a statement or BEGIN outside a transaction, the
+ * socket is polled; a connection the server closed (EOF, or a FATAL notice
+ * such as pg_terminate_backend's or a shutdown's) is reset there, before
+ * anything is sent, and the prepared statements are marked unprepared (the
+ * server forgot them). A statement that lost its connection while it ran is
+ * run again on a reset connection only when that cannot apply it twice:
+ * outside a transaction, and either a read (the text starts with SELECT) or
+ * answered by the server with an error (so it was rolled back). A write
+ * without an answer, or anything inside a transaction, fails ERR_TRANSIENT
+ * and says so; the caller (the store's rules, the job layer) decides whether
+ * to run the whole operation again, and the next BEGIN resets the connection.
+ * Nothing is retried in a loop here: one reset per statement.
  * Transactions: begin_write is READ COMMITTED (the rules take row locks, see
  * sql.h); begin_read is REPEATABLE READ, READ ONLY. A COMMIT of a transaction
  * that had failed is reported as a failure (the server answers ROLLBACK).
@@ -38,7 +40,6 @@
  */
 #include "store/sql_pg.h"
 
-#include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <poll.h>
@@ -51,7 +52,7 @@
 #include "base/xalloc.h"
 
 /* The key of the migration lock: "shoebox" in ASCII. */
-#define MIGRATE_LOCK "31365449031987320"
+#define MIGRATE_LOCK "32484449973333880"
 /* Seconds to wait for a connection unless the URL says connect_timeout. */
 #define CONNECT_TIMEOUT "10"
 /* Bytes for one int64 or double parameter in text form. */
