@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/fault.h"
 #include "store/sql.h"
@@ -224,17 +225,26 @@ static void *borrow_one(void *arg)
     return NULL;
 }
 
-/* The pool holds at most max connections: the third borrower waits until one
- * comes back, then gets that one. */
+/* The pool holds at most max connections: a third borrower waits (it has not
+ * returned half a second later; with no bound it would open a third connection
+ * at once) until one comes back, and then gets that one. */
 START_TEST(test_pool_bound)
 {
     struct sql_conn *second = sql_pool_borrow(P, NULL);
     struct waiter w = {NULL};
+    struct timespec until;
     pthread_t t;
 
     ck_assert_ptr_nonnull(second);
     ck_assert_ptr_ne(second, C);
     ck_assert_int_eq(pthread_create(&t, NULL, borrow_one, &w), 0);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 500 * 1000 * 1000;
+    if (until.tv_nsec >= 1000 * 1000 * 1000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000 * 1000 * 1000;
+    }
+    ck_assert_int_ne(pthread_timedjoin_np(t, NULL, &until), 0);  /* still waiting */
     sql_pool_give_back(P, second);
     pthread_join(t, NULL);
     ck_assert_ptr_eq(w.got, second);
