@@ -144,6 +144,7 @@ struct stream {
     int64_t version_sent;   /* reader only */
     int64_t version_seen;   /* hub.mu: latest version the hub read */
     int64_t last_write_ms;  /* reader only (monotonic) */
+    int64_t last_event_ms;  /* reader only (monotonic): 0 before the first event */
     int64_t last_wake_ms;   /* hub.mu */
     bool finished;          /* reader only: final event queued */
     bool gone;              /* hub.mu: the client closed its end */
@@ -337,6 +338,7 @@ static bool next_event(struct http_req *req, struct stream *s)
         s->version_sent = u.version;
         s->finished = u.finished_at != 0 || u.fatal[0] != '\0';
     }
+    s->last_event_ms = time_mono_ms();
     buf_adds(&b, "\n\n");
     queue_out(s, buf_detach(&b, NULL));
     return true;
@@ -350,6 +352,19 @@ static bool stream_gone(struct stream *s)
     gone = s->gone;
     pthread_mutex_unlock(&hub.mu);
     return gone;
+}
+
+/* An event went out less than a tick ago: a change since then waits for the
+ * hub's next tick (at most 4 events a second however fast the upload moves).
+ * Forgetting the version the hub saw makes that tick resume the stream. */
+static bool too_soon(struct stream *s)
+{
+    if (!s->last_event_ms || time_mono_ms() - s->last_event_ms >= SSE_TICK_MS)
+        return false;
+    pthread_mutex_lock(&hub.mu);
+    s->version_seen = -1;
+    pthread_mutex_unlock(&hub.mu);
+    return true;
 }
 
 static ssize_t reader(struct http_req *req, void *ctx, char *buf, size_t max)
@@ -367,7 +382,7 @@ static ssize_t reader(struct http_req *req, void *ctx, char *buf, size_t max)
         }
         if (s->finished || http_stopping(req))
             return HTTP_STREAM_END;
-        if (next_event(req, s))
+        if (!too_soon(s) && next_event(req, s))
             continue;
         if (time_mono_ms() - s->last_write_ms >= SSE_HEARTBEAT_MS) {
             queue_out(s, xstrdup(": ping\n\n"));
