@@ -160,6 +160,17 @@ struct meta {
     int64_t upload;
 };
 
+/* in into out (n bytes), cut to fit (a cut character becomes '?' in the display name). */
+static void copy_cut(char *out, size_t n, const char *in)
+{
+    size_t len = strlen(in);
+
+    if (len >= n)
+        len = n - 1;
+    memcpy(out, in, len);
+    out[len] = '\0';
+}
+
 /* Upload-Metadata: "key b64,key b64,key" (tus). 0, or -1 with a 400 sent. */
 static int parse_metadata(struct http_req *req, struct meta *m)
 {
@@ -191,9 +202,9 @@ static int parse_metadata(struct http_req *req, struct meta *m)
         }
         dec[n] = '\0';
         if (!strcmp(pair, "filename") || !strcmp(pair, "name")) {
-            snprintf(m->filename, sizeof(m->filename), "%s", (char *)dec);
+            copy_cut(m->filename, sizeof(m->filename), (char *)dec);
         } else if (!strcmp(pair, "filetype") || !strcmp(pair, "type")) {
-            snprintf(m->filetype, sizeof(m->filetype), "%s", (char *)dec);
+            copy_cut(m->filetype, sizeof(m->filetype), (char *)dec);
         } else if (!strcmp(pair, "upload") && n > 0) {
             if (strlen((char *)dec) != n || str_to_int64((char *)dec, &m->upload) ||
                 m->upload <= 0) {

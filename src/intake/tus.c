@@ -449,6 +449,8 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
         entry_put(t, e);
         return TUS_ERROR;
     }
+    if (length == 0 && complete(t, e, err)) /* nothing to wait for: record it now */
+        log_warn("intake", "tus.complete_failed", "id=%s msg=%s", id, LOG_Q(err->msg));
     *out = e->info;
     log_info("intake", "tus.created", "id=%s upload=%lld user=%lld length=%lld name=%s", id,
              (long long)upload_id, (long long)user_id, (long long)length, LOG_Q(e->info.name));

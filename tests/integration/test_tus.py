@@ -271,6 +271,14 @@ class TestCreation(TusBase):
         u = self.wait_done(self.upload_id_of(url))
         self.assertEqual(u["uploaded"], 1)
 
+    def test_empty_file_is_recorded_at_creation(self):
+        url = self.t.create_url(0, metadata=meta(filename="empty.jpg"))
+        r = self.t.head(url)
+        self.assertEqual((r.status, r.header("Upload-Offset")), (200, "0"))
+        u = self.wait_done(self.upload_id_of(url))
+        self.assertEqual(u["failed"], 1)
+        self.assertIn("empty file", u["files"][0]["error"])
+
     def test_creation_with_upload_wrong_type_is_415(self):
         r = self.t.create(10, body=b"abc", extra={"Content-Type": "text/plain"})
         self.assertEqual(r.status, 415)
@@ -456,9 +464,10 @@ class TestDurability(unittest.TestCase):
         url = self.t.create_url(1000000)
         h = self.t.h({"Content-Type": OCTET, "Upload-Offset": "0", "Content-Length": "1000000"})
         s = self.t.raw("PATCH", url, h, b"y" * 300000)
-        # the server has the bytes once HEAD reports them (HEAD commits a writer's bytes)
-        harness.wait_until(lambda: self.t.head(url).header("Upload-Offset") == "300000",
-                           timeout=10, what="300000 bytes received")
+        path = os.path.join(self.server.data, "tus", url.rsplit("/", 1)[1] + ".bin")
+        # no HEAD meanwhile (HEAD would commit the open PATCH's bytes itself): watch the file
+        harness.wait_until(lambda: os.path.getsize(path) == 300000, timeout=10,
+                           what="300000 bytes written")
         s.close()
         harness.wait_until(lambda: "tus.broken_off" in self.server.log(), timeout=10,
                            what="the cut-off PATCH ended")
@@ -466,7 +475,6 @@ class TestDurability(unittest.TestCase):
         self.server.start()
         self.t = Tus(self.server)
         self.assertEqual(self.t.head(url).header("Upload-Offset"), "300000")
-        path = os.path.join(self.server.data, "tus", url.rsplit("/", 1)[1] + ".bin")
         with open(path, "rb") as f:
             self.assertEqual(f.read(), b"y" * 300000)
 
