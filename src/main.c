@@ -295,7 +295,8 @@ static int default_workers(const struct config *cfg)
 {
     long n;
 
-    if (cfg->workers > 0)
+    /* 0 is a node without workers (web only); -1 (the default) one per core. */
+    if (cfg->workers >= 0)
         return (int)cfg->workers;
     n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;

@@ -179,6 +179,11 @@ typedef void (*store_key_cb)(void *ctx, const char *key);
 
 struct store_ops {
     void (*close)(struct store *st);
+    /* Whether several server nodes may share this database (PostgreSQL; not
+     * SQLite, which is one server per data directory). A shared store's
+     * start-up sweep takes back only expired leases and leaves other nodes'
+     * open requests and young orphans alone (jobs/sweep.h). */
+    bool (*shared)(struct store *st);
     /* Schema version after migrations. */
     int (*schema_version)(struct store *st, int64_t *version, struct err *err);
 
@@ -255,7 +260,10 @@ struct store_ops {
     /* Unfinished uploads with unassigned or in-flight files. */
     int (*sched_list)(struct store *st, store_sched_cb cb, void *ctx, struct err *err);
     /* Moves up to `limit` RECEIVED files (oldest first) into batch batch_no (QUEUED)
-     * and sets current_batch. *assigned says how many moved. */
+     * and sets current_batch. *assigned says how many moved. Compare-and-set:
+     * only when batch_no is current_batch + 1 and no file of the upload is QUEUED
+     * or PROCESSING, else nothing moves (*assigned 0): another scheduler opened
+     * it first. */
     int (*sched_assign)(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
                         int64_t now, int64_t *assigned, struct err *err);
 

@@ -27,7 +27,7 @@ START_TEST(defaults)
     ck_assert_int_eq(c.batch_size, 15);
     ck_assert_double_eq_tol(c.batch_delay, 0.5, 1e-9);
     ck_assert_int_eq(c.max_file_size, 100LL * 1024 * 1024);
-    ck_assert_int_eq(c.workers, 0);
+    ck_assert_int_eq(c.workers, -1);
     config_db_location(&c, db, sizeof(db));
     ck_assert_str_eq(db, "./data/shoebox.db");
 }

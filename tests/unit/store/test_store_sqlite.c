@@ -186,7 +186,7 @@ static struct store_finish pipeline(int64_t user, int64_t up, const char *sha,
     struct store_claim c;
 
     add_file(up, user, "p.jpg", sha, "spool/p", NULL);
-    ck_assert_int_eq(assign(up, 1, 100, now), 1);
+    ck_assert_int_eq(assign(up, upload(up).current_batch + 1, 100, now), 1);
     c = claim("w", now);
     return finish(c.file.id, "w", &r, now);
 }
@@ -380,6 +380,40 @@ static void collect_file(void *ctx, const struct store_file *f)
     if (x->n < 8)
         x->f[x->n++] = *f;
 }
+
+/* Batch assignment is compare-and-set (several schedulers on one database):
+ * batch N opens only right after N - 1 and while nothing is in flight; a
+ * scheduler that read the upload before another opened the batch assigns
+ * nothing, so no batch is opened twice and none is skipped. */
+START_TEST(test_assign_compare_and_set)
+{
+    struct store_result bad = failed_result(false);
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 4, 2);
+    struct store_claim c;
+
+    add_file(up, bob, "a.jpg", SHA_A, "spool/1", NULL);
+    add_file(up, bob, "b.jpg", SHA_B, "spool/2", NULL);
+    add_file(up, bob, "c.jpg", SHA_A, "spool/3", NULL);
+    add_file(up, bob, "d.jpg", SHA_B, "spool/4", NULL);
+    ck_assert_int_eq(assign(up, 2, 2, T0 + 1), 0);  /* skipping batch 1 */
+    ck_assert_int_eq(upload(up).current_batch, 0);
+    ck_assert_int_eq(assign(up, 1, 2, T0 + 2), 2);
+    ck_assert_int_eq(assign(up, 1, 2, T0 + 3), 0);  /* batch 1 again (a stale list) */
+    ck_assert_int_eq(assign(up, 2, 2, T0 + 4), 0);  /* batch 1 still in flight */
+    counters(up, 4, 0, 0, 0, 0, 2);
+    for (int i = 0; i < 2; i++) {
+        c = claim("w1", T0 + 10 + i);
+        finish(c.file.id, "w1", &bad, T0 + 20 + i);
+    }
+    ck_assert_int_eq(assign(up, 1, 2, T0 + 30), 0);
+    ck_assert_int_eq(assign(up, 3, 2, T0 + 31), 0);
+    ck_assert_int_eq(upload(up).current_batch, 1);
+    ck_assert_int_eq(assign(up, 2, 2, T0 + 32), 2);
+    ck_assert_int_eq(upload(up).current_batch, 2);
+    counters(up, 4, 2, 0, 2, 0, 0);
+}
+END_TEST
 
 START_TEST(test_upload_lifecycle)
 {
@@ -1285,6 +1319,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_user_name_limit, 0, sizeof(name_rows) / sizeof(name_rows[0]));
     tcase_add_test(tc, test_sessions);
     tcase_add_test(tc, test_upload_lifecycle);
+    tcase_add_test(tc, test_assign_compare_and_set);
     tcase_add_test(tc, test_ingest_rejected_file);
     tcase_add_loop_test(tc, test_finish_conditions, 0,
                         sizeof(finish_rows) / sizeof(finish_rows[0]));
