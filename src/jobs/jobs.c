@@ -45,6 +45,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
+#include "jobs/feed.h"
 #include "jobs/sweep.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -52,6 +53,8 @@
 #define TICK_MS 100
 #define RESPAWN_PAUSE_MS 1000   /* a worker that dies within this of its start waits this */
 #define STOP_GRACE_MS 10000     /* workers get this long to finish their file at shutdown */
+#define NODE_BEAT_MS 1000       /* a node's heartbeat (shared stores) */
+#define NODE_EXPIRE_MS 10000    /* a node silent this long is gone: its requests are closed */
 
 struct worker {
     pid_t pid;          /* 0 = not running */
@@ -80,6 +83,9 @@ struct jobs {
     size_t nbatches, capbatches;
     int64_t *resumed;  /* uploads cut off by the restart (jobs_start, then jobs thread) */
     size_t nresumed;
+    bool shared;       /* several nodes on the store: heartbeat, feed */
+    char node[STORE_NODE_MAX];
+    struct feed *feed;
 };
 
 /* ---- worker processes ---- */
@@ -324,6 +330,18 @@ static void release_expired(struct jobs *j)
         log_warn("jobs", "lease.expired", "files=%lld", (long long)released);
 }
 
+/* Shared stores: this node is alive; the requests of nodes that are not are closed. */
+static void heartbeat(struct jobs *j)
+{
+    struct err err = {0};
+    int64_t expired = 0, now = time_now_ms();
+
+    if (j->st->ops->node_heartbeat(j->st, now, now - NODE_EXPIRE_MS, &expired, &err))
+        log_error("jobs", "node.heartbeat_failed", "msg=%s", LOG_Q(err.msg));
+    else if (expired)
+        log_warn("jobs", "node.expired", "nodes=%lld", (long long)expired);
+}
+
 static void stop_workers(struct jobs *j)
 {
     int64_t deadline = time_mono_ms() + STOP_GRACE_MS;
@@ -396,7 +414,9 @@ static void *run(void *arg)
         pthread_mutex_unlock(&j->mu);
 
         bool spawned = supervise(j);
-        if (time_mono_ms() - last_release >= 1000) {
+        if (time_mono_ms() - last_release >= NODE_BEAT_MS) {
+            if (j->shared)
+                heartbeat(j);
             release_expired(j);
             close_idle(j);
             last_release = time_mono_ms();
@@ -407,6 +427,26 @@ static void *run(void *arg)
     /* Here, not after the join: the workers' death signal fires when this thread ends. */
     stop_workers(j);
     return NULL;
+}
+
+/* ---- the change feed (shared stores) ---- */
+
+/* Any node changed an upload: files may wait for a batch or a worker here. */
+static void feed_changed(void *ctx, int64_t upload_id, int64_t version)
+{
+    struct jobs *j = ctx;
+
+    jobs_notify(j);
+    if (j->o.on_change)
+        j->o.on_change(j->o.change_ctx, upload_id, version);
+}
+
+static void feed_state(void *ctx, bool live)
+{
+    struct jobs *j = ctx;
+
+    if (j->o.on_feed)
+        j->o.on_feed(j->o.change_ctx, live);
 }
 
 /* ---- life cycle ---- */
@@ -424,6 +464,15 @@ int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *b
     j->workers = xcalloc((size_t)(o->workers > 0 ? o->workers : 1), sizeof(*j->workers));
     for (int i = 0; i < o->workers; i++)
         j->workers[i].wake_fd = -1;
+    j->shared = st->ops->shared && st->ops->shared(st);
+    if (j->shared) {
+        /* host:pid:start: unique among the nodes, even when a pid comes again. */
+        snprintf(j->node, sizeof(j->node), "%s:%ld:%lld", sweep_hostname(), (long)getpid(),
+                 (long long)time_now_ms());
+        if (st->ops->node_register(st, j->node, time_now_ms(), err))
+            goto fail;
+        log_info("jobs", "node.registered", "node=%s", j->node);
+    }
     if (sweep_run(st, bs, o->data_dir, err))
         goto fail;
     find_resumed(j);
@@ -432,6 +481,11 @@ int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *b
         goto fail;
     }
     j->thread_started = true;
+    if (j->shared) {
+        struct feed_opts fo = {.on_change = feed_changed, .on_state = feed_state, .ctx = j};
+        if (feed_start(st, &fo, &j->feed, err))
+            goto fail;
+    }
     *out = j;
     jobs_notify(j);
     return 0;
@@ -454,6 +508,8 @@ void jobs_stop(struct jobs *j)
 {
     if (!j)
         return;
+    feed_stop(j->feed);
+    j->feed = NULL;
     if (j->thread_started) {
         pthread_mutex_lock(&j->mu);
         j->stopping = true;

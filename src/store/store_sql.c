@@ -59,6 +59,7 @@ static void fill_ops(struct store_ops *o)
     rules_leases_ops(o);
     rules_photos_ops(o);
     rules_sched_ops(o);
+    rules_nodes_ops(o);
 }
 
 static int migrate(struct sql_pool *pool, struct err *err)

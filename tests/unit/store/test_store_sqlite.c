@@ -4,6 +4,7 @@
  * server SHOEBOX_TEST_PG names (testdir_location). */
 #include <check.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1231,6 +1232,105 @@ START_TEST(test_sched_open_requests)
 }
 END_TEST
 
+/* Several nodes: a node's open requests are its own; when its heartbeat stops
+ * (another node's heartbeat finds it older than expire_before) they are closed
+ * and its upload goes on with the files it got, while the living node's
+ * requests stay open. */
+START_TEST(test_node_requests_expire_with_the_node)
+{
+    struct err err = {0};
+    struct store *s2 = NULL;
+    int64_t bob = mkuser("bob"), expired = -1;
+    int64_t up = mkupload(bob, 0, 10), up2 = mkupload(bob, 0, 10), empty = mkupload(bob, 0, 10);
+    struct store_upload u;
+
+    ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+    ck_assert_int_eq(S->ops->node_register(S, "host:1:100", T0, &err), 0);
+    ck_assert_int_eq(s2->ops->node_register(s2, "host:2:200", T0, &err), 0);
+    /* node 1: two requests into up (one ends), one into empty; node 2: one into up and up2 */
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, empty, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(s2->ops->upload_request_begin(s2, up, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(s2->ops->upload_request_begin(s2, up2, 0, 0, T0, &err), 0);
+    add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    add_file(up2, bob, "b.jpg", SHA_B, "spool/b", NULL);
+    ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 1, &err), 0);
+    ck_assert_int_eq(upload(up).open_requests, 2);
+    /* both alive: nothing expires */
+    ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 5000, T0 - 1, &expired, &err), 0);
+    ck_assert_int_eq(expired, 0);
+    ck_assert_int_eq(upload(up).open_requests, 2);
+    /* node 1 stops beating; node 2 beats on and finds it gone */
+    ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 20000, T0 + 10000, &expired, &err), 0);
+    ck_assert_int_eq(expired, 1);
+    u = upload(up);
+    ck_assert_int_eq(u.open_requests, 1);  /* node 2's request is still open */
+    ck_assert_int_eq(upload(up2).open_requests, 1);
+    ck_assert_int_eq(S->ops->upload_get(S, empty, 0, &u, &err), STORE_NOT_FOUND);  /* no file */
+    /* once only */
+    ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 21000, T0 + 11000, &expired, &err), 0);
+    ck_assert_int_eq(expired, 0);
+    ck_assert_int_eq(upload(up).open_requests, 1);
+    ck_assert_int_eq(s2->ops->upload_request_end(s2, up, T0 + 22000, &err), 0);
+    ck_assert_int_eq(upload(up).open_requests, 0);
+    ck_assert(sched().s[0].arrived);
+    s2->ops->close(s2);
+}
+END_TEST
+
+struct changes {
+    int64_t ids[64], versions[64];
+    int n;
+};
+
+static void on_change(void *ctx, int64_t id, int64_t version)
+{
+    struct changes *c = ctx;
+
+    if (c->n < 64) {
+        c->ids[c->n] = id;
+        c->versions[c->n++] = version;
+    }
+}
+
+/* The change feed: every committed change of an upload arrives as (id, version)
+ * on PostgreSQL, whichever store (process, node) made it; SQLite has none. */
+START_TEST(test_change_feed)
+{
+    struct err err = {0};
+    struct store_feed *f = NULL;
+    struct store *s2 = NULL;
+    struct changes got = {0};
+    int64_t bob = mkuser("bob"), up;
+    int rc = S->ops->feed_open(S, &f, &err);
+
+#ifndef TESTDIR_PG
+    ck_assert_int_eq(rc, STORE_NOT_FOUND);
+    ck_assert_ptr_null(f);
+    return;
+#endif
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+    up = mkupload(bob, 0, 10);
+    ck_assert_int_eq(s2->ops->upload_add_bytes(s2, up, 10, T0, &err), 0);
+    add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    for (int i = 0; i < 100 && got.n < 3; i++) {
+        struct pollfd p = {.fd = S->ops->feed_fd(S, f), .events = POLLIN};
+        if (poll(&p, 1, 100) == 1)
+            ck_assert_int_eq(S->ops->feed_read(S, f, on_change, &got, &err), 0);
+    }
+    ck_assert_int_eq(got.n, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(got.ids[i], up);
+    ck_assert_int_eq(got.versions[2], upload(up).version);
+    ck_assert_int_lt(got.versions[0], got.versions[1]);
+    ck_assert_int_lt(got.versions[1], got.versions[2]);
+    S->ops->feed_close(S, f);
+    s2->ops->close(s2);
+}
+END_TEST
+
 START_TEST(test_health_check)
 {
     struct err err = {0};
@@ -1334,6 +1434,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_same_file_sent_again);
     tcase_add_test(tc, test_sched_open_requests);
     tcase_add_test(tc, test_health_check);
+    tcase_add_test(tc, test_node_requests_expire_with_the_node);
+    tcase_add_test(tc, test_change_feed);
     tcase_add_test(tc, test_photos);
     tcase_add_test(tc, test_photo_delete_refs);
     tcase_add_test(tc, test_spool_refs);
