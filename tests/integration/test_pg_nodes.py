@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -224,6 +225,39 @@ class TestNodeKilled(Nodes):
         slow_ids = {by_name[f"slow-{i}.jpg"]["id"] for i in range(2)}
         self.assertEqual(slow_ids & set(self.done_by_node(uid)[1]), slow_ids,
                          "node B finished the killed node's files")
+
+    def test_killed_nodes_open_request_closes_with_it(self):
+        """A node killed while a request is sending files into an upload: its request was
+        its own, so when its heartbeat stops another node closes it and the upload goes
+        on with the file that arrived (without this it would wait for the request forever)."""
+        a = self.node("--workers", "0")
+        b = self.node("--workers", "1")
+        c = self.client_of(a)
+        first, second = self.images.jpeg(1), self.images.jpeg(2)
+        parts = [photos.Part("csrfmiddlewaretoken", value=c.cookies["csrftoken"]),
+                 photos.data_part("one.jpg", first), photos.data_part("two.jpg", second)]
+        ctype, length, body = photos.multipart(parts)
+        body = b"".join(body)
+        cut = body.index(second) + 100  # the first file complete, the second cut short
+        sock = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+        self.addCleanup(sock.close)
+        cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+        sock.sendall((f"POST /photos/upload/ HTTP/1.1\r\nHost: 127.0.0.1:{a.port}\r\n"
+                      f"Cookie: {cookie}\r\nContent-Type: {ctype}\r\n"
+                      f"Content-Length: {length}\r\nAccept: application/json\r\n\r\n"
+                      ).encode() + body[:cut])
+        row = wait_until(lambda: [r for r in self.db_rows(
+            "SELECT id, total, open_requests FROM uploads") if r[1] == "1"], timeout=20,
+            what="the first file recorded")[0]
+        uid = int(row[0])
+        self.assertEqual(row[2], "1")
+        a_workers = _children(a.proc.pid)
+        a.kill()
+        self.assertEqual(a_workers, [])
+        cb = self.client_of(b, c.cookies)
+        final = self.wait_finished(cb, uid, timeout=60)
+        self.assertEqual((final["total"], final["processed"], final["uploaded"]), (1, 1, 1))
+        self.assertIn("event=node.expired", b.log())
 
 
 class TestFourNodes(Nodes):
