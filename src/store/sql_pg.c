@@ -17,16 +17,18 @@
  * is safe; NaN binds NULL. PQexecPrepared fetches the whole result, so several
  * statements of one connection may be stepped at once (a list callback may run
  * other statements on the same connection).
- * Lost connections: before a statement outside a transaction, the socket is
- * polled; a connection the server closed (restart, pg_terminate_backend) is
- * reset there, before anything is sent, and the prepared statements are
- * marked unprepared (the server forgot them). A connection lost while a
- * statement ran is reset and the statement run again only when that is
- * certainly safe: outside a transaction and a read (the text starts with
- * SELECT). A write or a transaction that lost its connection fails with
- * ERR_TRANSIENT and says so; the caller (the store's rules, the job layer)
- * decides whether to run the whole operation again. A later begin resets the
- * connection. Nothing is retried in a loop here: one reset per statement.
+ * Lost connections: before a statement or BEGIN outside a transaction, the
+ * socket is polled; a connection the server closed (EOF, or a FATAL notice
+ * such as pg_terminate_backend's or a shutdown's) is reset there, before
+ * anything is sent, and the prepared statements are marked unprepared (the
+ * server forgot them). A statement that lost its connection while it ran is
+ * run again on a reset connection only when that cannot apply it twice:
+ * outside a transaction, and either a read (the text starts with SELECT) or
+ * answered by the server with an error (so it was rolled back). A write
+ * without an answer, or anything inside a transaction, fails ERR_TRANSIENT
+ * and says so; the caller (the store's rules, the job layer) decides whether
+ * to run the whole operation again, and the next BEGIN resets the connection.
+ * Nothing is retried in a loop here: one reset per statement.
  * Transactions: begin_write is READ COMMITTED (the rules take row locks, see
  * sql.h); begin_read is REPEATABLE READ, READ ONLY. A COMMIT of a transaction
  * that had failed is reported as a failure (the server answers ROLLBACK).
@@ -38,7 +40,6 @@
  */
 #include "store/sql_pg.h"
 
-#include <errno.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <poll.h>
@@ -51,7 +52,7 @@
 #include "base/xalloc.h"
 
 /* The key of the migration lock: "shoebox" in ASCII. */
-#define MIGRATE_LOCK "31365449031987320"
+#define MIGRATE_LOCK "32484449973333880"
 /* Seconds to wait for a connection unless the URL says connect_timeout. */
 #define CONNECT_TIMEOUT "10"
 /* Bytes for one int64 or double parameter in text form. */
@@ -191,6 +192,16 @@ static int fail_res(struct pgconn *c, const PGresult *res, struct err *err, cons
     if (err)
         scrub(c->pg, err->msg, sizeof(err->msg));
     return -1;
+}
+
+/* Whether a failed result is the server's answer (an error it sent, so the
+ * statement's transaction was rolled back) rather than libpq's report of a
+ * connection that broke without one. libpq may keep only the text of a FATAL
+ * that came just before the connection closed. */
+static bool server_answered(struct pgconn *c, const PGresult *res)
+{
+    return (res && PQresultErrorField(res, PG_DIAG_SQLSTATE)) ||
+           !strncmp(PQerrorMessage(c->pg), "FATAL:", 6);
 }
 
 /* ---- connections ---- */
@@ -561,7 +572,7 @@ static int run_once(struct pgconn *c, struct pgstmt *s, const char *what, struct
                          s->values, NULL, NULL, 0);
     st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        *may_have_run = !res || !PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        *may_have_run = !server_answered(c, res);
         fail_res(c, res, err, what);
         PQclear(res);
         return -1;
@@ -713,7 +724,15 @@ static int pg_commit(struct sql_conn *conn, struct err *err)
         return err_set(err, ERR_PERMANENT, "store", "cannot commit: no transaction is open");
     res = PQexec(c->pg, "COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        if (PQstatus(c->pg) == CONNECTION_BAD)
+        /* An answer from the server (the FATAL of a terminated session; libpq
+         * may keep only its text) means the transaction ended without its
+         * commit; no answer leaves the outcome unknown. */
+        if (PQstatus(c->pg) == CONNECTION_BAD && (PQresultErrorField(res, PG_DIAG_SQLSTATE) ||
+                                                  !strncmp(PQerrorMessage(c->pg), "FATAL:", 6)))
+            err_set(err, ERR_TRANSIENT, "store",
+                    "cannot commit: the connection to PostgreSQL was lost; the transaction "
+                    "was rolled back");
+        else if (PQstatus(c->pg) == CONNECTION_BAD)
             err_set(err, ERR_TRANSIENT, "store",
                     "cannot commit: the connection to PostgreSQL was lost; the transaction "
                     "may or may not have been committed");

@@ -1,7 +1,7 @@
 /*
  * store: the only database interface. Nothing outside src/store/ knows which
  * database is behind it (the rules in store_*.c over the SQL driver seam sql.h:
- * SQLite now, PostgreSQL next).
+ * SQLite, sql_sqlite.c, or PostgreSQL, sql_pg.c).
  *
  * A `struct store` is thread-safe: any thread may call any operation (the
  * backend keeps a connection per thread or a pool). Several processes may
@@ -379,9 +379,10 @@ struct store {
 bool store_err_refuses_input(const struct err *e);
 
 /*
- * Open the store at location (a SQLite file path; "postgres://..." is refused
- * until that backend lands) and apply pending migrations. Caller frees with
- * st->ops->close(st). Safe to call from several processes at once.
+ * Open the store at location (a SQLite file path, or a PostgreSQL URL
+ * "postgres://user:pass@host:port/db?..."; errors never show its password)
+ * and apply pending migrations. Caller frees with st->ops->close(st). Safe to
+ * call from several processes at once (PostgreSQL: an advisory lock).
  */
 int store_open(const char *location, struct store **out, struct err *err);
 

@@ -456,6 +456,14 @@ START_TEST(test_killed_inside_transaction_fails_clearly)
     ck_assert(!D->recycle(c)); /* the pool would close it */
     D->rollback(c);
     ck_assert(!D->in_transaction(c));
+    /* a COMMIT after the kill: the server's answer says nothing was committed */
+    ck_assert_int_eq(D->begin_write(c, &err), 0);
+    run_ok(c, "INSERT INTO t (name) VALUES ('b')", SQL_NOARGS);
+    kill_backend(c);
+    ck_assert_int_eq(D->commit(c, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_TRANSIENT);
+    ck_assert_msg(strstr(err.msg, "lost; the transaction was rolled back"), "%s", err.msg);
+    ck_assert(!D->in_transaction(c));
     /* the next transaction reconnects */
     ck_assert_int_eq(D->begin_write(c, &err), 0);
     run_ok(c, "INSERT INTO t (name) VALUES ('c')", SQL_NOARGS);
