@@ -22,6 +22,10 @@
  * SIGKILL after STOP_GRACE_MS) before it ends. Workers are forked by the jobs
  * thread with PR_SET_PDEATHSIG(SIGKILL), so they never outlive a killed server:
  * the next server's sweep may take back every PROCESSING file.
+ * Several nodes (a shared store, PostgreSQL): the start-up sweep takes back only
+ * expired leases (sweep.h); the jobs thread also beats the node's heartbeat
+ * (store node_heartbeat, which closes the requests of nodes gone silent), and
+ * a feed thread (feed.h) turns every announced upload change into a wake.
  * Batches are sequential within an upload and parallel across uploads; the
  * files of a batch are spread over all workers, which claim them one at a time
  * through the store with a lease, so workers on other machines join the same way.
@@ -475,7 +479,10 @@ int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *b
     }
     if (sweep_run(st, bs, o->data_dir, err))
         goto fail;
-    find_resumed(j);
+    /* On a shared store other nodes' uploads are arriving right now: nothing was
+     * cut off by this start (a dead node's requests close with its heartbeat). */
+    if (!j->shared)
+        find_resumed(j);
     if (pthread_create(&j->thread, NULL, run, j) != 0) {
         err_set(err, ERR_TRANSIENT, "jobs", "cannot start the scheduler thread");
         goto fail;

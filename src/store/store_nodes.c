@@ -139,13 +139,17 @@ static void gone_row(struct sql_stmt *s, void *p)
     l->n++;
 }
 
-/* Closes one gone node's requests into one upload (the upload locked first). */
+/* Closes one gone node's requests into one upload (the upload locked first).
+ * When no request is left, the upload goes on with the files it got (expected
+ * becomes total), as after a restart; a client that sends the rest again
+ * raises it again. */
 static int close_gone(struct sql_conn *c, const struct gone_req *g, int64_t now,
                       struct err *err)
 {
     if (rules_lock_upload(c, g->upload_id, err) ||
         sql_run(c, "close a gone node's requests",
-                "UPDATE uploads SET open_requests = CASE WHEN open_requests > ?2 "
+                "UPDATE uploads SET expected = CASE WHEN open_requests > ?2 THEN expected "
+                "ELSE total END, open_requests = CASE WHEN open_requests > ?2 "
                 "THEN open_requests - ?2 ELSE 0 END, version = version + 1, updated_at = ?3 "
                 "WHERE id = ?1", ARGS(VI(g->upload_id), VI(g->n), VI(now)), err) < 0 ||
         sql_run(c, "forget a gone node's requests",

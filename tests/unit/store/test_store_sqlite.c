@@ -1242,6 +1242,7 @@ START_TEST(test_node_requests_expire_with_the_node)
     struct store *s2 = NULL;
     int64_t bob = mkuser("bob"), expired = -1;
     int64_t up = mkupload(bob, 0, 10), up2 = mkupload(bob, 0, 10), empty = mkupload(bob, 0, 10);
+    int64_t up3 = mkupload(bob, 0, 10);
     struct store_upload u;
 
     ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
@@ -1255,6 +1256,9 @@ START_TEST(test_node_requests_expire_with_the_node)
     ck_assert_int_eq(s2->ops->upload_request_begin(s2, up2, 0, 0, T0, &err), 0);
     add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
     add_file(up2, bob, "b.jpg", SHA_B, "spool/b", NULL);
+    /* node 1 announced 3 files into up3 and one arrived */
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up3, 3, 0, T0, &err), 0);
+    add_file(up3, bob, "c.jpg", SHA_C, "spool/c", NULL);
     ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 1, &err), 0);
     ck_assert_int_eq(upload(up).open_requests, 2);
     /* both alive: nothing expires */
@@ -1268,6 +1272,10 @@ START_TEST(test_node_requests_expire_with_the_node)
     ck_assert_int_eq(u.open_requests, 1);  /* node 2's request is still open */
     ck_assert_int_eq(upload(up2).open_requests, 1);
     ck_assert_int_eq(S->ops->upload_get(S, empty, 0, &u, &err), STORE_NOT_FOUND);  /* no file */
+    /* up3 goes on with the file it got, as after a restart */
+    u = upload(up3);
+    ck_assert_int_eq(u.open_requests, 0);
+    ck_assert_int_eq(u.expected, 1);
     /* once only */
     ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 21000, T0 + 11000, &expired, &err), 0);
     ck_assert_int_eq(expired, 0);
