@@ -167,6 +167,8 @@ class TestTwoNodes(Nodes):
         self.assertEqual((last["total"], last["processed"], last["uploaded"]), (n, n, n))
         self.assert_exactly_once(cb, uid, n)
         per_node = self.done_by_node(uid)
+        print(f"two nodes: {n} files, finished per node {list(map(len, per_node))}, "
+              f"{len(events)} SSE events on node A", file=sys.stderr)
         self.assertTrue(all(per_node), f"files finished per node: {list(map(len, per_node))}")
         # Batches were opened once each, in order, by whichever scheduler won.
         batches = [int(m.group(1)) for n_ in self.nodes for m in re.finditer(
@@ -274,6 +276,8 @@ class TestFourNodes(Nodes):
         self.assertEqual(sorted(batches), list(range(1, n // 3 + 1)),
                          "each batch opened once by one of the schedulers")
         per_node = self.done_by_node(uid)
+        print(f"four nodes: {n} files, finished per node {list(map(len, per_node))}",
+              file=sys.stderr)
         self.assertGreaterEqual(sum(1 for p in per_node if p), 2,
                                 f"files per node: {list(map(len, per_node))}")
 
