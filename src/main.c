@@ -31,6 +31,7 @@
 #include "base/secret.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
+#include "http/h_progress.h"
 #include "http/server.h"
 #include "intake/tus.h"
 #include "jobs/jobs.h"
@@ -292,11 +293,25 @@ static int ensure_first_user(struct store *st, const char *listen, struct err *e
     return 0;
 }
 
+/* The change feed (several nodes) wakes the progress streams of this node. */
+static void hub_changed(void *ctx, int64_t upload_id, int64_t version)
+{
+    (void)ctx;
+    sse_hub_changed(upload_id, version);
+}
+
+static void hub_feed(void *ctx, bool live)
+{
+    (void)ctx;
+    sse_hub_feed(live);
+}
+
 static int default_workers(const struct config *cfg)
 {
     long n;
 
-    if (cfg->workers > 0)
+    /* 0 is a node without workers (web only); -1 (the default) one per core. */
+    if (cfg->workers >= 0)
         return (int)cfg->workers;
     n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
@@ -439,6 +454,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         .data_dir = cfg->data_dir,
         .exe = exe,
         .worker_argv = wargv,
+        .on_change = hub_changed,
+        .on_feed = hub_feed,
     };
     if (jobs_start(&jo, st, bs, &jobs, &err))
         goto out;

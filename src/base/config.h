@@ -34,7 +34,7 @@ struct config {
     double batch_delay;               /* seconds between one upload's batches */
     int64_t max_file_size;            /* bytes */
     int64_t max_pixels;
-    int64_t workers;                  /* 0 = one per core */
+    int64_t workers;                  /* -1 = one per core, 0 = none (web-only node) */
     int64_t worker_memory;            /* bytes of address space per worker */
     int64_t http_threads;             /* 0 = one per core, at least 2 */
     int64_t lease_seconds;            /* how long a worker's claim on a file lasts */

@@ -3,7 +3,10 @@
  *
  * DESIGN (the SSE hub)
  * Threads: MHD threads run handlers and stream readers; one hub thread
- * (hub_run) wakes every SSE_TICK_MS. Streams never hold a thread while they
+ * (hub_run) wakes every SSE_TICK_MS, or on a shared store (several nodes) when
+ * the change feed announces a change of a followed upload, whichever node made
+ * it (sse_hub_changed; polling goes on every SSE_FALLBACK_MS while the feed is
+ * live, as notifications are lost around reconnects). Streams never hold a thread while they
  * wait: the reader parks its connection (http_suspend) and returns; the hub
  * reads the version of each upload being followed (one store read per upload,
  * however many streams follow it) and resumes the streams whose upload moved,
@@ -35,6 +38,7 @@
 #include "store/store.h"
 
 #define SSE_TICK_MS 250
+#define SSE_FALLBACK_MS 1000       /* the polling while a change feed is live */
 #define SSE_HEARTBEAT_MS 15000
 #define SSE_MAX_STREAMS 2048       /* whole server */
 #define SSE_MAX_PER_USER 64        /* tabs of one user */
@@ -159,6 +163,8 @@ static struct {
     struct stream *streams;  /* mu */
     size_t count;            /* mu */
     bool running, stopping;  /* mu */
+    bool kicked;             /* mu: a change of a followed upload was announced */
+    bool feed_live;          /* mu: the store's change feed is live (poll slowly) */
     pthread_t thread;
     struct store *st;
 } hub = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
@@ -261,20 +267,50 @@ static void hub_tick(void)
 
 static void *hub_run(void *arg)
 {
+    int64_t last_tick = time_mono_ms();
+
     (void)arg;
     pthread_mutex_lock(&hub.mu);
     while (!hub.stopping) {
-        struct timespec until = time_after_ms(CLOCK_REALTIME, SSE_TICK_MS);
+        /* Polling every SSE_TICK_MS (every SSE_FALLBACK_MS while the change feed
+         * is live); an announced change ticks at once, but ticks stay at least
+         * SSE_TICK_MS apart, so events are still coalesced. */
+        int64_t now = time_mono_ms();
+        int64_t due = last_tick + (hub.kicked || !hub.feed_live ? SSE_TICK_MS : SSE_FALLBACK_MS);
+        if (now < due) {
+            struct timespec until = time_after_ms(CLOCK_REALTIME, due - now);
 
-        pthread_cond_timedwait(&hub.cond, &hub.mu, &until);
-        if (hub.stopping)
-            break;
+            pthread_cond_timedwait(&hub.cond, &hub.mu, &until);
+            continue;
+        }
+        hub.kicked = false;
         pthread_mutex_unlock(&hub.mu);
         hub_tick();
+        last_tick = time_mono_ms();
         pthread_mutex_lock(&hub.mu);
     }
     pthread_mutex_unlock(&hub.mu);
     return NULL;
+}
+
+void sse_hub_changed(int64_t upload_id, int64_t version)
+{
+    pthread_mutex_lock(&hub.mu);
+    for (struct stream *s = hub.streams; s && !hub.kicked; s = s->next) {
+        if ((upload_id == 0 || s->upload_id == upload_id) && s->version_seen != version) {
+            hub.kicked = true;
+            pthread_cond_signal(&hub.cond);
+        }
+    }
+    pthread_mutex_unlock(&hub.mu);
+}
+
+void sse_hub_feed(bool live)
+{
+    pthread_mutex_lock(&hub.mu);
+    hub.feed_live = live;
+    pthread_cond_signal(&hub.cond);
+    pthread_mutex_unlock(&hub.mu);
 }
 
 int sse_hub_start(struct store *st, struct err *err)
@@ -363,6 +399,8 @@ static bool too_soon(struct stream *s)
         return false;
     pthread_mutex_lock(&hub.mu);
     s->version_seen = -1;
+    hub.kicked = true;  /* the next tick SSE_TICK_MS after the last, even with the feed live */
+    pthread_cond_signal(&hub.cond);
     pthread_mutex_unlock(&hub.mu);
     return true;
 }

@@ -7,6 +7,9 @@
 #ifndef SHOEBOX_HTTP_H_PROGRESS_H
 #define SHOEBOX_HTTP_H_PROGRESS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "base/err.h"
 #include "http/http.h"
 
@@ -22,6 +25,12 @@ void h_progress_stream(struct http_req *req);
  * stopped (the server ends parked streams itself on shutdown). */
 int sse_hub_start(struct store *st, struct err *err);
 void sse_hub_stop(void);
+/* An upload changed (from the store's change feed, any node; 0, 0: anything
+ * may have changed): streams following it are woken now, not at the next poll.
+ * Any thread. */
+void sse_hub_changed(int64_t upload_id, int64_t version);
+/* Whether the change feed is live: the hub then polls only as a fallback. */
+void sse_hub_feed(bool live);
 /* Open streams (for tests and logs). */
 size_t sse_hub_streams(void);
 

@@ -22,6 +22,10 @@
  * SIGKILL after STOP_GRACE_MS) before it ends. Workers are forked by the jobs
  * thread with PR_SET_PDEATHSIG(SIGKILL), so they never outlive a killed server:
  * the next server's sweep may take back every PROCESSING file.
+ * Several nodes (a shared store, PostgreSQL): the start-up sweep takes back only
+ * expired leases (sweep.h); the jobs thread also beats the node's heartbeat
+ * (store node_heartbeat, which closes the requests of nodes gone silent), and
+ * a feed thread (feed.h) turns every announced upload change into a wake.
  * Batches are sequential within an upload and parallel across uploads; the
  * files of a batch are spread over all workers, which claim them one at a time
  * through the store with a lease, so workers on other machines join the same way.
@@ -45,6 +49,7 @@
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
+#include "jobs/feed.h"
 #include "jobs/sweep.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -52,6 +57,8 @@
 #define TICK_MS 100
 #define RESPAWN_PAUSE_MS 1000   /* a worker that dies within this of its start waits this */
 #define STOP_GRACE_MS 10000     /* workers get this long to finish their file at shutdown */
+#define NODE_BEAT_MS 1000       /* a node's heartbeat (shared stores) */
+#define NODE_EXPIRE_MS 10000    /* a node silent this long is gone: its requests are closed */
 
 struct worker {
     pid_t pid;          /* 0 = not running */
@@ -80,6 +87,9 @@ struct jobs {
     size_t nbatches, capbatches;
     int64_t *resumed;  /* uploads cut off by the restart (jobs_start, then jobs thread) */
     size_t nresumed;
+    bool shared;       /* several nodes on the store: heartbeat, feed */
+    char node[STORE_NODE_MAX];
+    struct feed *feed;
 };
 
 /* ---- worker processes ---- */
@@ -324,6 +334,18 @@ static void release_expired(struct jobs *j)
         log_warn("jobs", "lease.expired", "files=%lld", (long long)released);
 }
 
+/* Shared stores: this node is alive; the requests of nodes that are not are closed. */
+static void heartbeat(struct jobs *j)
+{
+    struct err err = {0};
+    int64_t expired = 0, now = time_now_ms();
+
+    if (j->st->ops->node_heartbeat(j->st, now, now - NODE_EXPIRE_MS, &expired, &err))
+        log_error("jobs", "node.heartbeat_failed", "msg=%s", LOG_Q(err.msg));
+    else if (expired)
+        log_warn("jobs", "node.expired", "nodes=%lld", (long long)expired);
+}
+
 static void stop_workers(struct jobs *j)
 {
     int64_t deadline = time_mono_ms() + STOP_GRACE_MS;
@@ -391,7 +413,9 @@ static void *run(void *arg)
         pthread_mutex_unlock(&j->mu);
 
         bool spawned = supervise(j);
-        if (time_mono_ms() - last_release >= 1000) {
+        if (time_mono_ms() - last_release >= NODE_BEAT_MS) {
+            if (j->shared)
+                heartbeat(j);
             release_expired(j);
             close_idle(j);
             last_release = time_mono_ms();
@@ -402,6 +426,26 @@ static void *run(void *arg)
     /* Here, not after the join: the workers' death signal fires when this thread ends. */
     stop_workers(j);
     return NULL;
+}
+
+/* ---- the change feed (shared stores) ---- */
+
+/* Any node changed an upload: files may wait for a batch or a worker here. */
+static void feed_changed(void *ctx, int64_t upload_id, int64_t version)
+{
+    struct jobs *j = ctx;
+
+    jobs_notify(j);
+    if (j->o.on_change)
+        j->o.on_change(j->o.change_ctx, upload_id, version);
+}
+
+static void feed_state(void *ctx, bool live)
+{
+    struct jobs *j = ctx;
+
+    if (j->o.on_feed)
+        j->o.on_feed(j->o.change_ctx, live);
 }
 
 /* ---- life cycle ---- */
@@ -419,14 +463,31 @@ int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *b
     j->workers = xcalloc((size_t)(o->workers > 0 ? o->workers : 1), sizeof(*j->workers));
     for (int i = 0; i < o->workers; i++)
         j->workers[i].wake_fd = -1;
+    j->shared = st->ops->shared && st->ops->shared(st);
+    if (j->shared) {
+        /* host:pid:start: unique among the nodes, even when a pid comes again. */
+        snprintf(j->node, sizeof(j->node), "%s:%ld:%lld", sweep_hostname(), (long)getpid(),
+                 (long long)time_now_ms());
+        if (st->ops->node_register(st, j->node, time_now_ms(), err))
+            goto fail;
+        log_info("jobs", "node.registered", "node=%s", j->node);
+    }
     if (sweep_run(st, bs, o->data_dir, err))
         goto fail;
-    find_resumed(j);
+    /* On a shared store other nodes' uploads are arriving right now: nothing was
+     * cut off by this start (a dead node's requests close with its heartbeat). */
+    if (!j->shared)
+        find_resumed(j);
     if (pthread_create(&j->thread, NULL, run, j) != 0) {
         err_set(err, ERR_TRANSIENT, "jobs", "cannot start the scheduler thread");
         goto fail;
     }
     j->thread_started = true;
+    if (j->shared) {
+        struct feed_opts fo = {.on_change = feed_changed, .on_state = feed_state, .ctx = j};
+        if (feed_start(st, &fo, &j->feed, err))
+            goto fail;
+    }
     *out = j;
     jobs_notify(j);
     return 0;
@@ -449,6 +510,8 @@ void jobs_stop(struct jobs *j)
 {
     if (!j)
         return;
+    feed_stop(j->feed);
+    j->feed = NULL;
     if (j->thread_started) {
         pthread_mutex_lock(&j->mu);
         j->stopping = true;

@@ -2,7 +2,8 @@
  * jobs: the upload pipeline's moving parts.
  *
  * In `shoebox serve` (jobs_start): a startup sweep (crash recovery), a batch
- * scheduler thread and a supervisor thread that starts `--workers` worker
+ * scheduler thread (on a shared store also the node's heartbeat and its ear on
+ * the change feed, feed.h) and a supervisor thread that starts `--workers` worker
  * processes (`shoebox worker`, the same binary), restarts any that dies, and
  * fails the file a dead worker held ("decoder crashed") once it has had its retry.
  * In `shoebox worker` (jobs_worker_run): claim a file through the store with a
@@ -31,10 +32,16 @@ struct jobs_opts {
     int64_t batch_size;
     int64_t batch_delay_ms;
     int64_t upload_idle_ms;      /* an upload waiting for announced files stops after this */
-    int workers;                 /* worker processes to start; 0 = none (remote workers) */
+    int workers;                 /* worker processes to start; 0 = none (a web-only node) */
     const char *data_dir;
     const char *exe;             /* path of the shoebox binary, for worker processes */
     char *const *worker_argv;    /* full argv for a worker (argv[0] = exe), NULL-terminated */
+    /* Several nodes (a shared store): every upload change any node commits, from
+     * the store's change feed (jobs/feed.h), after the scheduler was told; and
+     * whether the feed is live. Both may be NULL; any thread. */
+    void (*on_change)(void *ctx, int64_t upload_id, int64_t version);
+    void (*on_feed)(void *ctx, bool live);
+    void *change_ctx;
 };
 
 struct jobs;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/fs.h"
@@ -51,14 +52,27 @@ static void keyset_free(struct keyset *s)
     free(s->keys);
 }
 
+/* Whether the file at path changed within grace_ms of now (0: no grace). A
+ * file being written by another node (a spool file not yet recorded, a blob
+ * not yet referenced by its photo) is young. */
+static bool young(const char *path, int64_t now, int64_t grace_ms)
+{
+    struct stat sb;
+
+    if (grace_ms <= 0 || stat(path, &sb) < 0)
+        return false;
+    return (int64_t)sb.st_mtime * 1000 > now - grace_ms;
+}
+
 /* Spool files are DATA/spool/NAME, referenced as "spool/NAME". */
-static int sweep_spool(struct store *st, const char *data_dir, struct err *err)
+static int sweep_spool(struct store *st, const char *data_dir, int64_t grace_ms,
+                       struct err *err)
 {
     struct keyset refs = {0};
     char dir[4096];
     DIR *d;
     struct dirent *e;
-    int removed = 0;
+    int removed = 0, kept = 0;
 
     if (st->ops->spool_refs(st, keyset_add, &refs, err))
         return -1;
@@ -74,14 +88,18 @@ static int sweep_spool(struct store *st, const char *data_dir, struct err *err)
         if (keyset_has(&refs, rel))
             continue;
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (young(path, time_now_ms(), grace_ms)) {
+            kept++;
+            continue;
+        }
         if (fs_unlink(path, NULL) == 0)
             removed++;
     }
     if (d)
         closedir(d);
     keyset_free(&refs);
-    if (removed)
-        log_info("jobs", "sweep.spool", "removed=%d", removed);
+    if (removed || kept)
+        log_info("jobs", "sweep.spool", "removed=%d young_kept=%d", removed, kept);
     return 0;
 }
 
@@ -98,10 +116,11 @@ static void blob_seen(void *ctx, const char *key)
         keyset_add(&s->orphans, key);
 }
 
-static int sweep_blobs(struct store *st, struct blob_store *bs, struct err *err)
+static int sweep_blobs(struct store *st, struct blob_store *bs, int64_t grace_ms,
+                       struct err *err)
 {
     struct blob_sweep s = {0};
-    size_t temps = 0;
+    size_t temps = 0, removed = 0, kept = 0;
     int rc = -1;
 
     if (st->ops->blob_refs(st, keyset_add, &s.refs, err))
@@ -110,11 +129,21 @@ static int sweep_blobs(struct store *st, struct blob_store *bs, struct err *err)
         qsort(s.refs.keys, s.refs.n, sizeof(char *), cmp_str);
     if (bs->ops->list(bs, blob_seen, &s, err))
         goto out;
-    for (size_t i = 0; i < s.orphans.n; i++)
+    for (size_t i = 0; i < s.orphans.n; i++) {
+        char path[4096];
+        if (grace_ms > 0 && bs->ops->path(bs, s.orphans.keys[i], path, sizeof(path)) == 0 &&
+            young(path, time_now_ms(), grace_ms)) {
+            kept++;
+            continue;
+        }
         bs->ops->remove(bs, s.orphans.keys[i], NULL);
-    if (s.orphans.n)
-        log_info("jobs", "sweep.blobs", "removed=%zu", s.orphans.n);
-    if (bs->ops->remove_temps(bs, 0, &temps, err))
+        removed++;
+    }
+    if (removed || kept)
+        log_info("jobs", "sweep.blobs", "removed=%zu young_kept=%zu", removed, kept);
+    /* Temporary files: all of them only when no other node may be writing one
+     * (a node removes those of its own dead workers, jobs.c). */
+    if (grace_ms == 0 && bs->ops->remove_temps(bs, 0, &temps, err))
         goto out;
     if (temps)
         log_info("jobs", "sweep.blob_temps", "removed=%zu", temps);
@@ -129,17 +158,27 @@ int sweep_run(struct store *st, struct blob_store *bs, const char *data_dir, str
 {
     struct err why = {0};
     int64_t released = 0, now = time_now_ms();
+    bool shared = st->ops->shared && st->ops->shared(st);
 
-    if (st->ops->upload_reset_requests(st, now, err))
-        return -1;
-    /* Owner "*": every file in PROCESSING. Only one server runs on a data dir; its
-     * workers died with it. */
     err_set(&why, ERR_PERMANENT, "decode", "processing was interrupted too often");
-    if (st->ops->file_release(st, "*", now, JOBS_MAX_ATTEMPTS, &why, &released, err))
-        return -1;
+    if (shared) {
+        /* Other nodes run on this database: their requests are open and their
+         * workers hold leases. Only what has expired is taken back (owner NULL);
+         * a node's open requests go with its heartbeat (jobs.c). */
+        if (st->ops->file_release(st, NULL, now, JOBS_MAX_ATTEMPTS, &why, &released, err))
+            return -1;
+    } else {
+        if (st->ops->upload_reset_requests(st, now, err))
+            return -1;
+        /* Owner "*": every file in PROCESSING. Only one server runs on a data dir;
+         * its workers died with it. */
+        if (st->ops->file_release(st, "*", now, JOBS_MAX_ATTEMPTS, &why, &released, err))
+            return -1;
+    }
     if (released)
-        log_info("jobs", "sweep.requeued", "files=%lld", (long long)released);
-    if (sweep_spool(st, data_dir, err) || sweep_blobs(st, bs, err))
+        log_info("jobs", "sweep.requeued", "files=%lld shared=%d", (long long)released, shared);
+    if (sweep_spool(st, data_dir, shared ? SWEEP_GRACE_MS : 0, err) ||
+        sweep_blobs(st, bs, shared ? SWEEP_GRACE_MS : 0, err))
         return -1;
     return 0;
 }

@@ -1,16 +1,28 @@
 /*
- * sweep: crash recovery at server start, before any worker runs.
+ * sweep: crash recovery at server start, before this node's workers run.
+ * One server on the database (SQLite, store ops->shared false):
  *  - no request survives a restart: every upload's open_requests goes to zero,
  *    so uploads that were arriving are processed with the files they got;
  *  - files this machine's workers held are queued again (they count an attempt);
  *  - spool files no upload_file row needs, blobs no photo references and the
  *    temporary files of interrupted blob writes are removed (what a crash
  *    between two steps leaves behind).
+ * Several nodes on the database (PostgreSQL, ops->shared true), the other
+ * nodes running while this one starts:
+ *  - only files whose lease has expired are taken back (the scheduler of every
+ *    node does that every second anyway, jobs.c);
+ *  - open requests are left alone: they belong to the nodes sending them;
+ *  - orphan spool files and blobs younger than SWEEP_GRACE_MS are kept (another
+ *    node may be between writing the bytes and recording them), temporary
+ *    blob files are left to the node whose workers wrote them.
  */
 #ifndef SHOEBOX_JOBS_SWEEP_H
 #define SHOEBOX_JOBS_SWEEP_H
 
 #include "base/err.h"
+
+/* Orphans younger than this are left alone when several nodes share the store. */
+#define SWEEP_GRACE_MS (3600 * 1000)
 
 struct store;
 struct blob_store;

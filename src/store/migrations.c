@@ -134,6 +134,18 @@ static const char *const sqlite_steps[] = {
     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
     "  checked_at INTEGER NOT NULL);"
     "CREATE INDEX upload_files_name ON upload_files(upload_id, name);",
+
+    /* 3: several nodes on one database (used on PostgreSQL): each serve node
+     * with its heartbeat, and the requests it has open per upload */
+    "CREATE TABLE nodes ("
+    "  id TEXT PRIMARY KEY,"
+    "  started_at INTEGER NOT NULL,"
+    "  heartbeat_at INTEGER NOT NULL);"
+    "CREATE TABLE node_requests ("
+    "  node TEXT NOT NULL,"
+    "  upload_id INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (node, upload_id));",
 };
 
 static const char *const pg_steps[] = {
@@ -253,6 +265,25 @@ static const char *const pg_steps[] = {
     "  id BIGINT PRIMARY KEY CHECK (id = 1),"
     "  checked_at BIGINT NOT NULL);"
     "CREATE INDEX upload_files_name ON upload_files(upload_id, name);",
+
+    /* 3: several nodes on one database: each serve node with its heartbeat, the
+     * requests it has open per upload; every change of an upload (its version)
+     * is announced on channel shoebox_uploads as "ID VERSION" at commit, for
+     * the change feed (store.h feed_open) */
+    "CREATE TABLE nodes ("
+    "  id TEXT PRIMARY KEY,"
+    "  started_at BIGINT NOT NULL,"
+    "  heartbeat_at BIGINT NOT NULL);"
+    "CREATE TABLE node_requests ("
+    "  node TEXT NOT NULL,"
+    "  upload_id BIGINT NOT NULL,"
+    "  n BIGINT NOT NULL,"
+    "  PRIMARY KEY (node, upload_id));"
+    "CREATE FUNCTION shoebox_upload_changed() RETURNS trigger LANGUAGE plpgsql AS $f$ "
+    "BEGIN PERFORM pg_notify('shoebox_uploads', NEW.id::text || ' ' || NEW.version::text); "
+    "RETURN NULL; END $f$;"
+    "CREATE TRIGGER uploads_changed AFTER INSERT OR UPDATE OF version ON uploads "
+    "FOR EACH ROW EXECUTE FUNCTION shoebox_upload_changed();",
 };
 
 _Static_assert(sizeof(sqlite_steps) == sizeof(pg_steps), "one step per dialect");

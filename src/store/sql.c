@@ -100,6 +100,11 @@ static void drop_place(struct sql_pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
+int sql_pool_open_extra(struct sql_pool *p, struct sql_conn **out, struct err *err)
+{
+    return p->drv->open(p->location, p->flags, out, err);
+}
+
 struct sql_conn *sql_pool_borrow(struct sql_pool *p, struct err *err)
 {
     struct sql_conn *c = NULL;

@@ -189,6 +189,18 @@ struct sql_driver {
     int (*migrate_begin)(struct sql_conn *c, struct err *err);
     int (*version_get)(struct sql_conn *c, int64_t *version, struct err *err);
     int (*version_set)(struct sql_conn *c, int64_t version, struct err *err);
+
+    /* The change feed (PostgreSQL LISTEN; NULL where the engine has none, as on
+     * SQLite: then the caller polls). A connection that listens is used for
+     * nothing else (sql_pool_open_extra). listen subscribes c to channel;
+     * listen_fd is the socket to poll for readability; listen_read reads what
+     * arrived without blocking and calls each(ctx, payload) per notification:
+     * 0, or -1 when the connection is lost (notifications may have been missed:
+     * close it, open another, listen again and look at everything once). */
+    int (*listen)(struct sql_conn *c, const char *channel, struct err *err);
+    int (*listen_fd)(struct sql_conn *c);
+    int (*listen_read)(struct sql_conn *c, void (*each)(void *ctx, const char *payload),
+                       void *ctx, struct err *err);
 };
 
 /* The SQLite driver (sql_sqlite.c): location is a file path. */
@@ -216,6 +228,9 @@ const struct sql_driver *sql_pool_driver(const struct sql_pool *p);
  * sql_pool_give_back() (which ends what an early exit left open). */
 struct sql_conn *sql_pool_borrow(struct sql_pool *p, struct err *err);
 void sql_pool_give_back(struct sql_pool *p, struct sql_conn *c);
+/* A connection to the pool's database outside the pool (not counted in
+ * max_conns; the caller closes it with drv->close): for the change feed. */
+int sql_pool_open_extra(struct sql_pool *p, struct sql_conn **out, struct err *err);
 
 /* ---- statement helpers over one connection (sql.c) ---- */
 

@@ -860,6 +860,50 @@ static int pg_version_set(struct sql_conn *conn, int64_t version, struct err *er
     return rc;
 }
 
+/* ---- the change feed ---- */
+
+static int pg_listen(struct sql_conn *conn, const char *channel, struct err *err)
+{
+    struct pgconn *c = PGC(conn);
+    char *ident, sql[256];
+    int rc;
+
+    if (ensure_alive(c, err))
+        return -1;
+    ident = PQescapeIdentifier(c->pg, channel, strlen(channel));
+    if (!ident)
+        return err_set(err, ERR_TRANSIENT, "store", "cannot listen: out of memory");
+    snprintf(sql, sizeof(sql), "LISTEN %s", ident);
+    PQfreemem(ident);
+    rc = command(c, sql, "listen for changes", err);
+    /* The socket is polled by the caller: reads must not block. */
+    if (rc == 0 && PQsetnonblocking(c->pg, 1) != 0)
+        rc = err_set(err, ERR_TRANSIENT, "store", "cannot listen: no non-blocking mode");
+    return rc;
+}
+
+static int pg_listen_fd(struct sql_conn *conn)
+{
+    return PQsocket(PGC(conn)->pg);
+}
+
+static int pg_listen_read(struct sql_conn *conn, void (*each)(void *ctx, const char *payload),
+                          void *ctx, struct err *err)
+{
+    struct pgconn *c = PGC(conn);
+    PGnotify *n;
+    int ok = PQconsumeInput(c->pg);
+
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        each(ctx, n->extra ? n->extra : "");
+        PQfreemem(n);
+    }
+    if (!ok || PQstatus(c->pg) != CONNECTION_OK || c->doomed)
+        return err_set(err, ERR_TRANSIENT, "store",
+                       "the change feed's connection to PostgreSQL was lost");
+    return 0;
+}
+
 const struct sql_driver sql_pg_driver = {
     .name = "postgres",
     .dialect = SQL_POSTGRES,
@@ -887,4 +931,7 @@ const struct sql_driver sql_pg_driver = {
     .migrate_begin = pg_migrate_begin,
     .version_get = pg_version_get,
     .version_set = pg_version_set,
+    .listen = pg_listen,
+    .listen_fd = pg_listen_fd,
+    .listen_read = pg_listen_read,
 };

@@ -44,6 +44,7 @@
 #define STORE_TEXT_MAX 128   /* make, model, lens */
 #define STORE_MSG_MAX 256    /* error messages, matches ERR_MSG_MAX */
 #define STORE_PATH_MAX 512   /* spool paths and blob keys, relative to the data dir */
+#define STORE_NODE_MAX 128   /* a node id ("host:pid:start") */
 
 struct store;
 
@@ -176,9 +177,19 @@ typedef void (*store_file_cb)(void *ctx, const struct store_file *f);
 typedef void (*store_photo_cb)(void *ctx, const struct store_photo *p);
 typedef void (*store_sched_cb)(void *ctx, const struct store_sched *s);
 typedef void (*store_key_cb)(void *ctx, const char *key);
+/* An upload changed: its id and new version (0, 0: anything may have changed). */
+typedef void (*store_change_cb)(void *ctx, int64_t upload_id, int64_t version);
+
+/* The change feed of a store (feed_open). */
+struct store_feed;
 
 struct store_ops {
     void (*close)(struct store *st);
+    /* Whether several server nodes may share this database (PostgreSQL; not
+     * SQLite, which is one server per data directory). A shared store's
+     * start-up sweep takes back only expired leases and leaves other nodes'
+     * open requests and young orphans alone (jobs/sweep.h). */
+    bool (*shared)(struct store *st);
     /* Schema version after migrations. */
     int (*schema_version)(struct store *st, int64_t *version, struct err *err);
 
@@ -255,7 +266,10 @@ struct store_ops {
     /* Unfinished uploads with unassigned or in-flight files. */
     int (*sched_list)(struct store *st, store_sched_cb cb, void *ctx, struct err *err);
     /* Moves up to `limit` RECEIVED files (oldest first) into batch batch_no (QUEUED)
-     * and sets current_batch. *assigned says how many moved. */
+     * and sets current_batch. *assigned says how many moved. Compare-and-set:
+     * only when batch_no is current_batch + 1 and no file of the upload is QUEUED
+     * or PROCESSING, else nothing moves (*assigned 0): another scheduler opened
+     * it first. */
     int (*sched_assign)(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
                         int64_t now, int64_t *assigned, struct err *err);
 
@@ -328,6 +342,30 @@ struct store_ops {
      * NULL) gets the number of sessions deleted. STORE_NOT_FOUND when no user. */
     int (*user_change_password)(struct store *st, const char *name, const char *pw_hash,
                                 const char *keep_digest, int64_t *ended, struct err *err);
+
+    /* --- several nodes on one database (shared stores) --- */
+    /* The change feed: every committed change of an upload, whichever process or
+     * node made it, arrives as (upload id, version), on a connection of its own.
+     * STORE_NOT_FOUND: this store has none (SQLite): poll, as without a feed.
+     * A feed can lose changes (a lost connection): callers keep polling slowly. */
+    int (*feed_open)(struct store *st, struct store_feed **out, struct err *err);
+    /* The descriptor to poll for readability. */
+    int (*feed_fd)(struct store *st, struct store_feed *f);
+    /* Calls cb for each change that arrived, without blocking. -1: the feed is
+     * lost (changes may be missed): close it, open another later. */
+    int (*feed_read)(struct store *st, struct store_feed *f, store_change_cb cb, void *ctx,
+                     struct err *err);
+    void (*feed_close)(struct store *st, struct store_feed *f);
+    /* This process is server node `node` (unique: host, pid, start time): from
+     * now on the requests it begins and ends are recorded as its own, and it is
+     * alive while its heartbeat goes on. */
+    int (*node_register)(struct store *st, const char *node, int64_t now, struct err *err);
+    /* The registered node's heartbeat (now); nodes whose heartbeat is older than
+     * expire_before are gone: the requests they had open are closed (their
+     * uploads go on with the files they got, as after a restart), and they are
+     * forgotten. *expired (may be NULL) counts them. */
+    int (*node_heartbeat)(struct store *st, int64_t now, int64_t expire_before,
+                          int64_t *expired, struct err *err);
 };
 
 struct store {

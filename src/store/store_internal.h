@@ -34,9 +34,11 @@ struct rules {
     struct store base;
     struct store_ops ops;
     struct sql_pool *pool;
+    char node[STORE_NODE_MAX];  /* node_register: requests are recorded as this node's */
 };
 
 #define POOL(st) (((struct rules *)(st))->pool)
+#define NODE(st) (((struct rules *)(st))->node)
 
 /* The shapes the rules were written in (sql.h's helpers, short names). */
 #define VI SQL_VI
@@ -109,6 +111,13 @@ void rules_files_ops(struct store_ops *o);
 void rules_leases_ops(struct store_ops *o);
 void rules_photos_ops(struct store_ops *o);
 void rules_sched_ops(struct store_ops *o);
+void rules_nodes_ops(struct store_ops *o);
+
+/* ---- nodes (store_nodes.c) ---- */
+
+/* Counts a request of st's node (if registered) into upload_id: delta +1 or -1. */
+int rules_node_request(struct store *st, struct sql_conn *c, int64_t upload_id, int delta,
+                       struct err *err);
 
 /* The store over a pool of drv connections to location, migrated. */
 int rules_open(const struct sql_driver *drv, const char *location, unsigned flags,

@@ -45,8 +45,8 @@ static int sched_assign(struct store *st, int64_t upload_id, int64_t batch_no, i
 {
     struct sql_conn *c = NULL;
     struct rules_delta d = {0};
-    int64_t n = 0;
-    int rc = -1;
+    int64_t n = 0, busy = 0;
+    int rc = -1, r;
 
     if (assigned)
         *assigned = 0;
@@ -57,6 +57,22 @@ static int sched_assign(struct store *st, int64_t upload_id, int64_t batch_no, i
         return -1;
     if (sql_begin(c, err) || rules_lock_upload(c, upload_id, err))
         goto out;
+    /* Compare-and-set: batch batch_no opens only right after batch_no - 1 and
+     * while none of the upload's files is in flight, whatever another node's
+     * scheduler did since it listed the upload. A scheduler that lost the race
+     * assigns nothing (it never opens the same batch twice, or skips one). */
+    r = sql_scalar(c, &busy, "check the batch to open",
+                   "SELECT CASE WHEN current_batch = ?2 - 1 THEN 0 ELSE 1 END + "
+                   "(SELECT COUNT(*) FROM upload_files WHERE upload_id = ?1 "
+                   "AND state IN ('queued', 'processing')) FROM uploads WHERE id = ?1",
+                   ARGS(VI(upload_id), VI(batch_no)), err);
+    if (r < 0)
+        goto out;
+    if (r == 0 || busy > 0) {
+        sql_rollback(c);
+        rc = 0;
+        goto out;
+    }
     n = sql_run(c, "queue a batch", "UPDATE upload_files SET state = 'queued', batch_no = ?2, "
                 "queued_at = ?4, available_at = ?4, updated_at = ?4 WHERE id IN (SELECT id "
                 "FROM upload_files WHERE upload_id = ?1 AND state = 'received' "

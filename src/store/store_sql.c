@@ -42,9 +42,15 @@ static int schema_version(struct store *st, int64_t *version, struct err *err)
     return rc;
 }
 
+static bool rules_shared(struct store *st)
+{
+    return (sql_pool_driver(POOL(st))->caps & SQL_CAP_SHARED) != 0;
+}
+
 static void fill_ops(struct store_ops *o)
 {
     o->close = rules_close;
+    o->shared = rules_shared;
     o->schema_version = schema_version;
     rules_users_ops(o);
     rules_sessions_ops(o);
@@ -53,6 +59,7 @@ static void fill_ops(struct store_ops *o)
     rules_leases_ops(o);
     rules_photos_ops(o);
     rules_sched_ops(o);
+    rules_nodes_ops(o);
 }
 
 static int migrate(struct sql_pool *pool, struct err *err)

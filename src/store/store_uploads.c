@@ -182,17 +182,39 @@ static int upload_list(struct store *st, int64_t user_id, int64_t limit, store_u
 static int upload_request_begin(struct store *st, int64_t id, int64_t expected,
                                 int64_t bytes_total, int64_t now, struct err *err)
 {
-    char missing[64];
+    struct sql_conn *c;
+    int64_t n;
+    int rc = -1;
 
     if (expected > LIMIT_UPLOAD_FILES)
         return err_set(err, ERR_PERMANENT, "store", "an upload may announce at most %d files",
                        LIMIT_UPLOAD_FILES);
-    return sql_write1(POOL(st), no_upload(missing, sizeof(missing), id), "start a request",
-                      "UPDATE uploads SET open_requests = open_requests + 1, "
-                      "expected = CASE WHEN ?2 > expected THEN ?2 ELSE expected END, "
-                      "bytes_total = bytes_total + CASE WHEN ?3 > 0 THEN ?3 ELSE 0 END, "
-                      "finished_at = 0, version = version + 1, updated_at = ?4 WHERE id = ?1",
-                      ARGS(VI(id), VI(expected), VI(bytes_total), VI(now)), err);
+    c = sql_pool_borrow(POOL(st), err);
+    if (!c)
+        return -1;
+    if (sql_begin(c, err))
+        goto out;
+    n = sql_run(c, "start a request",
+                "UPDATE uploads SET open_requests = open_requests + 1, "
+                "expected = CASE WHEN ?2 > expected THEN ?2 ELSE expected END, "
+                "bytes_total = bytes_total + CASE WHEN ?3 > 0 THEN ?3 ELSE 0 END, "
+                "finished_at = 0, version = version + 1, updated_at = ?4 WHERE id = ?1",
+                ARGS(VI(id), VI(expected), VI(bytes_total), VI(now)), err);
+    if (n < 0)
+        goto out;
+    if (n == 0) {
+        char missing[64];
+        err_set(err, ERR_PERMANENT, "store", "cannot start a request: %s",
+                no_upload(missing, sizeof(missing), id));
+        goto out;
+    }
+    /* The request is this node's: it ends with the node (node_heartbeat). */
+    if (rules_node_request(st, c, id, +1, err) || sql_commit(c, err))
+        goto out;
+    rc = 0;
+out:
+    sql_pool_give_back(POOL(st), c);
+    return rc;
 }
 
 /* An upload no request sends into and without any file (id 0: every such upload)
@@ -225,8 +247,8 @@ static int upload_request_end(struct store *st, int64_t id, int64_t now, struct 
                 (long long)id);
         goto out;
     }
-    if (drop_empty(c, id, err) || rules_check_finished(c, id, now, NULL, err) ||
-        sql_commit(c, err))
+    if (rules_node_request(st, c, id, -1, err) || drop_empty(c, id, err) ||
+        rules_check_finished(c, id, now, NULL, err) || sql_commit(c, err))
         goto out;
     rc = 0;
 out:

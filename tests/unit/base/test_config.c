@@ -27,7 +27,7 @@ START_TEST(defaults)
     ck_assert_int_eq(c.batch_size, 15);
     ck_assert_double_eq_tol(c.batch_delay, 0.5, 1e-9);
     ck_assert_int_eq(c.max_file_size, 100LL * 1024 * 1024);
-    ck_assert_int_eq(c.workers, 0);
+    ck_assert_int_eq(c.workers, -1); /* one per core; 0 = a web-only node */
     ck_assert_int_eq(c.db_pool, 0);
     config_db_location(&c, db, sizeof(db));
     ck_assert_str_eq(db, "./data/shoebox.db");
@@ -43,6 +43,9 @@ struct flag_case {
 static const struct flag_case flag_cases[] = {
     {{"--listen", "0.0.0.0:9000"}, 2, 0},
     {{"--listen=127.0.0.1:1"}, 1, 0},
+    {{"--workers=-1"}, 1, 0},            /* one per core */
+    {{"--workers", "0"}, 2, 0},          /* a web-only node */
+    {{"--workers=-2"}, 1, -1},           /* under the minimum */
     {{"--batch-size", "0"}, 2, -1},      /* under the minimum */
     {{"--batch-size", "1"}, 2, 0},       /* the minimum */
     {{"--batch-size", "1000"}, 2, 0},    /* the maximum */

@@ -4,6 +4,7 @@
  * server SHOEBOX_TEST_PG names (testdir_location). */
 #include <check.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -186,7 +187,7 @@ static struct store_finish pipeline(int64_t user, int64_t up, const char *sha,
     struct store_claim c;
 
     add_file(up, user, "p.jpg", sha, "spool/p", NULL);
-    ck_assert_int_eq(assign(up, 1, 100, now), 1);
+    ck_assert_int_eq(assign(up, upload(up).current_batch + 1, 100, now), 1);
     c = claim("w", now);
     return finish(c.file.id, "w", &r, now);
 }
@@ -380,6 +381,40 @@ static void collect_file(void *ctx, const struct store_file *f)
     if (x->n < 8)
         x->f[x->n++] = *f;
 }
+
+/* Batch assignment is compare-and-set (several schedulers on one database):
+ * batch N opens only right after N - 1 and while nothing is in flight; a
+ * scheduler that read the upload before another opened the batch assigns
+ * nothing, so no batch is opened twice and none is skipped. */
+START_TEST(test_assign_compare_and_set)
+{
+    struct store_result bad = failed_result(false);
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 4, 2);
+    struct store_claim c;
+
+    add_file(up, bob, "a.jpg", SHA_A, "spool/1", NULL);
+    add_file(up, bob, "b.jpg", SHA_B, "spool/2", NULL);
+    add_file(up, bob, "c.jpg", SHA_A, "spool/3", NULL);
+    add_file(up, bob, "d.jpg", SHA_B, "spool/4", NULL);
+    ck_assert_int_eq(assign(up, 2, 2, T0 + 1), 0);  /* skipping batch 1 */
+    ck_assert_int_eq(upload(up).current_batch, 0);
+    ck_assert_int_eq(assign(up, 1, 2, T0 + 2), 2);
+    ck_assert_int_eq(assign(up, 1, 2, T0 + 3), 0);  /* batch 1 again (a stale list) */
+    ck_assert_int_eq(assign(up, 2, 2, T0 + 4), 0);  /* batch 1 still in flight */
+    counters(up, 4, 0, 0, 0, 0, 2);
+    for (int i = 0; i < 2; i++) {
+        c = claim("w1", T0 + 10 + i);
+        finish(c.file.id, "w1", &bad, T0 + 20 + i);
+    }
+    ck_assert_int_eq(assign(up, 1, 2, T0 + 30), 0);
+    ck_assert_int_eq(assign(up, 3, 2, T0 + 31), 0);
+    ck_assert_int_eq(upload(up).current_batch, 1);
+    ck_assert_int_eq(assign(up, 2, 2, T0 + 32), 2);
+    ck_assert_int_eq(upload(up).current_batch, 2);
+    counters(up, 4, 2, 0, 2, 0, 0);
+}
+END_TEST
 
 START_TEST(test_upload_lifecycle)
 {
@@ -1197,6 +1232,113 @@ START_TEST(test_sched_open_requests)
 }
 END_TEST
 
+/* Several nodes: a node's open requests are its own; when its heartbeat stops
+ * (another node's heartbeat finds it older than expire_before) they are closed
+ * and its upload goes on with the files it got, while the living node's
+ * requests stay open. */
+START_TEST(test_node_requests_expire_with_the_node)
+{
+    struct err err = {0};
+    struct store *s2 = NULL;
+    int64_t bob = mkuser("bob"), expired = -1;
+    int64_t up = mkupload(bob, 0, 10), up2 = mkupload(bob, 0, 10), empty = mkupload(bob, 0, 10);
+    int64_t up3 = mkupload(bob, 0, 10);
+    struct store_upload u;
+
+    ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+    ck_assert_int_eq(S->ops->node_register(S, "host:1:100", T0, &err), 0);
+    ck_assert_int_eq(s2->ops->node_register(s2, "host:2:200", T0, &err), 0);
+    /* node 1: two requests into up (one ends), one into empty; node 2: one into up and up2 */
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, empty, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(s2->ops->upload_request_begin(s2, up, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(s2->ops->upload_request_begin(s2, up2, 0, 0, T0, &err), 0);
+    add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    add_file(up2, bob, "b.jpg", SHA_B, "spool/b", NULL);
+    /* node 1 announced 3 files into up3 and one arrived */
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up3, 3, 0, T0, &err), 0);
+    add_file(up3, bob, "c.jpg", SHA_C, "spool/c", NULL);
+    ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 1, &err), 0);
+    ck_assert_int_eq(upload(up).open_requests, 2);
+    /* both alive: nothing expires */
+    ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 5000, T0 - 1, &expired, &err), 0);
+    ck_assert_int_eq(expired, 0);
+    ck_assert_int_eq(upload(up).open_requests, 2);
+    /* node 1 stops beating; node 2 beats on and finds it gone */
+    ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 20000, T0 + 10000, &expired, &err), 0);
+    ck_assert_int_eq(expired, 1);
+    u = upload(up);
+    ck_assert_int_eq(u.open_requests, 1);  /* node 2's request is still open */
+    ck_assert_int_eq(upload(up2).open_requests, 1);
+    ck_assert_int_eq(S->ops->upload_get(S, empty, 0, &u, &err), STORE_NOT_FOUND);  /* no file */
+    /* up3 goes on with the file it got, as after a restart */
+    u = upload(up3);
+    ck_assert_int_eq(u.open_requests, 0);
+    ck_assert_int_eq(u.expected, 1);
+    /* once only */
+    ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 21000, T0 + 11000, &expired, &err), 0);
+    ck_assert_int_eq(expired, 0);
+    ck_assert_int_eq(upload(up).open_requests, 1);
+    ck_assert_int_eq(s2->ops->upload_request_end(s2, up, T0 + 22000, &err), 0);
+    ck_assert_int_eq(upload(up).open_requests, 0);
+    ck_assert(sched().s[0].arrived);
+    s2->ops->close(s2);
+}
+END_TEST
+
+struct changes {
+    int64_t ids[64], versions[64];
+    int n;
+};
+
+static void on_change(void *ctx, int64_t id, int64_t version)
+{
+    struct changes *c = ctx;
+
+    if (c->n < 64) {
+        c->ids[c->n] = id;
+        c->versions[c->n++] = version;
+    }
+}
+
+/* The change feed: every committed change of an upload arrives as (id, version)
+ * on PostgreSQL, whichever store (process, node) made it; SQLite has none. */
+START_TEST(test_change_feed)
+{
+    struct err err = {0};
+    struct store_feed *f = NULL;
+    struct store *s2 = NULL;
+    struct changes got = {0};
+    int64_t bob = mkuser("bob"), up;
+    int rc = S->ops->feed_open(S, &f, &err);
+
+#ifndef TESTDIR_PG
+    ck_assert_int_eq(rc, STORE_NOT_FOUND);
+    ck_assert_ptr_null(f);
+    return;
+#endif
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+    up = mkupload(bob, 0, 10);
+    ck_assert_int_eq(s2->ops->upload_add_bytes(s2, up, 10, T0, &err), 0);
+    add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    for (int i = 0; i < 100 && got.n < 3; i++) {
+        struct pollfd p = {.fd = S->ops->feed_fd(S, f), .events = POLLIN};
+        if (poll(&p, 1, 100) == 1)
+            ck_assert_int_eq(S->ops->feed_read(S, f, on_change, &got, &err), 0);
+    }
+    ck_assert_int_eq(got.n, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(got.ids[i], up);
+    ck_assert_int_eq(got.versions[2], upload(up).version);
+    ck_assert_int_lt(got.versions[0], got.versions[1]);
+    ck_assert_int_lt(got.versions[1], got.versions[2]);
+    S->ops->feed_close(S, f);
+    s2->ops->close(s2);
+}
+END_TEST
+
 START_TEST(test_health_check)
 {
     struct err err = {0};
@@ -1285,6 +1427,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_user_name_limit, 0, sizeof(name_rows) / sizeof(name_rows[0]));
     tcase_add_test(tc, test_sessions);
     tcase_add_test(tc, test_upload_lifecycle);
+    tcase_add_test(tc, test_assign_compare_and_set);
     tcase_add_test(tc, test_ingest_rejected_file);
     tcase_add_loop_test(tc, test_finish_conditions, 0,
                         sizeof(finish_rows) / sizeof(finish_rows[0]));
@@ -1299,6 +1442,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_same_file_sent_again);
     tcase_add_test(tc, test_sched_open_requests);
     tcase_add_test(tc, test_health_check);
+    tcase_add_test(tc, test_node_requests_expire_with_the_node);
+    tcase_add_test(tc, test_change_feed);
     tcase_add_test(tc, test_photos);
     tcase_add_test(tc, test_photo_delete_refs);
     tcase_add_test(tc, test_spool_refs);
