@@ -26,6 +26,7 @@ Corpus: SHOEBOX_CORPUS/<N> made once by ../shared/bench/make_corpus.sh (12 MP JP
 about 12 minutes for 200 on 2 cores), as bench/ingest.py. For a quick run,
 BENCH_GENERATE=1 makes N distinct JPEGs of BENCH_GEN_SIZE (2000x1500) with `vips
 gaussnoise` (one image, distinct bytes appended after the end marker) in a temp dir.
+BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
 Writes build/bench/tus.json.
 """
 import base64
@@ -57,6 +58,7 @@ GENERATE = os.environ.get("BENCH_GENERATE", "") == "1"
 GEN_SIZE = os.environ.get("BENCH_GEN_SIZE", "2000x1500")
 CHUNK = int(float(os.environ.get("BENCH_TUS_CHUNK_MB", "0")) * 1024 * 1024)
 DROP = int(float(os.environ.get("BENCH_DROP_MB", "2")) * 1024 * 1024)
+RESUME_DELAY = float(os.environ.get("BENCH_RESUME_DELAY", "0"))   # s before the HEAD
 PARALLEL = 3
 PER_REQUEST = 10
 GOAL = 0.10
@@ -320,6 +322,8 @@ class TusClient:
                     continue
                 # broken off (or 409): ask the server where it stands, go on from there
                 self.resumes += 1
+                if RESUME_DELAY:
+                    time.sleep(RESUME_DELAY)
                 st, h = self._retry(lambda: self._req("HEAD", loc))
                 if st != 200:
                     raise RuntimeError(f"tus HEAD: {st}")
@@ -368,7 +372,7 @@ def drops_run(files, sums, total):
     finally:
         proxy.close()
         srv.stop()
-    return {"drop_every_mb": DROP / 1048576, "cuts": proxy.cuts, "resumes": resumes,
+    return {"drop_every_mb": DROP / 1048576, "resume_delay_s": RESUME_DELAY, "cuts": proxy.cuts, "resumes": resumes,
             "bytes_sent": proxy.up, "file_bytes": total,
             "overhead_pct": round(100.0 * (proxy.up - total) / total, 2),
             "received_s": round(rec, 3), "processed_s": round(proc, 3), "check": chk}
