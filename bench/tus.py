@@ -4,8 +4,9 @@
 1. loopback: the same N photos (BENCH_COUNT, 200) into one Shoebox upload each way,
    on a fresh `shoebox serve --batch-delay 0` (free loopback port, fresh data dir, one
    user) per run:
-   - multipart the page's way: POST /photos/upload/ in requests of 10 files, one after
-     another (the first announces `expected`, the others add with `upload`);
+   - multipart the page's way (web/js/upload/send.js): POST /photos/upload/ in requests
+     of up to 10 files / 8 MB, the first alone (it announces `expected` and starts the
+     upload), the others 3 in flight (they add with `upload`);
    - tus: POST /api/uploads {"expected": N}, then 3 files in parallel (like the page),
      each a creation POST (Upload-Length, Upload-Metadata filename/filetype/upload in
      base64) and ONE PATCH with the whole file (tus-js-client's default chunkSize is
@@ -61,6 +62,7 @@ DROP = int(float(os.environ.get("BENCH_DROP_MB", "2")) * 1024 * 1024)
 RESUME_DELAY = float(os.environ.get("BENCH_RESUME_DELAY", "0"))   # s before the HEAD
 PARALLEL = 3
 PER_REQUEST = 10
+REQ_BYTES = 8 * 1024 * 1024
 GOAL = 0.10
 OUT = os.path.join(ROOT, "build", "bench")
 USER, PW = "bench", "bench"
@@ -238,16 +240,32 @@ def check(c, uid, files, sums):
             "ok": len(fl) == len(files) and u.get("failed") == 0 and stored == sorted(sums)}
 
 
+def groups_of(files):
+    """The page's grouping (web/js/upload/send.js): up to 10 files or 8 MB a request,
+    a bigger file alone."""
+    out, g, size = [], [], 0
+    for p in files:
+        n = os.path.getsize(p)
+        if g and (len(g) >= PER_REQUEST or size + n > REQ_BYTES):
+            out.append(g)
+            g, size = [], 0
+        g.append(p)
+        size += n
+    if g:
+        out.append(g)
+    return out
+
+
 def multipart_run(port, files):
     c = login(port)
     csrf = c.cookies["csrftoken"]
     cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
-    uid = None
-    t0 = time.time()
-    for i in range(0, len(files), PER_REQUEST):
+    groups = groups_of(files)
+
+    def send(group, uid):
         parts = [Part("csrfmiddlewaretoken", value=csrf)]
         parts.append(Part("upload", value=str(uid)) if uid else Part("expected", value=str(len(files))))
-        parts += [file_part(p) for p in files[i:i + PER_REQUEST]]
+        parts += [file_part(p) for p in group]
         ctype, length, body = multipart(parts)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         conn.request("POST", "/photos/upload/", body=body,
@@ -258,11 +276,16 @@ def multipart_run(port, files):
         conn.close()
         if r.status != 202:
             raise RuntimeError(f"multipart: {r.status} {data[:200]!r}")
-        uid = json.loads(data)["upload_id"]
+        return json.loads(data)["upload_id"]
+
+    t0 = time.time()
+    uid = send(groups[0], None)      # the first request starts the upload, as the page's
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as ex:
+        list(ex.map(lambda g: send(g, uid), groups[1:]))
     received = time.time() - t0
     wait_processed(c, uid)
     processed = time.time() - t0
-    return c, uid, received, processed
+    return c, uid, received, processed, len(groups)
 
 
 def b64(s):
@@ -354,7 +377,7 @@ def one(kind, files, sums):
     srv = Server()
     try:
         if kind == "multipart":
-            c, uid, rec, proc = multipart_run(srv.port, files)
+            c, uid, rec, proc, _ = multipart_run(srv.port, files)
         else:
             c, uid, rec, proc, _ = tus_run(srv.port, files)
         chk = check(c, uid, files, sums)
@@ -398,7 +421,7 @@ def main():
     res = {"files": len(files), "file_bytes": total, "generated_corpus": generated,
            "cores": os.cpu_count(), "loadavg_start": loadavg(),
            "tus_patch": f"{CHUNK // 1048576} MB chunks" if CHUNK else "one PATCH per file",
-           "tus_parallel": PARALLEL, "multipart_files_per_request": PER_REQUEST, "rounds": []}
+           "tus_parallel": PARALLEL, "multipart_requests": f"{len(groups_of(files))} requests of <= {PER_REQUEST} files / 8 MB, {PARALLEL} in flight", "rounds": []}
     print(f"bench/tus: {len(files)} files, {total / 1e6:.1f} MB, load average {res['loadavg_start']}",
           flush=True)
     try:
