@@ -27,7 +27,8 @@ Corpus: SHOEBOX_CORPUS/<N> made once by ../shared/bench/make_corpus.sh (12 MP JP
 about 12 minutes for 200 on 2 cores), as bench/ingest.py. For a quick run,
 BENCH_GENERATE=1 makes N distinct JPEGs of BENCH_GEN_SIZE (2000x1500) with `vips
 gaussnoise` (one image, distinct bytes appended after the end marker) in a temp dir.
-BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
+BENCH_TUS_WITH_CREATION=1 sends each file's bytes in its creation POST (one request a
+file; a break there starts the file over). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
 Writes build/bench/tus.json.
 """
 import base64
@@ -59,6 +60,7 @@ GENERATE = os.environ.get("BENCH_GENERATE", "") == "1"
 GEN_SIZE = os.environ.get("BENCH_GEN_SIZE", "2000x1500")
 CHUNK = int(float(os.environ.get("BENCH_TUS_CHUNK_MB", "0")) * 1024 * 1024)
 DROP = int(float(os.environ.get("BENCH_DROP_MB", "2")) * 1024 * 1024)
+WITH_CREATION = os.environ.get("BENCH_TUS_WITH_CREATION", "") == "1"   # body in the POST
 RESUME_DELAY = float(os.environ.get("BENCH_RESUME_DELAY", "0"))   # s before the HEAD
 PARALLEL = 3
 PER_REQUEST = 10
@@ -320,14 +322,21 @@ class TusClient:
         size = os.path.getsize(path)
         meta = ",".join([f"filename {b64(os.path.basename(path))}", f"filetype {b64('image/jpeg')}",
                          f"upload {b64(str(self.uid))}"])
-        st, h = self._retry(lambda: self._req("POST", "/photos/tus/", headers={
-            "Upload-Length": str(size), "Upload-Metadata": meta, "Content-Length": "0"}))
+        if WITH_CREATION:   # creation-with-upload: the whole file in the creation POST
+            with open(path, "rb") as f:
+                data = f.read()
+            st, h = self._retry(lambda: self._req("POST", "/photos/tus/", body=data, headers={
+                "Upload-Length": str(size), "Upload-Metadata": meta,
+                "Content-Type": "application/offset+octet-stream", "Content-Length": str(size)}))
+        else:
+            st, h = self._retry(lambda: self._req("POST", "/photos/tus/", headers={
+                "Upload-Length": str(size), "Upload-Metadata": meta, "Content-Length": "0"}))
         if st != 201:
             raise RuntimeError(f"tus create: {st}")
         loc = h["location"]
         if loc.startswith("http"):
             loc = "/" + loc.split("/", 3)[3]
-        offset = 0
+        offset = int(h.get("upload-offset", "0"))
         with open(path, "rb") as f:
             while offset < size:
                 n = size - offset if not CHUNK else min(CHUNK, size - offset)
@@ -420,7 +429,7 @@ def main():
     total = sum(os.path.getsize(p) for p in files)
     res = {"files": len(files), "file_bytes": total, "generated_corpus": generated,
            "cores": os.cpu_count(), "loadavg_start": loadavg(),
-           "tus_patch": f"{CHUNK // 1048576} MB chunks" if CHUNK else "one PATCH per file",
+           "tus_patch": ("creation-with-upload, " if WITH_CREATION else "") + (f"{CHUNK // 1048576} MB chunks" if CHUNK else "one PATCH per file"),
            "tus_parallel": PARALLEL, "multipart_requests": f"{len(groups_of(files))} requests of <= {PER_REQUEST} files / 8 MB, {PARALLEL} in flight", "rounds": []}
     print(f"bench/tus: {len(files)} files, {total / 1e6:.1f} MB, load average {res['loadavg_start']}",
           flush=True)
