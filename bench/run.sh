@@ -4,3 +4,4 @@ set -eu
 cd "$(dirname "$0")/.."
 python3 bench/ingest.py
 if [ -f bench/progress.py ]; then python3 bench/progress.py; fi
+if [ -f bench/tus.py ]; then python3 bench/tus.py; fi

@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""bench/tus: tus 1.0 uploads against multipart on the same files (issue 11).
+
+1. loopback: the same N photos (BENCH_COUNT, 200) into one Shoebox upload each way,
+   on a fresh `shoebox serve --batch-delay 0` (free loopback port, fresh data dir, one
+   user) per run:
+   - multipart the page's way (web/js/upload/send.js): POST /photos/upload/ in requests
+     of up to 10 files / 8 MB, the first alone (it announces `expected` and starts the
+     upload), the others 3 in flight (they add with `upload`);
+   - tus: POST /api/uploads {"expected": N}, then 3 files in parallel (like the page),
+     each a creation POST (Upload-Length, Upload-Metadata filename/filetype/upload in
+     base64) and ONE PATCH with the whole file (tus-js-client's default chunkSize is
+     Infinity; BENCH_TUS_CHUNK_MB > 0 sends PATCHes of that size instead).
+   Times from the first byte to "all files received" (the last 202 / last 204) and to
+   "all processed" (GET /api/uploads/ID status completed/failed, polled every 0.1 s).
+   BENCH_ROUNDS (3) interleaved rounds (the order alternates), medians, verdict against
+   the goal: tus within 10 % of multipart.
+2. forced drops: the tus run again through a TCP proxy in this process (127.0.0.1, a
+   thread per direction per connection) that cuts the connection each time another
+   BENCH_DROP_MB (2) MB of upstream bytes went through it. The client resumes with HEAD
+   + PATCH from the reported Upload-Offset. Reports the bytes the client sent through
+   the proxy against the files' bytes (overhead %), and checks that the upload holds N
+   files, 0 failed, and that the photos' sha256 are exactly the files' sha256.
+Every run is checked the same way (N files, 0 failed, sha256 set).
+
+Corpus: SHOEBOX_CORPUS/<N> made once by ../shared/bench/make_corpus.sh (12 MP JPEGs,
+about 12 minutes for 200 on 2 cores), as bench/ingest.py. For a quick run,
+BENCH_GENERATE=1 makes N distinct JPEGs of BENCH_GEN_SIZE (2000x1500) with `vips
+gaussnoise` (one image, distinct bytes appended after the end marker) in a temp dir.
+BENCH_TUS_WITH_CREATION=1 sends each file's bytes in its creation POST (one request a
+file; a break there starts the file over). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
+Writes build/bench/tus.json.
+"""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import concurrent.futures
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from harness import Client  # noqa: E402
+from photos import Part, file_part, multipart  # noqa: E402
+
+SHARED = os.environ.get("SHOEBOX_SHARED", os.path.join(ROOT, "..", "shared"))
+CORPUS = os.environ.get("SHOEBOX_CORPUS", "/tmp/shoebox-corpus")
+BIN = os.environ.get("SHOEBOX_BIN", os.path.join(ROOT, "build", "shoebox"))
+COUNT = int(os.environ.get("BENCH_COUNT", "200"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+GENERATE = os.environ.get("BENCH_GENERATE", "") == "1"
+GEN_SIZE = os.environ.get("BENCH_GEN_SIZE", "2000x1500")
+CHUNK = int(float(os.environ.get("BENCH_TUS_CHUNK_MB", "0")) * 1024 * 1024)
+DROP = int(float(os.environ.get("BENCH_DROP_MB", "2")) * 1024 * 1024)
+WITH_CREATION = os.environ.get("BENCH_TUS_WITH_CREATION", "") == "1"   # body in the POST
+RESUME_DELAY = float(os.environ.get("BENCH_RESUME_DELAY", "0"))   # s before the HEAD
+PARALLEL = 3
+PER_REQUEST = 10
+REQ_BYTES = 8 * 1024 * 1024
+GOAL = 0.10
+OUT = os.path.join(ROOT, "build", "bench")
+USER, PW = "bench", "bench"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_corpus():
+    if GENERATE:
+        folder = tempfile.mkdtemp(prefix="shoebox-tus-corpus-")
+        w, h = GEN_SIZE.split("x")
+        base = os.path.join(folder, "base.jpg")
+        subprocess.run(["vips", "gaussnoise", base + "[Q=90]", w, h], check=True,
+                       capture_output=True)
+        with open(base, "rb") as f:
+            data = f.read()
+        os.unlink(base)
+        for i in range(COUNT):
+            with open(os.path.join(folder, f"gen-{i:04d}.jpg"), "wb") as f:
+                f.write(data + b"shoebox-tus-bench-%d" % i)
+        return folder, True
+    folder = os.path.join(CORPUS, str(COUNT))
+    if not os.path.isdir(folder) or len(os.listdir(folder)) < COUNT:
+        print(f"making the corpus in {CORPUS} (about 12 minutes on 2 cores, once)", flush=True)
+        subprocess.run([os.path.join(SHARED, "bench", "make_corpus.sh"), CORPUS, str(COUNT)],
+                       check=True, env=dict(os.environ, SETS=str(COUNT)))
+    return folder, False
+
+
+class Server:
+    def __init__(self, *extra):
+        self.dir = tempfile.mkdtemp(prefix="shoebox-bench-")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        subprocess.run([BIN, "user", "add", USER, "--password-stdin", "--data", self.dir],
+                       input=(PW + "\n").encode(), check=True, capture_output=True)
+        self.log = open(os.path.join(self.dir, "server.log"), "wb")
+        self.proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
+                                      "--data", self.dir, "--batch-delay", "0", *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Proxy:
+    """127.0.0.1 TCP proxy; cuts the connection carrying the byte that takes the
+    upstream total past the next multiple of `drop` (0: never)."""
+
+    def __init__(self, port, drop):
+        self.target, self.drop = port, drop
+        self.up = 0            # bytes read from clients (what they sent)
+        self.cuts = 0
+        self.next_cut = drop
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            threading.Thread(target=self._pipe, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, False), daemon=True).start()
+
+    @staticmethod
+    def _kill(a, b):
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _pipe(self, src, dst, upstream):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                try:
+                    dst.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            cut = False
+            if upstream:
+                with self.lock:
+                    self.up += len(data)
+                    if self.drop and self.up >= self.next_cut:
+                        keep = len(data) - (self.up - self.next_cut)
+                        data = data[:keep]
+                        self.next_cut += self.drop
+                        self.cuts += 1
+                        cut = True
+            try:
+                if data:
+                    dst.sendall(data)
+            except OSError:
+                cut = True
+            if cut:
+                self._kill(src, dst)
+                return
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+def login(port):
+    c = Client(port)
+    r = c.login(USER, PW)
+    if r.status != 303:
+        raise RuntimeError(f"login: {r.status}")
+    return c
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wait_processed(c, uid, timeout=900):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        p = c.get(f"/photos/upload-progress/?upload={uid}",
+                  headers={"Accept": "application/json"}).json()
+        if p.get("status") in ("completed", "failed"):
+            return p
+        time.sleep(0.1)
+    raise RuntimeError(f"upload {uid} not processed in {timeout} s")
+
+
+def check(c, uid, files, sums):
+    """N files, 0 failed, the photos' sha256 = the files' sha256."""
+    u = c.json("GET", f"/api/uploads/{uid}").json()
+    fl = u.get("files") or []
+    photos = c.json("GET", f"/api/photos?upload={uid}&limit={len(files) + 10}").json()
+    items = photos if isinstance(photos, list) else (photos.get("photos") or photos.get("items") or [])
+    stored = sorted(p["sha256"] for p in items)
+    return {"files_listed": len(fl), "failed": u.get("failed"),
+            "states": sorted({f["state"] for f in fl}),
+            "sha256_match": stored == sorted(sums),
+            "ok": len(fl) == len(files) and u.get("failed") == 0 and stored == sorted(sums)}
+
+
+def groups_of(files):
+    """The page's grouping (web/js/upload/send.js): up to 10 files or 8 MB a request,
+    a bigger file alone."""
+    out, g, size = [], [], 0
+    for p in files:
+        n = os.path.getsize(p)
+        if g and (len(g) >= PER_REQUEST or size + n > REQ_BYTES):
+            out.append(g)
+            g, size = [], 0
+        g.append(p)
+        size += n
+    if g:
+        out.append(g)
+    return out
+
+
+def multipart_run(port, files):
+    c = login(port)
+    csrf = c.cookies["csrftoken"]
+    cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+    groups = groups_of(files)
+
+    def send(group, uid):
+        parts = [Part("csrfmiddlewaretoken", value=csrf)]
+        parts.append(Part("upload", value=str(uid)) if uid else Part("expected", value=str(len(files))))
+        parts += [file_part(p) for p in group]
+        ctype, length, body = multipart(parts)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        conn.request("POST", "/photos/upload/", body=body,
+                     headers={"Content-Type": ctype, "Content-Length": str(length),
+                              "Accept": "application/json", "Cookie": cookie})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        if r.status != 202:
+            raise RuntimeError(f"multipart: {r.status} {data[:200]!r}")
+        return json.loads(data)["upload_id"]
+
+    t0 = time.time()
+    uid = send(groups[0], None)      # the first request starts the upload, as the page's
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as ex:
+        list(ex.map(lambda g: send(g, uid), groups[1:]))
+    received = time.time() - t0
+    wait_processed(c, uid)
+    processed = time.time() - t0
+    return c, uid, received, processed, len(groups)
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+class TusClient:
+    def __init__(self, port, cookie, csrf, uid):
+        self.port, self.uid = port, uid
+        self.h = {"Tus-Resumable": "1.0.0", "Cookie": cookie, "X-CSRFToken": csrf}
+        self.resumes = 0
+
+    def _req(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            conn.request(method, path, body=body, headers={**self.h, **(headers or {})})
+            r = conn.getresponse()
+            r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}
+        finally:
+            conn.close()
+
+    def _retry(self, fn):
+        for attempt in range(100):
+            try:
+                return fn()
+            except (OSError, http.client.HTTPException):
+                time.sleep(min(0.05 * attempt, 0.5))
+        raise RuntimeError("tus: 100 tries failed")
+
+    def upload(self, path):
+        size = os.path.getsize(path)
+        meta = ",".join([f"filename {b64(os.path.basename(path))}", f"filetype {b64('image/jpeg')}",
+                         f"upload {b64(str(self.uid))}"])
+        if WITH_CREATION:   # creation-with-upload: the whole file in the creation POST
+            with open(path, "rb") as f:
+                data = f.read()
+            st, h = self._retry(lambda: self._req("POST", "/photos/tus/", body=data, headers={
+                "Upload-Length": str(size), "Upload-Metadata": meta,
+                "Content-Type": "application/offset+octet-stream", "Content-Length": str(size)}))
+        else:
+            st, h = self._retry(lambda: self._req("POST", "/photos/tus/", headers={
+                "Upload-Length": str(size), "Upload-Metadata": meta, "Content-Length": "0"}))
+        if st != 201:
+            raise RuntimeError(f"tus create: {st}")
+        loc = h["location"]
+        if loc.startswith("http"):
+            loc = "/" + loc.split("/", 3)[3]
+        offset = int(h.get("upload-offset", "0"))
+        with open(path, "rb") as f:
+            while offset < size:
+                n = size - offset if not CHUNK else min(CHUNK, size - offset)
+                f.seek(offset)
+                body = f.read(n)
+                try:
+                    st, h = self._req("PATCH", loc, body=body, headers={
+                        "Content-Type": "application/offset+octet-stream",
+                        "Upload-Offset": str(offset), "Content-Length": str(n)})
+                    ok = st == 204
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                if ok:
+                    offset = int(h["upload-offset"])
+                    continue
+                # broken off (or 409): ask the server where it stands, go on from there
+                self.resumes += 1
+                if RESUME_DELAY:
+                    time.sleep(RESUME_DELAY)
+                st, h = self._retry(lambda: self._req("HEAD", loc))
+                if st != 200:
+                    raise RuntimeError(f"tus HEAD: {st}")
+                offset = int(h["upload-offset"])
+        return size
+
+
+def tus_run(port, files, via=None):
+    """via: the port to send the tus requests to (the proxy), else the server's."""
+    c = login(port)
+    csrf = c.cookies["csrftoken"]
+    cookie = "; ".join(f"{k}={v}" for k, v in c.cookies.items())
+    r = c.json("POST", "/api/uploads", {"expected": len(files)})
+    if r.status != 201:
+        raise RuntimeError(f"POST /api/uploads: {r.status}")
+    uid = r.json()["upload_id"]
+    tc = TusClient(via or port, cookie, csrf, uid)
+    t0 = time.time()
+    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as ex:
+        list(ex.map(tc.upload, files))
+    received = time.time() - t0
+    wait_processed(c, uid)
+    processed = time.time() - t0
+    return c, uid, received, processed, tc.resumes
+
+
+def one(kind, files, sums):
+    srv = Server()
+    try:
+        if kind == "multipart":
+            c, uid, rec, proc, _ = multipart_run(srv.port, files)
+        else:
+            c, uid, rec, proc, _ = tus_run(srv.port, files)
+        chk = check(c, uid, files, sums)
+    finally:
+        srv.stop()
+    return {"received_s": round(rec, 3), "processed_s": round(proc, 3), "check": chk}
+
+
+def drops_run(files, sums, total):
+    srv = Server()
+    proxy = Proxy(srv.port, DROP)
+    try:
+        c, uid, rec, proc, resumes = tus_run(srv.port, files, via=proxy.port)
+        chk = check(c, uid, files, sums)
+    finally:
+        proxy.close()
+        srv.stop()
+    return {"drop_every_mb": DROP / 1048576, "resume_delay_s": RESUME_DELAY, "cuts": proxy.cuts, "resumes": resumes,
+            "bytes_sent": proxy.up, "file_bytes": total,
+            "overhead_pct": round(100.0 * (proxy.up - total) / total, 2),
+            "received_s": round(rec, 3), "processed_s": round(proc, 3), "check": chk}
+
+
+def median(xs):
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else round((xs[m - 1] + xs[m]) / 2, 3)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    folder, generated = ensure_corpus()
+    files = [os.path.join(folder, f) for f in sorted(os.listdir(folder)) if f.endswith(".jpg")][:COUNT]
+    sums = [sha256_file(p) for p in files]
+    total = sum(os.path.getsize(p) for p in files)
+    res = {"files": len(files), "file_bytes": total, "generated_corpus": generated,
+           "cores": os.cpu_count(), "loadavg_start": loadavg(),
+           "tus_patch": ("creation-with-upload, " if WITH_CREATION else "") + (f"{CHUNK // 1048576} MB chunks" if CHUNK else "one PATCH per file"),
+           "tus_parallel": PARALLEL, "multipart_requests": f"{len(groups_of(files))} requests of <= {PER_REQUEST} files / 8 MB, {PARALLEL} in flight", "rounds": []}
+    print(f"bench/tus: {len(files)} files, {total / 1e6:.1f} MB, load average {res['loadavg_start']}",
+          flush=True)
+    try:
+        for r in range(ROUNDS):
+            order = ("multipart", "tus") if r % 2 == 0 else ("tus", "multipart")
+            rnd = {k: one(k, files, sums) for k in order}
+            rnd["loadavg"] = loadavg()
+            res["rounds"].append(rnd)
+            print(f"round {r + 1}/{ROUNDS}: multipart received {rnd['multipart']['received_s']} s "
+                  f"processed {rnd['multipart']['processed_s']} s; tus received "
+                  f"{rnd['tus']['received_s']} s processed {rnd['tus']['processed_s']} s "
+                  f"(load {rnd['loadavg']})", flush=True)
+        med = {k: {m: median([x[k][m] for x in res["rounds"]]) for m in ("received_s", "processed_s")}
+               for k in ("multipart", "tus")}
+        res["median"] = med
+        res["tus_vs_multipart_received"] = round(med["tus"]["received_s"] / med["multipart"]["received_s"], 3)
+        res["tus_vs_multipart_processed"] = round(med["tus"]["processed_s"] / med["multipart"]["processed_s"], 3)
+        res["within_goal_received"] = res["tus_vs_multipart_received"] <= 1 + GOAL
+        res["within_goal_processed"] = res["tus_vs_multipart_processed"] <= 1 + GOAL
+        res["all_checks_ok"] = all(x[k]["check"]["ok"] for x in res["rounds"] for k in ("multipart", "tus"))
+        res["drops"] = drops_run(files, sums, total)
+        res["loadavg_end"] = loadavg()
+    finally:
+        if generated:
+            shutil.rmtree(folder, ignore_errors=True)
+    with open(os.path.join(OUT, "tus.json"), "w") as f:
+        json.dump(res, f, indent=2)
+    d = res["drops"]
+    print(f"\n== bench/tus ({len(files)} files, {total / 1e6:.1f} MB, {res['cores']} cores, "
+          f"median of {ROUNDS} rounds, load {res['loadavg_start']} -> {res['loadavg_end']}) ==")
+    for k in ("multipart", "tus"):
+        print(f"{k:9}: all received {med[k]['received_s']} s, all processed {med[k]['processed_s']} s")
+    print(f"tus / multipart: received {res['tus_vs_multipart_received']} "
+          f"({'within' if res['within_goal_received'] else 'OUTSIDE'} the 10 % goal), processed "
+          f"{res['tus_vs_multipart_processed']} "
+          f"({'within' if res['within_goal_processed'] else 'OUTSIDE'})")
+    print(f"drops every {d['drop_every_mb']} MB: {d['cuts']} cuts, {d['resumes']} resumes, "
+          f"{d['bytes_sent']} bytes sent for {d['file_bytes']} file bytes "
+          f"(overhead {d['overhead_pct']} %), check {d['check']}")
+    print(f"checks (N files, 0 failed, sha256): {'ok' if res['all_checks_ok'] and d['check']['ok'] else 'FAILED'}")
+    return 0 if res["all_checks_ok"] and d["check"]["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
