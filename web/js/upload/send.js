@@ -175,12 +175,15 @@ function sendFile(g) {
       onError: function (err) {
         var res = err && err.originalResponse;
         var s = res ? res.getStatus() : 0;
-        var body = res ? parseJSON(res.getBody() || "") : null;
+        var text = res ? String(res.getBody() || "") : "";
+        var body = parseJSON(text);
+        // JSON {"error"} or a short plain-text reason (the tus answers' own)
+        var why = (body && body.error) || (text && text.length < 200 && !/[<{]/.test(text) ? text.trim() : "");
         g.loaded = 0;
         g.failed = true;
         r.local = "unsent";
         r.reason = s === 401 ? "not sent: your session has ended; log in again" :
-          "not sent: " + ((body && body.error) || (s ? "the server answered " + s : "the connection failed"));
+          "not sent: " + (why || (s ? "the server answered " + s : "the connection failed"));
         touch(r);
         finish(false);
       },
