@@ -154,13 +154,13 @@ function sendFile(g) {
       removeFingerprintOnSuccess: true,
       onProgress: function (sent) {
         g.loaded = sent;
-        if (g.waiting && sent > g.resumedAt) setWaiting(g, false);
+        if (g.waiting) setWaiting(g, false);   // bytes move again
         schedule();
       },
       onShouldRetry: function (err) {
         var s = err.originalResponse ? err.originalResponse.getStatus() : 0;
         var retry = !s || s >= 500 || s === 408 || s === 409 || s === 423 || s === 429;
-        if (retry) { g.resumedAt = g.loaded; setWaiting(g, true); }
+        if (retry) setWaiting(g, true);
         return retry;
       },
       onSuccess: function () {
@@ -215,7 +215,7 @@ function runPool(groups, n, fn) {
 export function sendRows(list) {
   if (!list.length) return;
   var groups = list.map(function (r) {
-    return { rows: [r], bytes: r.size, loaded: 0, done: false, waiting: false, resumedAt: 0 };
+    return { rows: [r], bytes: r.size, loaded: 0, done: false, waiting: false };
   });
   list.forEach(function (r) { r.local = "queued"; r.reason = ""; touch(r); });
   if (!st.sending) {
