@@ -274,7 +274,8 @@ window.startUppy = async function () {
 };
 `);
   await esbuild.build({ entryPoints: [entry], bundle: true, format: "iife", outfile: path.join(dir, "js", "uppy-test.js"),
-                        nodePaths: [path.join(HERE, "node_modules")], logLevel: "warning", minify: true });
+                        nodePaths: [path.join(HERE, "node_modules")], logLevel: "warning", minify: true,
+                        define: { "process.env.NODE_ENV": "\"production\"" } });
   fs.copyFileSync(path.join(HERE, "node_modules", "@uppy", "dashboard", "dist", "style.min.css"),
                   path.join(dir, "css", "uppy-test.css"));
   // A page under js/ (/static/ serves css/, js/ and img/ only): scripts and styles from 'self'.
@@ -342,7 +343,7 @@ async function main() {
         await page.goto(srv.base + "/static/js/uppy-test.html");
         const id = await page.evaluate(() => window.startUppy());
         const files = makeNoiseJpegs(path.join(work, "uppy"), 30, 320, 240, "uppy");
-        await page.setInputFiles("#uppy input[type=file]", files);
+        await page.locator("#uppy input[type=file]:not([webkitdirectory])").first().setInputFiles(files);
         await page.waitForFunction(() => window.uppy.getFiles().length === 30, null, { timeout: 20000 });
         await page.click(".uppy-StatusBar-actionBtn--upload");
         await page.waitForFunction(() => window.results, null, { timeout: 90000 });
