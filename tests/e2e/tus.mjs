@@ -198,8 +198,8 @@ async function nodeClient(srv, work) {
   const rand = prng(seed);
   const files = testdataPhotos().concat(makeNoiseJpegs(path.join(work, "node"), 4, 1600, 1400, "noise"));
   const fileBytes = sum(files.map(sizeOf));
-  // A drop every 2-5 MB of request body, at a random offset; 300 ms without a connection.
-  const proxy = new DropProxy(srv.port, { gap: () => Math.floor((2 + 3 * rand()) * 1024 * 1024), downMs: 300 });
+  // A drop every 1-3 MB of request body, at a random offset; 300 ms without a connection.
+  const proxy = new DropProxy(srv.port, { gap: () => Math.floor((1 + 2 * rand()) * 1024 * 1024), downMs: 300 });
   await proxy.start();
   try {
     const s = new Session(srv.base);
