@@ -32,6 +32,7 @@
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "http/server.h"
+#include "intake/tus.h"
 #include "jobs/jobs.h"
 #include "media/media.h"
 #include "store/blob.h"
@@ -374,6 +375,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct blob_store *bs = NULL;
     struct jobs *jobs = NULL;
     struct http_server *srv = NULL;
+    struct tus *tus = NULL;
     struct err err = {0};
     char exe[4096];
     char **wargv = NULL;
@@ -421,7 +423,18 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         .max_file_size = cfg->max_file_size,
         .batch_size = cfg->batch_size,
     };
-    struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs};
+    struct tus_opts to = {
+        .store = st,
+        .jobs = jobs,
+        .data_dir = cfg->data_dir,
+        .max_file_size = cfg->max_file_size,
+        .batch_size = cfg->batch_size,
+        .expire_ms = cfg->tus_expire * 1000,
+    };
+    tus = tus_new(&to, &err);
+    if (!tus)
+        goto out;
+    struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs, .tus = tus};
     if (http_server_start(&ho, &hd, &srv, &err))
         goto out;
     log_info("main", "listening", "url=http://%s workers=%d pid=%ld", cfg->listen,
@@ -436,6 +449,7 @@ out:
     if (rc)
         fprintf(stderr, "shoebox serve: %s\n", err.msg);
     http_server_stop(srv);
+    tus_free(tus);
     jobs_stop(jobs);
     close_stores(st, bs);
     free_argv(wargv);

@@ -61,6 +61,8 @@ static const struct opt opts[] = {
     {"upload-idle", "SHOEBOX_UPLOAD_IDLE", OPT_INT, F(upload_idle), "900", 1, 31536000,
      CMD_SERVE, "seconds an upload waits for files it announced (expected) before it "
      "goes on with those it has"},
+    {"tus-expire", "SHOEBOX_TUS_EXPIRE", OPT_INT, F(tus_expire), "86400", 1, 31536000,
+     CMD_SERVE, "seconds an unfinished resumable (tus) upload is kept after its last data"},
     {"log-level", "SHOEBOX_LOG_LEVEL", OPT_STR, F(log_level), "info", 0, 0, ALL,
      "debug, info, warn or error"},
     {"debug", "SHOEBOX_DEBUG", OPT_STR, F(debug), "", 0, 0, ALL,

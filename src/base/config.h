@@ -39,6 +39,7 @@ struct config {
     int64_t lease_seconds;            /* how long a worker's claim on a file lasts */
     int64_t file_cpu_seconds;         /* CPU time a worker may spend on one file */
     int64_t upload_idle;              /* seconds an upload waits for announced files */
+    int64_t tus_expire;               /* seconds a partial tus upload is kept */
     char log_level[16];
     char debug[CONFIG_STR_MAX];       /* SHOEBOX_DEBUG=jobs,http */
     char faults[CONFIG_STR_MAX];      /* fault.h spec, for tests */

@@ -2,7 +2,9 @@
 #include "base/sha256.h"
 
 #include <openssl/evp.h>
+#include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/str.h"
 
@@ -60,4 +62,116 @@ void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN + 1])
     sha256_update(h, data, len);
     sha256_final_hex(h, hex);
     sha256_free(h);
+}
+
+/* ---------------------------------------------- savable state (libsodium) */
+
+_Static_assert(sizeof(crypto_hash_sha256_state) == SHA256_STATE_BYTES,
+               "crypto_hash_sha256_state changed size");
+
+void sha256s_init(struct sha256_saved *s)
+{
+    crypto_hash_sha256_state st;
+
+    crypto_hash_sha256_init(&st);
+    memcpy(s->bytes, &st, sizeof(st));
+}
+
+void sha256s_update(struct sha256_saved *s, const void *data, size_t len)
+{
+    crypto_hash_sha256_state st;
+
+    memcpy(&st, s->bytes, sizeof(st));
+    crypto_hash_sha256_update(&st, data, len);
+    memcpy(s->bytes, &st, sizeof(st));
+}
+
+void sha256s_peek_hex(const struct sha256_saved *s, char hex[SHA256_HEX_LEN + 1])
+{
+    crypto_hash_sha256_state st;
+    unsigned char md[crypto_hash_sha256_BYTES];
+
+    memcpy(&st, s->bytes, sizeof(st));
+    crypto_hash_sha256_final(&st, md);
+    str_hex(md, sizeof(md), hex);
+}
+
+void sha256s_to_hex(const struct sha256_saved *s, char hex[2 * SHA256_STATE_BYTES + 1])
+{
+    str_hex(s->bytes, SHA256_STATE_BYTES, hex);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int sha256s_from_hex(struct sha256_saved *s, const char *hex)
+{
+    if (!hex || strlen(hex) != 2 * SHA256_STATE_BYTES)
+        return -1;
+    for (size_t i = 0; i < SHA256_STATE_BYTES; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        s->bytes[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+/* ------------------------------------------- tus checksums (OpenSSL EVP) */
+
+struct digest {
+    EVP_MD_CTX *ctx;
+};
+
+struct digest *digest_new(const char *alg)
+{
+    const EVP_MD *md = NULL;
+    struct digest *d;
+
+    if (!strcmp(alg, "sha1"))
+        md = EVP_sha1();
+    else if (!strcmp(alg, "sha256"))
+        md = EVP_sha256();
+    else if (!strcmp(alg, "md5"))
+        md = EVP_md5();
+    if (!md)
+        return NULL;
+    d = malloc(sizeof(*d));
+    if (!d)
+        abort();
+    d->ctx = EVP_MD_CTX_new();
+    if (!d->ctx || EVP_DigestInit_ex(d->ctx, md, NULL) != 1)
+        abort();
+    return d;
+}
+
+void digest_update(struct digest *d, const void *data, size_t len)
+{
+    if (EVP_DigestUpdate(d->ctx, data, len) != 1)
+        abort();
+}
+
+size_t digest_final(struct digest *d, unsigned char out[DIGEST_MAX])
+{
+    unsigned int n = 0;
+
+    if (EVP_DigestFinal_ex(d->ctx, out, &n) != 1)
+        abort();
+    return n;
+}
+
+void digest_free(struct digest *d)
+{
+    if (!d)
+        return;
+    EVP_MD_CTX_free(d->ctx);
+    free(d);
 }

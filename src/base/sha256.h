@@ -21,4 +21,37 @@ void sha256_free(struct sha256 *h);
 /* One-shot helper. */
 void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN + 1]);
 
+
+/*
+ * Savable SHA-256 for a file that arrives over several requests (tus): the
+ * state is libsodium's crypto_hash_sha256_state, a plain struct of
+ * SHA256_STATE_BYTES bytes, so it can be written to a file and read back
+ * (sha256s_to_hex / sha256s_from_hex) and hashing continues where it stopped
+ * without reading the earlier bytes again. OpenSSL's EVP context cannot be
+ * saved. Slower than the EVP path (no SHA instructions), so only for tus.
+ */
+#define SHA256_STATE_BYTES 104
+struct sha256_saved {
+    unsigned char bytes[SHA256_STATE_BYTES];
+};
+void sha256s_init(struct sha256_saved *s);
+void sha256s_update(struct sha256_saved *s, const void *data, size_t len);
+/* The digest of the bytes so far; s is not changed (hashing may go on). */
+void sha256s_peek_hex(const struct sha256_saved *s, char hex[SHA256_HEX_LEN + 1]);
+/* The state as 2 * SHA256_STATE_BYTES hex digits and a NUL. */
+void sha256s_to_hex(const struct sha256_saved *s, char hex[2 * SHA256_STATE_BYTES + 1]);
+/* Back from sha256s_to_hex's text: 0, or -1 when it is not such a text. */
+int sha256s_from_hex(struct sha256_saved *s, const char *hex);
+
+/* Checksums of the tus checksum extension (OpenSSL EVP): "sha1", "sha256",
+ * "md5". digest_new returns NULL for another name. */
+#define DIGEST_ALGORITHMS "sha1,sha256,md5"
+#define DIGEST_MAX 64
+struct digest;
+struct digest *digest_new(const char *alg);
+void digest_update(struct digest *d, const void *data, size_t len);
+/* Writes the raw digest into out; returns its length. */
+size_t digest_final(struct digest *d, unsigned char out[DIGEST_MAX]);
+void digest_free(struct digest *d);
+
 #endif

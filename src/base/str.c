@@ -1,6 +1,8 @@
 /* str: see str.h. */
 #include "base/str.h"
 
+#include <sodium.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -129,4 +131,20 @@ int str_unhex2(const char *p)
     int hi = hex_digit(p[0]), lo = hi < 0 ? -1 : hex_digit(p[1]);
 
     return lo < 0 ? -1 : hi * 16 + lo;
+}
+
+int str_base64_decode(const char *in, unsigned char *out, size_t cap, size_t *outlen)
+{
+    const char *end = NULL;
+
+    if (sodium_base642bin(out, cap, in, strlen(in), NULL, outlen, &end,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        *end != '\0')
+        return -1;
+    return 0;
+}
+
+void str_base64_encode(const unsigned char *in, size_t n, char *out, size_t cap)
+{
+    sodium_bin2base64(out, cap, in, n, sodium_base64_VARIANT_ORIGINAL);
 }

@@ -25,4 +25,13 @@ void str_hex(const unsigned char *in, size_t n, char *out);
 /* Constant-time comparison of two NUL-terminated strings. */
 bool str_equal_ct(const char *a, const char *b);
 
+/* Standard base64 (with padding) into out (cap bytes): 0 and *outlen, or -1 when
+ * in is not base64 or does not fit. */
+int str_base64_decode(const char *in, unsigned char *out, size_t cap, size_t *outlen);
+
+/* Standard base64 of n bytes into out; cap must be at least
+ * STR_BASE64_LEN(n). */
+#define STR_BASE64_LEN(n) ((((n) + 2) / 3) * 4 + 1)
+void str_base64_encode(const unsigned char *in, size_t n, char *out, size_t cap);
+
 #endif

@@ -30,7 +30,7 @@
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "http/http.h"
-#include "http/ingest.h"
+#include "intake/ingest.h"
 #include "http/multipart.h"
 #include "jobs/jobs.h"
 #include "store/store.h"

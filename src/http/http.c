@@ -36,6 +36,7 @@ const char *http_client_addr(const struct http_req *req) { return req->addr; }
 struct store *http_store(const struct http_req *req) { return req->srv->deps.store; }
 struct blob_store *http_blob(const struct http_req *req) { return req->srv->deps.blob; }
 struct jobs *http_jobs(const struct http_req *req) { return req->srv->deps.jobs; }
+struct tus *http_tus(const struct http_req *req) { return req->srv->deps.tus; }
 const struct http_opts *http_opts(const struct http_req *req) { return &req->srv->opts; }
 void *http_ctx(const struct http_req *req) { return req->ctx; }
 
@@ -193,6 +194,10 @@ int req_queue(struct http_req *req, int status, struct MHD_Response *resp, int64
     for (struct http_header *h = req->headers; h; h = h->next)
         MHD_add_response_header(resp, h->name, h->value);
     add_cookies(req, resp);
+    /* tus 1.0: every answer under the tus endpoint names the protocol version,
+     * also the 401/403/404/405 of the gate. */
+    if (req->path && strncmp(req->path, "/photos/tus/", 12) == 0)
+        MHD_add_response_header(resp, "Tus-Resumable", "1.0.0");
     ok = MHD_queue_response(req->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (ok != MHD_YES) {

@@ -121,6 +121,7 @@ const char *http_client_addr(const struct http_req *req);
 struct store *http_store(const struct http_req *req);
 struct blob_store *http_blob(const struct http_req *req);
 struct jobs *http_jobs(const struct http_req *req);   /* may be NULL */
+struct tus *http_tus(const struct http_req *req);     /* may be NULL */
 const struct http_opts *http_opts(const struct http_req *req);
 
 /* --- per-request state of a handler --- */

@@ -14,6 +14,7 @@
 #include "http/h_login.h"
 #include "http/h_pages.h"
 #include "http/h_progress.h"
+#include "http/h_tus.h"
 #include "http/h_upload.h"
 #include "http/h_uploads.h"
 
@@ -49,6 +50,15 @@ static const struct route routes[] = {
     {HTTP_DELETE, "/api/photos/{id}", ROUTE_LOGIN_JSON, h_api_photo_delete, NULL},
     {HTTP_GET, "/api/uploads", ROUTE_LOGIN_JSON, h_api_uploads, NULL},
     {HTTP_GET, "/api/uploads/{id}", ROUTE_LOGIN_JSON, h_api_upload, NULL},
+    {HTTP_POST, "/api/uploads", ROUTE_LOGIN_JSON | ROUTE_BODY_STREAM, NULL,
+     &h_tus_api_upload_body},
+    /* tus 1.0.0 (h_tus.c): OPTIONS without login, the rest by session + X-CSRFToken */
+    {HTTP_OPTIONS, "/photos/tus/", 0, h_tus_options, NULL},
+    {HTTP_POST, "/photos/tus/", ROUTE_LOGIN_JSON | ROUTE_BODY_STREAM, NULL, &h_tus_create_body},
+    {HTTP_OPTIONS, "/photos/tus/*", 0, h_tus_options, NULL},
+    {HTTP_HEAD, "/photos/tus/*", ROUTE_LOGIN_JSON, h_tus_head, NULL},
+    {HTTP_PATCH, "/photos/tus/*", ROUTE_LOGIN_JSON | ROUTE_BODY_STREAM, NULL, &h_tus_patch_body},
+    {HTTP_DELETE, "/photos/tus/*", ROUTE_LOGIN_JSON, h_tus_delete, NULL},
 };
 
 static const struct {

@@ -14,6 +14,7 @@
 struct store;
 struct blob_store;
 struct jobs;
+struct tus;
 
 struct http_opts {
     const char *listen;        /* "127.0.0.1:8080", also "[::1]:8080" */
@@ -29,6 +30,7 @@ struct http_deps {
     struct store *store;
     struct blob_store *blob;
     struct jobs *jobs;  /* jobs may be NULL */
+    struct tus *tus;    /* tus uploads (intake/tus.h); NULL: /photos/tus/ answers 503 */
 };
 
 struct http_server;

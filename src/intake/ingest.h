@@ -27,8 +27,8 @@
  *
  * Not thread-safe: one ingest per request, driven by one thread at a time.
  */
-#ifndef SHOEBOX_HTTP_INGEST_H
-#define SHOEBOX_HTTP_INGEST_H
+#ifndef SHOEBOX_INTAKE_INGEST_H
+#define SHOEBOX_INTAKE_INGEST_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -118,5 +118,16 @@ void ingest_display_name(const char *in, char *out, size_t n);
 
 /* Size for messages: "100 MB", "1.5 GB", "512 KB", "10 bytes" (binary units). */
 void ingest_format_size(int64_t bytes, char *out, size_t n);
+
+/*
+ * The second door (tus): a file that is already complete and fsynced at
+ * DATA/spool_rel (size bytes, SHA-256 sha_hex computed by the caller across
+ * requests) is sniffed from its first bytes and recorded like a file part
+ * that just ended (the table above): RECEIVED (the store owns the spool file
+ * now) or FAILED (the spool file is removed). *file_id gets the file's id.
+ * Returns 0, or -1 on the sticky store error (the spool file is left alone).
+ */
+int ingest_adopt(struct ingest *ing, const char *client_filename, const char *spool_rel,
+                 int64_t size, const char *sha_hex, int64_t *file_id);
 
 #endif

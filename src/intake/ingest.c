@@ -12,7 +12,7 @@
  * The spool file is opened lazily on the first byte, so the empty part a
  * browser sends for an unused file input never touches the disk.
  */
-#include "http/ingest.h"
+#include "intake/ingest.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +68,7 @@ struct ingest {
     size_t head_len;
     bool sniffed;
     struct sniff_result sniff;
+    const char *given_sha; /* ingest_adopt: the digest computed by the caller */
 
     /* progress */
     int64_t unreported;
@@ -208,7 +209,7 @@ static void report_bytes(struct ingest *ing, bool force)
     /* Progress is advisory: a failed update is retried with the next one. */
     if (ing->store->ops->upload_add_bytes(ing->store, ing->upload_id, ing->unreported,
                                           time_now_ms(), &e)) {
-        log_warn("http", "upload.bytes", "upload=%lld msg=%s", (long long)ing->upload_id,
+        log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)ing->upload_id,
                  LOG_Q(e.msg));
         return;
     }
@@ -224,10 +225,10 @@ static void drop_spool(struct ingest *ing)
 
     ing->wlen = 0;
     if (ing->fd >= 0 && close(ing->fd) < 0)
-        log_warn("http", "spool.close", "path=%s errno=%d", ing->spool_rel, errno);
+        log_warn("intake", "spool.close", "path=%s errno=%d", ing->spool_rel, errno);
     ing->fd = -1;
     if (ing->spool_rel[0] && fs_unlink(ing->spool_abs, &e))
-        log_warn("http", "spool.unlink", "path=%s msg=%s", ing->spool_rel, LOG_Q(e.msg));
+        log_warn("intake", "spool.unlink", "path=%s msg=%s", ing->spool_rel, LOG_Q(e.msg));
     ing->spool_rel[0] = '\0';
 }
 
@@ -290,7 +291,7 @@ static int add_file(struct ingest *ing, const struct store_file_new *f, int64_t 
             return rc;
         if (e->cls != ERR_TRANSIENT || i == RECORD_TRIES)
             return -1;
-        log_warn("http", "file.record_retry", "upload=%lld name=%s try=%d msg=%s",
+        log_warn("intake", "file.record_retry", "upload=%lld name=%s try=%d msg=%s",
                  (long long)ing->upload_id, LOG_Q(ing->name), i, LOG_Q(e->msg));
         time_sleep_ms(RECORD_PAUSE_MS * i);
     }
@@ -303,7 +304,9 @@ static int record(struct ingest *ing, bool failed, const struct err *why)
     int64_t id = 0;
     char sha[SHA256_HEX_LEN + 1] = "";
 
-    if (!failed)
+    if (!failed && ing->given_sha)
+        snprintf(sha, sizeof(sha), "%s", ing->given_sha);
+    else if (!failed)
         sha256_final_hex(ing->sha, sha);
     f.upload_id = ing->upload_id;
     f.user_id = ing->user_id;
@@ -329,12 +332,12 @@ static int record(struct ingest *ing, bool failed, const struct err *why)
     ing->ids[ing->nids++] = id;
     if (failed) {
         ing->stats.failed++;
-        log_info("http", "file.failed", "upload=%lld file=%lld name=%s size=%lld stage=%s msg=%s",
+        log_info("intake", "file.failed", "upload=%lld file=%lld name=%s size=%lld stage=%s msg=%s",
                  (long long)ing->upload_id, (long long)id, LOG_Q(ing->name), (long long)ing->size,
                  why->stage, LOG_Q(why->msg));
     } else {
         ing->stats.received++;
-        log_info("http", "file.received", "upload=%lld file=%lld name=%s size=%lld format=%s",
+        log_info("intake", "file.received", "upload=%lld file=%lld name=%s size=%lld format=%s",
                  (long long)ing->upload_id, (long long)id, LOG_Q(ing->name), (long long)ing->size,
                  ing->sniff.name);
     }
@@ -561,7 +564,7 @@ int ingest_finish(struct ingest *ing)
 void ingest_abort(struct ingest *ing)
 {
     if (ing->part_open) {
-        log_info("http", "file.aborted", "upload=%lld name=%s size=%lld", (long long)ing->upload_id,
+        log_info("intake", "file.aborted", "upload=%lld name=%s size=%lld", (long long)ing->upload_id,
                  LOG_Q(ing->name), (long long)ing->size);
         ing->part_open = false;
     }
@@ -597,4 +600,63 @@ const int64_t *ingest_file_ids(const struct ingest *ing, size_t *n)
 {
     *n = ing->nids;
     return ing->ids;
+}
+
+int ingest_adopt(struct ingest *ing, const char *client_filename, const char *spool_rel,
+                 int64_t size, const char *sha_hex, int64_t *file_id)
+{
+    int fd, rc;
+    ssize_t n;
+
+    *file_id = 0;
+    if (ingest_part_begin(ing, client_filename, NULL))
+        return -1;
+    snprintf(ing->spool_rel, sizeof(ing->spool_rel), "%s", spool_rel);
+    snprintf(ing->spool_abs, sizeof(ing->spool_abs), "%s/%s", ing->data_dir, spool_rel);
+    ing->has_filename = true;
+    ing->size = size;
+    ing->given_sha = sha_hex;
+    ing->stats.bytes += size;
+    fd = open(ing->spool_abs, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        io_failed(ing, errno, "");
+    } else {
+        n = read(fd, ing->head, sizeof(ing->head));
+        if (n < 0)
+            io_failed(ing, errno, "");
+        else
+            ing->head_len = (size_t)n;
+        close(fd);
+    }
+    if (ing->pstate == P_OK && size > ing->max_file_size)
+        ing->pstate = P_TOO_LARGE;
+    ing->part_open = false;
+    switch (ing->pstate) {
+    case P_TOO_LARGE: rc = record_too_large(ing); break;
+    case P_IO_FAILED: rc = record(ing, true, &ing->part_err); break;
+    case P_UNSUPPORTED: rc = record_unsupported(ing, ing->sniff.detected); break;
+    case P_OK:
+    default:
+        if (size == 0) {
+            rc = record_unsupported(ing, "empty file");
+            break;
+        }
+        sniff_bytes(ing->head, ing->head_len, &ing->sniff);
+        ing->sniffed = true;
+        if (!ing->sniff.supported) {
+            char detected[sizeof(ing->sniff.detected)];
+            memcpy(detected, ing->sniff.detected, sizeof(detected));
+            rc = record_unsupported(ing, detected);
+            break;
+        }
+        rc = record(ing, false, NULL);
+        if (rc == 0)
+            ing->spool_rel[0] = '\0'; /* the store owns it now */
+        break;
+    }
+    ing->given_sha = NULL;
+    if (rc == 0 && ing->nids > 0)
+        *file_id = ing->ids[ing->nids - 1];
+    ing->spool_rel[0] = '\0'; /* never unlink the caller's file on a store failure */
+    return rc;
 }

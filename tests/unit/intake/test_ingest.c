@@ -1,9 +1,9 @@
 /*
- * Unit tests for src/http/ingest.c. Most tests use a recording fake store (to
+ * Unit tests for src/intake/ingest.c. Most tests use a recording fake store (to
  * see every call and to make the store fail); test_real_store runs the same
  * path against store_open() on a SQLite file in a temporary directory.
  */
-#include "http/ingest.h"
+#include "intake/ingest.h"
 
 #include <check.h>
 #include <dirent.h>

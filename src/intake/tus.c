@@ -1,0 +1,848 @@
+/* tus: see tus.h. */
+#include "intake/tus.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/fs.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "base/str.h"
+#include "base/timeutil.h"
+#include "base/xalloc.h"
+#include "intake/ingest.h"
+#include "jobs/jobs.h"
+#include "store/store.h"
+
+#define TUS_DIR "tus"
+#define INFO_MAX 4096
+
+struct entry {
+    struct entry *next;
+    char id[TUS_ID_LEN + 1];
+    int refs;                 /* under tus.mu */
+    pthread_mutex_t mu;       /* everything below */
+    bool loaded, deleted;
+    struct tus_info info;     /* committed state (as in <id>.info) */
+    struct sha256_saved sha;  /* of bytes [0, info.offset) */
+    int fd;                   /* <id>.bin, -1 when closed */
+    uint64_t gen;             /* the writing PATCH's number */
+    bool writing;
+    int64_t wr_offset;        /* bytes in the file from the writer */
+    struct sha256_saved wr_sha;
+    bool wr_checksum;         /* the writer's bytes count only once verified */
+};
+
+struct tus {
+    struct tus_opts o;
+    char *data_dir, *dir, *spool_dir;
+    pthread_mutex_t mu;
+    struct entry *entries;
+    pthread_t sweeper;
+    bool sweeper_started;
+    pthread_cond_t cv;
+    bool stop;
+};
+
+struct tus_write {
+    struct tus *t;
+    struct entry *e;
+    uint64_t gen;
+    enum tus_result status;   /* sticky */
+    struct digest *digest;
+    unsigned char want[DIGEST_MAX];
+    size_t want_len;
+    int64_t bytes;            /* received in this request */
+};
+
+/* ---------------------------------------------------------------- paths */
+
+static void path_of(const struct tus *t, const char *id, const char *ext, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s%s", t->dir, id, ext);
+}
+
+bool tus_id_ok(const char *id)
+{
+    size_t i;
+
+    for (i = 0; id[i]; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    return i == TUS_ID_LEN;
+}
+
+/* ----------------------------------------------------------- info file */
+
+static void put_hex(char *buf, size_t n, size_t *len, const char *key, const char *s)
+{
+    size_t sl = strlen(s);
+    char *hex = xmalloc(2 * sl + 1);
+
+    str_hex((const unsigned char *)s, sl, hex);
+    *len += (size_t)snprintf(buf + *len, n - *len, "%s %s\n", key, hex);
+    free(hex);
+}
+
+static int save_info(struct tus *t, struct entry *e, struct err *err)
+{
+    char path[4096], buf[INFO_MAX], sha[2 * SHA256_STATE_BYTES + 1];
+    const struct tus_info *i = &e->info;
+    size_t len = 0;
+
+    sha256s_to_hex(&e->sha, sha);
+    len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+                            "tus 1\nlength %lld\noffset %lld\nupload %lld\nuser %lld\n"
+                            "created %lld\nexpires %lld\nfile %lld\nsha %s\n",
+                            (long long)i->length, (long long)i->offset, (long long)i->upload_id,
+                            (long long)i->user_id, (long long)i->created_ms,
+                            (long long)i->expires_ms, (long long)i->file_id, sha);
+    put_hex(buf, sizeof(buf), &len, "name", i->name);
+    put_hex(buf, sizeof(buf), &len, "type", i->type);
+    path_of(t, e->id, ".info", path, sizeof(path));
+    return fs_write_file_atomic(path, buf, len, err);
+}
+
+static void get_hex(const char *hex, char *out, size_t n)
+{
+    size_t o = 0;
+
+    for (; hex[0] && hex[1] && o + 1 < n; hex += 2) {
+        int v = str_unhex2(hex);
+        if (v < 0)
+            break;
+        out[o++] = (char)v;
+    }
+    out[o] = '\0';
+}
+
+/* Reads <id>.info into e. 0, or -1 when absent or damaged. */
+static int load_info(struct tus *t, struct entry *e)
+{
+    char path[4096], buf[INFO_MAX + 1];
+    int fd;
+    ssize_t n;
+    int fields = 0;
+
+    path_of(t, e->id, ".info", path, sizeof(path));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, INFO_MAX);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    memset(&e->info, 0, sizeof(e->info));
+    snprintf(e->info.id, sizeof(e->info.id), "%s", e->id);
+    for (char *line = buf, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *val = strchr(line, ' ');
+        if (!val)
+            continue;
+        *val++ = '\0';
+        int64_t v = 0;
+        bool num = str_to_int64(val, &v) == 0;
+        if (!strcmp(line, "length") && num)
+            e->info.length = v, fields++;
+        else if (!strcmp(line, "offset") && num)
+            e->info.offset = v, fields++;
+        else if (!strcmp(line, "upload") && num)
+            e->info.upload_id = v, fields++;
+        else if (!strcmp(line, "user") && num)
+            e->info.user_id = v, fields++;
+        else if (!strcmp(line, "created") && num)
+            e->info.created_ms = v;
+        else if (!strcmp(line, "expires") && num)
+            e->info.expires_ms = v, fields++;
+        else if (!strcmp(line, "file") && num)
+            e->info.file_id = v;
+        else if (!strcmp(line, "sha") && sha256s_from_hex(&e->sha, val) == 0)
+            fields++;
+        else if (!strcmp(line, "name"))
+            get_hex(val, e->info.name, sizeof(e->info.name));
+        else if (!strcmp(line, "type"))
+            get_hex(val, e->info.type, sizeof(e->info.type));
+    }
+    return fields == 6 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- entries */
+
+/* The entry of id, loaded; NULL when there is no such upload. Locked on return. */
+static struct entry *entry_get(struct tus *t, const char *id)
+{
+    struct entry *e;
+
+    pthread_mutex_lock(&t->mu);
+    for (e = t->entries; e; e = e->next)
+        if (!strcmp(e->id, id))
+            break;
+    if (!e) {
+        e = xcalloc(1, sizeof(*e));
+        snprintf(e->id, sizeof(e->id), "%s", id);
+        pthread_mutex_init(&e->mu, NULL);
+        e->fd = -1;
+        e->next = t->entries;
+        t->entries = e;
+    }
+    e->refs++;
+    pthread_mutex_unlock(&t->mu);
+    pthread_mutex_lock(&e->mu);
+    if (!e->loaded && !e->deleted) {
+        if (load_info(t, e) == 0)
+            e->loaded = true;
+        else
+            e->deleted = true;
+    }
+    return e;
+}
+
+/* Unlocks e and drops the reference. */
+static void entry_put(struct tus *t, struct entry *e)
+{
+    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_lock(&t->mu);
+    if (--e->refs == 0) {
+        for (struct entry **p = &t->entries; *p; p = &(*p)->next)
+            if (*p == e) {
+                *p = e->next;
+                break;
+            }
+        if (e->fd >= 0)
+            close(e->fd);
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+static int open_bin(struct tus *t, struct entry *e, struct err *err)
+{
+    char path[4096];
+
+    if (e->fd >= 0)
+        return 0;
+    path_of(t, e->id, ".bin", path, sizeof(path));
+    e->fd = open(path, O_RDWR | O_CLOEXEC);
+    if (e->fd < 0)
+        return err_set(err, ERR_TRANSIENT, "receive", "cannot open the partial upload: %s",
+                       strerror(errno));
+    return 0;
+}
+
+/* Make [0, offset) durable and the new committed offset. */
+static int commit_to(struct tus *t, struct entry *e, int64_t offset,
+                     const struct sha256_saved *sha, struct err *err)
+{
+    if (offset == e->info.offset)
+        return 0;
+    if (e->fd >= 0 && fdatasync(e->fd) < 0)
+        return err_set(err, ERR_TRANSIENT, "receive", "cannot store the bytes: %s",
+                       errno == ENOSPC ? "disk full" : strerror(errno));
+    int64_t old = e->info.offset;
+    struct sha256_saved old_sha = e->sha;
+    e->info.offset = offset;
+    e->sha = *sha;
+    e->info.expires_ms = time_now_ms() + t->o.expire_ms;
+    if (save_info(t, e, err)) {
+        e->info.offset = old;
+        e->sha = old_sha;
+        return -1;
+    }
+    return 0;
+}
+
+/* The writer's bytes that are not (yet) good are cut off the file. */
+static void drop_uncommitted(struct entry *e)
+{
+    if (e->fd >= 0 && ftruncate(e->fd, e->info.offset) < 0)
+        log_warn("intake", "tus.truncate_failed", "id=%s errno=%d", e->id, errno);
+}
+
+/* A writer still at work is stopped: its bytes so far are committed (or
+ * dropped when they await a checksum), its later bytes are refused. */
+static void stop_writer(struct tus *t, struct entry *e)
+{
+    struct err err = {0};
+
+    if (!e->writing)
+        return;
+    if (e->wr_checksum || commit_to(t, e, e->wr_offset, &e->wr_sha, &err)) {
+        if (err_is_set(&err))
+            log_warn("intake", "tus.commit_failed", "id=%s msg=%s", e->id, LOG_Q(err.msg));
+        drop_uncommitted(e);
+    }
+    e->writing = false;
+    e->gen++;
+}
+
+/* The Shoebox upload the file goes into; a new one when it is gone (an upload
+ * without files does not survive a restart: store upload_reset_requests). */
+static int ensure_upload(struct tus *t, struct entry *e, struct err *err)
+{
+    struct store *st = t->o.store;
+    struct store_upload u;
+    int rc = st->ops->upload_get(st, e->info.upload_id, e->info.user_id, &u, err);
+
+    if (rc == 0)
+        return 0;
+    if (rc != STORE_NOT_FOUND)
+        return -1;
+    err_clear(err);
+    if (st->ops->upload_create(st, e->info.user_id, 1, t->o.batch_size, time_now_ms(),
+                               &e->info.upload_id, err))
+        return -1;
+    log_info("intake", "tus.upload_reopened", "id=%s upload=%lld", e->id,
+             (long long)e->info.upload_id);
+    return 0;
+}
+
+/* offset == length: into the spool and the store (ingest_adopt). */
+static int complete(struct tus *t, struct entry *e, struct err *err)
+{
+    struct store *st = t->o.store;
+    char bin[4096], rel[128], abs[4096], sha[SHA256_HEX_LEN + 1];
+    struct ingest *ing;
+    int64_t file_id = 0;
+    int rc;
+
+    if (e->info.file_id > 0)
+        return 0;
+    if (ensure_upload(t, e, err))
+        return -1;
+    path_of(t, e->id, ".bin", bin, sizeof(bin));
+    snprintf(rel, sizeof(rel), "spool/%lld-tus-%s", (long long)e->info.upload_id, e->id);
+    snprintf(abs, sizeof(abs), "%s/%s", t->data_dir, rel);
+    if (fs_mkdir_p(t->spool_dir, 0700, err))
+        return -1;
+    if (link(bin, abs) < 0 && errno != EEXIST)
+        return err_set(err, ERR_TRANSIENT, "receive", "cannot move the file to the spool: %s",
+                       strerror(errno));
+    if (fs_fsync_dir(t->spool_dir, err))
+        return -1;
+    struct ingest_opts io = {.store = st, .data_dir = t->data_dir,
+                             .upload_id = e->info.upload_id, .user_id = e->info.user_id,
+                             .max_file_size = t->o.max_file_size};
+    ing = ingest_new(&io, err);
+    if (!ing)
+        return -1;
+    if (st->ops->upload_request_begin(st, e->info.upload_id, 0, 0, time_now_ms(), err)) {
+        ingest_free(ing);
+        return -1;
+    }
+    sha256s_peek_hex(&e->sha, sha);
+    rc = ingest_adopt(ing, e->info.name, rel, e->info.length, sha, &file_id);
+    if (rc)
+        *err = *ingest_error(ing);
+    ingest_free(ing);
+    struct err e2 = {0};
+    if (st->ops->upload_request_end(st, e->info.upload_id, time_now_ms(), &e2))
+        log_warn("intake", "tus.request_end_failed", "upload=%lld msg=%s",
+                 (long long)e->info.upload_id, LOG_Q(e2.msg));
+    if (rc)
+        return -1;
+    e->info.file_id = file_id;
+    if (save_info(t, e, err))
+        return -1;
+    if (e->fd >= 0)
+        close(e->fd);
+    e->fd = -1;
+    if (unlink(bin) < 0 && errno != ENOENT)
+        log_warn("intake", "tus.unlink_failed", "id=%s errno=%d", e->id, errno);
+    if (t->o.jobs)
+        jobs_notify(t->o.jobs);
+    log_info("intake", "tus.complete", "id=%s upload=%lld file=%lld size=%lld", e->id,
+             (long long)e->info.upload_id, (long long)file_id, (long long)e->info.length);
+    return 0;
+}
+
+static enum tus_result check_access(struct entry *e, int64_t user_id)
+{
+    if (e->deleted || e->info.user_id != user_id)
+        return TUS_NOT_FOUND;
+    if (e->info.expires_ms < time_now_ms() && !e->writing)
+        return TUS_GONE;
+    return TUS_OK;
+}
+
+/* A complete upload whose recording was cut off (crash) is recorded now. */
+static enum tus_result finish_if_complete(struct tus *t, struct entry *e, struct err *err)
+{
+    if (e->info.length >= 0 && e->info.offset == e->info.length && e->info.file_id == 0 &&
+        complete(t, e, err))
+        return TUS_ERROR;
+    return TUS_OK;
+}
+
+/* ------------------------------------------------------------------ API */
+
+enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64_t upload_id,
+                           const char *name, const char *type, struct tus_info *out,
+                           struct err *err)
+{
+    struct store *st = t->o.store;
+    struct store_upload u;
+    unsigned char rnd[TUS_ID_LEN / 2];
+    char id[TUS_ID_LEN + 1], path[4096];
+    struct entry *e;
+    int fd, rc;
+
+    if (length > t->o.max_file_size) {
+        char lim[32];
+        ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
+        err_set(err, ERR_PERMANENT, "receive", "the file is larger than %s", lim);
+        return TUS_TOO_LARGE;
+    }
+    if (upload_id > 0) {
+        rc = st->ops->upload_get(st, upload_id, user_id, &u, err);
+        if (rc == STORE_NOT_FOUND) {
+            err_set(err, ERR_PERMANENT, "receive",
+                    "no such upload of yours: leave out 'upload' to start a new one");
+            return TUS_NOT_FOUND;
+        }
+        if (rc)
+            return TUS_ERROR;
+    } else if (st->ops->upload_create(st, user_id, 1, t->o.batch_size, time_now_ms(),
+                                      &upload_id, err)) {
+        return TUS_ERROR;
+    }
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        err_set(err, ERR_TRANSIENT, "receive", "no randomness");
+        return TUS_ERROR;
+    }
+    str_hex(rnd, sizeof(rnd), id);
+    path_of(t, id, ".bin", path, sizeof(path));
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_set(err, ERR_TRANSIENT, "receive", "cannot create the upload: %s",
+                errno == ENOSPC ? "disk full" : strerror(errno));
+        return TUS_ERROR;
+    }
+    e = entry_get(t, id);  /* no info yet: marked deleted; fill it in */
+    e->deleted = false;
+    e->loaded = true;
+    e->fd = fd;
+    memset(&e->info, 0, sizeof(e->info));
+    snprintf(e->info.id, sizeof(e->info.id), "%s", id);
+    e->info.length = length;
+    e->info.upload_id = upload_id;
+    e->info.user_id = user_id;
+    e->info.created_ms = time_now_ms();
+    e->info.expires_ms = e->info.created_ms + t->o.expire_ms;
+    ingest_display_name(name, e->info.name, sizeof(e->info.name));
+    snprintf(e->info.type, sizeof(e->info.type), "%s", type ? type : "");
+    sha256s_init(&e->sha);
+    if (save_info(t, e, err)) {
+        unlink(path);
+        e->deleted = true;
+        entry_put(t, e);
+        return TUS_ERROR;
+    }
+    if (length == 0 && complete(t, e, err)) /* nothing to wait for: record it now */
+        log_warn("intake", "tus.complete_failed", "id=%s msg=%s", id, LOG_Q(err->msg));
+    *out = e->info;
+    log_info("intake", "tus.created", "id=%s upload=%lld user=%lld length=%lld name=%s", id,
+             (long long)upload_id, (long long)user_id, (long long)length, LOG_Q(e->info.name));
+    entry_put(t, e);
+    return TUS_OK;
+}
+
+enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct tus_info *out,
+                         struct err *err)
+{
+    struct entry *e;
+    enum tus_result r;
+
+    if (!tus_id_ok(id))
+        return TUS_NOT_FOUND;
+    e = entry_get(t, id);
+    r = check_access(e, user_id);
+    if (r == TUS_OK && e->writing && !e->wr_checksum &&
+        commit_to(t, e, e->wr_offset, &e->wr_sha, err))
+        r = TUS_ERROR;
+    if (r == TUS_OK)
+        r = finish_if_complete(t, e, err);
+    *out = e->info;
+    entry_put(t, e);
+    return r;
+}
+
+enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, int64_t offset,
+                                int64_t new_length, const char *checksum_alg,
+                                const unsigned char *checksum, size_t checksum_len,
+                                struct tus_write **wp, struct tus_info *out, struct err *err)
+{
+    struct entry *e;
+    enum tus_result r;
+    struct tus_write *w;
+
+    *wp = NULL;
+    if (!tus_id_ok(id))
+        return TUS_NOT_FOUND;
+    e = entry_get(t, id);
+    r = check_access(e, user_id);
+    if (r != TUS_OK)
+        goto out;
+    if (e->writing) {
+        log_info("intake", "tus.takeover", "id=%s offset=%lld", e->id, (long long)e->wr_offset);
+        stop_writer(t, e);
+    }
+    if (new_length >= 0) {
+        if (e->info.length >= 0 && e->info.length != new_length) {
+            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is already %lld",
+                    (long long)e->info.length);
+            r = TUS_BAD;
+            goto out;
+        }
+        if (new_length > t->o.max_file_size) {
+            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is over the size limit");
+            r = TUS_TOO_LARGE;
+            goto out;
+        }
+        if (new_length < e->info.offset) {
+            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is below the offset");
+            r = TUS_BAD;
+            goto out;
+        }
+        if (e->info.length < 0) {
+            e->info.length = new_length;
+            if (save_info(t, e, err)) {
+                e->info.length = -1;
+                r = TUS_ERROR;
+                goto out;
+            }
+        }
+    }
+    if (offset != e->info.offset) {
+        err_set(err, ERR_PERMANENT, "receive", "Upload-Offset %lld is not the upload's offset %lld",
+                (long long)offset, (long long)e->info.offset);
+        r = TUS_CONFLICT;
+        goto out;
+    }
+    if (e->info.file_id == 0 && open_bin(t, e, err)) {
+        r = TUS_ERROR;
+        goto out;
+    }
+    w = xcalloc(1, sizeof(*w));
+    w->t = t;
+    w->e = e;
+    if (checksum_alg) {
+        w->digest = digest_new(checksum_alg);
+        memcpy(w->want, checksum, checksum_len < DIGEST_MAX ? checksum_len : DIGEST_MAX);
+        w->want_len = checksum_len;
+    }
+    w->gen = ++e->gen;
+    e->writing = e->info.file_id == 0;
+    e->wr_offset = e->info.offset;
+    e->wr_sha = e->sha;
+    e->wr_checksum = checksum_alg != NULL;
+    *out = e->info;
+    *wp = w;
+    pthread_mutex_unlock(&e->mu); /* the reference stays with the writer */
+    return TUS_OK;
+out:
+    *out = e->info;
+    entry_put(t, e);
+    return r;
+}
+
+enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len)
+{
+    struct entry *e = w->e;
+    struct err err = {0};
+
+    if (w->status != TUS_OK || len == 0)
+        return w->status;
+    pthread_mutex_lock(&e->mu);
+    if (e->gen != w->gen || e->deleted) {
+        w->status = TUS_SUPERSEDED;
+        goto out;
+    }
+    int64_t limit = e->info.length >= 0 ? e->info.length : w->t->o.max_file_size;
+    if ((uint64_t)len > (uint64_t)(limit - e->wr_offset)) {
+        w->status = TUS_TOO_LARGE;
+        goto out;
+    }
+    const char *p = data;
+    size_t left = len;
+    int64_t at = e->wr_offset;
+    while (left > 0) {
+        ssize_t n = pwrite(e->fd, p, left, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            log_warn("intake", "tus.write_failed", "id=%s errno=%d", e->id, errno);
+            w->status = TUS_ERROR;
+            goto out;
+        }
+        p += n;
+        left -= (size_t)n;
+        at += n;
+    }
+    sha256s_update(&e->wr_sha, data, len);
+    if (w->digest)
+        digest_update(w->digest, data, len);
+    e->wr_offset += (int64_t)len;
+    w->bytes += (int64_t)len;
+    if (!e->wr_checksum && e->wr_offset - e->info.offset >= TUS_COMMIT_BYTES &&
+        commit_to(w->t, e, e->wr_offset, &e->wr_sha, &err)) {
+        log_warn("intake", "tus.commit_failed", "id=%s msg=%s", e->id, LOG_Q(err.msg));
+        w->status = TUS_ERROR;
+    }
+out:
+    pthread_mutex_unlock(&e->mu);
+    return w->status;
+}
+
+static void add_bytes(struct tus_write *w)
+{
+    struct store *st = w->t->o.store;
+    struct err err = {0};
+
+    if (w->bytes > 0 &&
+        st->ops->upload_add_bytes(st, w->e->info.upload_id, w->bytes, time_now_ms(), &err))
+        log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)w->e->info.upload_id,
+                 LOG_Q(err.msg));
+}
+
+static void free_write(struct tus_write *w)
+{
+    digest_free(w->digest);
+    free(w);
+}
+
+enum tus_result tus_patch_end(struct tus_write *w, struct tus_info *out, struct err *err)
+{
+    struct tus *t = w->t;
+    struct entry *e = w->e;
+    enum tus_result r = w->status;
+
+    pthread_mutex_lock(&e->mu);
+    if (e->gen != w->gen || e->deleted) {
+        err_set(err, ERR_PERMANENT, "receive",
+                "another request took this upload over: ask its offset (HEAD) and go on");
+        r = TUS_SUPERSEDED;
+        goto out;
+    }
+    e->writing = false;
+    if (r == TUS_OK && w->digest) {
+        unsigned char got[DIGEST_MAX];
+        size_t n = digest_final(w->digest, got);
+        if (n != w->want_len || memcmp(got, w->want, n) != 0) {
+            err_set(err, ERR_PERMANENT, "receive",
+                    "checksum mismatch: the bytes of this request were discarded");
+            r = TUS_CHECKSUM;
+        }
+    }
+    if (w->digest && r != TUS_OK) {
+        drop_uncommitted(e);
+    } else if (commit_to(t, e, e->wr_offset, &e->wr_sha, err)) {
+        drop_uncommitted(e);
+        r = TUS_ERROR;
+    }
+    if (r == TUS_TOO_LARGE && !err_is_set(err))
+        err_set(err, ERR_PERMANENT, "receive",
+                e->info.length >= 0 ? "the body goes past Upload-Length"
+                                    : "the file is larger than the size limit");
+    if (r == TUS_ERROR && !err_is_set(err))
+        err_set(err, ERR_TRANSIENT, "receive", "cannot store the bytes");
+    if (r == TUS_OK)
+        r = finish_if_complete(t, e, err);
+out:
+    *out = e->info;
+    add_bytes(w);
+    entry_put(t, e);
+    free_write(w);
+    return r;
+}
+
+void tus_patch_abort(struct tus_write *w)
+{
+    struct err err = {0};
+
+    if (!w)
+        return;
+    struct entry *e = w->e;
+    pthread_mutex_lock(&e->mu);
+    if (e->gen == w->gen && !e->deleted && e->writing) {
+        if (e->wr_checksum || commit_to(w->t, e, e->wr_offset, &e->wr_sha, &err))
+            drop_uncommitted(e);
+        e->writing = false;
+        log_info("intake", "tus.broken_off", "id=%s offset=%lld", e->id,
+                 (long long)e->info.offset);
+    }
+    add_bytes(w);
+    entry_put(w->t, e);
+    free_write(w);
+}
+
+static void remove_files(struct tus *t, struct entry *e)
+{
+    char path[4096];
+    struct err err = {0};
+
+    if (e->fd >= 0)
+        close(e->fd);
+    e->fd = -1;
+    path_of(t, e->id, ".bin", path, sizeof(path));
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("intake", "tus.unlink_failed", "id=%s errno=%d", e->id, errno);
+    path_of(t, e->id, ".info", path, sizeof(path));
+    if (unlink(path) < 0 && errno != ENOENT)
+        log_warn("intake", "tus.unlink_failed", "id=%s errno=%d", e->id, errno);
+    if (fs_fsync_dir(t->dir, &err))
+        log_warn("intake", "tus.fsync_failed", "msg=%s", LOG_Q(err.msg));
+    e->deleted = true;
+}
+
+enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struct err *err)
+{
+    struct entry *e;
+    enum tus_result r;
+
+    (void)err;
+    if (!tus_id_ok(id))
+        return TUS_NOT_FOUND;
+    e = entry_get(t, id);
+    r = check_access(e, user_id);
+    if (r == TUS_OK || r == TUS_GONE) {
+        if (e->writing) {
+            e->writing = false;
+            e->gen++;
+        }
+        remove_files(t, e);
+        log_info("intake", "tus.terminated", "id=%s", id);
+        r = TUS_OK;
+    }
+    entry_put(t, e);
+    return r;
+}
+
+int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
+{
+    DIR *d = opendir(t->dir);
+    struct dirent *de;
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+
+    *removed = 0;
+    if (!d)
+        return -1;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len != TUS_ID_LEN + 5 || strcmp(de->d_name + TUS_ID_LEN, ".info"))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ids = xrealloc(ids, cap * sizeof(*ids));
+        }
+        ids[n++] = xstrndup(de->d_name, TUS_ID_LEN);
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = tus_id_ok(ids[i]) ? entry_get(t, ids[i]) : NULL;
+        if (e && !e->deleted && !e->writing && e->info.expires_ms < now_ms) {
+            log_info("intake", "tus.expired", "id=%s offset=%lld complete=%d", e->id,
+                     (long long)e->info.offset, e->info.file_id > 0);
+            remove_files(t, e);
+            (*removed)++;
+        }
+        if (e)
+            entry_put(t, e);
+        free(ids[i]);
+    }
+    free(ids);
+    return 0;
+}
+
+static void *sweeper(void *arg)
+{
+    struct tus *t = arg;
+    int64_t period = t->o.sweep_ms;
+
+    if (period <= 0)
+        period = t->o.expire_ms / 2 < 60000 ? t->o.expire_ms / 2 : 60000;
+    if (period < 200)
+        period = 200;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stop) {
+        struct timespec ts = time_after_ms(CLOCK_MONOTONIC, period);
+        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+        if (t->stop)
+            break;
+        pthread_mutex_unlock(&t->mu);
+        int removed = 0;
+        tus_sweep(t, time_now_ms(), &removed);
+        pthread_mutex_lock(&t->mu);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+struct tus *tus_new(const struct tus_opts *o, struct err *err)
+{
+    struct tus *t;
+    pthread_condattr_t ca;
+
+    if (!o || !o->store || !o->data_dir || o->expire_ms <= 0 || o->max_file_size <= 0) {
+        err_set(err, ERR_PERMANENT, "receive", "invalid tus options");
+        return NULL;
+    }
+    t = xcalloc(1, sizeof(*t));
+    t->o = *o;
+    t->data_dir = xstrdup(o->data_dir);
+    t->o.data_dir = t->data_dir;
+    t->dir = xasprintf("%s/" TUS_DIR, o->data_dir);
+    t->spool_dir = xasprintf("%s/spool", o->data_dir);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (fs_mkdir_p(t->dir, 0700, err) || fs_mkdir_p(t->spool_dir, 0700, err)) {
+        tus_free(t);
+        return NULL;
+    }
+    if (pthread_create(&t->sweeper, NULL, sweeper, t) != 0) {
+        err_set(err, ERR_TRANSIENT, "receive", "cannot start the tus sweeper");
+        tus_free(t);
+        return NULL;
+    }
+    t->sweeper_started = true;
+    return t;
+}
+
+void tus_free(struct tus *t)
+{
+    if (!t)
+        return;
+    if (t->sweeper_started) {
+        pthread_mutex_lock(&t->mu);
+        t->stop = true;
+        pthread_cond_signal(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+        pthread_join(t->sweeper, NULL);
+    }
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    free(t->dir);
+    free(t->spool_dir);
+    free(t->data_dir);
+    free(t);
+}
+
+const struct tus_opts *tus_opts(const struct tus *t)
+{
+    return &t->o;
+}

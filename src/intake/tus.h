@@ -1,0 +1,137 @@
+/*
+ * tus: the state of tus 1.0 uploads (resumable uploads), without HTTP. The
+ * handler src/http/h_tus.c maps requests and answers onto these calls.
+ *
+ * On disk, one upload is two files under DATA/tus/ (not DATA/spool/, which
+ * the start-up sweep empties of files the store does not know):
+ *   <id>.bin   the bytes received so far (written at their offsets)
+ *   <id>.info  a small text file, replaced atomically (temp, fsync, rename,
+ *              fsync dir): length, offset, owner, Shoebox upload, expiry,
+ *              file name and type, and the saved SHA-256 state of bytes
+ *              [0, offset) (sha256.h, libsodium's plain struct).
+ * The offset in <id>.info is the only offset ever reported, and it is
+ * written after fdatasync of <id>.bin: every byte below a reported offset
+ * survives a crash. A PATCH commits (fsync + info) every TUS_COMMIT_BYTES,
+ * at its end, and when it breaks off (keeping what arrived), unless it
+ * carries Upload-Checksum: then its bytes count only once verified.
+ *
+ * When offset reaches length the file is complete: it is hard-linked into
+ * DATA/spool/ and recorded through ingest_adopt (sniff, record RECEIVED, the
+ * batches take it like any other file), then <id>.bin is removed and the
+ * info keeps "file <id>" so HEAD still answers until the upload expires.
+ *
+ * Concurrency: one in-memory entry per upload id (refcounted), its mutex
+ * held only around a write or a commit (never across a wait for the
+ * network). A PATCH that starts while another is still writing takes the
+ * upload over: the earlier request's bytes so far are committed (or, with a
+ * checksum, dropped), its later bytes are refused and it ends with
+ * TUS_SUPERSEDED (409). So a client whose old connection hangs half-dead
+ * resumes at once instead of getting "423 locked"; nothing blocks and the
+ * file is never written by two requests at the same offset.
+ *
+ * Expiry: every upload expires expire_ms after its last PATCH; a sweeper
+ * thread removes expired uploads' files (complete ones only lose their info
+ * file; their bytes belong to the store).
+ */
+#ifndef SHOEBOX_INTAKE_TUS_H
+#define SHOEBOX_INTAKE_TUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/limits.h"
+
+struct store;
+struct jobs;
+
+#define TUS_ID_LEN 32
+#define TUS_COMMIT_BYTES (8 * 1024 * 1024)
+#define TUS_TYPE_MAX 128
+
+enum tus_result {
+    TUS_OK = 0,
+    TUS_NOT_FOUND,   /* 404: no such upload, or another user's */
+    TUS_GONE,        /* 410: expired */
+    TUS_CONFLICT,    /* 409: Upload-Offset is not the upload's offset */
+    TUS_SUPERSEDED,  /* 409: another PATCH took the upload over */
+    TUS_TOO_LARGE,   /* 413: over Upload-Length or --max-file-size */
+    TUS_BAD,         /* 400: e.g. Upload-Length given twice, different */
+    TUS_CHECKSUM,    /* 460: the request's bytes did not match Upload-Checksum */
+    TUS_ERROR,       /* 503: disk or store failure (err tells) */
+};
+
+struct tus_opts {
+    struct store *store;   /* borrowed */
+    struct jobs *jobs;     /* may be NULL; woken when a file completes */
+    const char *data_dir;
+    int64_t max_file_size;
+    int64_t batch_size;
+    int64_t expire_ms;     /* --tus-expire */
+    int64_t sweep_ms;      /* sweeper period; 0 = min(expire_ms / 2, 60 s), at least 200 ms */
+};
+
+struct tus_info {
+    char id[TUS_ID_LEN + 1];
+    int64_t length;        /* -1 while deferred */
+    int64_t offset;
+    int64_t upload_id, user_id;
+    int64_t created_ms, expires_ms;
+    int64_t file_id;       /* > 0 once complete and recorded */
+    char name[LIMIT_FILENAME_BYTES + 1];
+    char type[TUS_TYPE_MAX + 1];
+};
+
+struct tus;
+struct tus_write;
+
+/* Makes DATA/tus/, starts the sweeper. NULL with err on failure. */
+struct tus *tus_new(const struct tus_opts *o, struct err *err);
+void tus_free(struct tus *t);
+const struct tus_opts *tus_opts(const struct tus *t);
+
+/* A new upload of user_id: length -1 = deferred. upload_id 0 opens a Shoebox
+ * upload of its own (expected 1); otherwise it must be the user's
+ * (TUS_NOT_FOUND). TUS_TOO_LARGE over max_file_size. */
+enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64_t upload_id,
+                           const char *name, const char *type, struct tus_info *out,
+                           struct err *err);
+
+/* The upload's committed state (HEAD). A PATCH still writing is committed
+ * first, so the offset is as new as can be. */
+enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct tus_info *out,
+                         struct err *err);
+
+/*
+ * A PATCH starts at offset. new_length >= 0 sets a deferred length (TUS_BAD
+ * if it differs from a known one or is below the offset). checksum_alg (NULL
+ * = none) is "sha1", "sha256" or "md5" (the caller rejects others) and
+ * checksum its raw expected digest. On TUS_OK *w is the writer; out is the
+ * state before the request.
+ */
+enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, int64_t offset,
+                                int64_t new_length, const char *checksum_alg,
+                                const unsigned char *checksum, size_t checksum_len,
+                                struct tus_write **w, struct tus_info *out, struct err *err);
+/* Bytes of the body. Returns TUS_OK, or the sticky outcome (the rest is dropped). */
+enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len);
+/* The body is complete: verify, commit, complete the file when offset ==
+ * length. out gets the new state. Frees w. */
+enum tus_result tus_patch_end(struct tus_write *w, struct tus_info *out, struct err *err);
+/* The body broke off: keep what arrived (commit) unless a checksum was
+ * announced. Frees w. NULL-safe. */
+void tus_patch_abort(struct tus_write *w);
+
+/* Termination: removes the upload's files (a complete one's bytes stay with
+ * the store). A PATCH still writing is superseded. */
+enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struct err *err);
+
+/* Removes every upload whose expiry is before now_ms; *removed counts them.
+ * The sweeper calls it; tests may too. */
+int tus_sweep(struct tus *t, int64_t now_ms, int *removed);
+
+/* Is id a well-formed upload id (TUS_ID_LEN lower-case hex digits)? */
+bool tus_id_ok(const char *id);
+
+#endif

@@ -1,0 +1,355 @@
+/*
+ * Unit tests for the savable SHA-256 state (base/sha256.c) that tus keeps in
+ * its info file, and for intake/tus.c against a real SQLite store in a
+ * temporary data directory: resume after a "restart" (tus_free + tus_new),
+ * a broken-off PATCH keeping its bytes, checksum mismatch, takeover by a
+ * second PATCH, the expiry sweep.
+ */
+#include <check.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/sha256.h"
+#include "intake/tus.h"
+#include "store/store.h"
+
+/* Hashing in pieces with the state saved to text and read back between each
+ * piece gives the same digest as hashing the whole at once. */
+START_TEST(test_saved_state_resumes)
+{
+    size_t n = 300000;
+    unsigned char *data = malloc(n);
+    char want[SHA256_HEX_LEN + 1], got[SHA256_HEX_LEN + 1];
+    char text[2 * SHA256_STATE_BYTES + 1];
+    struct sha256_saved s, back;
+    size_t cuts[] = {0, 1, 63, 64, 65, 4096, 100001, 299999, 300000};
+
+    for (size_t i = 0; i < n; i++)
+        data[i] = (unsigned char)(i * 7 + (i >> 9));
+    sha256_hex(data, n, want);
+    sha256s_init(&s);
+    for (size_t c = 1; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+        sha256s_update(&s, data + cuts[c - 1], cuts[c] - cuts[c - 1]);
+        sha256s_to_hex(&s, text);
+        memset(&back, 0xAB, sizeof(back));
+        ck_assert_int_eq(sha256s_from_hex(&back, text), 0);
+        s = back;
+    }
+    sha256s_peek_hex(&s, got);
+    ck_assert_str_eq(got, want);
+    /* peek does not change the state */
+    sha256s_peek_hex(&s, got);
+    ck_assert_str_eq(got, want);
+    free(data);
+}
+END_TEST
+
+START_TEST(test_saved_state_rejects_bad_text)
+{
+    struct sha256_saved s;
+    char text[2 * SHA256_STATE_BYTES + 1];
+
+    sha256s_init(&s);
+    sha256s_to_hex(&s, text);
+    ck_assert_int_eq(sha256s_from_hex(&s, text), 0);
+    ck_assert_int_eq(sha256s_from_hex(&s, "abc"), -1);
+    text[5] = 'x';
+    ck_assert_int_eq(sha256s_from_hex(&s, text), -1);
+    ck_assert_int_eq(sha256s_from_hex(&s, NULL), -1);
+}
+END_TEST
+
+START_TEST(test_digests)
+{
+    unsigned char out[DIGEST_MAX];
+    struct digest *d = digest_new("sha1");
+
+    ck_assert_ptr_nonnull(d);
+    digest_update(d, "abc", 3);
+    ck_assert_uint_eq(digest_final(d, out), 20);
+    ck_assert_uint_eq(out[0], 0xa9);
+    ck_assert_uint_eq(out[1], 0x99);
+    digest_free(d);
+    d = digest_new("md5");
+    digest_update(d, "abc", 3);
+    ck_assert_uint_eq(digest_final(d, out), 16);
+    ck_assert_uint_eq(out[0], 0x90);
+    digest_free(d);
+    ck_assert_ptr_null(digest_new("crc32"));
+    ck_assert_ptr_null(digest_new("SHA1"));
+}
+END_TEST
+
+START_TEST(test_id_ok)
+{
+    ck_assert(tus_id_ok("0123456789abcdef0123456789abcdef"));
+    ck_assert(!tus_id_ok("0123456789abcdef0123456789abcde"));
+    ck_assert(!tus_id_ok("0123456789ABCDEF0123456789abcdef"));
+    ck_assert(!tus_id_ok("../3456789abcdef0123456789abcdef"));
+    ck_assert(!tus_id_ok(""));
+}
+END_TEST
+
+/* ------------------------------------------------- tus with a real store */
+
+static char tmpdir[64];
+static struct store *st;
+static int64_t user;
+
+static void setup(void)
+{
+    char db[128];
+    struct err e = {0};
+
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_tus.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    log_init(LOG_ERROR, NULL);
+    snprintf(db, sizeof(db), "%s/shoebox.db", tmpdir);
+    ck_assert_msg(store_open(db, &st, &e) == 0, "store_open: %s", e.msg);
+    ck_assert_int_eq(st->ops->user_create(st, "ann", "x", 1, &user, &e), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void teardown(void)
+{
+    st->ops->close(st);
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct tus *new_tus(int64_t expire_ms)
+{
+    struct tus_opts o = {.store = st, .data_dir = tmpdir, .max_file_size = 1 << 20,
+                         .batch_size = 10, .expire_ms = expire_ms, .sweep_ms = 3600000};
+    struct err e = {0};
+    struct tus *t = tus_new(&o, &e);
+
+    ck_assert_msg(t != NULL, "tus_new: %s", e.msg);
+    return t;
+}
+
+static unsigned char *jpeg_bytes(size_t n)
+{
+    unsigned char *b = malloc(n);
+
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 31 + 7 + (i >> 8));
+    memcpy(b, "\xff\xd8\xff\xe0", 4);
+    return b;
+}
+
+static enum tus_result patch(struct tus *t, const char *id, int64_t off, const void *d,
+                             size_t n, int64_t *new_off)
+{
+    struct tus_write *w;
+    struct tus_info i;
+    struct err e = {0};
+    enum tus_result r = tus_patch_begin(t, id, user, off, -1, NULL, NULL, 0, &w, &i, &e);
+
+    if (r != TUS_OK)
+        return r;
+    tus_patch_data(w, d, n);
+    r = tus_patch_end(w, &i, &e);
+    *new_off = i.offset;
+    return r;
+}
+
+struct one_file {
+    int n;
+    struct store_file f;
+};
+
+static void collect(void *ctx, const struct store_file *f)
+{
+    struct one_file *s = ctx;
+    s->n++;
+    s->f = *f;
+}
+
+static void file_content(const char *rel, unsigned char *out, size_t n)
+{
+    char path[1024];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(read(fd, out, n + 1), (ssize_t)n);
+    close(fd);
+}
+
+static bool exists(const char *id, const char *ext)
+{
+    char path[256];
+
+    snprintf(path, sizeof(path), "%s/tus/%s%s", tmpdir, id, ext);
+    return access(path, F_OK) == 0;
+}
+
+/* Three PATCHes, one broken off, a restart between them: the file is
+ * recorded once, whole, with the SHA-256 of all its bytes. */
+START_TEST(test_resume_across_restart)
+{
+    size_t n = 50000;
+    unsigned char *b = jpeg_bytes(n), *back = malloc(n + 1);
+    char want[SHA256_HEX_LEN + 1];
+    struct tus *t = new_tus(3600000);
+    struct tus_info info, i2;
+    struct tus_write *w;
+    struct err e = {0};
+    int64_t off = 0;
+    struct one_file seen = {0};
+
+    sha256_hex(b, n, want);
+    ck_assert_int_eq(tus_create(t, user, (int64_t)n, 0, "a.jpg", "image/jpeg", &info, &e), TUS_OK);
+    ck_assert(tus_id_ok(info.id));
+    ck_assert_int_eq(patch(t, info.id, 0, b, 10000, &off), TUS_OK);
+    ck_assert_int_eq(off, 10000);
+    /* broken off after 5000 more bytes: they are kept */
+    ck_assert_int_eq(tus_patch_begin(t, info.id, user, 10000, -1, NULL, NULL, 0, &w, &i2, &e),
+                     TUS_OK);
+    ck_assert_int_eq(tus_patch_data(w, b + 10000, 5000), TUS_OK);
+    tus_patch_abort(w);
+    tus_free(t); /* "restart": nothing in memory survives */
+    t = new_tus(3600000);
+    ck_assert_int_eq(tus_head(t, info.id, user, &i2, &e), TUS_OK);
+    ck_assert_int_eq(i2.offset, 15000);
+    ck_assert_str_eq(i2.name, "a.jpg");
+    ck_assert_int_eq(patch(t, info.id, 14000, b + 14000, 10, &off), TUS_CONFLICT);
+    ck_assert_int_eq(patch(t, info.id, 15000, b + 15000, n - 15000, &off), TUS_OK);
+    ck_assert_int_eq(off, (int64_t)n);
+    ck_assert_int_eq(tus_head(t, info.id, user, &i2, &e), TUS_OK);
+    ck_assert_int_gt(i2.file_id, 0);
+    ck_assert(!exists(info.id, ".bin"));
+    ck_assert_int_eq(st->ops->upload_files(st, info.upload_id, collect, &seen, &e), 0);
+    ck_assert_int_eq(seen.n, 1);
+    ck_assert_int_eq(seen.f.state, FILE_RECEIVED);
+    ck_assert_str_eq(seen.f.sha256, want);
+    ck_assert_str_eq(seen.f.format, "jpeg");
+    file_content(seen.f.spool, back, n);
+    ck_assert(memcmp(back, b, n) == 0);
+    /* another user sees nothing */
+    ck_assert_int_eq(tus_head(t, info.id, user + 1, &i2, &e), TUS_NOT_FOUND);
+    tus_free(t);
+    free(b);
+    free(back);
+}
+END_TEST
+
+START_TEST(test_checksum_mismatch_keeps_offset)
+{
+    unsigned char *b = jpeg_bytes(3000), bad[20] = {0};
+    struct tus *t = new_tus(3600000);
+    struct tus_info info, i2;
+    struct tus_write *w;
+    struct err e = {0};
+    int64_t off;
+
+    ck_assert_int_eq(tus_create(t, user, 3000, 0, "c.jpg", "", &info, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, info.id, 0, b, 1000, &off), TUS_OK);
+    ck_assert_int_eq(tus_patch_begin(t, info.id, user, 1000, -1, "sha1", bad, 20, &w, &i2, &e),
+                     TUS_OK);
+    tus_patch_data(w, b + 1000, 2000);
+    ck_assert_int_eq(tus_patch_end(w, &i2, &e), TUS_CHECKSUM);
+    ck_assert_int_eq(i2.offset, 1000);
+    ck_assert_int_eq(i2.file_id, 0);
+    ck_assert_int_eq(tus_head(t, info.id, user, &i2, &e), TUS_OK);
+    ck_assert_int_eq(i2.offset, 1000);
+    tus_free(t);
+    free(b);
+}
+END_TEST
+
+/* A second PATCH takes over: the first's bytes so far count, its later
+ * bytes and its end are refused; the file is right. */
+START_TEST(test_takeover)
+{
+    size_t n = 20000;
+    unsigned char *b = jpeg_bytes(n);
+    char want[SHA256_HEX_LEN + 1];
+    struct tus *t = new_tus(3600000);
+    struct tus_info info, i1, i2;
+    struct tus_write *w1, *w2;
+    struct err e = {0};
+    struct one_file seen = {0};
+
+    sha256_hex(b, n, want);
+    ck_assert_int_eq(tus_create(t, user, (int64_t)n, 0, "t.jpg", "", &info, &e), TUS_OK);
+    ck_assert_int_eq(tus_patch_begin(t, info.id, user, 0, -1, NULL, NULL, 0, &w1, &i1, &e),
+                     TUS_OK);
+    ck_assert_int_eq(tus_patch_data(w1, b, 4000), TUS_OK);
+    /* the second starts at the offset the first reached */
+    ck_assert_int_eq(tus_patch_begin(t, info.id, user, 4000, -1, NULL, NULL, 0, &w2, &i2, &e),
+                     TUS_OK);
+    ck_assert_int_eq(i2.offset, 4000);
+    ck_assert_int_eq(tus_patch_data(w1, "garbage!", 8), TUS_SUPERSEDED);
+    ck_assert_int_eq(tus_patch_data(w2, b + 4000, n - 4000), TUS_OK);
+    ck_assert_int_eq(tus_patch_end(w1, &i1, &e), TUS_SUPERSEDED);
+    ck_assert_int_eq(tus_patch_end(w2, &i2, &e), TUS_OK);
+    ck_assert_int_eq(i2.offset, (int64_t)n);
+    ck_assert_int_eq(st->ops->upload_files(st, info.upload_id, collect, &seen, &e), 0);
+    ck_assert_int_eq(seen.n, 1);
+    ck_assert_str_eq(seen.f.sha256, want);
+    tus_free(t);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_sweep_removes_expired)
+{
+    struct tus *t = new_tus(1000);
+    struct tus_info a, b2;
+    struct err e = {0};
+    int64_t off;
+    int removed = -1;
+
+    ck_assert_int_eq(tus_create(t, user, 100, 0, "a.jpg", "", &a, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, a.id, 0, "\xff\xd8\xff\xe0", 4, &off), TUS_OK);
+    ck_assert_int_eq(tus_sweep(t, a.expires_ms - 1, &removed), 0);
+    ck_assert_int_eq(removed, 0);
+    ck_assert(exists(a.id, ".bin"));
+    ck_assert_int_eq(tus_head(t, a.id, user, &b2, &e), TUS_OK);
+    ck_assert_int_eq(tus_sweep(t, b2.expires_ms + 1, &removed), 0);
+    ck_assert_int_eq(removed, 1);
+    ck_assert(!exists(a.id, ".bin"));
+    ck_assert(!exists(a.id, ".info"));
+    ck_assert_int_eq(tus_head(t, a.id, user, &b2, &e), TUS_NOT_FOUND);
+    tus_free(t);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tus");
+    TCase *tc = tcase_create("core");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_test(tc, test_saved_state_resumes);
+    tcase_add_test(tc, test_saved_state_rejects_bad_text);
+    tcase_add_test(tc, test_digests);
+    tcase_add_test(tc, test_id_ok);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("store");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_resume_across_restart);
+    tcase_add_test(tc, test_checksum_mismatch_keeps_offset);
+    tcase_add_test(tc, test_takeover);
+    tcase_add_test(tc, test_sweep_removes_expired);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
