@@ -10,7 +10,8 @@
 //      pages' CSP and CSRF are unchanged (the test page obeys the same CSP).
 //   3. The upload page: the connection dropped mid-upload (it shows "Reconnecting…",
 //      resumes and finishes), the page reloaded mid-upload (the same files chosen again,
-//      only the bytes the server lacks are sent), the server restarted mid-upload.
+//      only the bytes the server lacks are sent), the server killed and restarted
+//      mid-upload (it reconnects and finishes).
 //
 //   node tests/e2e/tus.mjs            (from the repository root; `make test` runs it)
 // Environment as run.mjs. The last line is "tus: N passed, N failed, N skipped".
@@ -477,7 +478,7 @@ async function main() {
     // Through the proxy (no drops) to count the bytes. The multipart page survived a restart
     // too, by sending its requests again whole; this one re-sends at most the PATCHes the
     // server had not confirmed (one chunk per file in flight; measured: see the log line).
-    await test("upload page: the server restarts mid-upload; the upload finishes", async () => {
+    await test("upload page: the server is killed and restarted mid-upload; the page reconnects and finishes", async () => {
       const big = makeNoiseJpegs(path.join(work, "restart"), 3, 1500, 1300, "restart");
       const bytes = sum(big.map(sizeOf));
       const proxy = new DropProxy(srv.port);
@@ -497,12 +498,15 @@ async function main() {
         proxy.reset();
         await page.click("#upload-submit");
         await page.waitForFunction(() => parseFloat(document.getElementById("bar-sent").style.width) > 20, null, { timeout: 30000 });
-        await srv.stop();
+        // SIGKILL: a SIGTERM lets the server finish the PATCHes in flight first.
+        srv.proc.kill("SIGKILL");
+        await srv.exited;
         await srv.start();
         await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
         await waitFinished(page);
         const seen = await page.evaluate(() => window.__badges);
         eq((await pageState(page)).badge, "Completed", "finished: " + seen.join(" → "));
+        assert(seen.includes("Reconnecting\u2026"), "the badge said Reconnecting…: " + seen.join(" → "));
         const id = await page.evaluate(() => Number(sessionStorage.getItem("shoebox.upload")));
         const s = new Session(srv.base);
         await s.login();
