@@ -315,6 +315,7 @@ async function main() {
   if (!fs.existsSync(BIN)) { log(`FAIL: ${BIN} is missing; build first`); tally.failed++; return; }
   if (!(await installDeps())) { log("SKIP all: the npm packages could not be installed"); tally.skipped += 6; return; }
   const haveData = testdataPhotos().length > 0;
+  fs.mkdirSync(path.join(ROOT, "build", "screenshots"), { recursive: true });
 
   const srv = new Server(["--batch-delay", "0.1", "--workers", "2"]);
   let browser = null;
@@ -380,6 +381,9 @@ async function main() {
         await page.setInputFiles("#photos-input", big);
         proxy.reset();
         await page.click("#upload-submit");
+        await page.waitForFunction(() => document.getElementById("status-badge").textContent === "Reconnecting\u2026",
+                                   null, { timeout: 30000 }).then(() => page.screenshot({
+          path: path.join(ROOT, "build", "screenshots", "upload-reconnecting-desktop.png") }), () => {});
         await waitFinished(page);
         const seen = await page.evaluate(() => window.__badges);
         assert(seen.includes("Reconnecting\u2026"), "the badge said Reconnecting…: " + seen.join(" → "));
@@ -436,6 +440,7 @@ async function main() {
         // The unfinished upload is shown, the two big files waiting to be chosen again.
         await page.waitForFunction(() => document.getElementById("progress").getAttribute("data-state") === "paused",
                                    null, { timeout: 15000 });
+        await page.screenshot({ path: path.join(ROOT, "build", "screenshots", "upload-unfinished-desktop.png"), fullPage: true });
         const chips = await page.locator("#vlist .vrow:not([hidden]) .chip").allTextContents();
         eq(chips.filter((c) => c === "Choose again").length, 2, "rows waiting for their file: " + chips.join(", "));
         // What the server holds of each unfinished file (HEAD on the stored tus URLs).
