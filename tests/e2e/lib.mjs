@@ -101,6 +101,12 @@ export class Server {
     await this.exited;
     clearTimeout(t);
   }
+  // A sanitizer's report in the server's log (a build with -Db_sanitize), or "".
+  sanitizerReport() {
+    const text = this.log();
+    const at = text.search(/ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error: /);
+    return at < 0 ? "" : text.slice(at, at + 4000);
+  }
   cleanup() { fs.rmSync(this.tmp, { recursive: true, force: true }); }
 }
 

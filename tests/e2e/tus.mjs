@@ -535,6 +535,8 @@ async function main() {
   } finally {
     if (browser) await browser.close().catch(() => {});
     await srv.stop().catch(() => {});
+    const san = srv.sanitizerReport();
+    if (san) { tally.failed++; log("FAIL the server's sanitizer report:\n" + san); }
     if (tally.failed) log("server log (tail):\n" + srv.log().split("\n").slice(-40).join("\n"));
     srv.cleanup();
   }
