@@ -176,7 +176,8 @@ function errorItems() {
                 retryable: e.retryable && !gone.has(e.file_id), local: false, row: r });
   });
   st.rows.forEach(function (r) {
-    if (r.sid || (r.local !== "skipped" && r.local !== "unsent")) return;
+    // (a row waiting to be chosen again after a reload is no problem: the note says so)
+    if (r.sid || r.missing || (r.local !== "skipped" && r.local !== "unsent")) return;
     list.push({ id: 0, file: r.name, stage: r.local === "skipped" ? "check" : "send",
                 message: r.reason, retryable: false, local: r.local, row: r });
   });
