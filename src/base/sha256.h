@@ -24,13 +24,14 @@ void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN + 1]);
 
 /*
  * Savable SHA-256 for a file that arrives over several requests (tus): the
- * state is libsodium's crypto_hash_sha256_state, a plain struct of
- * SHA256_STATE_BYTES bytes, so it can be written to a file and read back
+ * state is a plain struct of at most SHA256_STATE_BYTES bytes (OpenSSL's
+ * SHA256_CTX, see sha256.c), so it can be written to a file and read back
  * (sha256s_to_hex / sha256s_from_hex) and hashing continues where it stopped
- * without reading the earlier bytes again. OpenSSL's EVP context cannot be
- * saved. Slower than the EVP path (no SHA instructions), so only for tus.
+ * without reading the earlier bytes again. An EVP context cannot be saved.
+ * The saved text belongs to this build's OpenSSL: a partial upload is
+ * resumed by the same binary family (the info file says "tus 1").
  */
-#define SHA256_STATE_BYTES 104
+#define SHA256_STATE_BYTES 112
 struct sha256_saved {
     unsigned char bytes[SHA256_STATE_BYTES];
 };

@@ -61,7 +61,11 @@ struct tus_write {
     unsigned char want[DIGEST_MAX];
     size_t want_len;
     int64_t bytes;            /* received in this request */
+    int64_t reported;         /* of them, told to the store (upload_add_bytes) */
+    int64_t upload_id;        /* the Shoebox upload at the start (read without the lock) */
 };
+
+static void add_bytes(struct tus_write *w);
 
 /* ---------------------------------------------------------------- paths */
 
@@ -543,6 +547,7 @@ enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, 
         w->want_len = checksum_len;
     }
     w->gen = ++e->gen;
+    w->upload_id = e->info.upload_id;
     e->writing = e->info.file_id == 0;
     e->wr_offset = e->info.offset;
     e->wr_sha = e->sha;
@@ -595,11 +600,19 @@ enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len
         digest_update(w->digest, data, len);
     e->wr_offset += (int64_t)len;
     w->bytes += (int64_t)len;
-    if (!e->wr_checksum && e->wr_offset - e->info.offset >= TUS_COMMIT_BYTES &&
-        commit_to(w->t, e, e->wr_offset, &e->wr_sha, &err)) {
-        log_warn("intake", "tus.commit_failed", "id=%s msg=%s", e->id, LOG_Q(err.msg));
-        w->status = TUS_ERROR;
+    bool committed = false;
+    if (!e->wr_checksum && e->wr_offset - e->info.offset >= TUS_COMMIT_BYTES) {
+        if (commit_to(w->t, e, e->wr_offset, &e->wr_sha, &err)) {
+            log_warn("intake", "tus.commit_failed", "id=%s msg=%s", e->id, LOG_Q(err.msg));
+            w->status = TUS_ERROR;
+        } else {
+            committed = true;
+        }
     }
+    pthread_mutex_unlock(&e->mu);
+    if (committed)
+        add_bytes(w); /* the progress page sees a long PATCH move */
+    return w->status;
 out:
     pthread_mutex_unlock(&e->mu);
     return w->status;
@@ -610,10 +623,16 @@ static void add_bytes(struct tus_write *w)
     struct store *st = w->t->o.store;
     struct err err = {0};
 
-    if (w->bytes > 0 &&
-        st->ops->upload_add_bytes(st, w->e->info.upload_id, w->bytes, time_now_ms(), &err))
-        log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)w->e->info.upload_id,
+    int64_t n = w->bytes - w->reported;
+
+    if (n <= 0)
+        return;
+    /* Progress is advisory: a failed update is retried with the next one. */
+    if (st->ops->upload_add_bytes(st, w->upload_id, n, time_now_ms(), &err))
+        log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)w->upload_id,
                  LOG_Q(err.msg));
+    else
+        w->reported += n;
 }
 
 static void free_write(struct tus_write *w)

@@ -8,7 +8,7 @@
  *   <id>.info  a small text file, replaced atomically (temp, fsync, rename,
  *              fsync dir): length, offset, owner, Shoebox upload, expiry,
  *              file name and type, and the saved SHA-256 state of bytes
- *              [0, offset) (sha256.h, libsodium's plain struct).
+ *              [0, offset) (sha256.h: a plain struct that can be saved).
  * The offset in <id>.info is the only offset ever reported, and it is
  * written after fdatasync of <id>.bin: every byte below a reported offset
  * survives a crash. A PATCH commits (fsync + info) every TUS_COMMIT_BYTES,
