@@ -131,22 +131,26 @@ def run_integration(t, env, pattern):
           detail="\n".join(str(x[0]) for x in res.failures + res.errors))
 
 
-def run_e2e(t, env):
-    script = os.path.join(ROOT, "tests", "e2e", "run.mjs")
-    if not os.path.exists(script):
-        return
-    proc = subprocess.run(["node", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=1800)
-    out = proc.stdout + proc.stderr
-    # Its own lines in full (failures first-hand); server log lines only at the end.
-    own = [l for l in out.splitlines() if not l.startswith("ts=")]
-    print("\n".join(own[-200:]), flush=True)
-    m = re.search(r"^e2e: (\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", out, re.M)
-    if m:
-        t.add("e2e (Chromium)", passed=int(m.group(1)), failed=int(m.group(2)),
-              skipped=int(m.group(3) or 0), detail=out)
-    else:
-        t.add("e2e (Chromium)", failed=1, detail=out)
+def run_e2e(t, env, pattern=""):
+    """tests/e2e/run.mjs (the pages in Chromium) and tests/e2e/tus.mjs (real tus clients,
+    the upload page's tus transport); -k picks the scripts whose name contains it."""
+    for script, label, name in (("run.mjs", "e2e", "e2e (Chromium)"),
+                                ("tus.mjs", "tus", "e2e (tus clients)")):
+        path = os.path.join(ROOT, "tests", "e2e", script)
+        if not os.path.exists(path) or (pattern and pattern not in script):
+            continue
+        proc = subprocess.run(["node", path], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=1800)
+        out = proc.stdout + proc.stderr
+        # Its own lines in full (failures first-hand); server log lines only at the end.
+        own = [l for l in out.splitlines() if not l.startswith("ts=")]
+        print("\n".join(own[-200:]), flush=True)
+        m = re.search(r"^%s: (\d+) passed, (\d+) failed(?:, (\d+) skipped)?$" % label, out, re.M)
+        if m:
+            t.add(name, passed=int(m.group(1)), failed=int(m.group(2)),
+                  skipped=int(m.group(3) or 0), detail=out)
+        else:
+            t.add(name, failed=1, detail=out)
 
 
 def start_pg(t, env):
@@ -204,7 +208,7 @@ def main():
         if only in (None, "integration"):
             run_integration(t, env, args.pattern)
         if only in (None, "e2e"):
-            run_e2e(t, env)
+            run_e2e(t, env, args.pattern)
     finally:
         if pg:
             pg.stop()

@@ -6,21 +6,14 @@
 // SHOEBOX_BIN (default build/shoebox), SHOEBOX_TESTDATA (default ../shared/testdata),
 // CHROMIUM (default /usr/bin/chromium). Screenshots go to build/screenshots/.
 // The last line is "e2e: N passed, N failed, N skipped" (tests/run.py parses it).
-import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import {
+  ROOT, BIN, TESTDATA, CHROMIUM, CHROMIUM_ARGS, USER, PASSWORD, tally, log, test, assert, eq, finish,
+  waitFor, Server, loadPlaywright, watch, track, login, serverJSON,
+} from "./lib.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = process.env.SHOEBOX_ROOT || path.resolve(HERE, "..", "..");
-const BIN = process.env.SHOEBOX_BIN || path.join(ROOT, "build", "shoebox");
-const TESTDATA = process.env.SHOEBOX_TESTDATA || path.resolve(ROOT, "..", "shared", "testdata");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = path.join(ROOT, "build", "screenshots");
-const USER = "alice";
-const PASSWORD = "correct horse battery";
 const CRASH_NAME = "crash-victim";     // --faults decode_crash@crash-victim
 const HOSTILE = "<img src=x onerror=alert(1)>.jpg";
 const SIZES = { phone: { width: 375, height: 812 }, desktop: { width: 1440, height: 900 } };
@@ -37,114 +30,6 @@ const GOOD = [
 ];
 const BAD = ["bad/README.jpg", "bad/empty.jpg", "bad/truncated.jpg", "bad/corrupt-header.jpg"];
 const CRASH_SOURCE = "jpeg/Canon_PowerShot_SX150IS__IMG_1038.JPG";
-
-// ---- tiny test runner ----
-const tally = { passed: 0, failed: 0, skipped: 0 };
-function log(...a) { console.log(...a); }
-async function test(name, fn, { skip = "" } = {}) {
-  if (skip) {
-    tally.skipped++;
-    log(`SKIP ${name}: ${skip}`);
-    return;
-  }
-  const t0 = Date.now();
-  try {
-    await fn();
-    tally.passed++;
-    log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    tally.failed++;
-    log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
-  }
-}
-function assert(cond, msg) { if (!cond) throw new Error("assertion failed: " + msg); }
-function eq(a, b, msg) {
-  if (a !== b) throw new Error(`${msg}: expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
-}
-function finish() {
-  log(`e2e: ${tally.passed} passed, ${tally.failed} failed, ${tally.skipped} skipped`);
-  process.exitCode = tally.failed ? 1 : 0;
-}
-async function waitFor(pred, { timeout = 20000, interval = 100, what = "condition" } = {}) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, interval));
-  }
-}
-
-// ---- the server ----
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-class Server {
-  constructor(args) {
-    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), "shoebox-e2e-"));
-    this.data = path.join(this.tmp, "data");
-    fs.mkdirSync(this.data);
-    this.args = args;
-    this.proc = null;
-  }
-  addUser(name, password) {
-    const r = spawnSync(BIN, ["user", "add", name, "--password-stdin", "--data", this.data],
-                        { input: password + "\n", encoding: "utf8", timeout: 60000 });
-    if (r.status !== 0) throw new Error(`user add failed: ${r.stdout}${r.stderr}`);
-  }
-  async start() {
-    this.port = this.port || await freePort();
-    this.base = `http://127.0.0.1:${this.port}`;
-    const logFd = fs.openSync(path.join(this.tmp, "server.log"), "a");
-    this.proc = spawn(BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--data", this.data,
-                            ...this.args], { stdio: ["ignore", logFd, logFd] });
-    fs.closeSync(logFd);
-    this.exited = new Promise((r) => this.proc.once("exit", r));
-    await waitFor(async () => {
-      if (this.proc.exitCode !== null) throw new Error("server exited:\n" + this.log());
-      try { return (await fetch(this.base + "/healthz")).ok; } catch { return false; }
-    }, { timeout: 20000, what: "/healthz" });
-  }
-  log() {
-    try { return fs.readFileSync(path.join(this.tmp, "server.log"), "utf8"); } catch { return ""; }
-  }
-  async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
-    this.proc.kill("SIGTERM");
-    const t = setTimeout(() => this.proc.kill("SIGKILL"), 20000);
-    await this.exited;
-    clearTimeout(t);
-  }
-  cleanup() { fs.rmSync(this.tmp, { recursive: true, force: true }); }
-}
-
-// ---- playwright-core ----
-async function loadPlaywright() {
-  const mod = path.join(HERE, "node_modules", "playwright-core");
-  if (!fs.existsSync(mod)) {
-    log("installing playwright-core (npm ci --prefix tests/e2e)");
-    const r = spawnSync("npm", ["ci", "--prefix", HERE, "--no-audit", "--no-fund"],
-                        { encoding: "utf8", stdio: "inherit", timeout: 300000 });
-    if (r.status !== 0) return null;
-  }
-  const pw = await import(pathToFileURL(path.join(mod, "index.mjs")).href);
-  return pw.chromium || (pw.default && pw.default.chromium);
-}
-
-// Collects console errors and page errors of every page of a context.
-function watch(context, bucket) {
-  context.on("page", (page) => track(page, bucket));
-}
-function track(page, bucket) {
-  page.on("console", (m) => { if (m.type() === "error") bucket.push(`${page.url()}: ${m.text()}`); });
-  page.on("pageerror", (e) => bucket.push(`${page.url()}: ${e.message}`));
-  page.on("dialog", (d) => { bucket.dialogs = (bucket.dialogs || []).concat(d.message()); d.dismiss().catch(() => {}); });
-}
 
 // A viewport screenshot; on the phone, `focus` (a selector) is scrolled to the top.
 async function shot(page, name, size, focus) {
@@ -165,13 +50,6 @@ async function shotBoth(page, name, focus) {
   await shot(page, name, "desktop", focus);
 }
 
-async function login(page, base) {
-  await page.goto(base + "/photos/");
-  await page.waitForURL(/\/login/);
-  await page.fill("#username", USER);
-  await page.fill("#password", PASSWORD);
-  await Promise.all([page.waitForURL(base + "/photos/"), page.click("button[type=submit]")]);
-}
 
 async function noHorizontalScroll(page, what) {
   const w = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -244,11 +122,6 @@ function hasRing(s) {
 }
 function stopList(stops) { return stops.map((s) => s.key).join(" → "); }
 
-async function serverJSON(page, base, url) {
-  const r = await page.request.get(base + url, { headers: { Accept: "application/json" } });
-  assert(r.ok(), `${url} answered ${r.status()}`);
-  return r.json();
-}
 
 // ---- the run ----
 async function main() {
@@ -275,8 +148,7 @@ async function main() {
                           "--workers", "2"]);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: CHROMIUM_ARGS,
   });
   const errors = [];
   try {
@@ -530,32 +402,36 @@ async function main() {
       eq(Number(await page.locator("#c-processed").textContent()), after.processed, "processed after retry");
     }, { skip: noData });
 
-    await test("a failed request is retried alone and the upload still completes", async () => {
+    await test("a broken request is retried alone (tus: that file resumes) and the upload still completes", async () => {
       await page.goto(base + "/photos/upload/");
       const seen = [];
-      let aborted = 0;
-      await page.route("**/photos/upload/?*", async (route) => {
-        const url = route.request().url();
-        if (route.request().method() !== "POST") return route.continue();
-        seen.push(url);
-        if (url.includes("upload=") && !aborted) {
-          aborted++;
+      let aborted = "";
+      // Every tus request of the page; the first PATCH is broken off once.
+      await page.route("**/photos/tus/**", async (route) => {
+        const req = route.request();
+        seen.push(req.method() + " " + new URL(req.url()).pathname);
+        if (req.method() === "PATCH" && !aborted) {
+          aborted = new URL(req.url()).pathname;
           return route.abort("connectionreset");
         }
         return route.continue();
       });
-      const files = GOOD.slice(0, 12).map((f) => path.join(TESTDATA, f));   // two requests
+      const files = GOOD.slice(0, 12).map((f) => path.join(TESTDATA, f));
       await page.setInputFiles("#photos-input", files);
       await page.click("#upload-submit");
       await page.waitForFunction(() => ["completed", "partial", "failed"].includes(
         document.getElementById("progress").getAttribute("data-state")), null, { timeout: 30000 });
-      await page.unroute("**/photos/upload/?*");
+      await page.unroute("**/photos/tus/**");
       // The broken request is logged by Chromium; that one is ours, not the page's.
       for (let i = errors.length - 1; i >= 0; i--)
         if (errors[i].includes("ERR_CONNECTION_RESET")) errors.splice(i, 1);
-      eq(aborted, 1, "one request broken");
-      eq(seen.length, 3, "requests: the first, the broken one, its retry (" + seen.join(", ") + ")");
-      assert(seen[1] === seen[2] && seen[1].includes("upload="), "the broken request was sent again alone");
+      assert(aborted, "one PATCH broken");
+      eq(seen.filter((r) => r.startsWith("POST ")).length, 12, "one tus upload created per file (" + seen.join(", ") + ")");
+      const mine = seen.filter((r) => r.endsWith(" " + aborted));
+      assert(mine.includes("HEAD " + aborted), "the broken file asked the server for its offset: " + mine.join(", "));
+      eq(mine.filter((r) => r.startsWith("PATCH ")).length, 2, "its PATCH sent again, once: " + mine.join(", "));
+      for (const u of new Set(seen.filter((r) => r.startsWith("PATCH ")).map((r) => r.slice(6))))
+        if (u !== aborted) eq(seen.filter((r) => r === "PATCH " + u).length, 1, "other files sent once (" + u + ")");
       const id = await page.evaluate(() => Number(sessionStorage.getItem("shoebox.upload")));
       const p = await serverJSON(page, base, `/photos/upload-progress/?upload=${id}`);
       eq(p.total, 12, "every file arrived once");

@@ -5,7 +5,10 @@
 import { SB, ui, st, plural } from "./state.js";
 import { newRow, precheck } from "./rows.js";
 import { resetUpload } from "./retry.js";
+import { ledgerMatch } from "./send.js";
 import { schedule } from "./render.js";
+
+export const AWAITED = "Not finished when the page was left: choose this file again to send the rest";
 
 export function readyRows() { return st.rows.filter(function (r) { return r.local === "ready"; }); }
 
@@ -13,23 +16,47 @@ export function choose(files) {
   if (st.sending || !files.length) return;
   if (st.resumeInto) {
     // Joining the unfinished upload: keep its rows, replace an earlier choice.
-    st.rows = st.rows.filter(function (r) { return r.sid || (r.local !== "ready" && r.local !== "skipped"); });
+    st.rows = st.rows.filter(function (r) {
+      if (r.awaited && !r.sid && (r.local === "ready" || r.local === "skipped")) {
+        r.file = null; r.missing = true; r.local = "unsent"; r.reason = AWAITED;
+        return true;
+      }
+      return r.sid || (r.local !== "ready" && r.local !== "skipped");
+    });
   } else {
     resetUpload(true);
     st.rows = [];
   }
+  st.skippedDone = 0;
   for (var i = 0; i < files.length; i++) {
     var f = files[i];
-    var r = newRow(f.name, f.size, f);
+    var again = st.resumeInto ? resumed(f) : null;
+    if (again === "done") { st.skippedDone++; continue; }
+    var r = again || newRow(f.name, f.size, f);
     var why = precheck(f);
     r.local = why ? "skipped" : "ready";
     r.reason = why;
-    st.rows.push(r);
+    if (!again) st.rows.push(r);
   }
   st.listDirty = true;
   ui.files.hidden = false;
   updateSelection();
   schedule();
+}
+
+// A file chosen again after a reload: "done" when it arrived already (the ledger says
+// so, or the server lists a file of its name and size), else the row that waits for it
+// (its File attached: sending resumes at the server's offset), else null (a new file).
+function resumed(f) {
+  var m = ledgerMatch(f);
+  if (m === "done") return "done";
+  var wait = null, stored = false;
+  st.rows.forEach(function (r) {
+    if (r.missing && !r.file && r.name === f.name && r.size === f.size && !wait) wait = r;
+    if (r.sid && r.name === f.name && r.size === f.size) stored = true;
+  });
+  if (wait) { wait.file = f; wait.missing = false; return wait; }
+  return stored && m !== "partial" ? "done" : null;
 }
 
 export function updateSelection() {
@@ -43,8 +70,9 @@ export function updateSelection() {
   ui.submitText.textContent = ready.length ? "Upload " + plural(ready.length, "photo", "photos") : "Upload";
   ui.selSummary.textContent = ready.length ?
     plural(ready.length, "file", "files") + " ready · " + SB.formatBytes(bytes) +
-    (st.resumeInto ? " · they join upload #" + st.uploadId : "") :
-    "No files to send";
+    (st.resumeInto ? " · they join upload #" + st.uploadId : "") +
+    (st.skippedDone ? " · " + plural(st.skippedDone, "file", "files") + " already sent, skipped" : "") :
+    (st.skippedDone ? "All " + plural(st.skippedDone, "chosen file", "chosen files") + " arrived already" : "No files to send");
   ui.selWarn.hidden = skipped.length === 0;
   ui.selWarn.textContent = skipped.length ?
     plural(skipped.length, "file", "files") + " will be skipped (too large or not a photo); see the list below." : "";

@@ -6,26 +6,31 @@
 // (resume). Without JavaScript the form posts normally to /photos/upload/.
 //
 // The modules, each with its own header: state.js (shared state, helpers),
-// rows.js (rows, pre-checks), choose.js (choosing files), send.js (sending),
+// rows.js (rows, pre-checks), choose.js (choosing files), send.js (sending through tus),
 // follow.js (following the server), retry.js (retry, re-upload, clear),
 // render.js (the progress panel and error table), vlist.js (the file list).
 
 import { root, SB, ui, st, KEY, announce, getJSON } from "./state.js";
-import { readyRows, choose, updateSelection, clearSelection, filesFromDrop } from "./choose.js";
-import { sendRows } from "./send.js";
+import { readyRows, choose, updateSelection, clearSelection, filesFromDrop, AWAITED } from "./choose.js";
+import { sendRows, readLedger, dropLedger } from "./send.js";
+import { newRow } from "./rows.js";
 import { startFollow, isDone, onProgress, fetchThumbs, applyFiles } from "./follow.js";
 import { retryAll, resetUpload, clearProgress, showProgress } from "./retry.js";
 import { schedule } from "./render.js";
 
-// After a reload, follow the upload again: the one this tab remembered, else the
-// session's current upload (data-current-upload); while it is still receiving,
-// new files join it.
+// After a reload, follow the upload again: the one this tab remembered, else the one
+// whose files were being sent (the ledger in localStorage, which outlives a crashed
+// browser), else the session's current upload (data-current-upload); while it is
+// still receiving, new files join it, and files the ledger names that are not
+// complete wait as rows to be chosen again (only their missing bytes are sent).
 function resume() {
   var saved = "";
   try { saved = window.sessionStorage.getItem(KEY) || ""; } catch (e) { /* ignore */ }
-  saved = saved || root.getAttribute("data-current-upload") || "";
+  var ledger = readLedger();
+  saved = saved || (ledger ? String(ledger.id) : "") || root.getAttribute("data-current-upload") || "";
   var id = Number(saved);
   if (!id) return;
+  if (ledger && ledger.id !== id) ledger = null;
   getJSON("/photos/upload-progress/?upload=" + id + "&files=1").then(function (p) {
     if (!p || !p.upload_id || st.uploadId || st.sending || st.rows.length) return;
     st.uploadId = id;
@@ -33,6 +38,8 @@ function resume() {
     ui.reportLink.hidden = false;
     showProgress();
     applyFiles(p.files || []);
+    if (ledger && p.phase === "receiving") awaitMissing(ledger);
+    else if (ledger) dropLedger();
     st.lastStatus = "";
     onProgress(p);
     if (!isDone(p)) {
@@ -47,8 +54,26 @@ function resume() {
   }, function (err) {
     if (err && err.status === 404) {
       try { window.sessionStorage.removeItem(KEY); } catch (e) { /* ignore */ }
+      if (ledger) dropLedger();
     }
   });
+}
+
+// A row for each file of the ledger that is not complete and not on the server.
+function awaitMissing(ledger) {
+  Object.keys(ledger.files).forEach(function (fp) {
+    var f = ledger.files[fp];
+    if (f.done) return;
+    var stored = st.rows.some(function (r) { return r.sid && r.name === f.name && r.size === f.size; });
+    if (stored) return;
+    var r = newRow(f.name, f.size, null);
+    r.local = "unsent";
+    r.missing = true;
+    r.awaited = true;
+    r.reason = AWAITED;
+    st.rows.push(r);
+  });
+  st.listDirty = true;
 }
 
 // ---- wiring ----

@@ -33,8 +33,9 @@ function render() {
 
 function statusOf() {
   var p = st.progress;
-  var unsent = st.rows.some(function (r) { return r.local === "unsent" && !r.sid; });
-  if (st.sending) return "uploading";
+  var unsent = st.rows.some(function (r) { return r.local === "unsent" && !r.sid && !r.missing; });
+  if (st.sending) return net.waiting > 0 ? "reconnecting" : "uploading";
+  if (st.rows.some(function (r) { return r.missing; })) return "paused";
   if (!p) return st.uploadId ? "processing" : (unsent ? "failed" : "uploading");
   if (p.status === "processing") {
     if (p.phase === "receiving" && unsent) return "failed";
@@ -45,7 +46,7 @@ function statusOf() {
   return "uploading";
 }
 const LABELS = {
-  uploading: "Uploading", processing: "Processing", completed: "Completed",
+  uploading: "Uploading", reconnecting: "Reconnecting\u2026", paused: "Unfinished", processing: "Processing", completed: "Completed",
   partial: "Completed with errors", failed: "Failed",
 };
 
@@ -53,7 +54,8 @@ function titleOf(s, p) {
   var total = p ? p.total : 0;
   var sending = net.groups.reduce(function (a, g) { return a + g.rows.length; }, 0);
   switch (s) {
-    case "uploading": return "Sending " + plural(Math.max(sending, total), "file", "files");
+    case "uploading": case "reconnecting": return "Sending " + plural(Math.max(sending, total), "file", "files");
+    case "paused": return plural(st.rows.filter(function (r) { return r.missing; }).length, "file", "files") + " still to send";
     case "processing": return "Processing " + plural(total, "file", "files");
     case "completed": return total === 1 ? "Your photo is in your library" : "All " + total + " files are in your library";
     case "partial": return (p.uploaded + p.duplicates) + " of " + plural(total, "file", "files") + " stored";
@@ -75,7 +77,8 @@ function renderNet(s, p) {
       net.lastSent = sent;
     }
     var left = net.speed > 1 ? (net.total - sent) / net.speed : NaN;
-    ui.net.textContent = SB.formatBytes(sent) + " of " + SB.formatBytes(net.total) + " sent" +
+    ui.net.textContent = (s === "reconnecting" ? "Reconnecting\u2026 " + plural(net.waiting, "file waits", "files wait") +
+      " for the connection; each goes on from where it broke off · " : "") + SB.formatBytes(sent) + " of " + SB.formatBytes(net.total) + " sent" +
       (net.speed > 1 ? " · " + SB.formatBytes(net.speed) + "/s" : "") +
       (isFinite(left) ? " · " + (SB.formatDuration(left) || "0 s") + " left" : "");
     return sent;
@@ -122,17 +125,24 @@ function renderProgress() {
   ["total", "processed", "uploaded", "duplicates", "failed"].forEach(function (k) {
     ui.counters[k].textContent = p ? String(p[k] || 0) : String(k === "total" ? sending : 0);
   });
-  var unsent = st.rows.filter(function (r) { return r.local === "unsent" && !r.sid; }).length;
+  var unsent = st.rows.filter(function (r) { return r.local === "unsent" && !r.sid && !r.missing; }).length;
+  var missing = st.rows.filter(function (r) { return r.missing; }).length;
   // "Retry all failed" only when something can be retried or sent again.
   var actionable = ((p && p.errors) || []).filter(function (e) {
     var r = bySid.get(e.file_id);
     if (r && r.replaced) return false;
     return (e.retryable && !gone.has(e.file_id)) || (r && r.file && !refused(e.stage));
   }).length;
-  ui.retryAll.hidden = actionable + unsent === 0 || s === "uploading";
+  ui.retryAll.hidden = actionable + unsent === 0 || s === "uploading" || s === "reconnecting";
   ui.galleryLink.hidden = !p || !(p.uploaded > 0) || !isDone(p);
   ui.clear.disabled = st.sending > 0;
-  if (unsent && !st.sending) {
+  if (missing && !st.sending) {
+    ui.note.hidden = false;
+    ui.note.textContent = "The page was left while " + plural(missing, "file was", "files were") +
+      " being sent. Choose the same files again: only what is missing is sent" +
+      (st.skippedDone ? " (" + plural(st.skippedDone, "file", "files") + " chosen again had arrived already)" : "") +
+      ". Or clear this upload to start over.";
+  } else if (unsent && !st.sending) {
     ui.note.hidden = false;
     ui.note.textContent = plural(unsent, "file was", "files were") +
       " not sent. Use \u201cRetry all failed\u201d to send them again.";
@@ -150,7 +160,8 @@ function renderProgress() {
 }
 
 function announceStatus(s, p) {
-  if (s === "processing") announce("All files sent. Processing" + (p && p.total_batches ? " in " + plural(p.total_batches, "batch", "batches") : "") + ".");
+  if (s === "reconnecting") announce("Connection lost. Reconnecting\u2026");
+  else if (s === "processing") announce("All files sent. Processing" + (p && p.total_batches ? " in " + plural(p.total_batches, "batch", "batches") : "") + ".");
   else if (s === "completed" || s === "partial" || s === "failed") {
     announce(LABELS[s] + ": " + (p ? p.uploaded + " uploaded, " + p.duplicates + " duplicates, " + p.failed + " failed." : ""));
   }
@@ -165,7 +176,8 @@ function errorItems() {
                 retryable: e.retryable && !gone.has(e.file_id), local: false, row: r });
   });
   st.rows.forEach(function (r) {
-    if (r.sid || (r.local !== "skipped" && r.local !== "unsent")) return;
+    // (a row waiting to be chosen again after a reload is no problem: the note says so)
+    if (r.sid || r.missing || (r.local !== "skipped" && r.local !== "unsent")) return;
     list.push({ id: 0, file: r.name, stage: r.local === "skipped" ? "check" : "send",
                 message: r.reason, retryable: false, local: r.local, row: r });
   });

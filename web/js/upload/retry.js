@@ -7,7 +7,7 @@
 import { SB, ui, st, KEY, bySid, thumbs, gone, net, plural, announce } from "./state.js";
 import { newRow, touch, precheck, refused } from "./rows.js";
 import { updateSelection } from "./choose.js";
-import { sendRows } from "./send.js";
+import { sendRows, dropLedger } from "./send.js";
 import { startFollow, stopFollow } from "./follow.js";
 import { schedule } from "./render.js";
 
@@ -107,6 +107,7 @@ export function resetUpload(forget) {
   stopFollow();
   if (forget) {
     try { window.sessionStorage.removeItem(KEY); } catch (e) { /* ignore */ }
+    dropLedger();
   }
   st.uploadId = 0;
   st.progress = null;
@@ -119,6 +120,8 @@ export function resetUpload(forget) {
   gone.clear();
   net.groups = [];
   net.total = 0;
+  net.waiting = 0;
+  st.skippedDone = 0;
   ui.progress.hidden = true;
   ui.form.classList.remove("compact");
   ui.errors.hidden = true;

@@ -18,6 +18,7 @@ export function newRow(name, size, file) {
     local: "", reason: "",               // local: ready skipped queued sending sent unsent
     sid: 0, sstate: "", stage: "", error: "", retryable: false,
     photoId: 0, thumb: "", batch: 0, replaced: false, ver: 0,
+    missing: false,                      // after a reload: unfinished, its File to be chosen again
   };
 }
 export function touch(r) { r.ver++; st.listDirty = true; }
@@ -52,7 +53,8 @@ export function view(r) {
   }
   switch (r.local) {
     case "skipped": return { chip: "Skipped", cls: "skipped", kind: "problem", meta: r.reason };
-    case "unsent": return { chip: "Not sent", cls: "unsent", kind: "problem", meta: r.reason };
+    case "unsent": if (r.missing) return { chip: "Choose again", cls: "unsent", kind: "problem", meta: r.reason };
+      return { chip: "Not sent", cls: "unsent", kind: "problem", meta: r.reason };
     case "sending": return { chip: "Sending", cls: "sending", kind: "active", meta: SB.formatBytes(r.size) };
     case "sent": return { chip: "Sent", cls: "sending", kind: "active", meta: "Received by the server" };
     case "queued": return { chip: "Waiting", cls: "queued", kind: "active", meta: SB.formatBytes(r.size) };

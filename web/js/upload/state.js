@@ -43,6 +43,7 @@ export const st = {
   sending: 0,             // sendRows() calls running
   final: false,
   resumeInto: false,      // after a reload mid-send: new files join this upload
+  skippedDone: 0,         // files chosen again after a reload that were complete already
   filter: "all",
   lastStatus: "",
   errorsKey: "",
@@ -51,7 +52,8 @@ export const st = {
 };
 // What is being sent, for the bar and the speed: send.js keeps groups and total
 // (each group: rows, bytes, loaded, done), render.js the speed.
-export const net = { total: 0, groups: [], speed: 0, lastT: 0, lastSent: 0, startT: 0, doneT: 0 };
+// net.waiting: files whose connection broke, waiting to resume ("Reconnecting…").
+export const net = { total: 0, groups: [], speed: 0, lastT: 0, lastSent: 0, startT: 0, doneT: 0, waiting: 0 };
 export const follow = { es: null, timer: 0, id: 0 };
 export const filesFetch = { busy: false, again: false, timer: 0, last: 0 };
 

@@ -1,0 +1,157 @@
+// Helpers shared by the browser tests (run.mjs) and the tus client tests (tus.mjs):
+// a tiny test runner whose last line tests/run.py parses, the real `shoebox serve` on
+// a free loopback port (Server), playwright-core (installed by `npm ci` when a
+// dependency of package.json is missing), and logging in.
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = process.env.SHOEBOX_ROOT || path.resolve(HERE, "..", "..");
+export const BIN = process.env.SHOEBOX_BIN || path.join(ROOT, "build", "shoebox");
+export const TESTDATA = process.env.SHOEBOX_TESTDATA || path.resolve(ROOT, "..", "shared", "testdata");
+export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+export const CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+export const USER = "alice";
+export const PASSWORD = "correct horse battery";
+
+// ---- tiny test runner ----
+export const tally = { passed: 0, failed: 0, skipped: 0 };
+export function log(...a) { console.log(...a); }
+export async function test(name, fn, { skip = "" } = {}) {
+  if (skip) {
+    tally.skipped++;
+    log(`SKIP ${name}: ${skip}`);
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    await fn();
+    tally.passed++;
+    log(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    tally.failed++;
+    log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+  }
+}
+export function assert(cond, msg) { if (!cond) throw new Error("assertion failed: " + msg); }
+export function eq(a, b, msg) {
+  if (a !== b) throw new Error(`${msg}: expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}`);
+}
+export function finish(label = "e2e") {
+  log(`${label}: ${tally.passed} passed, ${tally.failed} failed, ${tally.skipped} skipped`);
+  process.exitCode = tally.failed ? 1 : 0;
+}
+export async function waitFor(pred, { timeout = 20000, interval = 100, what = "condition" } = {}) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+// ---- the server ----
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+export class Server {
+  constructor(args) {
+    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), "shoebox-e2e-"));
+    this.data = path.join(this.tmp, "data");
+    fs.mkdirSync(this.data);
+    this.args = args;
+    this.proc = null;
+  }
+  addUser(name, password) {
+    const r = spawnSync(BIN, ["user", "add", name, "--password-stdin", "--data", this.data],
+                        { input: password + "\n", encoding: "utf8", timeout: 60000 });
+    if (r.status !== 0) throw new Error(`user add failed: ${r.stdout}${r.stderr}`);
+  }
+  async start() {
+    this.port = this.port || await freePort();
+    this.base = `http://127.0.0.1:${this.port}`;
+    const logFd = fs.openSync(path.join(this.tmp, "server.log"), "a");
+    this.proc = spawn(BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--data", this.data,
+                            ...this.args], { stdio: ["ignore", logFd, logFd] });
+    fs.closeSync(logFd);
+    this.exited = new Promise((r) => this.proc.once("exit", r));
+    await waitFor(async () => {
+      if (this.proc.exitCode !== null) throw new Error("server exited:\n" + this.log());
+      try { return (await fetch(this.base + "/healthz")).ok; } catch { return false; }
+    }, { timeout: 20000, what: "/healthz" });
+  }
+  log() {
+    try { return fs.readFileSync(path.join(this.tmp, "server.log"), "utf8"); } catch { return ""; }
+  }
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return;
+    this.proc.kill("SIGTERM");
+    const t = setTimeout(() => this.proc.kill("SIGKILL"), 20000);
+    await this.exited;
+    clearTimeout(t);
+  }
+  // A sanitizer's report in the server's log (a build with -Db_sanitize), or "".
+  sanitizerReport() {
+    const text = this.log();
+    const at = text.search(/ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error: /);
+    return at < 0 ? "" : text.slice(at, at + 4000);
+  }
+  cleanup() { fs.rmSync(this.tmp, { recursive: true, force: true }); }
+}
+
+// ---- playwright-core ----
+export async function loadPlaywright() {
+  await installDeps();
+  const mod = path.join(HERE, "node_modules", "playwright-core");
+  if (!fs.existsSync(mod)) return null;
+  const pw = await import(pathToFileURL(path.join(mod, "index.mjs")).href);
+  return pw.chromium || (pw.default && pw.default.chromium);
+}
+
+// npm ci when a dependency of package.json is missing from node_modules.
+export async function installDeps() {
+  const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(HERE, "package.json"), "utf8")).dependencies);
+  if (deps.some((d) => !fs.existsSync(path.join(HERE, "node_modules", d, "package.json")))) {
+    log("installing the test's npm packages (npm ci --prefix tests/e2e)");
+    const r = spawnSync("npm", ["ci", "--prefix", HERE, "--no-audit", "--no-fund"],
+                        { encoding: "utf8", stdio: "inherit", timeout: 300000 });
+    return r.status === 0;
+  }
+  return true;
+}
+
+// Collects console errors and page errors of every page of a context.
+export function watch(context, bucket) {
+  context.on("page", (page) => track(page, bucket));
+}
+export function track(page, bucket) {
+  page.on("console", (m) => { if (m.type() === "error") bucket.push(`${page.url()}: ${m.text()}`); });
+  page.on("pageerror", (e) => bucket.push(`${page.url()}: ${e.message}`));
+  page.on("dialog", (d) => { bucket.dialogs = (bucket.dialogs || []).concat(d.message()); d.dismiss().catch(() => {}); });
+}
+
+
+export async function login(page, base) {
+  await page.goto(base + "/photos/");
+  await page.waitForURL(/\/login/);
+  await page.fill("#username", USER);
+  await page.fill("#password", PASSWORD);
+  await Promise.all([page.waitForURL(base + "/photos/"), page.click("button[type=submit]")]);
+}
+
+export async function serverJSON(page, base, url) {
+  const r = await page.request.get(base + url, { headers: { Accept: "application/json" } });
+  assert(r.ok(), `${url} answered ${r.status()}`);
+  return r.json();
+}
