@@ -216,7 +216,7 @@ class Server:
     def _check_backend(self):
         """The server just started says which database it uses (event=listening ... db=):
         on a SHOEBOX_TEST_DB=pg run it must be PostgreSQL, whatever a test did to args."""
-        if "--db" in self.args:
+        if not self.db_url and ("--db" in self.args or os.environ.get("SHOEBOX_DB")):
             return  # the test chose its database
         lines = [ln for ln in self.log().splitlines() if "event=listening" in ln]
         shown = re.search(r'db="?(\S+?)"?(?: |$)', lines[-1]).group(1) if lines else ""
