@@ -14,7 +14,9 @@
 Prints the figures and writes build/bench/progress.json.
 
 Environment: SHOEBOX_BIN, BENCH_FILES (200), BENCH_STREAMS (500), BENCH_WRK_SECONDS (10),
-BENCH_LOG_LEVEL (server --log-level, default info as shipped).
+BENCH_LOG_LEVEL (server --log-level, default info as shipped), BENCH_PROGRESS_OUT (the
+JSON's name). With SHOEBOX_TEST_DB=pg and SHOEBOX_TEST_PG set (bench/pg.py does) the
+server runs on PostgreSQL (tests/integration/harness.py).
 """
 import json
 import os
@@ -182,7 +184,7 @@ def main():
           f"non-2xx {w['non_2xx']}, {w['upload_processed_during']} files processed meanwhile)")
     print(f"progress: {s['streams_open']} SSE streams: +{s['rss_extra_mb']} MB RSS "
           f"({s['kb_per_stream']} kB each; target < 50 MB), idle CPU {s['idle_cpu_percent_5s']}%")
-    with open(os.path.join(OUT, "progress.json"), "w") as f:
+    with open(os.path.join(OUT, os.environ.get("BENCH_PROGRESS_OUT", "progress.json")), "w") as f:
         json.dump(result, f, indent=2)
     ok = (w["requests_per_s"] or 0) >= 20000 and s["rss_extra_mb"] < 50 and not bad
     print("progress: targets " + ("met" if ok else "NOT met"))

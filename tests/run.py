@@ -3,7 +3,10 @@
 
 Order: rule checks, unit tests (Check executables build/tests/unit/*/test_*),
 fuzz corpus replay (build/tests/fuzz/fuzz_<name> over tests/fuzz/corpus/<name>/),
-integration tests (tests/integration/test_*.py, driving the real binary),
+integration tests (tests/integration/test_*.py, driving the real binary), then the
+pipeline, progress and crash integration tests once more on PostgreSQL (SHOEBOX_TEST_DB=pg:
+every harness Server gets its own database on the run's PostgreSQL), reported as
+"integration (PostgreSQL)",
 end-to-end browser tests (tests/e2e/run.mjs, when present).
 
 Before the unit and integration tests it starts ONE throwaway PostgreSQL for the whole
@@ -14,7 +17,9 @@ name) and SHOEBOX_TEST_PG_DIR; tests make their own databases on it
 removed at the end, also when the run dies. Without the binaries the PostgreSQL tests
 report as skipped.
 
-Usage: tests/run.py [--build DIR] [--sanitize] [--only unit|fuzz|integration|e2e|rules] [-k PATTERN]
+Usage: tests/run.py [--build DIR] [--sanitize] [--only unit|fuzz|integration|pg-integration|e2e|rules]
+                   [-k PATTERN]
+(pg-integration: only the PostgreSQL run of the pipeline, progress and crash tests)
 """
 import argparse
 import glob
@@ -115,19 +120,38 @@ class CountingResult(unittest.TextTestResult):
     pass
 
 
-def run_integration(t, env, pattern):
+# Run a second time with SHOEBOX_TEST_DB=pg: their servers use PostgreSQL.
+PG_SUITES = ("test_pipeline", "test_progress", "test_crash")
+
+
+def run_integration(t, env, pattern, pg=False):
     os.environ.update(env)
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
     loader = unittest.TestLoader()
     if pattern:
         loader.testNamePatterns = [f"*{pattern}*"]
-    suite = loader.discover(os.path.join(ROOT, "tests", "integration"), pattern="test_*.py",
-                            top_level_dir=os.path.join(ROOT, "tests", "integration"))
+    name = "integration"
+    began = time.monotonic()
+    if pg:
+        name = "integration (PostgreSQL)"
+        os.environ["SHOEBOX_TEST_DB"] = "pg"
+        suite = loader.loadTestsFromNames(PG_SUITES)
+        print(f"--- {name}: {', '.join(PG_SUITES)} with SHOEBOX_TEST_DB=pg", flush=True)
+    else:
+        os.environ.pop("SHOEBOX_TEST_DB", None)
+        suite = loader.discover(os.path.join(ROOT, "tests", "integration"), pattern="test_*.py",
+                                top_level_dir=os.path.join(ROOT, "tests", "integration"))
     runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=CountingResult)
-    res = runner.run(suite)
+    try:
+        res = runner.run(suite)
+    finally:
+        os.environ.pop("SHOEBOX_TEST_DB", None)
     bad = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
     skipped = len(res.skipped)
-    t.add("integration", passed=res.testsRun - bad - skipped, failed=bad, skipped=skipped,
+    if pg and res.testsRun == 0 and pattern:
+        return  # -k matched none of the PostgreSQL suites
+    t.add(f"{name} ({time.monotonic() - began:.0f} s)", passed=res.testsRun - bad - skipped,
+          failed=bad, skipped=skipped,
           detail="\n".join(str(x[0]) for x in res.failures + res.errors))
 
 
@@ -176,7 +200,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("--sanitize", action="store_true")
-    ap.add_argument("--only", choices=["rules", "unit", "fuzz", "integration", "e2e"])
+    ap.add_argument("--only", choices=["rules", "unit", "fuzz", "integration", "pg-integration",
+                                           "e2e"])
     ap.add_argument("-k", dest="pattern", default="")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
@@ -197,7 +222,7 @@ def main():
     only = args.only
     # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so the finally below stops postgres.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    pg = start_pg(t, env) if only in (None, "unit", "integration") else None
+    pg = start_pg(t, env) if only in (None, "unit", "integration", "pg-integration") else None
     try:
         if only in (None, "rules"):
             run_rules(t)
@@ -207,6 +232,8 @@ def main():
             run_fuzz(t, build, env)
         if only in (None, "integration"):
             run_integration(t, env, args.pattern)
+        if only in (None, "integration", "pg-integration") and pg:
+            run_integration(t, env, args.pattern, pg=True)
         if only in (None, "e2e"):
             run_e2e(t, env, args.pattern)
     finally:

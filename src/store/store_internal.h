@@ -62,8 +62,10 @@ struct rules_delta {
 
 /* Locks the upload row for the transaction (PostgreSQL; nothing on SQLite). */
 int rules_lock_upload(struct sql_conn *c, int64_t upload_id, struct err *err);
-/* Locks the upload of file_id (PostgreSQL; nothing on SQLite). A missing file is
- * not an error here: the caller's own read finds it missing. */
+/* Locks the row of file_id, then its upload (PostgreSQL; nothing on SQLite): the
+ * order of file_claim (file, then the upload's counters), which may also hold rows it
+ * skipped, so a finish that locked the upload first deadlocked with a claim. A missing
+ * file is not an error here: the caller's own read finds it missing. */
 int rules_lock_file_upload(struct sql_conn *c, int64_t file_id, struct err *err);
 /* Applies d to the upload's counters and bumps version and updated_at. */
 int rules_bump(struct sql_conn *c, int64_t upload_id, const struct rules_delta *d, int64_t now,

@@ -29,7 +29,8 @@ int rules_lock_file_upload(struct sql_conn *c, int64_t file_id, struct err *err)
     if (!(c->drv->caps & SQL_CAP_ROW_LOCKS))
         return 0;
     r = sql_scalar(c, &upload_id, "find the file's upload",
-                   "SELECT upload_id FROM upload_files WHERE id = ?1", ARGS(VI(file_id)), err);
+                   "SELECT upload_id FROM upload_files WHERE id = ?1 FOR NO KEY UPDATE",
+                   ARGS(VI(file_id)), err);
     if (r <= 0)
         return r;
     return rules_lock_upload(c, upload_id, err);

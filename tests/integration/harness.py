@@ -16,6 +16,11 @@ PostgreSQL: tests/run.py starts one throwaway server for the run (tests/pgserver
 exports SHOEBOX_TEST_PG (postgres://shoebox:PASS@127.0.0.1:PORT, no database name) and
 SHOEBOX_TEST_PG_DIR. pg_database(self) creates a fresh database on it and returns its
 URL (dropped at the test's cleanup); without SHOEBOX_TEST_PG it raises SkipTest.
+
+SHOEBOX_TEST_DB=pg (tests/run.py sets it for its "integration (PostgreSQL)" run of
+test_pipeline, test_progress and test_crash): every Server gets a fresh pg_database() and
+`--db URL` (for `user add` too), dropped at cleanup(). Read the database through
+srv.query(sql, params), which works on either backend, never the SQLite file.
 """
 import http.client
 import itertools
@@ -99,6 +104,54 @@ def pg_drop_database(url):
     psql(base + "/postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def test_db_is_pg():
+    """True when this run's Servers use PostgreSQL (SHOEBOX_TEST_DB=pg)."""
+    return os.environ.get("SHOEBOX_TEST_DB", "sqlite") == "pg"
+
+
+def _pg_value(text):
+    if text == "\\N":
+        return None
+    return int(text) if re.fullmatch(r"-?[0-9]+", text) else text
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def query(db, sql, params=()):
+    """Rows (tuples) of sql with ?-placeholders on db: a SQLite file path (opened read
+    only) or a PostgreSQL URL (through psql: NULL is None, integers are ints, the rest
+    strings). For checks the API does not answer; statements only, no transactions."""
+    if db.startswith(("postgres://", "postgresql://")):
+        pieces = sql.split("?")
+        if len(pieces) != len(params) + 1:
+            raise ValueError(f"{len(params)} parameters for {sql!r}")
+        text = pieces[0] + "".join(_pg_literal(p) + rest for p, rest in zip(params, pieces[1:]))
+        exe = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        proc = subprocess.run([exe, "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\\N",
+                               "-v", "ON_ERROR_STOP=1", "-d", db, "-c", text],
+                              capture_output=True, text=True, timeout=60, env=env,
+                              stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise AssertionError(f"psql {text!r} failed: {proc.stderr.strip()}")
+        return [tuple(_pg_value(v) for v in line.split("\x1f"))
+                for line in proc.stdout.split("\n") if line]
+    import sqlite3
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -118,29 +171,61 @@ class Server:
         self.port = None
         self.proc = None
         self._log = None
+        self.db_url = None
+        if test_db_is_pg() and "--db" not in self.args:
+            self.db_url = pg_database()   # passed by start(), whatever a test sets args to
         for name, password in (users or {}).items():
             self.add_user(name, password)
 
     # --- users ---
     def add_user(self, name, password):
-        proc = subprocess.run([BIN, "user", "add", name, "--password-stdin", "--data", self.data],
+        db = ["--db", self.db_url] if self.db_url else []
+        proc = subprocess.run([BIN, "user", "add", name, "--password-stdin", "--data", self.data]
+                              + db,
                               input=password + "\n", capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise RuntimeError(f"user add {name} failed: {proc.stdout}{proc.stderr}")
+
+    # --- the database, whichever backend ---
+    @property
+    def db(self):
+        """The database this server uses: its PostgreSQL URL or DATA/shoebox.db."""
+        return self.db_url or os.path.join(self.data, "shoebox.db")
+
+    def query(self, sql, params=()):
+        """Rows of sql (?-placeholders) on this server's database, SQLite or PostgreSQL."""
+        return query(self.db, sql, params)
 
     # --- life cycle ---
     def start(self):
         self.port = self.port or free_port()
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data] + self.args,
+            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data]
+            + (["--db", self.db_url] if self.db_url and "--db" not in self.args else [])
+            + self.args,
             stdout=self._log, stderr=subprocess.STDOUT)
         try:
             wait_until(self._healthy, timeout=self.start_timeout, what="/healthz")
         except AssertionError:
             self.kill()
             raise AssertionError("server did not become healthy; log:\n" + self.log())
+        self._check_backend()
         return self
+
+    def _check_backend(self):
+        """The server just started says which database it uses (event=listening ... db=):
+        on a SHOEBOX_TEST_DB=pg run it must be PostgreSQL, whatever a test did to args."""
+        if not self.db_url and ("--db" in self.args or os.environ.get("SHOEBOX_DB")):
+            return  # the test chose its database
+        lines = [ln for ln in self.log().splitlines() if "event=listening" in ln]
+        shown = re.search(r'db="?(\S+?)"?(?: |$)', lines[-1]).group(1) if lines else ""
+        want_pg = bool(self.db_url)
+        if shown.startswith("postgres") != want_pg:
+            self.kill()
+            raise AssertionError(f"server runs on {shown or 'an unknown database'}, not on "
+                                 f"{'PostgreSQL' if want_pg else 'SQLite'} "
+                                 "(SHOEBOX_TEST_DB); log:\n" + self.log()[-3000:])
 
     def _healthy(self):
         if self.proc.poll() is not None:
@@ -195,6 +280,9 @@ class Server:
         self.kill() if self.proc else None
         log = self.log() if os.environ.get("SHOEBOX_SANITIZE") else ""
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.db_url:
+            url, self.db_url = self.db_url, None
+            pg_drop_database(url)
         found = [m for m in self.SANITIZER_MARKS if m in log]
         if found:
             start = min(log.find(m) for m in found)

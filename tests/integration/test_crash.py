@@ -11,8 +11,9 @@ invariants hold:
   - no temporary file ("*.tmp.*") is left anywhere under DATA.
 
 Each test starts its own server with a fresh data dir; waits poll with deadlines.
-The database is read directly (sqlite3, read only) where the API does not say
-enough: spool paths, lease owners, blob keys.
+The database is read directly (srv.query: SQLite read only, or psql) where the API does
+not say enough: spool paths, lease owners, blob keys. tests/run.py runs this file on SQLite
+and again on PostgreSQL (SHOEBOX_TEST_DB=pg, see harness.py).
 """
 import hashlib
 import http.client
@@ -21,7 +22,6 @@ import os
 import random
 import signal
 import socket
-import sqlite3
 import threading
 import time
 import unittest
@@ -178,18 +178,11 @@ class CrashTest(unittest.TestCase):
                                  + "\n".join([ln for ln in self.srv.log().splitlines()
                                             if "event=request" not in ln][-80:])) from None
 
-    def db(self, srv):
-        conn = sqlite3.connect(f"file:{os.path.join(srv.data, 'shoebox.db')}?mode=ro", uri=True,
-                               timeout=10)
-        self.addCleanup(conn.close)
-        return conn
-
     def lease_owner_pid(self, srv, name):
         """Pid of the worker holding the PROCESSING file `name` (lease owner "host/pid")."""
-        with sqlite3.connect(f"file:{os.path.join(srv.data, 'shoebox.db')}?mode=ro",
-                             uri=True, timeout=10) as conn:
-            row = conn.execute("SELECT lease_owner FROM upload_files WHERE name = ? "
-                               "AND state = 'processing'", (name,)).fetchone()
+        rows = srv.query("SELECT lease_owner FROM upload_files WHERE name = ? "
+                         "AND state = 'processing'", (name,))
+        row = rows[0] if rows else None
         return int(row[0].rsplit("/", 1)[1]) if row and row[0] else None
 
     def kill_server(self, srv):
@@ -228,8 +221,7 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(len(photo_list), len({by_id[f["photo_id"]]["sha256"] for f in done}))
         self.assertEqual(len(photo_list), len(done), "a photo without its done file")
 
-        db = self.db(srv)
-        rows = db.execute("SELECT id, state, spool FROM upload_files").fetchall()
+        rows = srv.query("SELECT id, state, spool FROM upload_files")
         self.assertEqual(len(rows), len(files))
         held = {spool for _, state, spool in rows if spool}
         for fid, state, spool in rows:
@@ -240,10 +232,10 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(on_disk, held, "spool files and the files that hold them differ")
 
         keys = set()
-        for blob, thumb, preview in db.execute(
-                "SELECT blob_key, thumb_key, preview_key FROM photos"):
+        photo_rows = srv.query("SELECT blob_key, thumb_key, preview_key FROM photos")
+        for blob, thumb, preview in photo_rows:
             keys.update(k for k in (blob, thumb, preview) if k)
-        self.assertEqual(len(db.execute("SELECT id FROM photos").fetchall()), len(photo_list))
+        self.assertEqual(len(photo_rows), len(photo_list))
         blob_root = os.path.join(srv.data, "blobs")
         stored, temps = set(), []
         for root, _, names in os.walk(srv.data):
@@ -352,9 +344,7 @@ class CrashTest(unittest.TestCase):
         self.assertFalse(any(_alive(w) for w in workers), "a worker outlived its server")
         self.assertEqual(srv.log().count("event=worker.stopped"), 2, srv.log())
         self.assertNotIn("event=worker.died", srv.log())
-        with sqlite3.connect(os.path.join(srv.data, "shoebox.db")) as db:
-            busy = db.execute("SELECT COUNT(*) FROM upload_files "
-                              "WHERE state = 'processing'").fetchone()[0]
+        busy = srv.query("SELECT COUNT(*) FROM upload_files WHERE state = 'processing'")[0][0]
         self.assertEqual(busy, 0, "a worker left a file PROCESSING at a clean stop")
         srv.start()
         c = self.login(srv)
@@ -626,8 +616,7 @@ class CrashTest(unittest.TestCase):
         srv.start()
         c = self.login(srv)
         self.assertEqual(self.api(c, "/api/uploads")["uploads"], [])
-        with sqlite3.connect(os.path.join(srv.data, "shoebox.db")) as db:
-            self.assertEqual(db.execute("SELECT COUNT(*) FROM uploads").fetchone()[0], 0)
+        self.assertEqual(srv.query("SELECT COUNT(*) FROM uploads")[0][0], 0)
 
     def healthz(self, srv):
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
@@ -707,7 +696,7 @@ class CrashTest(unittest.TestCase):
         for f in interrupted:
             self.assertIn("interrupted too often", f["error"], f)
         self.assertLessEqual(photo_shas, sent)
-        failed_shas = {sha for (sha,) in self.db(srv).execute(
+        failed_shas = {sha for (sha,) in srv.query(
             "SELECT sha256 FROM upload_files WHERE state = 'failed'")}
         self.assertLessEqual(sent - photo_shas, failed_shas, "a photo sent was never stored")
         for p in pages:
