@@ -65,9 +65,16 @@ def _alive(pid):
 # 10 s silent, and keeps orphans younger than an hour (docs/ARCHITECTURE.md, "Several
 # nodes on one database"). These tests assert the one-server sweep that SQLite keeps;
 # the shared rules have their own tests in test_pg_nodes.py.
-one_server_sweep = unittest.skipIf(
-    test_db_is_pg(), "asserts the one-server restart sweep; PostgreSQL's shared-store sweep "
-    "differs by design (test_pg_nodes.py covers it)")
+def one_server_sweep(test):
+    """Skips test on the PostgreSQL pass (checked when it runs: the runner may import
+    this module once for both passes)."""
+    def run(self):
+        if test_db_is_pg():
+            self.skipTest("asserts the one-server restart sweep; PostgreSQL's shared-store "
+                          "sweep differs by design (test_pg_nodes.py covers it)")
+        return test(self)
+    run.__name__, run.__doc__ = test.__name__, test.__doc__
+    return run
 
 
 class CrashTest(unittest.TestCase):
@@ -239,7 +246,12 @@ class CrashTest(unittest.TestCase):
                 self.assertEqual(state, "failed", f"file {fid} holds {spool} in state {state}")
         spool_dir = os.path.join(srv.data, "spool")
         on_disk = {"spool/" + n for n in os.listdir(spool_dir)} if os.path.isdir(spool_dir) else set()
-        self.assertEqual(on_disk, held, "spool files and the files that hold them differ")
+        if test_db_is_pg():
+            # A shared store's sweep keeps orphans younger than an hour (another node
+            # may be between writing bytes and recording them): none may be missing.
+            self.assertLessEqual(held, on_disk, "a file holds spool bytes that are gone")
+        else:
+            self.assertEqual(on_disk, held, "spool files and the files that hold them differ")
 
         keys = set()
         photo_rows = srv.query("SELECT blob_key, thumb_key, preview_key FROM photos")
@@ -255,8 +267,10 @@ class CrashTest(unittest.TestCase):
                     temps.append(path)
                 elif path.startswith(blob_root + os.sep):
                     stored.add(os.path.relpath(path, blob_root))
-        self.assertEqual(temps, [], "temporary files left behind")
-        self.assertEqual(stored - keys, set(), "orphan blob files")
+        if not test_db_is_pg():  # shared: young orphans and a dead node's temps wait
+            self.assertEqual(temps, [], "temporary files left behind")
+        if not test_db_is_pg():
+            self.assertEqual(stored - keys, set(), "orphan blob files")
         self.assertEqual(keys - stored, set(), "blob keys of photos without their file")
         for p in photo_list:
             self.assertTrue(p["original_url"])
