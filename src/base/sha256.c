@@ -112,26 +112,15 @@ void sha256s_to_hex(const struct sha256_saved *s, char hex[2 * SHA256_STATE_BYTE
     str_hex(s->bytes, SHA256_STATE_BYTES, hex);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int sha256s_from_hex(struct sha256_saved *s, const char *hex)
 {
     if (!hex || strlen(hex) != 2 * SHA256_STATE_BYTES)
         return -1;
     for (size_t i = 0; i < SHA256_STATE_BYTES; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
+        int byte = str_unhex2(hex + 2 * i);
+        if (byte < 0)
             return -1;
-        s->bytes[i] = (unsigned char)(hi << 4 | lo);
+        s->bytes[i] = (unsigned char)byte;
     }
     return 0;
 }
