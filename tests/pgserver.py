@@ -124,8 +124,9 @@ def _env():
     return env
 
 
-def _run(argv, what, timeout=60, as_pg=True, input=None):
-    proc = subprocess.run(_as_pg(argv) if as_pg else argv, env=_env(), capture_output=True,
+def _run(argv, what, timeout=60, as_pg=True, input=None, wrap=()):
+    argv = list(wrap) + (_as_pg(argv) if as_pg else argv)
+    proc = subprocess.run(argv, env=_env(), capture_output=True,
                           text=True, timeout=timeout, input=input, stdin=None if input else
                           subprocess.DEVNULL)
     if proc.returncode != 0:
@@ -202,8 +203,10 @@ class PgServer:
     """One running PostgreSQL in self.dir. Make one with start(); attach(dir) finds the
     one a `pgserver.py start DIR` left running."""
 
-    def __init__(self, dir, port, password, bindir):
+    def __init__(self, dir, port, password, bindir, host="127.0.0.1", wrap=()):
         self.dir = os.path.abspath(dir)
+        self.host = host          # the TCP listen address (a test host's, see start())
+        self.wrap = list(wrap)    # argv prefix that runs the server there (ip netns exec NS)
         self.data = os.path.join(self.dir, "data")
         self.log_path = os.path.join(self.dir, "postgres.log")
         self.port = port
@@ -214,7 +217,7 @@ class PgServer:
 
     # URLs (libpq URI syntax; the password is hex, so it needs no escaping)
     def base_url(self):
-        return f"postgres://{ROLE}:{self.password}@127.0.0.1:{self.port}"
+        return f"postgres://{ROLE}:{self.password}@{self.host}:{self.port}"
 
     def url(self, dbname="postgres"):
         return f"{self.base_url()}/{dbname}"
@@ -252,7 +255,7 @@ class PgServer:
             return None
 
     def ready(self):
-        proc = subprocess.run([os.path.join(self.bindir, "pg_isready"), "-q", "-h", "127.0.0.1",
+        proc = subprocess.run([os.path.join(self.bindir, "pg_isready"), "-q", "-h", self.host,
                                "-p", str(self.port), "-U", ROLE, "-d", "postgres", "-t", "2"],
                               env=_env(), stdin=subprocess.DEVNULL, timeout=10)
         return proc.returncode == 0
@@ -268,7 +271,7 @@ class PgServer:
     def _pg_ctl(self, *args, timeout=60):
         return _run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-l", self.log_path,
                      "-w", "-t", str(timeout), *args], "pg_ctl " + " ".join(args),
-                    timeout=timeout + 10)
+                    timeout=timeout + 10, wrap=self.wrap)
 
     def restart(self, mode="fast"):
         """pg_ctl restart -m fast|immediate: same data, port and socket; every client
@@ -387,10 +390,12 @@ shutil.rmtree(d, ignore_errors=True)
 """
 
 
-def start(dir=None, cleanup_at_exit=True, start_timeout=30.0):
+def start(dir=None, cleanup_at_exit=True, start_timeout=30.0, host="127.0.0.1", wrap=()):
     """Start a fresh server in dir (made if missing; must be empty; a new temp dir when
     None) and return its PgServer. With cleanup_at_exit (the default) it is stopped and
-    dir removed when this process exits, however it exits."""
+    dir removed when this process exits, however it exits. host and wrap put it on a test
+    host of tests/netns.py: host=h.addr, wrap=["ip", "netns", "exec", h.ns] (it listens on
+    that address and takes passwords from its /24; the unix socket works from anywhere)."""
     bindir = find_bindir()
     if bindir is None:
         raise PgError("PostgreSQL server binaries not found (Debian: apt-get install postgresql)")
@@ -409,7 +414,7 @@ def start(dir=None, cleanup_at_exit=True, start_timeout=30.0):
     if os.geteuid() == 0 and subprocess.run(_as_pg(["test", "-w", dir]), env=_env()).returncode:
         raise PgError(f"{dir}: the {RUN_AS} user cannot reach it (a parent directory is "
                       "not searchable by others; use one under /tmp or /dev/shm)")
-    srv = PgServer(dir, 0, secrets.token_hex(16), bindir)
+    srv = PgServer(dir, 0, secrets.token_hex(16), bindir, host, wrap)
     try:
         if cleanup_at_exit:
             srv._watchdog = subprocess.Popen(
@@ -423,7 +428,8 @@ def start(dir=None, cleanup_at_exit=True, start_timeout=30.0):
         with open(os.path.join(srv.data, "pg_hba.conf"), "w") as f:
             f.write("# tests/pgserver.py: the socket trusts everyone, TCP wants a password\n"
                     "local all all trust\n"
-                    "host  all all 127.0.0.1/32 scram-sha-256\n")
+                    "host  all all 127.0.0.1/32 scram-sha-256\n"
+                    + ("" if host == "127.0.0.1" else "host  all all samenet scram-sha-256\n"))
         for attempt in range(5):
             srv.port = _free_port()
             _write_conf(srv)
@@ -454,7 +460,7 @@ def _write_conf(srv):
     path = os.path.join(srv.data, "shoebox.conf")
     with open(path, "w") as f:
         f.write(f"""# written by tests/pgserver.py
-listen_addresses = '127.0.0.1'
+listen_addresses = '{srv.host}'
 port = {srv.port}
 unix_socket_directories = '{srv.dir}'
 max_connections = {MAX_CONNECTIONS}
