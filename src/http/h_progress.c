@@ -21,6 +21,8 @@
  * is called with hub.mu held, because a stream's cleanup (which unregisters it
  * under hub.mu) may run at any moment and a resume after cleanup is undefined.
  * Lock order: hub.mu, then http's own suspend lock; http never calls back here.
+ * The hub's tick also writes the access log's buffered lines (log_flush), so
+ * an idle server's last requests reach the log within a tick or a second.
  */
 #include "http/h_progress.h"
 
@@ -34,6 +36,7 @@
 #include "base/str.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
+#include "http/session.h"
 #include "http/views.h"
 #include "store/store.h"
 
@@ -133,7 +136,7 @@ void h_progress_clear(struct http_req *req)
         return;
     }
     if (id > 0 && id == http_session_upload(req))
-        st->ops->session_set_upload(st, http_session_digest(req), 0, NULL);
+        session_set_upload(st, http_session_digest(req), 0, NULL);
     o = json_object();
     json_object_set_new(o, "cleared", id > 0 ? json_integer(id) : json_null());
     json_object_set_new(o, "status", json_string("idle"));
@@ -286,6 +289,7 @@ static void *hub_run(void *arg)
         hub.kicked = false;
         pthread_mutex_unlock(&hub.mu);
         hub_tick();
+        log_flush();  /* the access log's last lines of an idle server (log.h) */
         last_tick = time_mono_ms();
         pthread_mutex_lock(&hub.mu);
     }

@@ -489,10 +489,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     dur_ms = (double)(mono_us() - req->start_us) / 1000.0;
-    log_info("http", "request", "method=%s path=%s status=%d bytes=%lld dur_ms=%.1f user=%s%s",
-             LOG_Q(req->method), LOG_Q(req->path), req->status, (long long)req->bytes, dur_ms,
-             LOG_Q(req->session.valid ? req->user.name : "-"),
-             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    /* The access log is gathered into few writes (log.h log_write_buffered). */
+    log_info_buffered("http", "request", "method=%s path=%s status=%d bytes=%lld dur_ms=%.1f "
+                      "user=%s%s", LOG_Q(req->method), LOG_Q(req->path), req->status,
+                      (long long)req->bytes, dur_ms,
+                      LOG_Q(req->session.valid ? req->user.name : "-"),
+                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
     if (req->cleanup)
         req->cleanup(req, req->ctx, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     pthread_mutex_lock(&srv->lock);
