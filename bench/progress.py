@@ -138,6 +138,9 @@ def main():
             after = progress(c, uid)
             r = parse_wrk(wrk.stdout)
             r["server_cpu_s"] = round(cpu_s(pid) - cpu0, 2)
+            # CPU per request: what the server spends, less bent by a busy machine
+            r["server_cpu_us_per_request"] = round(
+                1e6 * r["server_cpu_s"] / max(r["requests"] or 1, 1), 1)
             r["upload_processed_during"] = after["processed"] - before["processed"]
             r["upload_running_at_end"] = after["status"] == "processing"
             r["loadavg"] = os.getloadavg()[0]
@@ -199,10 +202,11 @@ def main():
 def finish(result, s, bad):
     w = result["wrk"]
     rates = ", ".join(f"{r['requests_per_s']:.0f}" for r in result["wrk_rounds"])
+    cpus = ", ".join(f"{r['server_cpu_us_per_request']}" for r in result["wrk_rounds"])
     print(f"progress: GET /photos/upload-progress/ {w['requests_per_s']:.0f} req/s, median of "
           f"rounds {rates} (p50 {w.get('latency_p50_ms')} ms, p99 {w.get('latency_p99_ms')} ms, "
           f"non-2xx {w['non_2xx']}, {w['upload_processed_during']} files processed meanwhile, "
-          f"load average {w['loadavg']:.1f})")
+          f"load average {w['loadavg']:.1f}); server CPU per request (us): {cpus}")
     if s:
         print(f"progress: {s['streams_open']} SSE streams: +{s['rss_extra_mb']} MB RSS "
               f"({s['kb_per_stream']} kB each; target < 50 MB), idle CPU "

@@ -84,7 +84,7 @@
  * so that a head over our limits still fits and reaches on_request, which
  * answers 414/431 itself, with the security headers (MHD's own error pages
  * have none and 0.9.75 cannot add any). Pages are touched only as bytes come. */
-#define CONNECTION_MEMORY (4 * LIMIT_HEAD_BYTES)
+#define CONNECTION_MEMORY (3 * LIMIT_HEAD_BYTES)
 #define STOP_GRACE_MS 10000
 /* A NUL byte would cut the C string there: refused, never silently cut. */
 #define NUL_IN_URI_MSG "the address holds a NUL byte (%00): remove it and try again"
