@@ -13,6 +13,10 @@
    server's CPU while the 500 streams sit idle for 5 s (the hub's cost).
 Prints the figures and writes build/bench/progress.json.
 
+The wrk run is repeated BENCH_WRK_ROUNDS times (3) on the same server and upload (the
+machine is shared and noisy): every round is in the JSON, the median is the figure.
+BENCH_SSE=0 leaves out part 3.
+
 Environment: SHOEBOX_BIN, BENCH_FILES (200), BENCH_STREAMS (500), BENCH_WRK_SECONDS (10),
 BENCH_LOG_LEVEL (server --log-level, default info as shipped), BENCH_PROGRESS_OUT (the
 JSON's name). With SHOEBOX_TEST_DB=pg and SHOEBOX_TEST_PG set (bench/pg.py does) the
@@ -36,6 +40,8 @@ FILES = int(os.environ.get("BENCH_FILES", "200"))
 STREAMS = int(os.environ.get("BENCH_STREAMS", "500"))
 WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
+WRK_ROUNDS = int(os.environ.get("BENCH_WRK_ROUNDS", "3"))
+SSE = os.environ.get("BENCH_SSE", "1") != "0"
 PER_USER = 50
 PW = "bench"
 OUT = os.path.join(ROOT, "build", "bench")
@@ -120,25 +126,37 @@ def main():
         wait_until(lambda: progress(c, uid)["current_batch"] >= 1, timeout=60,
                    what="the first batch")
 
-        # 2. wrk on the JSON endpoint while it runs
+        # 2. wrk on the JSON endpoint while it runs, BENCH_WRK_ROUNDS times
         url = f"http://127.0.0.1:{srv.port}/photos/upload-progress/"
-        before = progress(c, uid)
-        cpu0 = cpu_s(pid)
-        wrk = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECONDS}s", "--latency",
-                              "-H", cookie_header(c), url],
-                             capture_output=True, text=True, timeout=WRK_SECONDS + 60)
-        after = progress(c, uid)
-        result["wrk"] = parse_wrk(wrk.stdout)
-        result["wrk"]["server_cpu_s"] = round(cpu_s(pid) - cpu0, 2)
-        result["wrk"]["upload_processed_during"] = after["processed"] - before["processed"]
-        result["wrk"]["upload_running_at_end"] = after["status"] == "processing"
-        result["wrk"]["raw"] = wrk.stdout
-        print(wrk.stdout, flush=True)
+        rounds = []
+        for _ in range(WRK_ROUNDS):
+            before = progress(c, uid)
+            cpu0 = cpu_s(pid)
+            wrk = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECONDS}s", "--latency",
+                                  "-H", cookie_header(c), url],
+                                 capture_output=True, text=True, timeout=WRK_SECONDS + 60)
+            after = progress(c, uid)
+            r = parse_wrk(wrk.stdout)
+            r["server_cpu_s"] = round(cpu_s(pid) - cpu0, 2)
+            # CPU per request: what the server spends, less bent by a busy machine
+            r["server_cpu_us_per_request"] = round(
+                1e6 * r["server_cpu_s"] / max(r["requests"] or 1, 1), 1)
+            r["upload_processed_during"] = after["processed"] - before["processed"]
+            r["upload_running_at_end"] = after["status"] == "processing"
+            r["loadavg"] = os.getloadavg()[0]
+            r["raw"] = wrk.stdout
+            rounds.append(r)
+            print(wrk.stdout, flush=True)
+        by_rate = sorted(rounds, key=lambda r: r["requests_per_s"] or 0)
+        result["wrk"] = dict(by_rate[len(by_rate) // 2])
+        result["wrk_rounds"] = [{k: v for k, v in r.items() if k != "raw"} for r in rounds]
         final = wait_until(lambda: (lambda p: p if p["status"] != "processing" else None)(
             progress(c, uid)), timeout=300, interval=0.5, what="the upload to finish")
         result["upload_final"] = {k: final[k] for k in
                                   ("status", "total", "processed", "uploaded", "failed")}
 
+        if not SSE:
+            return finish(result, None, [])
         # 3. 500 SSE streams on uploads kept open
         followed = []
         for u in users[1:]:
@@ -178,16 +196,27 @@ def main():
         srv.cleanup()
         images.cleanup()
 
-    w, s = result["wrk"], result["sse"]
-    print(f"progress: GET /photos/upload-progress/ {w['requests_per_s']:.0f} req/s "
-          f"(target >= 20000; p50 {w.get('latency_p50_ms')} ms, p99 {w.get('latency_p99_ms')} ms, "
-          f"non-2xx {w['non_2xx']}, {w['upload_processed_during']} files processed meanwhile)")
-    print(f"progress: {s['streams_open']} SSE streams: +{s['rss_extra_mb']} MB RSS "
-          f"({s['kb_per_stream']} kB each; target < 50 MB), idle CPU {s['idle_cpu_percent_5s']}%")
+    return finish(result, result["sse"], bad)
+
+
+def finish(result, s, bad):
+    w = result["wrk"]
+    rates = ", ".join(f"{r['requests_per_s']:.0f}" for r in result["wrk_rounds"])
+    cpus = ", ".join(f"{r['server_cpu_us_per_request']}" for r in result["wrk_rounds"])
+    print(f"progress: GET /photos/upload-progress/ {w['requests_per_s']:.0f} req/s, median of "
+          f"rounds {rates} (p50 {w.get('latency_p50_ms')} ms, p99 {w.get('latency_p99_ms')} ms, "
+          f"non-2xx {w['non_2xx']}, {w['upload_processed_during']} files processed meanwhile, "
+          f"load average {w['loadavg']:.1f}); server CPU per request (us): {cpus}")
+    if s:
+        print(f"progress: {s['streams_open']} SSE streams: +{s['rss_extra_mb']} MB RSS "
+              f"({s['kb_per_stream']} kB each; target < 50 MB), idle CPU "
+              f"{s['idle_cpu_percent_5s']}%")
     with open(os.path.join(OUT, os.environ.get("BENCH_PROGRESS_OUT", "progress.json")), "w") as f:
         json.dump(result, f, indent=2)
-    ok = (w["requests_per_s"] or 0) >= 20000 and s["rss_extra_mb"] < 50 and not bad
-    print("progress: targets " + ("met" if ok else "NOT met"))
+    goal = 20000 if os.environ.get("SHOEBOX_TEST_DB") == "pg" else 50000
+    ok = (w["requests_per_s"] or 0) >= goal and (not s or s["rss_extra_mb"] < 50) and not bad
+    print(f"progress: targets (>= {goal} req/s" + (", < 50 MB for the streams" if s else "")
+          + ") " + ("met" if ok else "NOT met"))
     return 0
 
 

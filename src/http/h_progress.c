@@ -21,6 +21,27 @@
  * is called with hub.mu held, because a stream's cleanup (which unregisters it
  * under hub.mu) may run at any moment and a resume after cleanup is undefined.
  * Lock order: hub.mu, then http's own suspend lock; http never calls back here.
+ * The hub's tick also writes the access log's buffered lines (log_flush), so
+ * an idle server's last requests reach the log within a tick or a second.
+ *
+ * DESIGN (upload snapshots, a shared store only)
+ * On PostgreSQL every read of an upload is a round trip to the server, and a
+ * page polls its upload every second from every tab. While the store's change
+ * feed is live (sse_hub_feed), the last row read of an upload is kept in a
+ * slot (SNAP_SLOTS, by id) and answered from there. Rules:
+ * - a notification of upload ID at VERSION (any node's commit, sse_hub_changed)
+ *   drops a slot of ID holding an older version, and counts in the slot's
+ *   `notes`; a reader stores what it read only if no notification reached its
+ *   slot while it read (so a read that raced a commit never outlives it);
+ * - a slot only moves forward: a read older than what the slot holds is not
+ *   stored, so this node never shows an older version after a newer one;
+ * - a slot lives SNAP_MAX_MS at most (changes that announce nothing, such as
+ *   a deleted upload), and every slot is dropped when the feed goes down or
+ *   comes back (notifications are lost around reconnects); while the feed is
+ *   down nothing is kept (SQLite has no feed: every poll reads the store);
+ * - this node's own clear (h_progress_clear) drops the slot at once.
+ * Lock: snaps.mu guards the slots, `notes`, `live` and `epoch`; never held
+ * across a store call; taken under no other lock and takes none.
  */
 #include "http/h_progress.h"
 
@@ -34,6 +55,7 @@
 #include "base/str.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
+#include "http/session.h"
 #include "http/views.h"
 #include "store/store.h"
 
@@ -42,6 +64,117 @@
 #define SSE_HEARTBEAT_MS 15000
 #define SSE_MAX_STREAMS 2048       /* whole server */
 #define SSE_MAX_PER_USER 64        /* tabs of one user */
+/* Upload snapshots kept (by id; a collision only costs a read). */
+#define SNAP_SLOTS 256
+/* The longest a snapshot is used without a read: bounds what a change that
+ * announces nothing (an upload deleted as empty) leaves stale, at 4 reads a
+ * second per followed upload, the SSE tick. */
+#define SNAP_MAX_MS SSE_TICK_MS
+
+/* ---- upload snapshots ---- */
+
+struct snap {
+    bool used;
+    int64_t read_ms;          /* monotonic */
+    struct store_upload u;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    bool live;                        /* the change feed is live: snapshots allowed */
+    uint64_t epoch;                   /* bumped when every slot is dropped */
+    struct snap slots[SNAP_SLOTS];
+    uint64_t notes[SNAP_SLOTS];       /* notifications that reached each slot */
+} snaps = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t snap_slot(int64_t id)
+{
+    return (size_t)((uint64_t)id % SNAP_SLOTS);
+}
+
+/* snaps.mu held. */
+static void snap_drop_all_locked(void)
+{
+    snaps.epoch++;
+    for (size_t i = 0; i < SNAP_SLOTS; i++)
+        snaps.slots[i].used = false;
+}
+
+/* A change of upload id to version (0, 0: anything may have changed). */
+static void snap_changed(int64_t id, int64_t version)
+{
+    pthread_mutex_lock(&snaps.mu);
+    if (id == 0) {
+        snap_drop_all_locked();
+    } else {
+        struct snap *sn = &snaps.slots[snap_slot(id)];
+        snaps.notes[snap_slot(id)]++;
+        if (sn->used && sn->u.id == id && sn->u.version < version)
+            sn->used = false;
+    }
+    pthread_mutex_unlock(&snaps.mu);
+}
+
+static void snap_live(bool live)
+{
+    pthread_mutex_lock(&snaps.mu);
+    snaps.live = live;
+    snap_drop_all_locked();
+    pthread_mutex_unlock(&snaps.mu);
+}
+
+struct snap_mark {
+    bool live;
+    uint64_t epoch, notes;
+};
+
+/* The snapshot of id, if one may be used now (true), into *u. */
+static bool snap_get(int64_t id, int64_t now, struct store_upload *u, struct snap_mark *m)
+{
+    size_t i = snap_slot(id);
+    struct snap *sn = &snaps.slots[i];
+    bool hit;
+
+    pthread_mutex_lock(&snaps.mu);
+    hit = snaps.live && sn->used && sn->u.id == id && now >= sn->read_ms &&
+          now - sn->read_ms < SNAP_MAX_MS;
+    if (hit)
+        *u = sn->u;
+    *m = (struct snap_mark){snaps.live, snaps.epoch, snaps.notes[i]};
+    pthread_mutex_unlock(&snaps.mu);
+    return hit;
+}
+
+static void snap_put(const struct store_upload *u, int64_t now, const struct snap_mark *m)
+{
+    size_t i = snap_slot(u->id);
+    struct snap *sn = &snaps.slots[i];
+
+    pthread_mutex_lock(&snaps.mu);
+    if (m->live && snaps.live && snaps.epoch == m->epoch && snaps.notes[i] == m->notes &&
+        !(sn->used && sn->u.id == u->id && sn->u.version > u->version)) {
+        sn->used = true;
+        sn->read_ms = now;
+        sn->u = *u;
+    }
+    pthread_mutex_unlock(&snaps.mu);
+}
+
+/* store upload_get (user_id 0: any owner) through the snapshots. */
+static int upload_read(struct store *st, int64_t id, int64_t user_id, struct store_upload *u,
+                       struct err *err)
+{
+    int64_t now = time_mono_ms();
+    struct snap_mark m;
+    int rc;
+
+    if (snap_get(id, now, u, &m))
+        return user_id && u->user_id != user_id ? STORE_NOT_FOUND : 0;
+    rc = st->ops->upload_get(st, id, user_id, u, err);
+    if (rc == 0 && m.live)
+        snap_put(u, now, &m);
+    return rc;
+}
 
 /* ---- the JSON endpoint ---- */
 
@@ -61,7 +194,7 @@ static int64_t pick_upload(struct http_req *req, struct store_upload *u)
     }
     if (!id)
         return 0;
-    rc = st->ops->upload_get(st, id, http_user(req)->id, u, &err);
+    rc = upload_read(st, id, http_user(req)->id, u, &err);
     if (rc == STORE_NOT_FOUND && !q)
         return 0; /* the session's upload is gone: idle */
     if (rc == STORE_NOT_FOUND) {
@@ -132,8 +265,10 @@ void h_progress_clear(struct http_req *req)
         http_send_error(req, 503, "the database is not available; try again");
         return;
     }
+    if (id > 0)
+        snap_changed(id, INT64_MAX);  /* this node reads the cleared row from now on */
     if (id > 0 && id == http_session_upload(req))
-        st->ops->session_set_upload(st, http_session_digest(req), 0, NULL);
+        session_set_upload(st, http_session_digest(req), 0, NULL);
     o = json_object();
     json_object_set_new(o, "cleared", id > 0 ? json_integer(id) : json_null());
     json_object_set_new(o, "status", json_string("idle"));
@@ -239,7 +374,7 @@ static void hub_tick(void)
 
     for (size_t i = 0; i < n; i++) {
         struct store_upload u;
-        if (hub.st->ops->upload_get(hub.st, ids[i].upload_id, 0, &u, &err) == 0)
+        if (upload_read(hub.st, ids[i].upload_id, 0, &u, &err) == 0)
             ids[i].version = u.version;
     }
 
@@ -286,6 +421,7 @@ static void *hub_run(void *arg)
         hub.kicked = false;
         pthread_mutex_unlock(&hub.mu);
         hub_tick();
+        log_flush();  /* the access log's last lines of an idle server (log.h) */
         last_tick = time_mono_ms();
         pthread_mutex_lock(&hub.mu);
     }
@@ -295,6 +431,7 @@ static void *hub_run(void *arg)
 
 void sse_hub_changed(int64_t upload_id, int64_t version)
 {
+    snap_changed(upload_id, version);  /* first, so the tick it may cause reads anew */
     pthread_mutex_lock(&hub.mu);
     for (struct stream *s = hub.streams; s && !hub.kicked; s = s->next) {
         if ((upload_id == 0 || s->upload_id == upload_id) && s->version_seen != version) {
@@ -307,6 +444,7 @@ void sse_hub_changed(int64_t upload_id, int64_t version)
 
 void sse_hub_feed(bool live)
 {
+    snap_live(live);
     pthread_mutex_lock(&hub.mu);
     hub.feed_live = live;
     pthread_cond_signal(&hub.cond);
@@ -362,7 +500,7 @@ static bool next_event(struct http_req *req, struct stream *s)
         s->version_sent = 0;
         s->finished = true;
     } else {
-        if (st->ops->upload_get(st, s->upload_id, s->user_id, &u, &err))
+        if (upload_read(st, s->upload_id, s->user_id, &u, &err))
             return false;
         if (u.version == s->version_sent)
             return false;

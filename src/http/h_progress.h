@@ -26,10 +26,11 @@ void h_progress_stream(struct http_req *req);
 int sse_hub_start(struct store *st, struct err *err);
 void sse_hub_stop(void);
 /* An upload changed (from the store's change feed, any node; 0, 0: anything
- * may have changed): streams following it are woken now, not at the next poll.
- * Any thread. */
+ * may have changed): streams following it are woken now, not at the next poll,
+ * and this node's snapshot of it is dropped (h_progress.c). Any thread. */
 void sse_hub_changed(int64_t upload_id, int64_t version);
-/* Whether the change feed is live: the hub then polls only as a fallback. */
+/* Whether the change feed is live: the hub then polls only as a fallback, and
+ * uploads' snapshots may be kept (dropped whenever this changes). */
 void sse_hub_feed(bool live);
 /* Open streams (for tests and logs). */
 size_t sse_hub_streams(void);

@@ -29,6 +29,7 @@
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "http/http.h"
+#include "http/session.h"
 #include "intake/tus.h"
 #include "store/store.h"
 
@@ -439,7 +440,7 @@ static int create_begin(struct http_req *req)
     }
     if (!m.upload && http_session_digest(req)[0]) {
         struct store *st = http_store(req);
-        if (st->ops->session_set_upload(st, http_session_digest(req), x->info.upload_id, &err))
+        if (session_set_upload(st, http_session_digest(req), x->info.upload_id, &err))
             log_warn("http", "upload.session_failed", "upload=%lld msg=%s",
                      (long long)x->info.upload_id, LOG_Q(err.msg));
     }
@@ -540,7 +541,7 @@ static void api_end(struct http_req *req)
         http_send_store_error(req, &err);
         return;
     }
-    if (st->ops->session_set_upload(st, http_session_digest(req), id, &err))
+    if (session_set_upload(st, http_session_digest(req), id, &err))
         log_warn("http", "upload.session_failed", "upload=%lld msg=%s", (long long)id,
                  LOG_Q(err.msg));
     log_info("http", "upload.opened", "upload=%lld user=%s expected=%lld", (long long)id,

@@ -32,6 +32,7 @@
 #include "http/http.h"
 #include "intake/ingest.h"
 #include "http/multipart.h"
+#include "http/session.h"
 #include "jobs/jobs.h"
 #include "store/store.h"
 
@@ -97,7 +98,7 @@ static int open_upload(struct upload_req *u)
     if (st->ops->upload_request_begin(st, u->upload_id, u->expected, bytes, now, &err))
         goto store_error;
     u->request_open = true;
-    if (st->ops->session_set_upload(st, http_session_digest(req), u->upload_id, &err))
+    if (session_set_upload(st, http_session_digest(req), u->upload_id, &err))
         log_warn("http", "upload.session_failed", "upload=%lld msg=%s",
                  (long long)u->upload_id, LOG_Q(err.msg));
     struct ingest_opts io = {

@@ -84,7 +84,7 @@
  * so that a head over our limits still fits and reaches on_request, which
  * answers 414/431 itself, with the security headers (MHD's own error pages
  * have none and 0.9.75 cannot add any). Pages are touched only as bytes come. */
-#define CONNECTION_MEMORY (4 * LIMIT_HEAD_BYTES)
+#define CONNECTION_MEMORY (3 * LIMIT_HEAD_BYTES)
 #define STOP_GRACE_MS 10000
 /* A NUL byte would cut the C string there: refused, never silently cut. */
 #define NUL_IN_URI_MSG "the address holds a NUL byte (%00): remove it and try again"
@@ -489,10 +489,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     dur_ms = (double)(mono_us() - req->start_us) / 1000.0;
-    log_info("http", "request", "method=%s path=%s status=%d bytes=%lld dur_ms=%.1f user=%s%s",
-             LOG_Q(req->method), LOG_Q(req->path), req->status, (long long)req->bytes, dur_ms,
-             LOG_Q(req->session.valid ? req->user.name : "-"),
-             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    /* The access log is gathered into few writes (log.h log_write_buffered). */
+    log_info_buffered("http", "request", "method=%s path=%s status=%d bytes=%lld dur_ms=%.1f "
+                      "user=%s%s", LOG_Q(req->method), LOG_Q(req->path), req->status,
+                      (long long)req->bytes, dur_ms,
+                      LOG_Q(req->session.valid ? req->user.name : "-"),
+                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
     if (req->cleanup)
         req->cleanup(req, req->ctx, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     pthread_mutex_lock(&srv->lock);

@@ -1,4 +1,4 @@
-/* Unit tests for src/http/session.c against the in-memory fake store. */
+/* Unit tests for src/http/session.c (and its cache) against the in-memory fake store. */
 #include "http/session.h"
 
 #include <check.h>
@@ -13,6 +13,7 @@ static void setup(void)
 {
     st = fake_store_new();
     fake_store_add_user(st, "alice", "pw");
+    session_cache_clear();
 }
 
 static void teardown(void)
@@ -99,6 +100,90 @@ START_TEST(bad_tokens)
 }
 END_TEST
 
+/* A row deleted behind the module's back (another node, `shoebox user passwd`)
+ * is still used from the cache, but never longer than SESSION_CACHE_MS. */
+START_TEST(cache_bound)
+{
+    char token[SESSION_TOKEN_LEN + 1], digest[SESSION_TOKEN_LEN + 1];
+    struct session_info si;
+    int64_t now = 1000000;
+
+    ck_assert_int_eq(session_create(st, 1, now, 3600, token, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now, 3600, &si, NULL), 0);
+    ck_assert(si.valid);
+    secret_digest(token, digest);
+    ck_assert_int_eq(st->ops->session_delete(st, digest, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now + SESSION_CACHE_MS - 1, 3600, &si, NULL), 0);
+    ck_assert(si.valid);  /* the cache spared this read */
+    ck_assert_int_eq(session_load(st, token, now + SESSION_CACHE_MS, 3600, &si, NULL), 0);
+    ck_assert(!si.valid);
+    /* a clock that went back does not stretch an entry's life either */
+    ck_assert_int_eq(session_create(st, 1, now, 3600, token, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now, 3600, &si, NULL), 0);
+    secret_digest(token, digest);
+    ck_assert_int_eq(st->ops->session_delete(st, digest, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now - 1, 3600, &si, NULL), 0);
+    ck_assert(!si.valid);
+}
+END_TEST
+
+/* A logout through the module ends the session at once, cached or not. */
+START_TEST(cache_logout_at_once)
+{
+    char token[SESSION_TOKEN_LEN + 1];
+    struct session_info si;
+    int64_t now = 1000000;
+
+    ck_assert_int_eq(session_create(st, 1, now, 3600, token, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now, 3600, &si, NULL), 0);
+    ck_assert(si.valid);
+    ck_assert_int_eq(session_delete(st, token, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now + 1, 3600, &si, NULL), 0);
+    ck_assert(!si.valid);
+}
+END_TEST
+
+/* A cached row is never used at or past its expiry. */
+START_TEST(cache_never_past_expiry)
+{
+    char token[SESSION_TOKEN_LEN + 1];
+    struct session_info si;
+    int64_t now = 1000000;
+
+    /* age 1 s: a load 100 ms in is cached without a touch (the touch waits 250 ms) */
+    ck_assert_int_eq(session_create(st, 1, now, 1, token, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now + 100, 1, &si, NULL), 0);
+    ck_assert(si.valid);
+    ck_assert_int_eq(fake_store_touches(st), 0);
+    /* the row is gone from the store (another node): the cached copy, still
+     * within SESSION_CACHE_MS of its read, is not used at its expiry */
+    char digest[SESSION_TOKEN_LEN + 1];
+    secret_digest(token, digest);
+    ck_assert_int_eq(st->ops->session_delete(st, digest, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now + 1000, 1, &si, NULL), 0);
+    ck_assert(!si.valid);
+}
+END_TEST
+
+/* Entries belong to one store: another store's session of the same digest is
+ * not answered from the cache. */
+START_TEST(cache_per_store)
+{
+    char token[SESSION_TOKEN_LEN + 1];
+    struct session_info si;
+    struct store *other = fake_store_new();
+    int64_t now = 1000000;
+
+    fake_store_add_user(other, "bob", "pw");
+    ck_assert_int_eq(session_create(st, 1, now, 3600, token, NULL), 0);
+    ck_assert_int_eq(session_load(st, token, now, 3600, &si, NULL), 0);
+    ck_assert(si.valid);
+    ck_assert_int_eq(session_load(other, token, now, 3600, &si, NULL), 0);
+    ck_assert(!si.valid);
+    fake_store_free(other);
+}
+END_TEST
+
 START_TEST(cookies)
 {
     char line[256];
@@ -129,6 +214,10 @@ int main(void)
     tcase_add_test(tc, touch_throttled);
     tcase_add_test(tc, bad_tokens);
     tcase_add_test(tc, cookies);
+    tcase_add_test(tc, cache_bound);
+    tcase_add_test(tc, cache_logout_at_once);
+    tcase_add_test(tc, cache_never_past_expiry);
+    tcase_add_test(tc, cache_per_store);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
