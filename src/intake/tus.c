@@ -291,28 +291,31 @@ static void stop_writer(struct tus *t, struct entry *e)
     e->gen++;
 }
 
-/* The Shoebox upload the file goes into; a new one when it is gone (an upload
- * without files does not survive a restart: store upload_reset_requests). */
-static int ensure_upload(struct tus *t, struct entry *e, struct err *err)
+/* The Shoebox upload the file goes into must still be there: a file is never
+ * put into another upload than the one its client named (the page counts its
+ * files there). The start-up sweep keeps uploads tus files point to
+ * (tus_upload_refs), so a missing one was removed on purpose: TUS_GONE. */
+static enum tus_result check_upload(struct tus *t, struct entry *e, struct err *err)
 {
     struct store *st = t->o.store;
     struct store_upload u;
     int rc = st->ops->upload_get(st, e->info.upload_id, e->info.user_id, &u, err);
 
     if (rc == 0)
-        return 0;
+        return TUS_OK;
     if (rc != STORE_NOT_FOUND)
-        return -1;
+        return TUS_ERROR;
     err_clear(err);
-    if (st->ops->upload_create(st, e->info.user_id, 1, t->o.batch_size, time_now_ms(),
-                               &e->info.upload_id, err))
-        return -1;
-    log_info("intake", "tus.upload_reopened", "id=%s upload=%lld", e->id,
+    log_warn("intake", "tus.upload_gone", "id=%s upload=%lld", e->id,
              (long long)e->info.upload_id);
-    return 0;
+    err_set(err, ERR_PERMANENT, "receive",
+            "upload %lld is gone: '%s' was not stored; send it again in a new upload",
+            (long long)e->info.upload_id, e->info.name[0] ? e->info.name : e->id);
+    return TUS_GONE;
 }
 
-/* offset == length: into the spool and the store (ingest_adopt). */
+/* offset == length: into the spool and the store (ingest_adopt); its upload
+ * was checked (check_upload). */
 static int complete(struct tus *t, struct entry *e, struct err *err)
 {
     struct store *st = t->o.store;
@@ -323,8 +326,6 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
 
     if (e->info.file_id > 0)
         return 0;
-    if (ensure_upload(t, e, err))
-        return -1;
     path_of(t, e->id, ".bin", bin, sizeof(bin));
     snprintf(rel, sizeof(rel), "spool/%lld-tus-%s", (long long)e->info.upload_id, e->id);
     snprintf(abs, sizeof(abs), "%s/%s", t->data_dir, rel);
@@ -383,10 +384,14 @@ static enum tus_result check_access(struct entry *e, int64_t user_id)
 /* A complete upload whose recording was cut off (crash) is recorded now. */
 static enum tus_result finish_if_complete(struct tus *t, struct entry *e, struct err *err)
 {
-    if (e->info.length >= 0 && e->info.offset == e->info.length && e->info.file_id == 0 &&
-        complete(t, e, err))
-        return TUS_ERROR;
-    return TUS_OK;
+    enum tus_result r;
+
+    if (e->info.length < 0 || e->info.offset != e->info.length || e->info.file_id > 0)
+        return TUS_OK;
+    r = check_upload(t, e, err);
+    if (r == TUS_OK && complete(t, e, err))
+        r = TUS_ERROR;
+    return r;
 }
 
 /* ------------------------------------------------------------------ API */
@@ -748,27 +753,42 @@ enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struc
     return r;
 }
 
-int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
+/* The ids of the .info files in dir into *out (each xstrndup'd, the array
+ * xrealloc'd: the caller frees both) and *n. 0, or -1 with errno from opendir. */
+static int list_ids(const char *dir, char ***out, size_t *n)
 {
-    DIR *d = opendir(t->dir);
+    DIR *d = opendir(dir);
     struct dirent *de;
     char **ids = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 0;
 
-    *removed = 0;
+    *out = NULL;
+    *n = 0;
     if (!d)
         return -1;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
         if (len != TUS_ID_LEN + 5 || strcmp(de->d_name + TUS_ID_LEN, ".info"))
             continue;
-        if (n == cap) {
+        if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             ids = xrealloc(ids, cap * sizeof(*ids));
         }
-        ids[n++] = xstrndup(de->d_name, TUS_ID_LEN);
+        ids[(*n)++] = xstrndup(de->d_name, TUS_ID_LEN);
     }
     closedir(d);
+    *out = ids;
+    return 0;
+}
+
+int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
+{
+    size_t n = 0;
+    char **ids;
+
+    *removed = 0;
+    if (list_ids(t->dir, &ids, &n))
+        return -1;
     for (size_t i = 0; i < n; i++) {
         struct entry *e = tus_id_ok(ids[i]) ? entry_get(t, ids[i]) : NULL;
         if (e && !e->deleted && !e->writing && e->info.expires_ms < now_ms) {
@@ -782,6 +802,38 @@ int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
         free(ids[i]);
     }
     free(ids);
+    return 0;
+}
+
+int tus_upload_refs(const char *data_dir, int64_t now_ms, int64_t **ids, size_t *n,
+                    struct err *err)
+{
+    struct tus t = {.dir = xasprintf("%s/" TUS_DIR, data_dir)};
+    struct entry e;
+    size_t n_names = 0;
+    char **names;
+    int rc = 0;
+
+    *ids = NULL;
+    *n = 0;
+    if (list_ids(t.dir, &names, &n_names)) {
+        if (errno != ENOENT)
+            rc = err_set(err, ERR_TRANSIENT, "receive", "cannot read '%s': %s", t.dir,
+                         strerror(errno));
+        free(t.dir);
+        return rc;
+    }
+    if (n_names)
+        *ids = xcalloc(n_names, sizeof(**ids));
+    for (size_t i = 0; i < n_names; i++) {
+        memset(&e, 0, sizeof(e));
+        snprintf(e.id, sizeof(e.id), "%s", names[i]);
+        if (load_info(&t, &e) == 0 && e.info.file_id == 0 && e.info.expires_ms >= now_ms)
+            (*ids)[(*n)++] = e.info.upload_id;
+        free(names[i]);
+    }
+    free(names);
+    free(t.dir);
     return 0;
 }
 

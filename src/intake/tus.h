@@ -53,7 +53,7 @@ struct jobs;
 enum tus_result {
     TUS_OK = 0,
     TUS_NOT_FOUND,   /* 404: no such upload, or another user's */
-    TUS_GONE,        /* 410: expired */
+    TUS_GONE,        /* 410: expired, or its Shoebox upload is gone (err tells) */
     TUS_CONFLICT,    /* 409: Upload-Offset is not the upload's offset */
     TUS_SUPERSEDED,  /* 409: another PATCH took the upload over */
     TUS_TOO_LARGE,   /* 413: over Upload-Length or --max-file-size */
@@ -85,6 +85,14 @@ struct tus_info {
 
 struct tus;
 struct tus_write;
+
+/* The Shoebox uploads the tus uploads in progress under DATA/tus/ point to
+ * (not complete, not expired at now_ms), for the start-up sweep, which must
+ * not drop them (jobs_opts.keep_uploads): *ids (free() it) and *n. Runs
+ * before tus_new; a damaged info file is skipped. 0, or -1 (err) when the
+ * directory cannot be read; a missing directory is no upload. */
+int tus_upload_refs(const char *data_dir, int64_t now_ms, int64_t **ids, size_t *n,
+                    struct err *err);
 
 /* Makes DATA/tus/, starts the sweeper. NULL with err on failure. */
 struct tus *tus_new(const struct tus_opts *o, struct err *err);
