@@ -30,14 +30,12 @@ struct entry {
     char id[TUS_ID_LEN + 1];
     int refs;                 /* under tus.mu */
     pthread_mutex_t mu;       /* everything below */
-    pthread_cond_t ended;     /* with mu: a reference went (a writer ended), for tus_head */
     bool loaded, deleted;
     struct tus_info info;     /* committed state (as in <id>.info) */
     struct sha256_saved sha;  /* of bytes [0, info.offset) */
     int fd;                   /* <id>.bin, -1 when closed */
     uint64_t gen;             /* the writing PATCH's number */
     bool writing;
-    pthread_t wr_thread;      /* the writer's HTTP thread (MHD keeps a connection on one) */
     int64_t wr_offset;        /* bytes in the file from the writer */
     struct sha256_saved wr_sha;
     bool wr_checksum;         /* the writer's bytes count only once verified */
@@ -185,16 +183,6 @@ static int load_info(struct tus *t, struct entry *e)
 
 /* ------------------------------------------------------------- entries */
 
-static void init_cond(pthread_cond_t *c)
-{
-    pthread_condattr_t ca;
-
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(c, &ca);
-    pthread_condattr_destroy(&ca);
-}
-
 /* The entry of id, loaded; NULL when there is no such upload. Locked on return. */
 static struct entry *entry_get(struct tus *t, const char *id)
 {
@@ -208,7 +196,6 @@ static struct entry *entry_get(struct tus *t, const char *id)
         e = xcalloc(1, sizeof(*e));
         snprintf(e->id, sizeof(e->id), "%s", id);
         pthread_mutex_init(&e->mu, NULL);
-        init_cond(&e->ended);
         e->fd = -1;
         e->next = t->entries;
         t->entries = e;
@@ -228,7 +215,6 @@ static struct entry *entry_get(struct tus *t, const char *id)
 /* Unlocks e and drops the reference. */
 static void entry_put(struct tus *t, struct entry *e)
 {
-    pthread_cond_broadcast(&e->ended);
     pthread_mutex_unlock(&e->mu);
     pthread_mutex_lock(&t->mu);
     if (--e->refs == 0) {
@@ -239,7 +225,6 @@ static void entry_put(struct tus *t, struct entry *e)
             }
         if (e->fd >= 0)
             close(e->fd);
-        pthread_cond_destroy(&e->ended);
         pthread_mutex_destroy(&e->mu);
         free(e);
     }
@@ -357,19 +342,14 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
     ing = ingest_new(&io, err);
     if (!ing)
         return -1;
-    if (st->ops->upload_request_begin(st, e->info.upload_id, 0, 0, time_now_ms(), err)) {
-        ingest_free(ing);
-        return -1;
-    }
+    /* No request around it (two more commits a file): recording the file
+     * reopens a finished upload, and a rejected one finishes it when it was
+     * the last (store upload_add_file). */
     sha256s_peek_hex(&e->sha, sha);
     rc = ingest_adopt(ing, e->info.name, rel, e->info.length, sha, &file_id);
     if (rc)
         *err = *ingest_error(ing);
     ingest_free(ing);
-    struct err e2 = {0};
-    if (st->ops->upload_request_end(st, e->info.upload_id, time_now_ms(), &e2))
-        log_warn("intake", "tus.request_end_failed", "upload=%lld msg=%s",
-                 (long long)e->info.upload_id, LOG_Q(e2.msg));
     if (rc)
         return -1;
     e->info.file_id = file_id;
@@ -482,20 +462,6 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
     return TUS_OK;
 }
 
-/* A HEAD usually follows a PATCH the client saw break: the server may still be
- * reading that PATCH's last bytes from its connection. Wait (e->mu released)
- * up to TUS_HEAD_WAIT_MS for the writer to end, so the offset answered holds
- * them; not when the writer's connection is served by this very thread. */
-static void wait_writer(struct entry *e)
-{
-    struct timespec until = time_after_ms(CLOCK_MONOTONIC, TUS_HEAD_WAIT_MS);
-
-    if (pthread_equal(e->wr_thread, pthread_self()))
-        return;
-    while (e->writing && pthread_cond_timedwait(&e->ended, &e->mu, &until) == 0)
-        ;
-}
-
 enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct tus_info *out,
                          struct err *err)
 {
@@ -506,14 +472,15 @@ enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct 
         return TUS_NOT_FOUND;
     e = entry_get(t, id);
     r = check_access(e, user_id);
+    /* A HEAD follows a PATCH its client saw break, which the server may not
+     * have seen yet (it can go on reading that connection for a while): the
+     * PATCH is stopped here, so the offset answered is the one the next PATCH
+     * must start at, not one the old PATCH moves on from (a 409, the body
+     * sent again). */
     if (r == TUS_OK && e->writing) {
-        uint64_t gen = e->gen;
-        wait_writer(e);
-        if (e->writing && e->gen == gen) { /* not a PATCH that began meanwhile */
-            log_info("intake", "tus.head_takeover", "id=%s offset=%lld", e->id,
-                     (long long)e->wr_offset);
-            stop_writer(t, e);
-        }
+        log_info("intake", "tus.head_takeover", "id=%s offset=%lld", e->id,
+                 (long long)e->wr_offset);
+        stop_writer(t, e);
     }
     if (r == TUS_OK)
         r = finish_if_complete(t, e, err);
@@ -589,7 +556,6 @@ enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, 
     w->gen = ++e->gen;
     w->upload_id = e->info.upload_id;
     e->writing = e->info.file_id == 0;
-    e->wr_thread = pthread_self();
     e->wr_offset = e->info.offset;
     e->wr_sha = e->sha;
     e->wr_checksum = checksum_alg != NULL;
@@ -900,6 +866,7 @@ static void *sweeper(void *arg)
 struct tus *tus_new(const struct tus_opts *o, struct err *err)
 {
     struct tus *t;
+    pthread_condattr_t ca;
 
     if (!o || !o->store || !o->data_dir || o->expire_ms <= 0 || o->max_file_size <= 0) {
         err_set(err, ERR_PERMANENT, "receive", "invalid tus options");
@@ -912,7 +879,10 @@ struct tus *tus_new(const struct tus_opts *o, struct err *err)
     t->dir = xasprintf("%s/" TUS_DIR, o->data_dir);
     t->spool_dir = xasprintf("%s/spool", o->data_dir);
     pthread_mutex_init(&t->mu, NULL);
-    init_cond(&t->cv);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &ca);
+    pthread_condattr_destroy(&ca);
     if (fs_mkdir_p(t->dir, 0700, err) || fs_mkdir_p(t->spool_dir, 0700, err)) {
         tus_free(t);
         return NULL;

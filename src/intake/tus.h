@@ -28,9 +28,9 @@
  * TUS_SUPERSEDED (409). So a client whose old connection hangs half-dead
  * resumes at once instead of getting "423 locked"; nothing blocks and the
  * file is never written by two requests at the same offset. A HEAD while a
- * PATCH is writing waits up to TUS_HEAD_WAIT_MS for it to end (the usual
- * case: its connection broke and the server is reading its last bytes), then
- * takes the upload over the same way: the offset a HEAD answers is final, the
+ * PATCH is writing takes the upload over the same way (its client asks HEAD
+ * because it saw that PATCH break; the server may go on reading the broken
+ * connection for many seconds): the offset a HEAD answers is final, and the
  * next PATCH from it never meets a 409 from bytes that arrived after it.
  *
  * Expiry: every upload expires expire_ms after its last PATCH; a sweeper
@@ -52,14 +52,6 @@ struct jobs;
 
 #define TUS_ID_LEN 32
 #define TUS_COMMIT_BYTES (8 * 1024 * 1024)
-/* How long a HEAD waits for a PATCH still writing the upload to end before it
- * takes the upload over. A client asks HEAD after its PATCH broke; the server
- * may still be reading that connection's last bytes (hundreds of KB on a fast
- * link, drained in milliseconds once the break reaches the server): answering
- * before they are stored made the client send them again. The wait holds one
- * HTTP pool thread (the HEAD's), so it is short; a half-open connection costs
- * the HEAD this long once, and then what arrived is what counts. */
-#define TUS_HEAD_WAIT_MS 250
 #define TUS_TYPE_MAX 128
 
 enum tus_result {
@@ -118,10 +110,9 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
                            const char *name, const char *type, struct tus_info *out,
                            struct err *err);
 
-/* The upload's committed state (HEAD). A PATCH still writing gets up to
- * TUS_HEAD_WAIT_MS to end (unless it runs on the calling thread, where it
- * cannot), then is taken over (its bytes so far committed, its later bytes
- * refused): the offset answered is the one the next PATCH must start at. */
+/* The upload's committed state (HEAD). A PATCH still writing is taken over
+ * (its bytes so far committed, its later bytes refused: TUS_SUPERSEDED), so
+ * the offset answered is the one the next PATCH must start at. */
 enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct tus_info *out,
                          struct err *err);
 
