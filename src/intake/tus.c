@@ -96,7 +96,33 @@ static void put_hex(char *buf, size_t n, size_t *len, const char *key, const cha
     free(hex);
 }
 
-static int save_info(struct tus *t, struct entry *e, struct err *err)
+/* Replaces path with data without waiting for the disk (no fsync): for a new
+ * upload's first info, which promises no bytes (offset 0). A crash may lose it
+ * or leave it empty (load_info: no such upload); the first commit replaces it
+ * durably. */
+static int write_info_fast(const char *path, const char *data, size_t len, struct err *err)
+{
+    char tmp[4200];
+    int fd, rc;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_set(err, ERR_TRANSIENT, "receive", "cannot create the upload: %s",
+                       errno == ENOSPC ? "disk full" : strerror(errno));
+    rc = fs_write_all(fd, data, len, err);
+    if (close(fd) < 0 && rc == 0)
+        rc = err_set(err, ERR_TRANSIENT, "receive", "cannot create the upload: %s",
+                     strerror(errno));
+    if (rc == 0)
+        rc = fs_rename(tmp, path, err);
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+/* Writes <id>.info from e; durably (fsync file and directory) unless !durable. */
+static int save_info_as(struct tus *t, struct entry *e, bool durable, struct err *err)
 {
     char path[4096], buf[INFO_MAX], sha[2 * SHA256_STATE_BYTES + 1];
     const struct tus_info *i = &e->info;
@@ -112,7 +138,14 @@ static int save_info(struct tus *t, struct entry *e, struct err *err)
     put_hex(buf, sizeof(buf), &len, "name", i->name);
     put_hex(buf, sizeof(buf), &len, "type", i->type);
     path_of(t, e->id, ".info", path, sizeof(path));
+    if (!durable)
+        return write_info_fast(path, buf, len, err);
     return fs_write_file_atomic(path, buf, len, err);
+}
+
+static int save_info(struct tus *t, struct entry *e, struct err *err)
+{
+    return save_info_as(t, e, true, err);
 }
 
 static void get_hex(const char *hex, char *out, size_t n)
@@ -376,6 +409,43 @@ static enum tus_result check_access(struct entry *e, int64_t user_id)
     return TUS_OK;
 }
 
+/* The writer reached the length: its bytes are made durable, then the file is
+ * recorded (complete(), which writes the info once, with the offset and the
+ * file) instead of writing the info for the offset first. A crash in between
+ * leaves the old offset on disk: the client, told nothing yet, sends the rest
+ * again, and the store takes the same name and content in the same upload as
+ * the file it has (upload_add_file). */
+static enum tus_result commit_complete(struct tus *t, struct entry *e, struct err *err)
+{
+    int64_t old = e->info.offset, old_expires = e->info.expires_ms;
+    struct sha256_saved old_sha = e->sha;
+    struct err e2 = {0};
+    enum tus_result r;
+
+    if (e->fd >= 0 && fdatasync(e->fd) < 0) {
+        err_set(err, ERR_TRANSIENT, "receive", "cannot store the bytes: %s",
+                errno == ENOSPC ? "disk full" : strerror(errno));
+        drop_uncommitted(e);
+        return TUS_ERROR;
+    }
+    e->info.offset = e->wr_offset;
+    e->sha = e->wr_sha;
+    e->info.expires_ms = time_now_ms() + t->o.expire_ms;
+    r = check_upload(t, e, err);
+    if (r == TUS_OK && complete(t, e, err) == 0)
+        return TUS_OK;
+    /* Not recorded (it is tried again on the next HEAD): the bytes are on
+     * disk, so the offset is kept all the same. */
+    if (save_info(t, e, &e2) == 0)
+        return r == TUS_OK ? TUS_ERROR : r;
+    log_warn("intake", "tus.commit_failed", "id=%s msg=%s", e->id, LOG_Q(e2.msg));
+    e->info.offset = old;
+    e->info.expires_ms = old_expires;
+    e->sha = old_sha;
+    drop_uncommitted(e);
+    return TUS_ERROR;
+}
+
 /* A complete upload whose recording was cut off (crash) is recorded now. */
 static enum tus_result finish_if_complete(struct tus *t, struct entry *e, struct err *err)
 {
@@ -447,7 +517,7 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
     ingest_display_name(name, e->info.name, sizeof(e->info.name));
     snprintf(e->info.type, sizeof(e->info.type), "%s", type ? type : "");
     sha256s_init(&e->sha);
-    if (save_info(t, e, err)) {
+    if (save_info_as(t, e, length == 0, err)) {
         unlink(path);
         e->deleted = true;
         entry_put(t, e);
@@ -673,6 +743,9 @@ enum tus_result tus_patch_end(struct tus_write *w, struct tus_info *out, struct 
     }
     if (w->digest && r != TUS_OK) {
         drop_uncommitted(e);
+    } else if (r == TUS_OK && e->info.file_id == 0 && e->wr_offset == e->info.length &&
+               e->wr_offset > e->info.offset) {
+        r = commit_complete(t, e, err);
     } else if (commit_to(t, e, e->wr_offset, &e->wr_sha, err)) {
         drop_uncommitted(e);
         r = TUS_ERROR;
