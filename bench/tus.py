@@ -28,7 +28,8 @@ about 12 minutes for 200 on 2 cores), as bench/ingest.py. For a quick run,
 BENCH_GENERATE=1 makes N distinct JPEGs of BENCH_GEN_SIZE (2000x1500) with `vips
 gaussnoise` (one image, distinct bytes appended after the end marker) in a temp dir.
 BENCH_TUS_WITH_CREATION=1 sends each file's bytes in its creation POST (one request a
-file; a break there starts the file over). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
+file; a break there starts the file over). BENCH_KEEPALIVE (1) keeps one connection per
+client thread for both doors, as browsers and tus-js-client do (0: one per request). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
 Writes build/bench/tus.json.
 """
 import base64
