@@ -128,7 +128,7 @@ class Session {
     const headers = { ...(opts.headers || {}), Cookie: this.cookieHeader() };
     const method = (opts.method || "GET").toUpperCase();
     if (method !== "GET" && method !== "HEAD" && this.cookies.csrftoken) headers["X-CSRFToken"] = this.cookies.csrftoken;
-    const res = await fetch(this.base + url, { ...opts, headers, redirect: "manual" });
+    const res = await fetch(this.base + url, { ...opts, headers, redirect: "manual" }).catch((e) => { throw new Error(`${method} ${url}: ${e.message} (${e.cause && (e.cause.code || e.cause.message)})`); });
     for (const sc of res.headers.getSetCookie()) {
       const [kv] = sc.split(";");
       const eqAt = kv.indexOf("=");
