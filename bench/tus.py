@@ -28,7 +28,8 @@ about 12 minutes for 200 on 2 cores), as bench/ingest.py. For a quick run,
 BENCH_GENERATE=1 makes N distinct JPEGs of BENCH_GEN_SIZE (2000x1500) with `vips
 gaussnoise` (one image, distinct bytes appended after the end marker) in a temp dir.
 BENCH_TUS_WITH_CREATION=1 sends each file's bytes in its creation POST (one request a
-file; a break there starts the file over). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
+file; a break there starts the file over). BENCH_KEEPALIVE (1) keeps one connection per
+client thread for both doors, as browsers and tus-js-client do (0: one per request). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
 Writes build/bench/tus.json.
 """
 import base64
@@ -62,6 +63,7 @@ CHUNK = int(float(os.environ.get("BENCH_TUS_CHUNK_MB", "0")) * 1024 * 1024)
 DROP = int(float(os.environ.get("BENCH_DROP_MB", "2")) * 1024 * 1024)
 WITH_CREATION = os.environ.get("BENCH_TUS_WITH_CREATION", "") == "1"   # body in the POST
 RESUME_DELAY = float(os.environ.get("BENCH_RESUME_DELAY", "0"))   # s before the HEAD
+KEEPALIVE = os.environ.get("BENCH_KEEPALIVE", "1") == "1"   # a connection per client thread
 PARALLEL = 3
 PER_REQUEST = 10
 REQ_BYTES = 8 * 1024 * 1024
@@ -202,6 +204,37 @@ class Proxy:
         self.sock.close()
 
 
+_local = threading.local()
+
+
+def request(port, method, path, body=None, headers=None, timeout=300, again=True):
+    """One request: status, headers (lower-case names), body. With KEEPALIVE the
+    thread's connection to port is reused, as a browser's or tus-js-client's (Node's
+    agent) would be; a request that fails on a reused connection (closed by the server
+    meanwhile) is sent once more on a new one when `again`. Other errors raise."""
+    conns = _local.__dict__.setdefault("conns", {})
+    for attempt in (0, 1):
+        conn = conns.pop(port, None) if KEEPALIVE else None
+        reused = conn is not None
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            if reused and again and attempt == 0:
+                continue
+            raise
+        if KEEPALIVE and not r.will_close:
+            conns[port] = conn
+        else:
+            conn.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    raise AssertionError("unreachable")
+
+
 def login(port):
     c = Client(port)
     r = c.login(USER, PW)
@@ -269,15 +302,11 @@ def multipart_run(port, files):
         parts.append(Part("upload", value=str(uid)) if uid else Part("expected", value=str(len(files))))
         parts += [file_part(p) for p in group]
         ctype, length, body = multipart(parts)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        conn.request("POST", "/photos/upload/", body=body,
-                     headers={"Content-Type": ctype, "Content-Length": str(length),
-                              "Accept": "application/json", "Cookie": cookie})
-        r = conn.getresponse()
-        data = r.read()
-        conn.close()
-        if r.status != 202:
-            raise RuntimeError(f"multipart: {r.status} {data[:200]!r}")
+        status, _, data = request(port, "POST", "/photos/upload/", body=b"".join(body),
+                                  headers={"Content-Type": ctype, "Content-Length": str(length),
+                                           "Accept": "application/json", "Cookie": cookie})
+        if status != 202:
+            raise RuntimeError(f"multipart: {status} {data[:200]!r}")
         return json.loads(data)["upload_id"]
 
     t0 = time.time()
@@ -301,14 +330,11 @@ class TusClient:
         self.resumes = 0
 
     def _req(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            conn.request(method, path, body=body, headers={**self.h, **(headers or {})})
-            r = conn.getresponse()
-            r.read()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}
-        finally:
-            conn.close()
+        # A broken PATCH is never sent again as it was: the client asks HEAD (tus).
+        status, h, _ = request(self.port, method, path, body=body,
+                               headers={**self.h, **(headers or {})}, timeout=120,
+                               again=method != "PATCH")
+        return status, h
 
     def _retry(self, fn):
         for attempt in range(100):

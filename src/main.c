@@ -417,6 +417,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct jobs *jobs = NULL;
     struct http_server *srv = NULL;
     struct tus *tus = NULL;
+    int64_t *keep = NULL;
+    size_t n_keep = 0;
     struct err err = {0};
     char exe[4096];
     char **wargv = NULL;
@@ -446,10 +448,15 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     wargv = worker_argv(exe, cfg);
     if (export_db_url(cfg, &err))
         goto out;
+    /* Read before the start-up sweep: it keeps the uploads these point to. */
+    if (tus_upload_refs(cfg->data_dir, time_now_ms(), &keep, &n_keep, &err))
+        goto out;
     struct jobs_opts jo = {
         .batch_size = cfg->batch_size,
         .batch_delay_ms = (int64_t)(cfg->batch_delay * 1000.0),
         .upload_idle_ms = cfg->upload_idle * 1000,
+        .keep_uploads = keep,
+        .n_keep_uploads = n_keep,
         .workers = default_workers(cfg),
         .data_dir = cfg->data_dir,
         .exe = exe,
@@ -459,6 +466,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     };
     if (jobs_start(&jo, st, bs, &jobs, &err))
         goto out;
+    free(keep);
+    keep = NULL;
     struct http_opts ho = {
         .listen = cfg->listen,
         .threads = http_thread_count(cfg),
@@ -501,6 +510,7 @@ out:
     jobs_stop(jobs);
     close_stores(st, bs);
     free_argv(wargv);
+    free(keep);
     return rc;
 }
 

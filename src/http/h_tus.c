@@ -94,7 +94,7 @@ static int send_result(struct http_req *req, enum tus_result r, const struct err
     switch (r) {
     case TUS_OK: return send_plain(req, 204, "");
     case TUS_NOT_FOUND: return send_plain(req, 404, msg ? msg : "no such upload");
-    case TUS_GONE: return send_plain(req, 410, "the upload expired: start it again");
+    case TUS_GONE: return send_plain(req, 410, msg ? msg : "the upload expired: start it again");
     case TUS_CONFLICT:
     case TUS_SUPERSEDED: return send_plain(req, 409, msg ? msg : "offset mismatch");
     case TUS_TOO_LARGE: return send_plain(req, 413, msg ? msg : "too large");

@@ -96,7 +96,33 @@ static void put_hex(char *buf, size_t n, size_t *len, const char *key, const cha
     free(hex);
 }
 
-static int save_info(struct tus *t, struct entry *e, struct err *err)
+/* Replaces path with data without waiting for the disk (no fsync): for a new
+ * upload's first info, which promises no bytes (offset 0). A crash may lose it
+ * or leave it empty (load_info: no such upload); the first commit replaces it
+ * durably. */
+static int write_info_fast(const char *path, const char *data, size_t len, struct err *err)
+{
+    char tmp[4200];
+    int fd, rc;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_set(err, ERR_TRANSIENT, "receive", "cannot create the upload: %s",
+                       errno == ENOSPC ? "disk full" : strerror(errno));
+    rc = fs_write_all(fd, data, len, err);
+    if (close(fd) < 0 && rc == 0)
+        rc = err_set(err, ERR_TRANSIENT, "receive", "cannot create the upload: %s",
+                     strerror(errno));
+    if (rc == 0)
+        rc = fs_rename(tmp, path, err);
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+/* Writes <id>.info from e; durably (fsync file and directory) unless !durable. */
+static int save_info_as(struct tus *t, struct entry *e, bool durable, struct err *err)
 {
     char path[4096], buf[INFO_MAX], sha[2 * SHA256_STATE_BYTES + 1];
     const struct tus_info *i = &e->info;
@@ -112,7 +138,14 @@ static int save_info(struct tus *t, struct entry *e, struct err *err)
     put_hex(buf, sizeof(buf), &len, "name", i->name);
     put_hex(buf, sizeof(buf), &len, "type", i->type);
     path_of(t, e->id, ".info", path, sizeof(path));
+    if (!durable)
+        return write_info_fast(path, buf, len, err);
     return fs_write_file_atomic(path, buf, len, err);
+}
+
+static int save_info(struct tus *t, struct entry *e, struct err *err)
+{
+    return save_info_as(t, e, true, err);
 }
 
 static void get_hex(const char *hex, char *out, size_t n)
@@ -291,28 +324,31 @@ static void stop_writer(struct tus *t, struct entry *e)
     e->gen++;
 }
 
-/* The Shoebox upload the file goes into; a new one when it is gone (an upload
- * without files does not survive a restart: store upload_reset_requests). */
-static int ensure_upload(struct tus *t, struct entry *e, struct err *err)
+/* The Shoebox upload the file goes into must still be there: a file is never
+ * put into another upload than the one its client named (the page counts its
+ * files there). The start-up sweep keeps uploads tus files point to
+ * (tus_upload_refs), so a missing one was removed on purpose: TUS_GONE. */
+static enum tus_result check_upload(struct tus *t, struct entry *e, struct err *err)
 {
     struct store *st = t->o.store;
     struct store_upload u;
     int rc = st->ops->upload_get(st, e->info.upload_id, e->info.user_id, &u, err);
 
     if (rc == 0)
-        return 0;
+        return TUS_OK;
     if (rc != STORE_NOT_FOUND)
-        return -1;
+        return TUS_ERROR;
     err_clear(err);
-    if (st->ops->upload_create(st, e->info.user_id, 1, t->o.batch_size, time_now_ms(),
-                               &e->info.upload_id, err))
-        return -1;
-    log_info("intake", "tus.upload_reopened", "id=%s upload=%lld", e->id,
+    log_warn("intake", "tus.upload_gone", "id=%s upload=%lld", e->id,
              (long long)e->info.upload_id);
-    return 0;
+    err_set(err, ERR_PERMANENT, "receive",
+            "upload %lld is gone: '%s' was not stored; send it again in a new upload",
+            (long long)e->info.upload_id, e->info.name[0] ? e->info.name : e->id);
+    return TUS_GONE;
 }
 
-/* offset == length: into the spool and the store (ingest_adopt). */
+/* offset == length: into the spool and the store (ingest_adopt); its upload
+ * was checked (check_upload). */
 static int complete(struct tus *t, struct entry *e, struct err *err)
 {
     struct store *st = t->o.store;
@@ -323,8 +359,6 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
 
     if (e->info.file_id > 0)
         return 0;
-    if (ensure_upload(t, e, err))
-        return -1;
     path_of(t, e->id, ".bin", bin, sizeof(bin));
     snprintf(rel, sizeof(rel), "spool/%lld-tus-%s", (long long)e->info.upload_id, e->id);
     snprintf(abs, sizeof(abs), "%s/%s", t->data_dir, rel);
@@ -341,19 +375,14 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
     ing = ingest_new(&io, err);
     if (!ing)
         return -1;
-    if (st->ops->upload_request_begin(st, e->info.upload_id, 0, 0, time_now_ms(), err)) {
-        ingest_free(ing);
-        return -1;
-    }
+    /* No request around it (two more commits a file): recording the file
+     * reopens a finished upload, and a rejected one finishes it when it was
+     * the last (store upload_add_file). */
     sha256s_peek_hex(&e->sha, sha);
     rc = ingest_adopt(ing, e->info.name, rel, e->info.length, sha, &file_id);
     if (rc)
         *err = *ingest_error(ing);
     ingest_free(ing);
-    struct err e2 = {0};
-    if (st->ops->upload_request_end(st, e->info.upload_id, time_now_ms(), &e2))
-        log_warn("intake", "tus.request_end_failed", "upload=%lld msg=%s",
-                 (long long)e->info.upload_id, LOG_Q(e2.msg));
     if (rc)
         return -1;
     e->info.file_id = file_id;
@@ -380,13 +409,54 @@ static enum tus_result check_access(struct entry *e, int64_t user_id)
     return TUS_OK;
 }
 
+/* The writer reached the length: its bytes are made durable, then the file is
+ * recorded (complete(), which writes the info once, with the offset and the
+ * file) instead of writing the info for the offset first. A crash in between
+ * leaves the old offset on disk: the client, told nothing yet, sends the rest
+ * again, and the store takes the same name and content in the same upload as
+ * the file it has (upload_add_file). */
+static enum tus_result commit_complete(struct tus *t, struct entry *e, struct err *err)
+{
+    int64_t old = e->info.offset, old_expires = e->info.expires_ms;
+    struct sha256_saved old_sha = e->sha;
+    struct err e2 = {0};
+    enum tus_result r;
+
+    if (e->fd >= 0 && fdatasync(e->fd) < 0) {
+        err_set(err, ERR_TRANSIENT, "receive", "cannot store the bytes: %s",
+                errno == ENOSPC ? "disk full" : strerror(errno));
+        drop_uncommitted(e);
+        return TUS_ERROR;
+    }
+    e->info.offset = e->wr_offset;
+    e->sha = e->wr_sha;
+    e->info.expires_ms = time_now_ms() + t->o.expire_ms;
+    r = check_upload(t, e, err);
+    if (r == TUS_OK && complete(t, e, err) == 0)
+        return TUS_OK;
+    /* Not recorded (it is tried again on the next HEAD): the bytes are on
+     * disk, so the offset is kept all the same. */
+    if (save_info(t, e, &e2) == 0)
+        return r == TUS_OK ? TUS_ERROR : r;
+    log_warn("intake", "tus.commit_failed", "id=%s msg=%s", e->id, LOG_Q(e2.msg));
+    e->info.offset = old;
+    e->info.expires_ms = old_expires;
+    e->sha = old_sha;
+    drop_uncommitted(e);
+    return TUS_ERROR;
+}
+
 /* A complete upload whose recording was cut off (crash) is recorded now. */
 static enum tus_result finish_if_complete(struct tus *t, struct entry *e, struct err *err)
 {
-    if (e->info.length >= 0 && e->info.offset == e->info.length && e->info.file_id == 0 &&
-        complete(t, e, err))
-        return TUS_ERROR;
-    return TUS_OK;
+    enum tus_result r;
+
+    if (e->info.length < 0 || e->info.offset != e->info.length || e->info.file_id > 0)
+        return TUS_OK;
+    r = check_upload(t, e, err);
+    if (r == TUS_OK && complete(t, e, err))
+        r = TUS_ERROR;
+    return r;
 }
 
 /* ------------------------------------------------------------------ API */
@@ -447,7 +517,7 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
     ingest_display_name(name, e->info.name, sizeof(e->info.name));
     snprintf(e->info.type, sizeof(e->info.type), "%s", type ? type : "");
     sha256s_init(&e->sha);
-    if (save_info(t, e, err)) {
+    if (save_info_as(t, e, length == 0, err)) {
         unlink(path);
         e->deleted = true;
         entry_put(t, e);
@@ -472,9 +542,16 @@ enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct 
         return TUS_NOT_FOUND;
     e = entry_get(t, id);
     r = check_access(e, user_id);
-    if (r == TUS_OK && e->writing && !e->wr_checksum &&
-        commit_to(t, e, e->wr_offset, &e->wr_sha, err))
-        r = TUS_ERROR;
+    /* A HEAD follows a PATCH its client saw break, which the server may not
+     * have seen yet (it can go on reading that connection for a while): the
+     * PATCH is stopped here, so the offset answered is the one the next PATCH
+     * must start at, not one the old PATCH moves on from (a 409, the body
+     * sent again). */
+    if (r == TUS_OK && e->writing) {
+        log_info("intake", "tus.head_takeover", "id=%s offset=%lld", e->id,
+                 (long long)e->wr_offset);
+        stop_writer(t, e);
+    }
     if (r == TUS_OK)
         r = finish_if_complete(t, e, err);
     *out = e->info;
@@ -666,6 +743,9 @@ enum tus_result tus_patch_end(struct tus_write *w, struct tus_info *out, struct 
     }
     if (w->digest && r != TUS_OK) {
         drop_uncommitted(e);
+    } else if (r == TUS_OK && e->info.file_id == 0 && e->wr_offset == e->info.length &&
+               e->wr_offset > e->info.offset) {
+        r = commit_complete(t, e, err);
     } else if (commit_to(t, e, e->wr_offset, &e->wr_sha, err)) {
         drop_uncommitted(e);
         r = TUS_ERROR;
@@ -748,27 +828,42 @@ enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struc
     return r;
 }
 
-int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
+/* The ids of the .info files in dir into *out (each xstrndup'd, the array
+ * xrealloc'd: the caller frees both) and *n. 0, or -1 with errno from opendir. */
+static int list_ids(const char *dir, char ***out, size_t *n)
 {
-    DIR *d = opendir(t->dir);
+    DIR *d = opendir(dir);
     struct dirent *de;
     char **ids = NULL;
-    size_t n = 0, cap = 0;
+    size_t cap = 0;
 
-    *removed = 0;
+    *out = NULL;
+    *n = 0;
     if (!d)
         return -1;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
         if (len != TUS_ID_LEN + 5 || strcmp(de->d_name + TUS_ID_LEN, ".info"))
             continue;
-        if (n == cap) {
+        if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             ids = xrealloc(ids, cap * sizeof(*ids));
         }
-        ids[n++] = xstrndup(de->d_name, TUS_ID_LEN);
+        ids[(*n)++] = xstrndup(de->d_name, TUS_ID_LEN);
     }
     closedir(d);
+    *out = ids;
+    return 0;
+}
+
+int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
+{
+    size_t n = 0;
+    char **ids;
+
+    *removed = 0;
+    if (list_ids(t->dir, &ids, &n))
+        return -1;
     for (size_t i = 0; i < n; i++) {
         struct entry *e = tus_id_ok(ids[i]) ? entry_get(t, ids[i]) : NULL;
         if (e && !e->deleted && !e->writing && e->info.expires_ms < now_ms) {
@@ -782,6 +877,38 @@ int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
         free(ids[i]);
     }
     free(ids);
+    return 0;
+}
+
+int tus_upload_refs(const char *data_dir, int64_t now_ms, int64_t **ids, size_t *n,
+                    struct err *err)
+{
+    struct tus t = {.dir = xasprintf("%s/" TUS_DIR, data_dir)};
+    struct entry e;
+    size_t n_names = 0;
+    char **names;
+    int rc = 0;
+
+    *ids = NULL;
+    *n = 0;
+    if (list_ids(t.dir, &names, &n_names)) {
+        if (errno != ENOENT)
+            rc = err_set(err, ERR_TRANSIENT, "receive", "cannot read '%s': %s", t.dir,
+                         strerror(errno));
+        free(t.dir);
+        return rc;
+    }
+    if (n_names)
+        *ids = xcalloc(n_names, sizeof(**ids));
+    for (size_t i = 0; i < n_names; i++) {
+        memset(&e, 0, sizeof(e));
+        snprintf(e.id, sizeof(e.id), "%s", names[i]);
+        if (load_info(&t, &e) == 0 && e.info.file_id == 0 && e.info.expires_ms >= now_ms)
+            (*ids)[(*n)++] = e.info.upload_id;
+        free(names[i]);
+    }
+    free(names);
+    free(t.dir);
     return 0;
 }
 

@@ -27,7 +27,11 @@
  * checksum, dropped), its later bytes are refused and it ends with
  * TUS_SUPERSEDED (409). So a client whose old connection hangs half-dead
  * resumes at once instead of getting "423 locked"; nothing blocks and the
- * file is never written by two requests at the same offset.
+ * file is never written by two requests at the same offset. A HEAD while a
+ * PATCH is writing takes the upload over the same way (its client asks HEAD
+ * because it saw that PATCH break; the server may go on reading the broken
+ * connection for many seconds): the offset a HEAD answers is final, and the
+ * next PATCH from it never meets a 409 from bytes that arrived after it.
  *
  * Expiry: every upload expires expire_ms after its last PATCH; a sweeper
  * thread removes expired uploads' files (complete ones only lose their info
@@ -53,7 +57,7 @@ struct jobs;
 enum tus_result {
     TUS_OK = 0,
     TUS_NOT_FOUND,   /* 404: no such upload, or another user's */
-    TUS_GONE,        /* 410: expired */
+    TUS_GONE,        /* 410: expired, or its Shoebox upload is gone (err tells) */
     TUS_CONFLICT,    /* 409: Upload-Offset is not the upload's offset */
     TUS_SUPERSEDED,  /* 409: another PATCH took the upload over */
     TUS_TOO_LARGE,   /* 413: over Upload-Length or --max-file-size */
@@ -86,6 +90,14 @@ struct tus_info {
 struct tus;
 struct tus_write;
 
+/* The Shoebox uploads the tus uploads in progress under DATA/tus/ point to
+ * (not complete, not expired at now_ms), for the start-up sweep, which must
+ * not drop them (jobs_opts.keep_uploads): *ids (free() it) and *n. Runs
+ * before tus_new; a damaged info file is skipped. 0, or -1 (err) when the
+ * directory cannot be read; a missing directory is no upload. */
+int tus_upload_refs(const char *data_dir, int64_t now_ms, int64_t **ids, size_t *n,
+                    struct err *err);
+
 /* Makes DATA/tus/, starts the sweeper. NULL with err on failure. */
 struct tus *tus_new(const struct tus_opts *o, struct err *err);
 void tus_free(struct tus *t);
@@ -98,8 +110,9 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
                            const char *name, const char *type, struct tus_info *out,
                            struct err *err);
 
-/* The upload's committed state (HEAD). A PATCH still writing is committed
- * first, so the offset is as new as can be. */
+/* The upload's committed state (HEAD). A PATCH still writing is taken over
+ * (its bytes so far committed, its later bytes refused: TUS_SUPERSEDED), so
+ * the offset answered is the one the next PATCH must start at. */
 enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct tus_info *out,
                          struct err *err);
 

@@ -472,7 +472,8 @@ int jobs_start(const struct jobs_opts *o, struct store *st, struct blob_store *b
             goto fail;
         log_info("jobs", "node.registered", "node=%s", j->node);
     }
-    if (sweep_run(st, bs, o->data_dir, err))
+    struct sweep_keep keep = {o->upload_idle_ms, o->keep_uploads, o->n_keep_uploads};
+    if (sweep_run(st, bs, o->data_dir, &keep, err))
         goto fail;
     /* On a shared store other nodes' uploads are arriving right now: nothing was
      * cut off by this start (a dead node's requests close with its heartbeat). */

@@ -15,6 +15,7 @@
 #define SHOEBOX_JOBS_JOBS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -32,6 +33,10 @@ struct jobs_opts {
     int64_t batch_size;
     int64_t batch_delay_ms;
     int64_t upload_idle_ms;      /* an upload waiting for announced files stops after this */
+    /* Uploads tus files in progress point to (intake tus_upload_refs): the start-up
+     * sweep keeps them though they have no file yet. Borrowed for jobs_start. */
+    const int64_t *keep_uploads;
+    size_t n_keep_uploads;
     int workers;                 /* worker processes to start; 0 = none (a web-only node) */
     const char *data_dir;
     const char *exe;             /* path of the shoebox binary, for worker processes */

@@ -154,8 +154,10 @@ out:
     return rc;
 }
 
-int sweep_run(struct store *st, struct blob_store *bs, const char *data_dir, struct err *err)
+int sweep_run(struct store *st, struct blob_store *bs, const char *data_dir,
+              const struct sweep_keep *keep, struct err *err)
 {
+    static const struct sweep_keep none = {0};
     struct err why = {0};
     int64_t released = 0, now = time_now_ms();
     bool shared = st->ops->shared && st->ops->shared(st);
@@ -168,7 +170,10 @@ int sweep_run(struct store *st, struct blob_store *bs, const char *data_dir, str
         if (st->ops->file_release(st, NULL, now, JOBS_MAX_ATTEMPTS, &why, &released, err))
             return -1;
     } else {
-        if (st->ops->upload_reset_requests(st, now, err))
+        if (!keep)
+            keep = &none;
+        if (st->ops->upload_reset_requests(st, now, now - keep->idle_ms, keep->uploads,
+                                           keep->n_uploads, err))
             return -1;
         /* Owner "*": every file in PROCESSING. Only one server runs on a data dir;
          * its workers died with it. */

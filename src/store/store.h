@@ -254,8 +254,12 @@ struct store_ops {
     int (*upload_errors)(struct store *st, int64_t upload_id, store_file_cb cb, void *ctx,
                          struct err *err);
     /* After a restart no request is open: zero open_requests everywhere, and
-     * delete uploads without any file (as upload_request_end does). */
-    int (*upload_reset_requests)(struct store *st, int64_t now, struct err *err);
+     * delete uploads without any file that had a request open (cut off, as
+     * upload_request_end does) or have not changed since drop_before, except the
+     * n_keep ids in keep (uploads a tus file in progress points to: the file
+     * completes into them later). keep is borrowed for the call. */
+    int (*upload_reset_requests)(struct store *st, int64_t now, int64_t drop_before,
+                                 const int64_t *keep, size_t n_keep, struct err *err);
     /* Uploads still waiting for announced files (total < expected) with no request
      * open and no change since idle_before stop waiting: expected becomes total, and
      * they finish once their files have outcomes. *closed counts them. */

@@ -7,7 +7,10 @@
 #include "store/store_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "base/xalloc.h"
 
 /* ---- counters ---- */
 
@@ -283,7 +286,56 @@ static const char finish_all[] =
     "UPDATE uploads SET finished_at = ?1, version = version + 1, updated_at = ?1 "
     "WHERE finished_at = 0 AND open_requests = 0 AND total >= expected AND processed = total";
 
-static int upload_reset_requests(struct store *st, int64_t now, struct err *err)
+static bool kept(int64_t id, const int64_t *keep, size_t n_keep)
+{
+    for (size_t i = 0; i < n_keep; i++)
+        if (keep[i] == id)
+            return true;
+    return false;
+}
+
+/* The restart's drop_empty, run before the open requests are reset: an upload
+ * without a file goes when a request into it was cut off (as at its end) or when
+ * it has not changed since drop_before, unless it is in keep. An upload without
+ * requests may be one POST /api/uploads just opened for files still on their way
+ * (tus); one a tus file points to gets that file when it completes. */
+static int drop_empty_at_start(struct sql_conn *c, int64_t drop_before, const int64_t *keep,
+                               size_t n_keep, struct err *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    struct sql_stmt *s;
+    int r, rc = -1;
+
+    s = sql_prepare(c, "find empty uploads", "SELECT id FROM uploads WHERE total = 0 AND "
+                    "(open_requests <> 0 OR updated_at < ?1)", ARGS(VI(drop_before)), err);
+    if (!s)
+        return -1;
+    while ((r = sql_step(s, "find empty uploads", err)) == 1) {
+        int64_t id = sql_col_int64(s, 0);
+        if (kept(id, keep, n_keep))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ids = xrealloc(ids, cap * sizeof(*ids));
+        }
+        ids[n++] = id;
+    }
+    sql_reset(s);
+    if (r < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (sql_run(c, "delete an empty upload", "DELETE FROM uploads WHERE id = ?1 "
+                    "AND total = 0", ARGS(VI(ids[i])), err) < 0)
+            goto out;
+    rc = 0;
+out:
+    free(ids);
+    return rc;
+}
+
+static int upload_reset_requests(struct store *st, int64_t now, int64_t drop_before,
+                                 const int64_t *keep, size_t n_keep, struct err *err)
 {
     struct sql_conn *c = sql_pool_borrow(POOL(st), err);
     int rc = -1;
@@ -292,11 +344,11 @@ static int upload_reset_requests(struct store *st, int64_t now, struct err *err)
         return -1;
     if (sql_begin(c, err))
         goto out;
+    if (drop_empty_at_start(c, drop_before, keep, n_keep, err))
+        goto out;
     if (sql_run(c, "reset open requests", "UPDATE uploads SET open_requests = 0, "
                 "version = version + 1, updated_at = ?1 WHERE open_requests <> 0",
                 ARGS(VI(now)), err) < 0)
-        goto out;
-    if (drop_empty(c, 0, err))
         goto out;
     if (sql_run(c, "finish uploads", finish_all, ARGS(VI(now)), err) < 0)
         goto out;

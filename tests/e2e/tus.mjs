@@ -11,22 +11,26 @@
 //   3. The upload page: the connection dropped mid-upload (it shows "Reconnecting…",
 //      resumes and finishes), the page reloaded mid-upload (the same files chosen again,
 //      only the bytes the server lacks are sent), the server restarted mid-upload
-//      (SIGTERM; TUS_RESTART=kill for SIGKILL, where the page must show Reconnecting…).
+//      (SIGKILL, where the page must show Reconnecting…; TUS_RESTART=term for SIGTERM).
 //
 //   node tests/e2e/tus.mjs            (from the repository root; `make test` runs it)
+//   TUS_ONLY='restarted|console' node tests/e2e/tus.mjs   (only the tests whose name matches)
 // Environment as run.mjs. The last line is "tus: N passed, N failed, N skipped".
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import {
-  HERE, ROOT, TESTDATA, CHROMIUM, CHROMIUM_ARGS, BIN, USER, PASSWORD, tally, log, test, assert, eq,
+  HERE, ROOT, TESTDATA, CHROMIUM, CHROMIUM_ARGS, BIN, USER, PASSWORD, tally, log, test as libTest, assert, eq,
   finish, waitFor, Server, installDeps, loadPlaywright, track, login,
 } from "./lib.mjs";
 
 const CHUNK = 1024 * 1024;            // the Node client's chunk size (PATCH body)
 const PAGE_CHUNK = 8 * 1024 * 1024;   // web/js/upload/send.js CHUNK
-const KILL = process.env.TUS_RESTART === "kill";   // the restart test's SIGKILL variant
+const KILL = process.env.TUS_RESTART !== "term";   // the restart test: SIGKILL unless "term"
+const ONLY = process.env.TUS_ONLY ? new RegExp(process.env.TUS_ONLY) : null;
+const test = (name, fn, opts = {}) =>
+  libTest(name, fn, ONLY && !ONLY.test(name) ? { skip: `not in TUS_ONLY=${ONLY.source}` } : opts);
 
 // ---- a seeded PRNG (mulberry32), so a failing run can be repeated with TUS_SEED ----
 function prng(seed) {
@@ -124,7 +128,7 @@ class Session {
     const headers = { ...(opts.headers || {}), Cookie: this.cookieHeader() };
     const method = (opts.method || "GET").toUpperCase();
     if (method !== "GET" && method !== "HEAD" && this.cookies.csrftoken) headers["X-CSRFToken"] = this.cookies.csrftoken;
-    const res = await fetch(this.base + url, { ...opts, headers, redirect: "manual" });
+    const res = await fetch(this.base + url, { ...opts, headers, redirect: "manual" }).catch((e) => { throw new Error(`${method} ${url}: ${e.message} (${e.cause && (e.cause.code || e.cause.message)})`); });
     for (const sc of res.headers.getSetCookie()) {
       const [kv] = sc.split(";");
       const eqAt = kv.indexOf("=");
@@ -504,10 +508,10 @@ async function main() {
         proxy.reset();
         await page.click("#upload-submit");
         await page.waitForFunction(() => parseFloat(document.getElementById("bar-sent").style.width) > 20, null, { timeout: 30000 });
-        // TUS_RESTART=kill: SIGKILL, so the page sees its PATCHes break and reconnects.
-        // By default SIGTERM, which lets the server finish the PATCHes in flight first:
-        // with SIGKILL, about 1 run in 5 ended with the page done but one file missing
-        // from the server's upload (a server-side bug, reported; not yet fixed).
+        // SIGKILL, so the page sees its PATCHes break and reconnects (TUS_RESTART=term:
+        // SIGTERM, which lets the server finish the PATCHes in flight first). It once
+        // ended about 1 run in 5 with a file outside the page's upload: the restart
+        // sweep dropped the upload (test_tus_restart.py has it deterministically).
         srv.proc.kill(KILL ? "SIGKILL" : "SIGTERM");
         await srv.exited;
         await srv.start();

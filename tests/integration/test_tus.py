@@ -465,7 +465,7 @@ class TestDurability(unittest.TestCase):
         h = self.t.h({"Content-Type": OCTET, "Upload-Offset": "0", "Content-Length": "1000000"})
         s = self.t.raw("PATCH", url, h, b"y" * 300000)
         path = os.path.join(self.server.data, "tus", url.rsplit("/", 1)[1] + ".bin")
-        # no HEAD meanwhile (HEAD would commit the open PATCH's bytes itself): watch the file
+        # no HEAD meanwhile (HEAD would take the open PATCH over): watch the file
         harness.wait_until(lambda: os.path.getsize(path) == 300000, timeout=10,
                            what="300000 bytes written")
         s.close()
@@ -486,8 +486,10 @@ class TestDurability(unittest.TestCase):
         h = self.t.h({"Content-Type": OCTET, "Upload-Offset": "0",
                       "Content-Length": str(len(data))})
         first = self.t.raw("PATCH", url, h, data[:20000])
-        harness.wait_until(lambda: self.t.head(url).header("Upload-Offset") == "20000",
-                           timeout=10, what="first PATCH's bytes")
+        # no HEAD meanwhile (a HEAD would take the upload over itself): watch the file
+        path = os.path.join(self.server.data, "tus", url.rsplit("/", 1)[1] + ".bin")
+        harness.wait_until(lambda: os.path.getsize(path) == 20000, timeout=10,
+                           what="first PATCH's bytes")
         r = self.t.patch(url, 20000, data[20000:])
         self.assertEqual((r.status, r.header("Upload-Offset")), (204, str(len(data))))
         first.sendall(data[20000:])
@@ -500,6 +502,36 @@ class TestDurability(unittest.TestCase):
             "Upload-Metadata").split(","))["upload"]))
         u = TusBase.wait_done(self, uid)
         self.assertEqual(self.photo_sha(u["files"][0]), hashlib.sha256(data).hexdigest())
+
+    def test_head_answers_the_offset_the_next_patch_starts_at(self):
+        """A HEAD while a PATCH is still writing (its client thinks it broke) takes the
+        upload over after a short wait: the old PATCH's later bytes are refused (409),
+        and a PATCH from the offset HEAD answered goes through. Before, HEAD committed
+        the bytes so far but let the old PATCH write on, so the next PATCH from that
+        offset met a 409 and the client sent its body again."""
+        data = self.images.jpeg(9, 1600, 1200)
+        url = self.t.create_url(len(data), metadata=meta(filename="head.jpg"))
+        h = self.t.h({"Content-Type": OCTET, "Upload-Offset": "0",
+                      "Content-Length": str(len(data))})
+        old = self.t.raw("PATCH", url, h, data[:30000])
+        path = os.path.join(self.server.data, "tus", url.rsplit("/", 1)[1] + ".bin")
+        harness.wait_until(lambda: os.path.getsize(path) == 30000, timeout=10,
+                           what="30000 bytes written")
+        r = self.t.head(url)
+        self.assertEqual((r.status, r.header("Upload-Offset")), (200, "30000"))
+        old.sendall(data[30000:])            # the old PATCH goes on: refused now
+        status, _ = read_answer(old)
+        old.close()
+        self.assertEqual(status, 409)
+        self.assertEqual(os.path.getsize(path), 30000)
+        r = self.t.patch(url, 30000, data[30000:])
+        self.assertEqual((r.status, r.header("Upload-Offset")), (204, str(len(data))))
+        self.assertIn("event=tus.head_takeover", self.server.log())
+        uid = self.upload_id_of(url)
+        u = TusBase.wait_done(self, uid)
+        self.assertEqual(self.photo_sha(u["files"][0]), hashlib.sha256(data).hexdigest())
+
+    upload_id_of = TusBase.upload_id_of
 
 
 class TestExpiry(unittest.TestCase):

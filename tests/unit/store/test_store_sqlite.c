@@ -633,12 +633,21 @@ START_TEST(test_upload_misc)
                                  .failed = true, .error = &why};
     ck_assert_int_eq(S->ops->upload_add_file(S, &big, T0 + 1, NULL, &err), 0);
 
-    /* a restart: no request is open any more; the upload without a file is gone */
-    ck_assert_int_eq(S->ops->upload_request_begin(S, up2, 0, 0, T0, &err), 0);
-    ck_assert_int_eq(S->ops->upload_reset_requests(S, T0 + 9, &err), 0);
+    /* a restart: no request is open any more; the upload without a file whose
+     * request was cut off is gone; of those without requests (POST /api/uploads),
+     * one unchanged since before drop_before goes, unless a tus file points to it */
+    int64_t young = 0, old = 0, pointed = 0;
+    ck_assert_int_eq(S->ops->upload_create(S, bob, 0, 4, T0 + 5, &young, &err), 0);
+    ck_assert_int_eq(S->ops->upload_create(S, bob, 0, 4, T0 + 1, &old, &err), 0);
+    ck_assert_int_eq(S->ops->upload_create(S, bob, 0, 4, T0 + 1, &pointed, &err), 0);
+    ck_assert_int_eq(S->ops->upload_request_begin(S, up2, 0, 0, T0 + 6, &err), 0);
+    ck_assert_int_eq(S->ops->upload_reset_requests(S, T0 + 9, T0 + 5, &pointed, 1, &err), 0);
     ck_assert_int_eq(upload(up).open_requests, 0);
     ck_assert_int_eq(upload(up).finished_at, 0);      /* 5 files announced, 1 came */
     ck_assert_int_eq(S->ops->upload_get(S, up2, 0, &u, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->upload_get(S, old, 0, &u, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(S->ops->upload_get(S, young, 0, &u, &err), 0);
+    ck_assert_int_eq(S->ops->upload_get(S, pointed, 0, &u, &err), 0);
 
     /* nobody sends the 4 missing files: idle since T0 + 9 */
     int64_t closed = -1;
