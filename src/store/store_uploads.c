@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/metrics.h"
+
 /* ---- counters ---- */
 
 int rules_lock_upload(struct sql_conn *c, int64_t upload_id, struct err *err)
@@ -140,6 +142,7 @@ static int upload_create(struct store *st, int64_t user_id, int64_t expected,
         goto out;
     if (id)
         *id = new_id;
+    metrics_add(METRICS_UPLOADS, 1);
     rc = 0;
 out:
     sql_pool_give_back(POOL(st), c);
