@@ -25,12 +25,21 @@
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared-memory counters need lock-free 64-bit atomics");
 
-const double metrics_bounds[METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                                5,      10,    30,     120};
+const double metrics_bounds[METRICS_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
 
-enum family_id { F_FILES, F_RECV_FILES, F_RECV_BYTES, F_UPLOADS, F_LEASES, F_DEATHS,
-                 F_OS_REQUESTS, F_OS_ERRORS, F_PROCESSING, F_OS_SECONDS };
+enum family_id {
+    F_FILES,
+    F_RECV_FILES,
+    F_RECV_BYTES,
+    F_UPLOADS,
+    F_LEASES,
+    F_DEATHS,
+    F_OS_REQUESTS,
+    F_OS_ERRORS,
+    F_PROCESSING,
+    F_OS_SECONDS
+};
 
 struct family {
     const char *name, *type, *help;
@@ -64,9 +73,12 @@ struct series {
     const char *label, *value;
 };
 
-#define OS_SERIES(fam)                                                                    \
-    {fam, "op", "get"}, {fam, "op", "put"}, {fam, "op", "head"}, {fam, "op", "delete"},   \
-        {fam, "op", "list"}, {fam, "op", "multipart"}
+#define OS_SERIES(fam)                                                                             \
+    {fam, "op", "get"}, {fam, "op", "put"}, {fam, "op", "head"}, {fam, "op", "delete"},            \
+        {fam, "op", "list"},                                                                       \
+    {                                                                                              \
+        fam, "op", "multipart"                                                                     \
+    }
 
 _Static_assert(METRICS_OS_NOPS == 6, "OS_SERIES names every enum metrics_os_op");
 
@@ -249,8 +261,7 @@ void metrics_family(struct buf *b, const char *name, const char *type, const cha
     buf_addf(b, "\n# TYPE %s %s\n", name, type);
 }
 
-static void add_labels(struct buf *b, const struct metrics_label *labels, size_t n,
-                       const char *le)
+static void add_labels(struct buf *b, const struct metrics_label *labels, size_t n, const char *le)
 {
     if (n == 0 && !le)
         return;
@@ -277,8 +288,8 @@ static void add_value(struct buf *b, double v)
         buf_addf(b, " %.9g\n", v);
 }
 
-void metrics_sample(struct buf *b, const char *name, const struct metrics_label *labels,
-                    size_t n, double value)
+void metrics_sample(struct buf *b, const char *name, const struct metrics_label *labels, size_t n,
+                    double value)
 {
     buf_adds(b, name);
     add_labels(b, labels, n, NULL);

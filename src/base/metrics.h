@@ -129,8 +129,8 @@ int metrics_attach(int fd, struct err *err);
 /* "# HELP name help" and "# TYPE name type" (counter, gauge, histogram). */
 void metrics_family(struct buf *b, const char *name, const char *type, const char *help);
 /* name{l1="v1",...} value; labels may be NULL with n 0. */
-void metrics_sample(struct buf *b, const char *name, const struct metrics_label *labels,
-                    size_t n, double value);
+void metrics_sample(struct buf *b, const char *name, const struct metrics_label *labels, size_t n,
+                    double value);
 /* name_bucket{labels,le="..."} (cumulative, le="+Inf" last), name_sum (seconds)
  * and name_count, from one snapshot of h. */
 void metrics_hist_write(struct buf *b, const char *name, const struct metrics_label *labels,

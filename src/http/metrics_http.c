@@ -29,8 +29,7 @@
 #include "http/server.h"
 #include "store/store.h"
 
-/* Rows of the route table with room to grow; the last slot is "unmatched". */
-#define ROUTE_SLOTS 64
+#define ROUTE_SLOTS METRICS_HTTP_ROUTE_SLOTS
 /* Status codes 0 (no answer was sent) to 599, each its own counter. */
 #define STATUS_SLOTS 600
 /* Open connections of the listener: a few Prometheus servers and a person with curl. */
@@ -160,8 +159,7 @@ void metrics_http_render(struct store *st, struct buf *b)
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *ctype,
                               char *body, size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     enum MHD_Result rc;
 
     if (!resp) {
@@ -177,16 +175,14 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
     return rc;
 }
 
-static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status,
-                                   const char *text)
+static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, const char *text)
 {
     return answer(conn, status, "text/plain; charset=utf-8", xstrdup(text), strlen(text));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     static char seen; /* marks a request whose head has arrived */
     struct metrics_server *s = cls;
@@ -239,11 +235,10 @@ int metrics_serve_start(const char *listen, struct store *st, struct metrics_ser
         flags |= MHD_USE_IPv6;
     s = xcalloc(1, sizeof(*s));
     s->store = st;
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-                                 mhd_log, s, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned)METRICS_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&ss, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)METRICS_TIMEOUT_S, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_END);
     if (!s->daemon) {
         free(s);
         return err_set(err, ERR_PERMANENT, "listen",

@@ -24,6 +24,10 @@
 struct store;
 struct metrics_server;
 
+/* Rows of the route table counted apart, with room to grow (a unit test checks
+ * the table fits); the last slot counts requests no row matched. */
+#define METRICS_HTTP_ROUTE_SLOTS 64
+
 /* Listens on listen ("host:port", "[v6]:port"; port 0 picks one) and answers
  * GET /metrics until stopped. st (may be NULL: no queue depth) must outlive
  * the server. *out is freed by metrics_serve_stop(). Errors: a bad address,
