@@ -246,6 +246,44 @@ class TestWorkers(MetricsCase):
         self.assertGreaterEqual(self.moved(before, after, key("shoebox_leases_expired_total")), 1)
 
 
+@unittest.skipUnless(PROMTOOL, "promtool not installed (Debian package prometheus)")
+class TestWorkerHost(MetricsCase):
+    """A `shoebox worker` started by hand (as on a worker host) serves its own /metrics:
+    the outcomes it recorded are there, not on the web node's."""
+    extra_args = ["--workers", "0"]
+
+    def test_worker_serves_its_own_metrics(self):
+        wport = harness.free_port()
+        log = open(os.path.join(self.srv.tmp, "worker.log"), "ab")
+        db = ["--db", self.srv.db_url] if self.srv.db_url else []
+        worker = subprocess.Popen([harness.BIN, "worker", "--data", self.srv.data,
+                                   "--metrics-listen", f"127.0.0.1:{wport}"] + db,
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{wport}/metrics"
+
+            def scrape_worker():
+                try:
+                    with urllib.request.urlopen(url, timeout=10) as r:
+                        return r.read().decode()
+                except OSError:
+                    return None
+            harness.wait_until(scrape_worker, timeout=30, what="the worker's /metrics")
+            uid = self.send([photos.data_part("one.jpg", self.images.jpeg(1))])
+            self.wait_finished(uid)
+            done = key("shoebox_files_total", outcome="done")
+            text = harness.wait_until(
+                lambda: (t := scrape_worker()) and parse(t).get(done) == 1 and t,
+                timeout=30, what="the worker's count")
+            self.promtool_ok(text)
+            self.assertIn('shoebox_queue_files{state="queued"} 0', text)
+            self.assertEqual(self.scrape()[done], 0)   # the web node processed nothing
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+            log.close()
+
+
 class TestOff(unittest.TestCase):
     def test_no_listener_by_default(self):
         srv = harness.Server(users={"alice": "pw-alice"})
