@@ -552,9 +552,11 @@ static int worker_metrics(const struct config *cfg, struct store *st, struct met
 {
     *out = NULL;
     if (cfg->metrics_fd >= 0) {
-        int rc = metrics_attach((int)cfg->metrics_fd, err);
+        /* Not worth a worker: without the page it counts only for itself. */
+        if (metrics_attach((int)cfg->metrics_fd, err))
+            log_warn("worker", "metrics.attach_failed", "msg=%s", LOG_Q(err->msg));
         close((int)cfg->metrics_fd);
-        return rc;
+        return 0;
     }
     return start_metrics(cfg, st, out, err);
 }

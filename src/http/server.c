@@ -547,7 +547,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 int http_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
-                        struct err *err)
+                      struct err *err)
 {
     char host[256];
     const char *colon, *port;
