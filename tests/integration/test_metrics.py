@@ -242,7 +242,11 @@ class TestWorkers(MetricsCase):
         try:
             after = self.wait_moved(before, {key("shoebox_leases_expired_total"): 1}, timeout=30)
         finally:
-            self.srv.kill()   # the hanging file would hold a SIGTERM for the stop grace
+            # The server without the stop grace the hanging file would take (so it
+            # starts no other worker), then the stopped worker, which would keep its
+            # death signal (SIGTERM) pending forever.
+            self.srv.kill()
+            os.kill(workers[0], signal.SIGKILL)
         self.assertGreaterEqual(self.moved(before, after, key("shoebox_leases_expired_total")), 1)
 
 
