@@ -28,10 +28,12 @@
 #include "base/fault.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/secret.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "http/h_progress.h"
+#include "http/metrics_http.h"
 #include "http/server.h"
 #include "intake/tus.h"
 #include "jobs/jobs.h"
@@ -328,8 +330,9 @@ static int export_db_url(const struct config *cfg, struct err *err)
     return 0;
 }
 
-/* argv for worker processes: the options a worker needs, passed explicitly. */
-static char **worker_argv(const char *exe, const struct config *cfg)
+/* argv for worker processes: the options a worker needs, passed explicitly.
+ * metrics_fd >= 0: the shared metrics page they count into (metrics.h). */
+static char **worker_argv(const char *exe, const struct config *cfg, int metrics_fd)
 {
     char db[CONFIG_STR_MAX + 32];
     char **v = xcalloc(32, sizeof(char *));
@@ -355,6 +358,8 @@ static char **worker_argv(const char *exe, const struct config *cfg)
         v[i++] = xasprintf("--debug=%s", cfg->debug);
     if (cfg->faults[0])
         v[i++] = xasprintf("--faults=%s", cfg->faults);
+    if (metrics_fd >= 0)
+        v[i++] = xasprintf("--metrics-fd=%d", metrics_fd);
     v[i] = NULL;
     return v;
 }
@@ -410,6 +415,20 @@ static void raise_fd_limit(void)
     }
 }
 
+/* --metrics-listen: GET /metrics on a listener of its own (off when ""). */
+static int start_metrics(const struct config *cfg, struct store *st, struct metrics_server **out,
+                         struct err *err)
+{
+    *out = NULL;
+    if (!cfg->metrics_listen[0])
+        return 0;
+    if (metrics_serve_start(cfg->metrics_listen, st, out, err))
+        return -1;
+    log_info("main", "metrics", "url=http://%s/metrics port=%d", cfg->metrics_listen,
+             metrics_serve_port(*out));
+    return 0;
+}
+
 static int cmd_serve(struct config *cfg, int argc, char **argv)
 {
     struct store *st = NULL;
@@ -419,7 +438,9 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct tus *tus = NULL;
     int64_t *keep = NULL;
     size_t n_keep = 0;
+    struct metrics_server *msrv = NULL;
     struct err err = {0};
+    int metrics_fd = -1;
     char exe[4096];
     char **wargv = NULL;
     char db[CONFIG_STR_MAX + 32], dbshown[CONFIG_STR_MAX + 32];
@@ -445,7 +466,10 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     }
     if (open_stores(cfg, CMD_SERVE, 0, &st, &bs, &err) || ensure_first_user(st, cfg->listen, &err))
         goto out;
-    wargv = worker_argv(exe, cfg);
+    /* Before the workers start: they count into the same page. */
+    if (cfg->metrics_listen[0] && (metrics_fd = metrics_share(&err)) < 0)
+        goto out;
+    wargv = worker_argv(exe, cfg, metrics_fd);
     if (export_db_url(cfg, &err))
         goto out;
     /* Read before the start-up sweep: it keeps the uploads these point to. */
@@ -492,6 +516,8 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs, .tus = tus};
     if (http_server_start(&ho, &hd, &srv, &err))
         goto out;
+    if (start_metrics(cfg, st, &msrv, &err))
+        goto out;
     config_db_location(cfg, db, sizeof(db));
     store_location_masked(db, dbshown, sizeof(dbshown));
     log_info("main", "listening", "url=http://%s workers=%d pid=%ld db=%s", cfg->listen,
@@ -505,6 +531,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
 out:
     if (rc)
         fprintf(stderr, "shoebox serve: %s\n", err.msg);
+    metrics_serve_stop(msrv);
     http_server_stop(srv);
     tus_free(tus);
     jobs_stop(jobs);
@@ -528,10 +555,27 @@ static void limit_memory(int64_t bytes)
 #endif
 }
 
+/* A worker started by serve counts into serve's page (--metrics-fd); one
+ * started by hand may serve its own /metrics (--metrics-listen). */
+static int worker_metrics(const struct config *cfg, struct store *st, struct metrics_server **out,
+                          struct err *err)
+{
+    *out = NULL;
+    if (cfg->metrics_fd >= 0) {
+        /* Not worth a worker: without the page it counts only for itself. */
+        if (metrics_attach((int)cfg->metrics_fd, err))
+            log_warn("worker", "metrics.attach_failed", "msg=%s", LOG_Q(err->msg));
+        close((int)cfg->metrics_fd);
+        return 0;
+    }
+    return start_metrics(cfg, st, out, err);
+}
+
 static int cmd_worker(struct config *cfg, int argc, char **argv)
 {
     struct store *st = NULL;
     struct blob_store *bs = NULL;
+    struct metrics_server *msrv = NULL;
     struct err err = {0};
     struct media_opts mo;
     struct stat sb;
@@ -550,6 +594,8 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
      * file is then processed again from its durable original. */
     if (media_init("shoebox", 1, &err) || open_stores(cfg, CMD_WORKER, STORE_RELAXED_SYNC, &st, &bs, &err))
         goto out;
+    if (worker_metrics(cfg, st, &msrv, &err))
+        goto out;
     media_opts_default(&mo);
     mo.max_pixels = cfg->max_pixels;
     struct jobs_worker_opts wo = {
@@ -564,6 +610,7 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
 out:
     if (rc)
         fprintf(stderr, "shoebox worker: %s\n", err.msg);
+    metrics_serve_stop(msrv);
     close_stores(st, bs);
     return rc;
 }

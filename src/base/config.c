@@ -73,6 +73,11 @@ static const struct opt opts[] = {
      "failure injection for tests, e.g. fsync=3,commit=1 (see src/base/fault.h)"},
     {"assets-dir", "SHOEBOX_ASSETS_DIR", OPT_STR, F(assets_dir), "", 0, 0, CMD_SERVE,
      "serve web assets from this directory instead of the built-in copy (development)"},
+    {"metrics-listen", "SHOEBOX_METRICS_LISTEN", OPT_STR, F(metrics_listen), "", 0, 0, PROC,
+     "serve GET /metrics (Prometheus) on this host:port, apart from the public port "
+     "(no login: bind it where only monitoring reaches; off by default)"},
+    {"metrics-fd", NULL, OPT_INT, F(metrics_fd), "-1", -1, 65535, CMD_WORKER,
+     "descriptor of the metrics page shared with serve (set by serve for its workers)"},
     {"password-stdin", NULL, OPT_BOOL, F(password_stdin), "0", 0, 1, CMD_USER,
      "read the password from standard input instead of prompting"},
 };

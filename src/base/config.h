@@ -46,6 +46,8 @@ struct config {
     char faults[CONFIG_STR_MAX];      /* fault.h spec, for tests */
     char assets_dir[CONFIG_STR_MAX];  /* serve web/ from disk instead of the binary */
     bool password_stdin;              /* user add/passwd: read the password from stdin */
+    char metrics_listen[CONFIG_STR_MAX]; /* GET /metrics on this host:port; "" = off */
+    int64_t metrics_fd;               /* worker: serve's shared metrics page; -1 = none */
 };
 
 /* Defaults into cfg. */

@@ -166,3 +166,9 @@ enum route_result route_find(unsigned method, const char *path, struct route_mat
 {
     return route_find_in(routes, sizeof(routes) / sizeof(routes[0]), method, path, m);
 }
+
+const struct route *route_table(size_t *n)
+{
+    *n = sizeof(routes) / sizeof(routes[0]);
+    return routes;
+}

@@ -54,6 +54,8 @@ enum route_result route_find_in(const struct route *table, size_t n, unsigned me
                                 const char *path, struct route_match *m);
 /* The same against the server's table. */
 enum route_result route_find(unsigned method, const char *path, struct route_match *m);
+/* The server's table, rows in order, and their count in *n (metrics label by row). */
+const struct route *route_table(size_t *n);
 /* enum http_method bit for a method name; 0 for an unknown method. */
 unsigned route_method_bit(const char *method);
 /* "GET, HEAD, POST" for an allow set, into out. */

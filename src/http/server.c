@@ -72,6 +72,7 @@
 #include "base/xalloc.h"
 #include "http/h_progress.h"
 #include "http/html.h"
+#include "http/metrics_http.h"
 #include "http/request.h"
 
 #define CONNECTION_TIMEOUT_S 60
@@ -489,6 +490,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     dur_ms = (double)(mono_us() - req->start_us) / 1000.0;
+    metrics_http_request(req->match.route, req->status, dur_ms / 1000.0);
     /* The access log is gathered into few writes (log.h log_write_buffered). */
     log_info_buffered("http", "request", "method=%s path=%s status=%d bytes=%lld dur_ms=%.1f "
                       "user=%s%s", LOG_Q(req->method), LOG_Q(req->path), req->status,
@@ -546,9 +548,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn("http", "mhd", "msg=%s", LOG_Q(msg));
 }
 
-/* "host:port" or "[v6]:port" into a socket address. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
-                        struct err *err)
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                      struct err *err)
 {
     char host[256];
     const char *colon, *port;
@@ -655,7 +656,7 @@ int http_server_start(const struct http_opts *o, const struct http_deps *d,
     pthread_mutex_init(&srv->lock, NULL);
     copy_opts(srv, o);
     srv->deps = *d;
-    if (parse_listen(srv->listen, &ss, &sslen, err) < 0)
+    if (http_parse_listen(srv->listen, &ss, &sslen, err) < 0)
         goto fail;
     set_limits(srv, &go);
     if (guard_new(&go, &srv->guard, err) < 0)

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "base/err.h"
 
@@ -45,5 +46,10 @@ int http_server_start(const struct http_opts *o, const struct http_deps *d,
 void http_server_stop(struct http_server *s);
 /* Actual bound port (useful with port 0). */
 int http_server_port(const struct http_server *s);
+
+/* "host:port" or "[v6]:port" (host may be empty: every address) into *ss and
+ * *sslen. Errors: no port, a name that does not resolve. */
+int http_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                      struct err *err);
 
 #endif

@@ -25,6 +25,7 @@
 #include "base/fs.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/sha256.h"
 #include "base/str.h"
 #include "base/timeutil.h"
@@ -213,6 +214,7 @@ static void report_bytes(struct ingest *ing, bool force)
                  LOG_Q(e.msg));
         return;
     }
+    metrics_add(METRICS_BYTES_RECEIVED, (uint64_t)ing->unreported);
     ing->unreported = 0;
     ing->last_report_ms = now;
 }
@@ -325,6 +327,8 @@ static int record(struct ingest *ing, bool failed, const struct err *why)
     }
     if (rc == STORE_EXISTS)
         drop_spool(ing); /* sent again after a cut-off request: the store has it already */
+    else
+        metrics_add(failed ? METRICS_FILES_FAILED : METRICS_FILES_RECEIVED, 1);
     if (ing->nids == ing->ids_cap) {
         ing->ids_cap = ing->ids_cap ? ing->ids_cap * 2 : 16;
         ing->ids = xrealloc(ing->ids, ing->ids_cap * sizeof(*ing->ids));

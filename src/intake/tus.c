@@ -14,6 +14,7 @@
 
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/sha256.h"
 #include "base/str.h"
 #include "base/timeutil.h"
@@ -677,6 +678,7 @@ enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len
         digest_update(w->digest, data, len);
     e->wr_offset += (int64_t)len;
     w->bytes += (int64_t)len;
+    metrics_add(METRICS_BYTES_RECEIVED, len);
     bool committed = false;
     if (!e->wr_checksum && e->wr_offset - e->info.offset >= TUS_COMMIT_BYTES) {
         if (commit_to(w->t, e, e->wr_offset, &e->wr_sha, &err)) {

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "jobs/feed.h"
@@ -155,6 +156,7 @@ static void worker_died(struct jobs *j, struct worker *w, int status)
         log_error("jobs", "worker.died", "pid=%ld signal=%d", (long)w->pid, WTERMSIG(status));
     else
         log_warn("jobs", "worker.exited", "pid=%ld status=%d", (long)w->pid, WEXITSTATUS(status));
+    metrics_add(METRICS_WORKER_DEATHS, 1);
     err_set(&why, ERR_PERMANENT, "decode", "decoder crashed");
     if (j->st->ops->file_release(j->st, owner, time_now_ms(), JOBS_CRASH_ATTEMPTS, &why,
                                  &released, &err))
@@ -332,6 +334,7 @@ static void release_expired(struct jobs *j)
         log_error("jobs", "lease.release_failed", "msg=%s", LOG_Q(err.msg));
     else if (released)
         log_warn("jobs", "lease.expired", "files=%lld", (long long)released);
+    metrics_add(METRICS_LEASES_EXPIRED, (uint64_t)released);
 }
 
 /* Shared stores: this node is alive; the requests of nodes that are not are closed. */

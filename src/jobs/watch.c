@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "store/store.h"
@@ -75,6 +76,7 @@ static void take_file(struct watch *w, int64_t file_id, const char *name, int64_
     log_warn("worker", "file.cpu_limit", "file=%lld name=%s cpu_ms=%lld limit_ms=%lld recorded=%d",
              (long long)file_id, LOG_Q(name), (long long)spent, (long long)w->cpu_limit_ms,
              rc == 0);
+    metrics_add(METRICS_FILES_FAILED, rc == 0 ? 1 : 0);
     _exit(WATCH_EXIT_CPU);
 }
 

@@ -32,6 +32,7 @@
 #include "base/fault.h"
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/timeutil.h"
 #include "jobs/sweep.h"
 #include "jobs/watch.h"
@@ -135,6 +136,10 @@ static int find_input(struct ctx *c, const struct store_file *f, char *out, size
 static void log_outcome(const struct store_file *f, const struct store_finish *fin,
                         const struct timings *t, const struct err *e)
 {
+    metrics_file(fin->state == FILE_FAILED      ? METRICS_FILES_FAILED
+                 : fin->state == FILE_DUPLICATE ? METRICS_FILES_DUPLICATE
+                                                : METRICS_FILES_DONE,
+                 t->media, t->blob, t->store);
     if (fin->state == FILE_FAILED) {
         log_warn("worker", "file.failed",
                  "upload=%lld batch=%lld file=%lld name=%s stage=%s msg=%s attempts=%lld "
@@ -207,10 +212,12 @@ static void finish_failed(struct ctx *c, const struct store_file *f,
         log_error("worker", "file.finish_failed", "file=%lld msg=%s", (long long)f->id,
                   LOG_Q(err.msg));
         release_when_possible(c, f, why);
-    } else
+    } else {
+        metrics_add(METRICS_FILES_FAILED, 1);
         log_warn("worker", "file.failed", "upload=%lld file=%lld name=%s stage=%s msg=%s",
                  (long long)f->upload_id, (long long)f->id, LOG_Q(f->name),
                  failed.error.stage, LOG_Q(failed.error.msg));
+    }
 }
 
 /* Record the outcome; a transient failure goes back to the queue while attempts remain. */

@@ -147,6 +147,13 @@ struct store_sched {
     int64_t last_batch_end_at;
 };
 
+/* The queue's depth (queue_depth). */
+struct store_queue {
+    int64_t received;   /* not yet in a batch */
+    int64_t queued;     /* in a batch, waiting for a worker */
+    int64_t processing; /* held by a worker */
+};
+
 /* A file claimed by a worker. */
 struct store_claim {
     struct store_file file;
@@ -370,6 +377,11 @@ struct store_ops {
      * forgotten. *expired (may be NULL) counts them. */
     int (*node_heartbeat)(struct store *st, int64_t now, int64_t expire_before,
                           int64_t *expired, struct err *err);
+
+    /* --- metrics --- */
+    /* Files waiting or in work now, over every unfinished upload (all nodes of a
+     * shared store): for the queue-depth gauge, read at scrape time. */
+    int (*queue_depth)(struct store *st, struct store_queue *out, struct err *err);
 };
 
 struct store {

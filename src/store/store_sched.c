@@ -1,7 +1,7 @@
 /*
  * store_sched: what the server's batch scheduler asks of store.h, over sql.h:
  * the unfinished uploads and their counts, moving RECEIVED files into a batch,
- * and the health probe.
+ * the health probe and the queue depth (metrics).
  */
 #include "store/store_internal.h"
 
@@ -107,8 +107,29 @@ static int health_check(struct store *st, int64_t now, struct err *err)
                       ARGS(VI(now)), err);
 }
 
+static void read_queue(struct sql_stmt *s, void *out)
+{
+    struct store_queue *q = out;
+
+    *q = (struct store_queue){sql_col_int64(s, 0), sql_col_int64(s, 1), sql_col_int64(s, 2)};
+}
+
+/* RECEIVED from the uploads' counters (unfinished ones, by the partial index);
+ * QUEUED and PROCESSING by their partial indexes on upload_files. */
+static int queue_depth(struct store *st, struct store_queue *out, struct err *err)
+{
+    *out = (struct store_queue){0};
+    return sql_get_one(POOL(st), "read the queue depth",
+                       "SELECT (SELECT COALESCE(SUM(queued_files), 0) FROM uploads "
+                       "WHERE finished_at = 0), "
+                       "(SELECT COUNT(*) FROM upload_files WHERE state = 'queued'), "
+                       "(SELECT COUNT(*) FROM upload_files WHERE state = 'processing')",
+                       NOARGS, read_queue, out, err) < 0 ? -1 : 0;
+}
+
 void rules_sched_ops(struct store_ops *o)
 {
+    o->queue_depth = queue_depth;
     o->sched_list = sched_list;
     o->sched_assign = sched_assign;
     o->health_check = health_check;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/metrics.h"
 #include "base/xalloc.h"
 
 /* ---- counters ---- */
@@ -143,6 +144,7 @@ static int upload_create(struct store *st, int64_t user_id, int64_t expected,
         goto out;
     if (id)
         *id = new_id;
+    metrics_add(METRICS_UPLOADS, 1);
     rc = 0;
 out:
     sql_pool_give_back(POOL(st), c);

@@ -860,6 +860,34 @@ START_TEST(test_claim_order)
 }
 END_TEST
 
+/* The queue depth (metrics): received, queued and processing files over every
+ * unfinished upload; finished files and finished uploads are not in it. */
+START_TEST(test_queue_depth)
+{
+    struct store_result bad = failed_result(false);
+    struct store_queue q;
+    struct err err = {0};
+    int64_t bob = mkuser("bob");
+    int64_t u1 = mkupload(bob, 0, 10), u2 = mkupload(bob, 0, 10);
+
+    ck_assert_int_eq(S->ops->queue_depth(S, &q, &err), 0);
+    ck_assert(q.received == 0 && q.queued == 0 && q.processing == 0);
+    add_file(u1, bob, "a", SHA_A, "s", NULL);
+    add_file(u1, bob, "b", SHA_B, "s", NULL);
+    add_file(u2, bob, "c", SHA_C, "s", NULL);
+    add_file(u2, bob, "d", SHA_A, "s", NULL);
+    assign(u2, 1, 10, T0 + 1);
+    struct store_claim c = claim("w", T0 + 2);
+    ck_assert_int_eq(S->ops->queue_depth(S, &q, &err), 0);
+    ck_assert_int_eq(q.received, 2);
+    ck_assert_int_eq(q.queued, 1);
+    ck_assert_int_eq(q.processing, 1);
+    finish(c.file.id, "w", &bad, T0 + 3);
+    ck_assert_int_eq(S->ops->queue_depth(S, &q, &err), 0);
+    ck_assert(q.received == 2 && q.queued == 1 && q.processing == 0);
+}
+END_TEST
+
 /* ---- the commit fault point ---- */
 
 START_TEST(test_commit_fault)
@@ -1447,6 +1475,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lease_lost);
     tcase_add_test(tc, test_lease_renew);
     tcase_add_test(tc, test_claim_order);
+    tcase_add_test(tc, test_queue_depth);
     tcase_add_test(tc, test_commit_fault);
     tcase_add_test(tc, test_same_file_sent_again);
     tcase_add_test(tc, test_sched_open_requests);
