@@ -28,9 +28,17 @@ struct media_opts;
 /* A file whose worker died is tried once more, then fails as "decoder crashed". */
 #define JOBS_CRASH_ATTEMPTS 2
 
+/* What an upload's batch delay does (--batch-pacing). */
+enum jobs_pacing {
+    JOBS_PACE_YIELD,   /* the delay lends the workers to uploads waiting for one; with
+                          none waiting the next batch opens at once */
+    JOBS_PACE_STRICT,  /* the seed's pause: the next batch never opens within the delay */
+};
+
 struct jobs_opts {
     int64_t batch_size;
     int64_t batch_delay_ms;
+    enum jobs_pacing batch_pacing;
     int64_t upload_idle_ms;      /* an upload waiting for announced files stops after this */
     int workers;                 /* worker processes to start; 0 = none (a web-only node) */
     const char *data_dir;
