@@ -18,8 +18,10 @@ upload alone should take about as long with the default as with no delay (goal: 
 3. BENCH_STRICT=1 (the default) adds one run with `--batch-pacing strict`
 Writes build/bench/batchdelay.json; the verdict uses the medians.
 """
+import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +36,7 @@ import ingest  # noqa: E402  (corpus, upload client, median: the same as the ing
 COUNT = int(os.environ.get("BENCH_PHOTOS", "1000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 STRICT = os.environ.get("BENCH_STRICT", "1") == "1"
+EVENT_RE = re.compile(r"^ts=(\S+) .*event=(batch\.start|file\.done) upload=\d+ batch=(\d+)")
 GOAL = 1.10  # default settings within 10 % of --batch-delay 0
 SETTINGS = {"default": [], "delay0": ["--batch-delay", "0"],
             "strict": ["--batch-pacing", "strict"]}
@@ -62,8 +65,24 @@ class Server:
         raise RuntimeError("server did not start")
 
     def batches(self):
-        with open(os.path.join(self.dir, "server.log"), "rb") as f:
-            return f.read().count(b"event=batch.start ")
+        """Batches opened, and the pauses between them: from the last file.done of batch N
+        to batch.start of N + 1 (the log's ms timestamps), summed and the largest. A
+        figure the machine's load hardly moves, unlike the wall time."""
+        ends, starts = {}, {}
+        with open(os.path.join(self.dir, "server.log"), errors="replace") as f:
+            for line in f:
+                m = EVENT_RE.search(line)
+                if not m:
+                    continue
+                ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+                batch = int(m.group(3))
+                if m.group(2) == "batch.start":
+                    starts[batch] = ts
+                else:
+                    ends[batch] = max(ends.get(batch, 0), ts)
+        gaps = [starts[b + 1] - ends[b] for b in sorted(ends) if b + 1 in starts]
+        return {"batches": len(starts), "pause_sum_s": round(sum(gaps), 2),
+                "pause_max_s": round(max(gaps), 3) if gaps else 0}
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -110,7 +129,7 @@ def run(folder, label):
     finally:
         server.stop()
     return {"wall_s": r.get("wall_s"), "photos_per_s": r.get("photos_per_s"),
-            "uploaded": r.get("uploaded"), "failed": r.get("failed"), "batches": batches,
+            "uploaded": r.get("uploaded"), "failed": r.get("failed"), **batches,
             "first_thumbnail_s": first, "status": r.get("final_status"),
             "other_cpu_s": (r.get("cpu") or {}).get("other_cpu_s")}
 
@@ -127,14 +146,16 @@ def main():
             one["default_over_delay0"] = round(one["default"]["wall_s"] / one["delay0"]["wall_s"], 3)
         res["rounds"].append(one)
         print(f"round {r + 1}/{ROUNDS}: default {one['default']['wall_s']} s "
-              f"({one['default']['photos_per_s']} photos/s, {one['default']['batches']} batches), "
+              f"({one['default']['photos_per_s']} photos/s, {one['default']['batches']} batches, "
+              f"pauses {one['default']['pause_sum_s']} s), "
               f"--batch-delay 0 {one['delay0']['wall_s']} s "
-              f"({one['delay0']['photos_per_s']} photos/s), "
+              f"({one['delay0']['photos_per_s']} photos/s, pauses {one['delay0']['pause_sum_s']} s), "
               f"ratio {one.get('default_over_delay0')}", flush=True)
     if STRICT:
         res["strict"] = run(folder, "strict")
         print(f"--batch-pacing strict (the seed's pause): {res['strict']['wall_s']} s "
-              f"({res['strict']['photos_per_s']} photos/s)", flush=True)
+              f"({res['strict']['photos_per_s']} photos/s, pauses {res['strict']['pause_sum_s']} s)",
+              flush=True)
     rounds = res["rounds"]
     med = {k: ingest.median([x[k]["wall_s"] for x in rounds]) for k in ("default", "delay0")}
     res["median_wall_s"] = med
@@ -146,12 +167,13 @@ def main():
         json.dump(res, f, indent=2)
     print(f"\n== bench/batchdelay ({COUNT} photos in one upload, {res['cores']} cores, median of "
           f"{ROUNDS} rounds) ==")
-    print(f"default (--batch-delay 0.5, yield): {med['default']} s "
-          f"(rounds: {', '.join(str(x['default']['wall_s']) for x in rounds)})")
-    print(f"--batch-delay 0                   : {med['delay0']} s "
-          f"(rounds: {', '.join(str(x['delay0']['wall_s']) for x in rounds)})")
+    for k, name in (("default", "default (--batch-delay 0.5, yield)"),
+                    ("delay0", "--batch-delay 0                   ")):
+        print(f"{name}: {med[k]} s (rounds: {', '.join(str(x[k]['wall_s']) for x in rounds)}; "
+              f"pauses between batches: {', '.join(str(x[k]['pause_sum_s']) for x in rounds)} s)")
     if STRICT:
-        print(f"--batch-pacing strict (one run)   : {res['strict']['wall_s']} s")
+        print(f"--batch-pacing strict (one run)   : {res['strict']['wall_s']} s "
+              f"(pauses {res['strict']['pause_sum_s']} s)")
     print(f"default / delay 0                 : {res.get('default_over_delay0')} "
           f"(each round: {', '.join(str(x.get('default_over_delay0')) for x in rounds)}; "
           f"goal <= {GOAL})")
