@@ -5,5 +5,7 @@ cd "$(dirname "$0")/.."
 python3 bench/ingest.py
 if [ -f bench/progress.py ]; then python3 bench/progress.py; fi
 if [ -f bench/tus.py ]; then python3 bench/tus.py; fi
+# one 1,000-photo upload at default settings against --batch-delay 0 (issue 13)
+python3 bench/batchdelay.py
 # PostgreSQL next to SQLite (issue 9): its own PostgreSQL, fsync on (build/bench/pg.json).
 python3 bench/pg.py

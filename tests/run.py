@@ -121,7 +121,7 @@ class CountingResult(unittest.TextTestResult):
 
 
 # Run a second time with SHOEBOX_TEST_DB=pg: their servers use PostgreSQL.
-PG_SUITES = ("test_pipeline", "test_progress", "test_crash")
+PG_SUITES = ("test_pipeline", "test_progress", "test_crash", "test_batch_pacing")
 
 
 def run_integration(t, env, pattern, pg=False):

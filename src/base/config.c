@@ -46,6 +46,9 @@ static const struct opt opts[] = {
      "files per processing batch"},
     {"batch-delay", "SHOEBOX_BATCH_DELAY", OPT_DOUBLE, F(batch_delay), "0.5", 0, 60, PROC,
      "seconds between one upload's batches (0 allowed)"},
+    {"batch-pacing", "SHOEBOX_BATCH_PACING", OPT_STR, F(batch_pacing), "yield", 0, 0, CMD_SERVE,
+     "what the batch delay does: yield (other uploads waiting for a worker go first; with "
+     "none the next batch starts at once) or strict (always wait it out)"},
     {"max-file-size", "SHOEBOX_MAX_FILE_SIZE", OPT_SIZE, F(max_file_size), "100MB", 1,
      (double)(1ULL << 40), PROC, "largest accepted file (bytes; k, MB, G suffixes)"},
     {"max-pixels", "SHOEBOX_MAX_PIXELS", OPT_INT, F(max_pixels), "120000000", 1, 1e10, PROC,
@@ -206,6 +209,8 @@ int config_parse(struct config *cfg, enum config_cmd cmd, int argc, char **argv,
     if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
         strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error"))
         return err_set(err, ERR_PERMANENT, "config", "--log-level must be debug, info, warn or error");
+    if (strcmp(cfg->batch_pacing, "yield") && strcmp(cfg->batch_pacing, "strict"))
+        return err_set(err, ERR_PERMANENT, "config", "--batch-pacing must be yield or strict");
     return 0;
 }
 

@@ -32,6 +32,7 @@ struct config {
     bool secure_cookies;              /* behind TLS: mark cookies Secure */
     int64_t batch_size;
     double batch_delay;               /* seconds between one upload's batches */
+    char batch_pacing[CONFIG_STR_MAX];  /* "yield" or "strict": what the delay does */
     int64_t max_file_size;            /* bytes */
     int64_t max_pixels;
     int64_t workers;                  /* -1 = one per core, 0 = none (web-only node) */

@@ -11,8 +11,12 @@
  *   2. requeues files whose lease expired (a worker elsewhere vanished);
  *   3. schedules: for each unfinished upload (store sched_list) whose current
  *      batch is over, opens the next batch when it is full (batch_size files
- *      waiting) or the upload has finished arriving, and batch_delay has passed
- *      since the last batch ended: store sched_assign. An upload that was still
+ *      waiting) or the upload has finished arriving: store sched_assign. Within
+ *      batch_delay of its last batch's end an upload yields: its batch is tried
+ *      after the pass has opened every other ready batch, and opens only if no
+ *      other upload has a file waiting for a worker (the store checks that in
+ *      the same transaction); --batch-pacing strict waits the delay out instead,
+ *      as the seed did. An upload that was still
  *      waiting for announced files when this server started (its requests died
  *      with the last one) counts as arrived whenever no request is sending into
  *      it: the files that are here go on without waiting for those that are not;
@@ -263,32 +267,24 @@ struct sched_pass {
     bool opened;
     int64_t *seen;  /* upload ids listed in this pass */
     size_t nseen, capseen;
+    struct store_sched *later;  /* ready uploads within their batch delay (yield) */
+    size_t nlater, caplater;
 };
 
-static void schedule_one(void *ctx, const struct store_sched *s)
+static int64_t batch_size_of(const struct jobs *j, const struct store_sched *s)
 {
-    struct sched_pass *p = ctx;
-    struct jobs *j = p->j;
-    struct open_batch *b = find_batch(j, s->upload_id);
-    struct err err = {0};
-    int64_t assigned = 0, size = s->batch_size > 0 ? s->batch_size : j->o.batch_size;
-    bool arrived = s->arrived || (s->open_requests == 0 && is_resumed(j, s->upload_id));
+    return s->batch_size > 0 ? s->batch_size : j->o.batch_size;
+}
 
-    if (p->nseen == p->capseen) {
-        p->capseen = p->capseen ? p->capseen * 2 : 16;
-        p->seen = xrealloc(p->seen, p->capseen * sizeof(*p->seen));
-    }
-    p->seen[p->nseen++] = s->upload_id;
-    if (s->in_flight > 0)
-        return;
-    if (b)
-        batch_ended(j, b);
-    if (s->unassigned == 0 || (s->unassigned < size && !arrived))
-        return;
-    if (s->current_batch > 0 && p->now < s->last_batch_end_at + j->o.batch_delay_ms)
-        return;
-    if (j->st->ops->sched_assign(j->st, s->upload_id, s->current_batch + 1, size, p->now,
-                                 &assigned, &err)) {
+/* Opens the upload's next batch; yield_ms > 0 lets it give way (store sched_assign). */
+static void open_next(struct sched_pass *p, const struct store_sched *s, int64_t yield_ms)
+{
+    struct jobs *j = p->j;
+    struct err err = {0};
+    int64_t assigned = 0;
+
+    if (j->st->ops->sched_assign(j->st, s->upload_id, s->current_batch + 1, batch_size_of(j, s),
+                                 p->now, yield_ms, &assigned, &err)) {
         log_error("jobs", "batch.assign_failed", "upload=%lld msg=%s",
                   (long long)s->upload_id, LOG_Q(err.msg));
         return;
@@ -299,6 +295,46 @@ static void schedule_one(void *ctx, const struct store_sched *s)
     }
 }
 
+static void note_seen(struct sched_pass *p, int64_t upload_id)
+{
+    if (p->nseen == p->capseen) {
+        p->capseen = p->capseen ? p->capseen * 2 : 16;
+        p->seen = xrealloc(p->seen, p->capseen * sizeof(*p->seen));
+    }
+    p->seen[p->nseen++] = upload_id;
+}
+
+static void try_later(struct sched_pass *p, const struct store_sched *s)
+{
+    if (p->nlater == p->caplater) {
+        p->caplater = p->caplater ? p->caplater * 2 : 8;
+        p->later = xrealloc(p->later, p->caplater * sizeof(*p->later));
+    }
+    p->later[p->nlater++] = *s;
+}
+
+static void schedule_one(void *ctx, const struct store_sched *s)
+{
+    struct sched_pass *p = ctx;
+    struct jobs *j = p->j;
+    struct open_batch *b = find_batch(j, s->upload_id);
+    bool arrived = s->arrived || (s->open_requests == 0 && is_resumed(j, s->upload_id));
+
+    note_seen(p, s->upload_id);
+    if (s->in_flight > 0)
+        return;
+    if (b)
+        batch_ended(j, b);
+    if (s->unassigned == 0 || (s->unassigned < batch_size_of(j, s) && !arrived))
+        return;
+    if (s->current_batch > 0 && p->now < s->last_batch_end_at + j->o.batch_delay_ms) {
+        if (j->o.batch_pacing == JOBS_PACE_YIELD)
+            try_later(p, s);
+        return;
+    }
+    open_next(p, s, 0);
+}
+
 static bool schedule(struct jobs *j)
 {
     struct sched_pass p = {.j = j, .now = time_now_ms()};
@@ -307,8 +343,13 @@ static bool schedule(struct jobs *j)
     if (j->st->ops->sched_list(j->st, schedule_one, &p, &err)) {
         log_error("jobs", "sched.list_failed", "msg=%s", LOG_Q(err.msg));
         free(p.seen);
+        free(p.later);
         return false;
     }
+    /* Uploads in their delay come last, so the batches opened above count as
+     * files waiting for a worker; in id order, so the oldest goes first. */
+    for (size_t i = 0; i < p.nlater; i++)
+        open_next(&p, &p.later[i], j->o.batch_delay_ms);
     /* Uploads no longer listed have finished: close their last batch. */
     for (size_t i = 0; i < j->nbatches;) {
         bool listed = false;
@@ -320,6 +361,7 @@ static bool schedule(struct jobs *j)
             batch_ended(j, &j->batches[i]);
     }
     free(p.seen);
+    free(p.later);
     return p.opened;
 }
 

@@ -29,9 +29,17 @@ struct media_opts;
 /* A file whose worker died is tried once more, then fails as "decoder crashed". */
 #define JOBS_CRASH_ATTEMPTS 2
 
+/* What an upload's batch delay does (--batch-pacing). */
+enum jobs_pacing {
+    JOBS_PACE_YIELD,   /* the delay lends the workers to uploads waiting for one; with
+                          none waiting the next batch opens at once */
+    JOBS_PACE_STRICT,  /* the seed's pause: the next batch never opens within the delay */
+};
+
 struct jobs_opts {
     int64_t batch_size;
     int64_t batch_delay_ms;
+    enum jobs_pacing batch_pacing;
     int64_t upload_idle_ms;      /* an upload waiting for announced files stops after this */
     /* Uploads tus files in progress point to (intake tus_upload_refs): the start-up
      * sweep keeps them though they have no file yet. Borrowed for jobs_start. */

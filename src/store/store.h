@@ -280,9 +280,12 @@ struct store_ops {
      * and sets current_batch. *assigned says how many moved. Compare-and-set:
      * only when batch_no is current_batch + 1 and no file of the upload is QUEUED
      * or PROCESSING, else nothing moves (*assigned 0): another scheduler opened
-     * it first. */
+     * it first. The yield (yield_ms > 0, the batch delay): until yield_ms after the
+     * upload's last batch ended, the batch opens only while no other upload has a
+     * QUEUED file due by `now` (a file waiting for a worker); else nothing moves
+     * and *assigned is 0. Both are read in the transaction that opens the batch. */
     int (*sched_assign)(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
-                        int64_t now, int64_t *assigned, struct err *err);
+                        int64_t now, int64_t yield_ms, int64_t *assigned, struct err *err);
 
     /* --- workers --- */
     /* Claims the oldest QUEUED file whose retry time has come: PROCESSING, owner,

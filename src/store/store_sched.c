@@ -1,7 +1,8 @@
 /*
  * store_sched: what the server's batch scheduler asks of store.h, over sql.h:
- * the unfinished uploads and their counts, moving RECEIVED files into a batch,
- * the health probe and the queue depth (metrics).
+ * the unfinished uploads and their counts, moving RECEIVED files into a batch
+ * (compare-and-set, and the batch delay's yield to other uploads), the health
+ * probe and the queue depth (metrics).
  */
 #include "store/store_internal.h"
 
@@ -40,13 +41,51 @@ static int sched_list(struct store *st, store_sched_cb cb, void *ctx, struct err
                     NOARGS, each_sched, &e, err);
 }
 
+/* In the upload's transaction, after its row lock: may batch batch_no open now?
+ * Compare-and-set: batch batch_no opens only right after batch_no - 1 and while
+ * none of the upload's files is in flight, whatever another node's scheduler
+ * did since it listed the upload. A scheduler that lost the race assigns
+ * nothing (it never opens the same batch twice, or skips one). Then the yield:
+ * within yield_ms of the last batch's end, a file of another upload waiting for
+ * a worker (QUEUED and due) keeps this batch closed; the other upload's files
+ * are read without a lock, so two nodes may both open (the pace is best effort,
+ * the batch numbers are not). */
+static int batch_may_open(struct sql_conn *c, int64_t upload_id, int64_t batch_no, int64_t now,
+                          int64_t yield_ms, bool *open, struct err *err)
+{
+    int64_t busy = 0, waiting = 0;
+    int r;
+
+    *open = false;
+    r = sql_scalar(c, &busy, "check the batch to open",
+                   "SELECT CASE WHEN current_batch = ?2 - 1 THEN 0 ELSE 1 END + "
+                   "(SELECT COUNT(*) FROM upload_files WHERE upload_id = ?1 "
+                   "AND state IN ('queued', 'processing')) FROM uploads WHERE id = ?1",
+                   ARGS(VI(upload_id), VI(batch_no)), err);
+    if (r <= 0 || busy > 0)
+        return r < 0 ? -1 : 0;
+    if (yield_ms > 0) {
+        r = sql_scalar(c, &waiting, "check for uploads waiting for a worker",
+                       "SELECT COUNT(*) FROM uploads u WHERE u.id = ?1 "
+                       "AND ?2 < u.last_batch_end_at + ?3 AND EXISTS (SELECT 1 "
+                       "FROM upload_files f WHERE f.state = 'queued' AND f.available_at <= ?2 "
+                       "AND f.upload_id <> ?1)",
+                       ARGS(VI(upload_id), VI(now), VI(yield_ms)), err);
+        if (r < 0)
+            return -1;
+    }
+    *open = waiting == 0;
+    return 0;
+}
+
 static int sched_assign(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
-                        int64_t now, int64_t *assigned, struct err *err)
+                        int64_t now, int64_t yield_ms, int64_t *assigned, struct err *err)
 {
     struct sql_conn *c = NULL;
     struct rules_delta d = {0};
-    int64_t n = 0, busy = 0;
-    int rc = -1, r;
+    int64_t n = 0;
+    bool open = false;
+    int rc = -1;
 
     if (assigned)
         *assigned = 0;
@@ -55,20 +94,10 @@ static int sched_assign(struct store *st, int64_t upload_id, int64_t batch_no, i
     c = sql_pool_borrow(POOL(st), err);
     if (!c)
         return -1;
-    if (sql_begin(c, err) || rules_lock_upload(c, upload_id, err))
+    if (sql_begin(c, err) || rules_lock_upload(c, upload_id, err) ||
+        batch_may_open(c, upload_id, batch_no, now, yield_ms, &open, err))
         goto out;
-    /* Compare-and-set: batch batch_no opens only right after batch_no - 1 and
-     * while none of the upload's files is in flight, whatever another node's
-     * scheduler did since it listed the upload. A scheduler that lost the race
-     * assigns nothing (it never opens the same batch twice, or skips one). */
-    r = sql_scalar(c, &busy, "check the batch to open",
-                   "SELECT CASE WHEN current_batch = ?2 - 1 THEN 0 ELSE 1 END + "
-                   "(SELECT COUNT(*) FROM upload_files WHERE upload_id = ?1 "
-                   "AND state IN ('queued', 'processing')) FROM uploads WHERE id = ?1",
-                   ARGS(VI(upload_id), VI(batch_no)), err);
-    if (r < 0)
-        goto out;
-    if (r == 0 || busy > 0) {
+    if (!open) {
         sql_rollback(c);
         rc = 0;
         goto out;

@@ -493,9 +493,10 @@ class ProgressTest(unittest.TestCase):
     # ------------------------------------------------------------ restart
 
     def test_progress_survives_restart_mid_upload(self):
-        # Batches of 15 with 4 s between them; stop in the pause after batch 1, when
-        # nothing moves, so the state before the stop is known exactly.
-        srv = self.server(args=["--batch-delay", "4"])
+        # Batches of 15 with 4 s between them (strict: the seed's pause even with no
+        # other upload waiting); stop in the pause after batch 1, when nothing moves,
+        # so the state before the stop is known exactly.
+        srv = self.server(args=["--batch-delay", "4", "--batch-pacing", "strict"])
         c = self.login(srv)
         n = 45
         uid = self.upload(c, [(f"r{i}.jpg", jpeg(i)) for i in range(n)])["upload_id"]

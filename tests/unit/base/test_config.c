@@ -26,6 +26,7 @@ START_TEST(defaults)
     ck_assert_int_eq(c.session_age, 3600);
     ck_assert_int_eq(c.batch_size, 15);
     ck_assert_double_eq_tol(c.batch_delay, 0.5, 1e-9);
+    ck_assert_str_eq(c.batch_pacing, "yield"); /* the delay lends the workers out */
     ck_assert_int_eq(c.max_file_size, 100LL * 1024 * 1024);
     ck_assert_int_eq(c.workers, -1); /* one per core; 0 = a web-only node */
     ck_assert_int_eq(c.db_pool, 0);
@@ -53,6 +54,9 @@ static const struct flag_case flag_cases[] = {
     {{"--batch-size", "15x"}, 2, -1},    /* trailing garbage */
     {{"--batch-delay", "0"}, 2, 0},      /* 0 allowed */
     {{"--batch-delay", "-0.1"}, 2, -1},
+    {{"--batch-pacing", "strict"}, 2, 0},  /* the seed's pause */
+    {{"--batch-pacing=yield"}, 1, 0},
+    {{"--batch-pacing", "fast"}, 2, -1},
     {{"--max-file-size", "100MB"}, 2, 0},
     {{"--max-file-size", "12 MB"}, 2, -1},
     {{"--session-age"}, 1, -1},          /* missing value */

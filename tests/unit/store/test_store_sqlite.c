@@ -26,6 +26,8 @@ static struct store *S;
 #define SHA_A "aaaa000000000000000000000000000000000000000000000000000000000000"
 #define SHA_B "bbbb000000000000000000000000000000000000000000000000000000000000"
 #define SHA_C "cccc000000000000000000000000000000000000000000000000000000000000"
+#define SHA_D "dddd000000000000000000000000000000000000000000000000000000000000"
+#define SHA_E "eeee000000000000000000000000000000000000000000000000000000000000"
 
 static void setup(void)
 {
@@ -113,14 +115,21 @@ static void counters(int64_t id, int64_t total, int64_t processed, int64_t uploa
     ck_assert_int_eq(u.queued_files, queued);
 }
 
-static int64_t assign(int64_t upload_id, int64_t batch, int64_t limit, int64_t now)
+/* sched_assign with the batch delay's yield (yield_ms, 0 = none). */
+static int64_t assign_y(int64_t upload_id, int64_t batch, int64_t limit, int64_t now,
+                        int64_t yield_ms)
 {
     struct err err = {0};
     int64_t n = -1;
 
-    ck_assert_msg(S->ops->sched_assign(S, upload_id, batch, limit, now, &n, &err) == 0, "%s",
-                  err.msg);
+    ck_assert_msg(S->ops->sched_assign(S, upload_id, batch, limit, now, yield_ms, &n, &err) == 0,
+                  "%s", err.msg);
     return n;
+}
+
+static int64_t assign(int64_t upload_id, int64_t batch, int64_t limit, int64_t now)
+{
+    return assign_y(upload_id, batch, limit, now, 0);
 }
 
 static struct store_claim claim(const char *owner, int64_t now)
@@ -413,6 +422,69 @@ START_TEST(test_assign_compare_and_set)
     ck_assert_int_eq(assign(up, 2, 2, T0 + 32), 2);
     ck_assert_int_eq(upload(up).current_batch, 2);
     counters(up, 4, 2, 0, 2, 0, 0);
+}
+END_TEST
+
+/* The batch delay as a yield: within yield_ms of an upload's last batch end its
+ * next batch opens only while no other upload has a file waiting for a worker
+ * (QUEUED and due); a file deferred to later waits for time, not for a worker;
+ * once the delay is over the batch opens whoever waits. */
+START_TEST(test_assign_yields)
+{
+    struct store_result ok;
+    struct err err = {0}, why = {0};
+    int64_t bob = mkuser("bob");
+    int64_t a = mkupload(bob, 6, 2), b = mkupload(bob, 2, 2), c = mkupload(bob, 1, 2);
+    struct store_claim cl, b1, b2;
+    int64_t end;
+
+    const char *names[] = {"a0.jpg", "a1.jpg", "a2.jpg", "a3.jpg", "a4.jpg", "a5.jpg"};
+
+    for (int i = 0; i < 6; i++)
+        add_file(a, bob, names[i], i % 2 ? SHA_A : SHA_B, "spool/a", NULL);
+    add_file(b, bob, "b1.jpg", SHA_C, "spool/b1", NULL);
+    add_file(b, bob, "b2.jpg", SHA_C, "spool/b2", NULL);
+    add_file(c, bob, "c.jpg", SHA_C, "spool/c", NULL);
+    ck_assert_int_eq(assign_y(a, 1, 2, T0 + 1, 1000), 2);  /* a first batch never yields */
+    for (int i = 0; i < 2; i++) {
+        cl = claim("w1", T0 + 10 + i);
+        ok = ok_result("a.jpg", i ? SHA_A : SHA_B, "");
+        finish(cl.file.id, "w1", &ok, T0 + 20 + i);
+    }
+    end = upload(a).last_batch_end_at;
+    ck_assert_int_eq(end, T0 + 21);
+    ck_assert_int_eq(assign(b, 1, 2, T0 + 30), 2);
+    /* b's two files wait for a worker: a gives way, nothing moves. */
+    ck_assert_int_eq(assign_y(a, 2, 2, T0 + 40, 1000), 0);
+    counters(a, 6, 2, 2, 0, 0, 4);
+    ck_assert_int_eq(upload(a).current_batch, 1);
+    b1 = claim("w2", T0 + 50);
+    ck_assert_int_eq(b1.file.upload_id, b);
+    ck_assert_int_eq(assign_y(a, 2, 2, T0 + 60, 1000), 0);  /* one still waits */
+    /* The other is deferred to later: it waits for its time, not for a worker. */
+    b2 = claim("w3", T0 + 65);
+    ck_assert_int_eq(b2.file.upload_id, b);
+    err_set(&why, ERR_TRANSIENT, "store", "busy");
+    ck_assert_msg(S->ops->file_defer(S, b2.file.id, "w3", T0 + 5000, &why, T0 + 66, &err) == 0,
+                  "%s", err.msg);
+    ck_assert_int_eq(file(b2.file.id).state, FILE_QUEUED);
+    /* Nobody waits: batch 2 opens at once, well within the delay. */
+    ck_assert_int_eq(assign_y(a, 2, 2, T0 + 80, 1000), 2);
+    ck_assert_int_eq(upload(a).current_batch, 2);
+    for (int i = 0; i < 2; i++) {
+        cl = claim("w1", T0 + 90 + i);
+        ck_assert_int_eq(cl.file.upload_id, a);
+        ok = ok_result("a.jpg", i ? SHA_D : SHA_E, "");
+        finish(cl.file.id, "w1", &ok, T0 + 100 + i);
+    }
+    end = upload(a).last_batch_end_at;
+    ck_assert_int_eq(end, T0 + 101);
+    ck_assert_int_eq(assign(c, 1, 2, T0 + 120), 1);
+    ck_assert_int_eq(assign_y(a, 3, 2, T0 + 130, 1000), 0);       /* c waits */
+    ck_assert_int_eq(assign_y(a, 3, 2, end + 999, 1000), 0);      /* the last ms of the delay */
+    ck_assert_int_eq(assign_y(a, 3, 2, end + 1000, 1000), 2);     /* over: a opens, c or not */
+    ck_assert_int_eq(upload(a).current_batch, 3);
+    counters(a, 6, 4, 4, 0, 0, 0);
 }
 END_TEST
 
@@ -1465,6 +1537,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_sessions);
     tcase_add_test(tc, test_upload_lifecycle);
     tcase_add_test(tc, test_assign_compare_and_set);
+    tcase_add_test(tc, test_assign_yields);
     tcase_add_test(tc, test_ingest_rejected_file);
     tcase_add_loop_test(tc, test_finish_conditions, 0,
                         sizeof(finish_rows) / sizeof(finish_rows[0]));
