@@ -42,7 +42,7 @@ struct config {
     int64_t file_cpu_seconds;         /* CPU time a worker may spend on one file */
     int64_t upload_idle;              /* seconds an upload waits for announced files */
     int64_t tus_expire;               /* seconds a partial tus upload is kept */
-    char log_level[16];
+    char log_level[CONFIG_STR_MAX];  /* every OPT_STR field is CONFIG_STR_MAX: set_value copies that much */
     char debug[CONFIG_STR_MAX];       /* SHOEBOX_DEBUG=jobs,http */
     char faults[CONFIG_STR_MAX];      /* fault.h spec, for tests */
     char assets_dir[CONFIG_STR_MAX];  /* serve web/ from disk instead of the binary */
