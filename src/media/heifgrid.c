@@ -470,6 +470,9 @@ static enum heifgrid_rc decode_tile(const struct heif *h, const struct item *it,
         snprintf(why, cap, "cannot read HEVC tile %u", it->id);
         goto out;
     }
+    /* A picture with decoding errors is damage, not a result (libde265 would
+     * hand it out half grey). */
+    de265_set_parameter_bool(dec, DE265_DECODER_PARAM_SUPPRESS_FAULTY_PICTURES, 1);
     if (push_hvcc(dec, hvcc) != 0 || push_data(dec, data, (size_t)it->len, ls) != 0 ||
         de265_flush_data(dec) != DE265_OK) {
         snprintf(why, cap, "damaged HEVC data in tile %u", it->id);
