@@ -3,6 +3,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 python3 bench/ingest.py
+# Phone photos: HEIC grids against vipsthumbnail (issue 13, build/bench/heic.json).
+python3 bench/heic.py
 if [ -f bench/progress.py ]; then python3 bench/progress.py; fi
 if [ -f bench/tus.py ]; then python3 bench/tus.py; fi
 # PostgreSQL next to SQLite (issue 9): its own PostgreSQL, fsync on (build/bench/pg.json).
