@@ -92,7 +92,7 @@ int main(int argc, char **argv)
     }
     mkdir(argv[1], 0755);
     for (int i = first; i <= count; i += step) {
-        char path[4096];
+        char path[4096], tmp[4200];
         struct stat st;
         bool portrait = i % 7 == 0;
         struct heicgen_opts o = {.tile = 512,
@@ -105,8 +105,10 @@ int main(int argc, char **argv)
         snprintf(path, sizeof(path), "%s/IMG_%04d.HEIC", argv[1], i);
         if (stat(path, &st) == 0 && st.st_size > 0)
             continue;
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
         img = photo(w, h, i);
-        if (!img || heicgen_write(path, img, &o, why, sizeof(why)) != 0) {
+        /* a temporary name, so that an interrupted run leaves no half file */
+        if (!img || heicgen_write(tmp, img, &o, why, sizeof(why)) != 0 || rename(tmp, path)) {
             fprintf(stderr, "make_heic: %s: %s\n", path, img ? why : vips_error_buffer());
             return 1;
         }
