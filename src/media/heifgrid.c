@@ -176,6 +176,9 @@ static int parse_iloc(struct heif *h, struct rd *r)
     b = (int)rd_u(r, 1);
     osz = a >> 4, lsz = a & 15, bsz = b >> 4, isz = version >= 1 ? b & 15 : 0;
     count = rd_u(r, version < 2 ? 2 : 4);
+    if (lsz == 0)
+        return -1; /* lengths "to the end of the file": not ours (and extents of 0 bytes
+                    * would let a small box loop 65,535 times per item) */
     for (uint64_t i = 0; i < count && !r->bad; i++) {
         uint32_t id = (uint32_t)rd_u(r, version < 2 ? 2 : 4);
         int method = version >= 1 ? (int)(rd_u(r, 2) & 15) : 0;
@@ -442,7 +445,7 @@ static int paste(struct planes *pl, const struct de265_image *img, int x0, int y
         unsigned char *dst = c == 0 ? pl->y : c == 1 ? pl->cb : pl->cr;
         int cx = x0 / sub, cy = y0 / sub;
         int w = iw < pw - cx ? iw : pw - cx, h = ih < ph - cy ? ih : ph - cy;
-        if (!src || w <= 0 || h <= 0)
+        if (!src || cx < 0 || cy < 0 || w <= 0 || h <= 0)
             return -1;
         for (int y = 0; y < h; y++)
             memcpy(dst + (size_t)(cy + y) * (size_t)pw + (size_t)cx, src + (size_t)y * stride,
@@ -564,15 +567,23 @@ static int transforms(const struct heif *h, const struct item *pr, int *rot)
     return 0;
 }
 
-static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, struct planes *pl,
+/* The coded size w x hh, turned by rot quarter turns, is what libheif
+ * reported (and the limits were checked on). */
+static bool size_matches(uint32_t w, uint32_t hh, int rot, int64_t disp_w, int64_t disp_h)
+{
+    return (rot & 1) ? (hh == disp_w && w == disp_h) : (w == disp_w && hh == disp_h);
+}
+
+static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, int rot,
+                                      int64_t disp_w, int64_t disp_h, struct planes *pl,
                                       char *why, size_t cap)
 {
     int rows, cols;
     uint32_t w, hh, tw = 0, th = 0;
     enum heifgrid_rc rc;
 
-    if (layout(h, pr, &rows, &cols, &w, &hh) != 0)
-        return HEIFGRID_NOT_HANDLED;
+    if (layout(h, pr, &rows, &cols, &w, &hh) != 0 || !size_matches(w, hh, rot, disp_w, disp_h))
+        return HEIFGRID_NOT_HANDLED; /* libheif sees another image: let it decode */
     pl->w = (int)w, pl->h = (int)hh, pl->cw = (int)((w + 1) / 2), pl->ch = (int)((hh + 1) / 2);
     for (int t = 0; t < h->ntiles; t++) {
         const struct item *it = find_item(h, h->tiles[t]);
@@ -581,9 +592,12 @@ static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, str
             return HEIFGRID_NOT_HANDLED; /* tiles of one size only */
         tw = w1, th = h1;
     }
+    /* Tiles cover the image, none lies wholly outside it, and chroma starts on
+     * whole pixels. w and hh are within the limits, so offsets fit an int. */
     if ((uint64_t)tw * (uint64_t)cols < w || (uint64_t)th * (uint64_t)rows < hh ||
+        (uint64_t)tw * (uint64_t)(cols - 1) >= w || (uint64_t)th * (uint64_t)(rows - 1) >= hh ||
         (cols > 1 && (tw & 1)) || (rows > 1 && (th & 1)))
-        return HEIFGRID_NOT_HANDLED; /* a gap, or chroma not on whole pixels */
+        return HEIFGRID_NOT_HANDLED;
     pl->y = malloc((size_t)pl->w * (size_t)pl->h);
     pl->cb = malloc((size_t)pl->cw * (size_t)pl->ch);
     pl->cr = malloc((size_t)pl->cw * (size_t)pl->ch);
@@ -752,10 +766,7 @@ static enum heifgrid_rc run(struct heif *h, int64_t disp_w, int64_t disp_h, int 
     pr = find_item(h, h->primary);
     if (!pr || transforms(h, pr, &rot) != 0)
         return HEIFGRID_NOT_HANDLED;
-    rc = decode_planes(h, pr, &pl, why, cap);
-    if (rc == HEIFGRID_OK && ((rot & 1) ? (pl.h != disp_w || pl.w != disp_h)
-                                        : (pl.w != disp_w || pl.h != disp_h)))
-        rc = HEIFGRID_NOT_HANDLED; /* libheif sees another image: let it decode */
+    rc = decode_planes(h, pr, rot, disp_w, disp_h, &pl, why, cap);
     if (rc == HEIFGRID_OK) {
         img = convert(h, pr, &pl, min_long);
         img = img ? rotate(img, rot) : NULL;

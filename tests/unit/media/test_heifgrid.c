@@ -233,6 +233,38 @@ START_TEST(test_damaged_tile)
 }
 END_TEST
 
+/* A tile whose ispe claims 2^31 rows: the second row of tiles would start at
+ * a negative offset (an int overflow) and be pasted outside the planes. It is
+ * not decoded here (libheif refuses such a file before; heifgrid must too). */
+START_TEST(test_hostile_tile_size)
+{
+    static const unsigned char tile_ispe[] = {'i', 's', 'p', 'e', 0, 0, 0, 0,
+                                              0,   0,   2,   0,   0, 0, 2, 0};
+    struct heicgen_opts o = {.tile = 512, .quality = 80};
+    VipsImage *src = pattern(1024, 1024), *got = NULL;
+    char path[256], why[256];
+    unsigned char buf[4096];
+    unsigned char *at;
+    FILE *f;
+    size_t n;
+
+    write_heic("hostile.heic", src, &o, path, sizeof(path));
+    f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    n = fread(buf, 1, sizeof(buf), f);
+    at = memmem(buf, n, tile_ispe, sizeof(tile_ispe));
+    ck_assert_ptr_nonnull(at);
+    ck_assert_int_eq(fseek(f, (long)(at - buf) + 12, SEEK_SET), 0);
+    ck_assert_int_eq(fwrite("\x80\0\0\0", 1, 4, f), 4);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(heifgrid_decode(path, 1024, 1024, 1440, &got, why, sizeof(why)),
+                     HEIFGRID_NOT_HANDLED);
+    ck_assert_ptr_null(got);
+    g_object_unref(src);
+    unlink(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("heifgrid");
@@ -250,6 +282,7 @@ int main(void)
     tcase_add_test(tc, test_single_image);
     tcase_add_test(tc, test_grid_orientation);
     tcase_add_test(tc, test_damaged_tile);
+    tcase_add_test(tc, test_hostile_tile_size);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK); /* libvips threads do not survive fork() */
