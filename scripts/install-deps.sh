@@ -10,7 +10,7 @@
 set -eu
 
 build="meson ninja-build pkg-config gcc libmicrohttpd-dev libvips-dev libexif-dev libraw-dev
-libjpeg62-turbo-dev libde265-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3"
+libjpeg62-turbo-dev libde265-dev libheif-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3"
 test_extra="chromium curl libvips-tools postgresql"
 fuzz_extra="clang libclang-rt-14-dev"
 bench_extra="libvips-tools python3-pil wrk imagemagick libimage-exiftool-perl"
