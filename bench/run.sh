@@ -3,6 +3,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 python3 bench/ingest.py
+# Phone photos: HEIC grids against vipsthumbnail (issue 13, build/bench/heic.json).
+python3 bench/heic.py
 if [ -f bench/progress.py ]; then python3 bench/progress.py; fi
 if [ -f bench/tus.py ]; then python3 bench/tus.py; fi
 # one 1,000-photo upload at default settings against --batch-delay 0 (issue 13)

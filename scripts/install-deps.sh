@@ -11,7 +11,7 @@
 set -eu
 
 build="meson ninja-build pkg-config gcc libmicrohttpd-dev libvips-dev libexif-dev libraw-dev
-libjpeg62-turbo-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3"
+libjpeg62-turbo-dev libde265-dev libheif-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3"
 test_extra="chromium curl libvips-tools postgresql prometheus"
 fuzz_extra="clang libclang-rt-14-dev"
 bench_extra="libvips-tools python3-pil wrk imagemagick libimage-exiftool-perl"

@@ -72,4 +72,13 @@
  * -maxscans"). */
 #define LIMIT_JPEG_SCANS 250
 
+/* Bytes of a HEIC file's 'meta' box that media/heifgrid.c reads into memory:
+ * an iPhone's is 3-10 KB (48 tiles, EXIF elsewhere); libheif itself refuses
+ * far larger ones. Over it, the file goes the libheif way. */
+#define LIMIT_HEIF_META_BYTES (1024 * 1024)
+/* Tiles in one HEIC grid that media/heifgrid.c decodes: a 12 MP iPhone photo
+ * has 48 of 512 px, a 48 MP one 192; 1024 tiles of 512 px exceed
+ * LIMIT_PIXELS_DEFAULT already. More go the libheif way. */
+#define LIMIT_HEIF_TILES 1024
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "media/boxshrink.h"
 #include "media/gifcheck.h"
+#include "media/heifgrid.h"
 #include "media/jpegenc.h"
 #include "media/jpegscale.h"
 
@@ -476,6 +477,37 @@ static int render_scaled_jpeg(const char *path, VipsImage *hdr, const struct med
     return 0;
 }
 
+/* A phone HEIC (HEVC, one image or a grid of tiles): decoded with libde265
+ * at the preview size (heifgrid.c), upright already. Same contract as
+ * render_scaled_jpeg. Images with alpha stay on the libvips path (it
+ * flattens them). */
+static int render_heif(const char *path, VipsImage *hdr, const struct media_opts *opts,
+                       struct media_output *out, struct err *e)
+{
+    VipsImage *dec = NULL;
+    char why[ERR_MSG_MAX];
+
+    if (vips_image_hasalpha(hdr))
+        return 1;
+    switch (heifgrid_decode(path, vips_image_get_width(hdr), vips_image_get_height(hdr),
+                            opts->preview_size, &dec, why, sizeof(why))) {
+    case HEIFGRID_OK:
+        break;
+    case HEIFGRID_NOT_HANDLED:
+        return 1;
+    case HEIFGRID_NO_MEMORY:
+        err_set(e, ERR_TRANSIENT, "decode", "%s", why[0] ? why : "out of memory");
+        return 0;
+    case HEIFGRID_DAMAGED:
+    default:
+        err_set(e, ERR_PERMANENT, "decode", "%s", why);
+        return 0;
+    }
+    make_outputs(dec, true, opts, out, e); /* a failure is in e */
+    g_object_unref(dec);
+    return 0;
+}
+
 /* Largest of 8/4/2 keeping the long side >= preview size, else 1. */
 static int jpeg_shrink(VipsImage *hdr, int preview)
 {
@@ -522,6 +554,14 @@ int thumb_render(const char *path, const struct sniff_result *sn, VipsImage *hdr
     int shrink = 1;
     int rc = -1;
 
+    if (sn->fmt == MEDIA_FMT_HEIF) {
+        e.cls = ERR_NONE;
+        if (render_heif(path, hdr, opts, out, &e) == 0) {
+            if (e.cls == ERR_NONE)
+                return 0;
+            goto fail;
+        }
+    }
     if (sn->fmt == MEDIA_FMT_JPEG) {
         e.cls = ERR_NONE;
         if (render_scaled_jpeg(path, hdr, opts, out, &e) == 0) {
