@@ -43,6 +43,7 @@
 #include <libpq-fe.h>
 #include <math.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,24 @@ struct pgconn {
 
 #define PGC(c) ((struct pgconn *)(c))
 #define PGS(s) ((struct pgstmt *)(s))
+
+/* Whether this process saw a connection lost and has opened none since: the
+ * log tells each outage once (db.lost, then db.reconnected), not once per
+ * pooled connection. */
+static atomic_bool outage;
+
+static void note_lost(const char *why)
+{
+    if (!atomic_exchange(&outage, true))
+        log_warn("store", "db.lost", "msg=%s", LOG_Q(why));
+}
+
+static void note_connected(void)
+{
+    if (atomic_exchange(&outage, false))
+        log_warn("store", "db.reconnected",
+                 "msg=\"the connection to PostgreSQL was lost and is open again\"");
+}
 
 /* ---- secrets and messages ---- */
 
@@ -184,6 +203,8 @@ static int fail_res(struct pgconn *c, const PGresult *res, struct err *err, cons
         err_set(err, ERR_TRANSIENT, "store",
                 "cannot %s: the connection to PostgreSQL was lost%s (%s)", what,
                 c->in_tx ? " inside a transaction" : "", text);
+        scrub(c->pg, text, sizeof(text));
+        note_lost(text);
     } else {
         err_set(err, transient_state(state) ? ERR_TRANSIENT : ERR_PERMANENT, "store",
                 "cannot %s: %s%s%s%s", what, text, state ? " (SQLSTATE " : "", state ? state : "",
@@ -266,9 +287,7 @@ static int reconnect(struct pgconn *c, struct err *err)
         log_warn("store", "db.reconnect_failed", "msg=%s", LOG_Q(err ? err->msg : text));
         return -1;
     }
-    log_warn("store", "db.reconnected",
-             "msg=\"the connection to PostgreSQL was lost and is "
-             "open again\"");
+    note_connected();
     return session_setup(c, err);
 }
 
@@ -290,6 +309,7 @@ static int ensure_alive(struct pgconn *c, struct err *err)
     }
     if (PQstatus(c->pg) == CONNECTION_OK && !c->doomed)
         return 0;
+    note_lost("the server closed an idle connection (restarted, or the session was ended)");
     return reconnect(c, err);
 }
 
@@ -347,6 +367,7 @@ static int pg_open(const char *location, unsigned flags, struct sql_conn **out, 
         free(c);
         return -1;
     }
+    note_connected();
     *out = &c->base;
     return 0;
 }
@@ -736,6 +757,8 @@ static int pg_commit(struct sql_conn *conn, struct err *err)
             err_set(err, ERR_TRANSIENT, "store",
                     "cannot commit: the connection to PostgreSQL was lost; the transaction "
                     "may or may not have been committed");
+        if (PQstatus(c->pg) == CONNECTION_BAD)
+            note_lost("the connection was lost at a commit");
         else
             fail_res(c, res, err, "commit");
         rc = -1;
@@ -898,6 +921,8 @@ static int pg_listen_read(struct sql_conn *conn, void (*each)(void *ctx, const c
         each(ctx, n->extra ? n->extra : "");
         PQfreemem(n);
     }
+    if (!ok || PQstatus(c->pg) != CONNECTION_OK || c->doomed)
+        note_lost("the change feed's connection was closed");
     if (!ok || PQstatus(c->pg) != CONNECTION_OK || c->doomed)
         return err_set(err, ERR_TRANSIENT, "store",
                        "the change feed's connection to PostgreSQL was lost");

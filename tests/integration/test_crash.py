@@ -753,6 +753,7 @@ class Page(threading.Thread):
     that fails (no answer, 5xx) is sent again after a pause. Streams each body in chunks
     so that a kill can land inside a request."""
     GROUP, LANES, DEADLINE = 10, 2, 120
+    CHUNK_PAUSE = 0.005   # between 32 KB chunks
 
     def __init__(self, port, cookies, parts):
         super().__init__(daemon=True)
@@ -777,7 +778,7 @@ class Page(threading.Thread):
             conn.endheaders()
             for i in range(0, len(data), 32768):
                 conn.send(data[i:i + 32768])
-                time.sleep(0.005)
+                time.sleep(self.CHUNK_PAUSE)
             r = conn.getresponse()
             return r.status, r.read()
         finally:
