@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -533,7 +532,10 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     setenv("TZ", "UTC", 1);
     tzset();
     mallopt(M_ARENA_MAX, 2);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* No PR_SET_PDEATHSIG here: the supervisor (jobs.c) set SIGKILL before exec, so a
+     * worker whose server died stops at once and its file is taken back (the next
+     * server's sweep, or any node once the lease expires). SIGTERM would let it go on
+     * renewing its lease while it finishes, or hangs on, a file nobody supervises. */
     signal(SIGPIPE, SIG_IGN);
     limit_memory(cfg->worker_memory);
     /* A worker's commits may be lost to a power cut without losing a photo: the

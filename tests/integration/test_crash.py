@@ -450,6 +450,32 @@ class CrashTest(unittest.TestCase):
         self.assertGreaterEqual(srv.log().count("event=worker.died"), 2)
         self.check_invariants(srv, c)
 
+    def test_orphaned_worker_stops_at_once(self):
+        """`serve` SIGKILLed while a worker decodes a file that never ends: the worker,
+        orphaned, is gone within seconds (its server's death kills it: it does not go on
+        renewing its lease while it finishes, or hangs on, its file), and the file is
+        taken back (SQLite: the next server's sweep; PostgreSQL: its lease expires) and
+        processed by the next server."""
+        srv = self.start(["--faults", "decode_hang@slow", "--lease", "2"])
+        c = self.login(srv)
+        parts = self.jpegs(3, "orphan") + [photos.data_part("slow-o.jpg", self.imgs.jpeg(98))]
+        uid = self.upload(c, parts)
+        pid = wait_until(lambda: self.lease_owner_pid(srv, "slow-o.jpg"), timeout=30,
+                         what="a worker holding slow-o.jpg")
+        self.assertIn(pid, _children(srv.proc.pid))
+        self.addCleanup(lambda: _alive(pid) and os.kill(pid, signal.SIGKILL))
+        srv.kill()
+        wait_until(lambda: not _alive(pid), timeout=5, what="the orphaned worker to exit")
+        srv.args = BASE_ARGS + ["--lease", "2"]  # the next server decodes it
+        srv.start()
+        c = self.login(srv)
+        final = self.wait_finished(c, uid)
+        by_name = {f["file_name"]: f for f in final["files"]}
+        self.assertEqual(by_name["slow-o.jpg"]["state"], "done", by_name["slow-o.jpg"])
+        self.assertEqual(by_name["slow-o.jpg"]["attempts"], 2)
+        self.assertEqual((final["uploaded"], final["failed"]), (4, 0), final)
+        self.check_invariants(srv, c)
+
     def test_worker_crash_fault(self):
         srv = self.start(["--faults", "decode_crash@boom"])
         c = self.login(srv)
