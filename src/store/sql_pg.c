@@ -258,8 +258,11 @@ static int session_setup(struct pgconn *c, struct err *err)
 {
     c->doomed = false;
     PQsetNoticeReceiver(c->pg, on_notice, c);
-    if (c->relaxed &&
-        command(c, "SET synchronous_commit = off", "set up the database session", err))
+    /* A commit answers once it is durable (the page is told its file is safe on the
+     * strength of it), whatever the server's default; relaxed sessions (workers: a
+     * lost commit only means a file processed again) need not wait for it. */
+    if (command(c, c->relaxed ? "SET synchronous_commit = off" : "SET synchronous_commit = on",
+                "set up the database session", err))
         return -1;
     return 0;
 }
