@@ -24,6 +24,10 @@
 
 #define TUS_DIR "tus"
 #define INFO_MAX 4096
+/* upload_request_end is tried this often on a transient failure (as h_upload.c):
+ * until it is recorded the upload waits for more files. After a lost connection
+ * the next try waits for the database to come back (sql_pg.c). */
+#define END_TRIES 3
 
 struct entry {
     struct entry *next;
@@ -351,9 +355,13 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
         *err = *ingest_error(ing);
     ingest_free(ing);
     struct err e2 = {0};
-    if (st->ops->upload_request_end(st, e->info.upload_id, time_now_ms(), &e2))
-        log_warn("intake", "tus.request_end_failed", "upload=%lld msg=%s",
-                 (long long)e->info.upload_id, LOG_Q(e2.msg));
+    for (int i = 1; st->ops->upload_request_end(st, e->info.upload_id, time_now_ms(), &e2); i++) {
+        log_warn("intake", "tus.request_end_failed", "upload=%lld try=%d msg=%s",
+                 (long long)e->info.upload_id, i, LOG_Q(e2.msg));
+        if (e2.cls != ERR_TRANSIENT || i == END_TRIES)
+            break;
+        err_clear(&e2);
+    }
     if (rc)
         return -1;
     e->info.file_id = file_id;

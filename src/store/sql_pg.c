@@ -50,12 +50,21 @@
 #include <strings.h>
 
 #include "base/log.h"
+#include "base/timeutil.h"
 #include "base/xalloc.h"
 
 /* The key of the migration lock: "shoebox" in ASCII. */
 #define MIGRATE_LOCK "32484449973333880"
 /* Seconds to wait for a connection unless the URL says connect_timeout. */
 #define CONNECT_TIMEOUT "10"
+/* How long connecting waits for a server that went away (its connections were
+ * lost) to come back before the operation fails: a restart or a failover takes
+ * a few seconds, and an operation that waits it out is neither failed nor sent
+ * again. Pauses between tries start at RECONNECT_PAUSE_MS and double to
+ * RECONNECT_PAUSE_MAX_MS. A first connection (no outage seen) does not wait. */
+#define RECONNECT_WAIT_MS 5000
+#define RECONNECT_PAUSE_MS 50
+#define RECONNECT_PAUSE_MAX_MS 500
 /* Bytes for one int64 or double parameter in text form. */
 #define NUM_MAX 32
 
@@ -273,14 +282,36 @@ static void forget_prepared(struct pgconn *c)
         c->stmts[i]->name[0] = '\0';
 }
 
-/* Reconnects a connection the server closed: 0, or -1 (ERR_TRANSIENT). */
+static enum err_class connect_class(const char *text);
+
+/* After a failed connection attempt on pg: whether to try again. Yes when the
+ * server refused for a reason that passes (not listening, starting up, shutting
+ * down) and time is left until `until` (time_mono_ms); then it has paused. */
+static bool wait_more(PGconn *pg, int64_t until, int64_t *pause)
+{
+    char text[ERR_MSG_MAX];
+
+    first_line(PQerrorMessage(pg), text, sizeof(text));
+    if (connect_class(text) != ERR_TRANSIENT || time_mono_ms() + *pause > until)
+        return false;
+    time_sleep_ms(*pause);
+    *pause = *pause * 2 < RECONNECT_PAUSE_MAX_MS ? *pause * 2 : RECONNECT_PAUSE_MAX_MS;
+    return true;
+}
+
+/* Reconnects a connection the server closed, waiting up to RECONNECT_WAIT_MS
+ * for the server to come back: 0, or -1 (ERR_TRANSIENT). */
 static int reconnect(struct pgconn *c, struct err *err)
 {
     char text[ERR_MSG_MAX];
 
+    int64_t until = time_mono_ms() + RECONNECT_WAIT_MS, pause = RECONNECT_PAUSE_MS;
+
     forget_prepared(c);
     c->in_tx = false;
     PQreset(c->pg);
+    while (PQstatus(c->pg) != CONNECTION_OK && wait_more(c->pg, until, &pause))
+        PQreset(c->pg);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         first_line(PQerrorMessage(c->pg), text, sizeof(text));
         err_set(err, ERR_TRANSIENT, "store",
@@ -345,11 +376,19 @@ static int pg_open(const char *location, unsigned flags, struct sql_conn **out, 
     const char *const vals[] = {CONNECT_TIMEOUT, "shoebox", location, NULL};
     struct pgconn *c = xcalloc(1, sizeof(*c));
     char masked[512], text[ERR_MSG_MAX];
+    int64_t until = time_mono_ms() + RECONNECT_WAIT_MS, pause = RECONNECT_PAUSE_MS;
 
     *out = NULL;
     c->base.drv = &sql_pg_driver;
     c->relaxed = (flags & SQL_RELAXED_SYNC) != 0;
     c->pg = PQconnectdbParams(keys, vals, 1);
+    /* During an outage (a connection of this process was lost) a new connection,
+     * which replaces a lost one, waits for the server as reconnect() does. */
+    while (c->pg && PQstatus(c->pg) != CONNECTION_OK && atomic_load(&outage) &&
+           wait_more(c->pg, until, &pause)) {
+        PQfinish(c->pg);
+        c->pg = PQconnectdbParams(keys, vals, 1);
+    }
     if (!c->pg) {
         free(c);
         return err_set(err, ERR_TRANSIENT, "store", "cannot connect to PostgreSQL: out of memory");
