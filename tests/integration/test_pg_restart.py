@@ -1,12 +1,16 @@
 """Issue 9, faults: PostgreSQL restarted (fast, then immediate) in the middle of an upload.
 
-Three pages send their uploads as web/js/upload.js does (test_crash.Page: requests of up
-to 10 files, a failed request sent again) to one `serve` with two workers, while
-PostgreSQL is restarted with `pg_ctl restart -m fast` and then `-m immediate`. Afterwards
-every upload finished with exactly the files sent, each processed once (one photo per
-file, every file attempted once unless the log shows it was given back), the counters add
-up, and the server's log says what happened: the connection was lost and opened again.
-Its own PostgreSQL (pgserver.start), so the run's shared one is never restarted.
+Three pages send their uploads to one `serve` with two workers: two as
+web/js/upload/send.js does (POST /api/uploads, then each file over tus, resumed from
+HEAD's offset after a broken request), one with multipart requests of up to 10 files into
+an upload opened first (test_crash.Page; a failed request sent again), while PostgreSQL is
+restarted with `pg_ctl restart -m fast` and then `-m immediate`. Afterwards every upload
+finished with exactly the files sent, each processed once (one photo per file and per
+content, counters equal to the rows), nothing left leased or spooled, and the server's
+log says what happened: the connection was lost, opened again, LISTEN re-established.
+Also: PostgreSQL down longer than a reconnect waits: a request fails 503 "try again" (not
+202, not 401) and, sent again once the database is back, is taken; every file once.
+Each test has its own PostgreSQL (pgserver.start): the run's shared one is never restarted.
 """
 import base64
 import hashlib
@@ -173,7 +177,9 @@ class TusPage(threading.Thread):
             self.error = e
 
 
-class TestRestartMidUpload(unittest.TestCase):
+class PgBase(unittest.TestCase):
+    """Its own PostgreSQL (self.pg), a database on it, a `serve` (not started) and a user."""
+
     def setUp(self):
         if not harness.pg_base_url() or not pgserver.available():
             raise unittest.SkipTest("no PostgreSQL on this machine")
@@ -193,6 +199,14 @@ class TestRestartMidUpload(unittest.TestCase):
     def rows(self, sql):
         return harness.query(self.db, sql)
 
+    def login(self):
+        srv = self.srv.start()
+        c = srv.client()
+        self.assertEqual(c.login(USER, PW).status, 303)
+        return srv, c
+
+
+class TestRestartMidUpload(PgBase):
     def processed(self):
         return self.rows("SELECT COALESCE(SUM(processed), 0) FROM uploads")[0][0]
 
@@ -200,9 +214,7 @@ class TestRestartMidUpload(unittest.TestCase):
         return self.rows("SELECT COUNT(*) FROM upload_files")[0][0]
 
     def test_fast_then_immediate_restart_while_pages_send(self):
-        srv = self.srv.start()
-        c = srv.client()
-        self.assertEqual(c.login(USER, PW).status, 303)
+        srv, c = self.login()
         pages = [kind(srv.port, c.cookies,
                       [photos.data_part(f"m{n}-{i:02d}.jpg",
                                         self.images.jpeg(100 * n + i + 1, 1024, 768))
@@ -234,6 +246,7 @@ class TestRestartMidUpload(unittest.TestCase):
         self.assertIn("event=db.reconnected", log)
         self.assertLess(log.index("event=db.lost"), log.index("event=db.reconnected"))
         self.assertGreaterEqual(log.count("event=db.lost"), 2, "two restarts, not one lost")
+        self.assertIn("event=feed.reopened", log)  # LISTEN again after each restart
         self.assertNotIn(self.pg.password, log)
         print(f"restart mid-upload: {total} files, {sum(p.resends for p in pages)} requests "
               f"sent again, {log.count('event=db.reconnected')} reconnects", file=sys.stderr)
@@ -279,6 +292,46 @@ class TestRestartMidUpload(unittest.TestCase):
         # Spool bytes of done files are gone; no file left processing or leased.
         self.assertEqual(self.rows("SELECT COUNT(*) FROM upload_files WHERE spool <> '' "
                                    "OR lease_owner <> ''"), [(0,)])
+
+
+class TestDatabaseDown(PgBase):
+    def post(self, c, uid, parts):
+        ctype, length, body = photos.multipart(parts)
+        return _request(self.srv.port, c.cookies, "POST", f"/photos/upload/?upload={uid}",
+                        b"".join(body), {"Content-Type": ctype, "Accept": "application/json"})
+
+    def test_request_while_the_database_is_down_fails_and_is_sent_again(self):
+        """PostgreSQL down longer than a restart (past the 5 s a reconnect waits): a request
+        is answered 503 "try again", never 202 and never 401 (its session could not be
+        read); sent again once the database is back it is taken, and every file is
+        recorded and processed once."""
+        srv, c = self.login()
+        uid = _open_upload(srv.port, c.cookies, 4, time.monotonic() + 30)
+        parts = [photos.data_part(f"d{i}.jpg", self.images.jpeg(i + 1, 320, 240))
+                 for i in range(4)]
+        self.assertEqual(self.post(c, uid, parts[:2])[0], 202)
+        self.pg.pause()
+        status, body = self.post(c, uid, parts[2:])
+        self.assertEqual(status, 503, body)
+        self.assertIn(b"try again", body)
+        r = c.get(f"/api/uploads/{uid}", headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 503, r.text)
+        self.pg.resume()
+        self.assertEqual(self.post(c, uid, parts[2:])[0], 202)
+
+        def finished():
+            u = c.get(f"/api/uploads/{uid}", headers={"Accept": "application/json"}).json()
+            return u if u["finished_at"] else None
+        u = wait_until(finished, timeout=60, interval=0.1, what="the upload to finish")
+        self.assertEqual((u["total"], u["processed"], u["uploaded"]), (4, 4, 4), u)
+        self.assertEqual(sorted(f["file_name"] for f in u["files"]),
+                         sorted(p.filename for p in parts))
+        self.assertEqual(self.rows("SELECT COUNT(*), COUNT(DISTINCT sha256) FROM photos"),
+                         [(4, 4)])
+        log = srv.log()
+        self.assertIn("event=db.lost", log)
+        self.assertIn("event=db.reconnected", log)
+        self.assertNotIn(self.pg.password, log)
 
 
 if __name__ == "__main__":
