@@ -6,8 +6,9 @@
  *
  * DESIGN
  * Threads: a connection is used by one thread at a time (the pool in sql.c
- * hands it out); nothing here is shared between connections, so there are no
- * locks. libpq is thread-safe for distinct PGconn objects.
+ * hands it out); nothing here is shared between connections but the atomic
+ * `outage` flag, so there are no locks. libpq is thread-safe for distinct
+ * PGconn objects.
  * Statements: cached per connection by the ADDRESS of the SQL text (sql.h).
  * The text is rewritten once (`?N` and `?` to `$N`, outside quotes and
  * comments) when it is first seen; PQprepare runs lazily at the first step,
@@ -28,7 +29,11 @@
  * without an answer, or anything inside a transaction, fails ERR_TRANSIENT
  * and says so; the caller (the store's rules, the job layer) decides whether
  * to run the whole operation again, and the next BEGIN resets the connection.
- * Nothing is retried in a loop here: one reset per statement.
+ * A statement runs at most twice. A reset, and opening a connection while this
+ * process knows of an outage, wait up to RECONNECT_WAIT_MS for a server that
+ * is restarting; each outage is logged once per process (db.lost, then
+ * db.reconnected; `outage` is the only state shared between connections).
+ * Durability: sessions set synchronous_commit on, relaxed ones off.
  * Transactions: begin_write is READ COMMITTED (the rules take row locks, see
  * sql.h); begin_read is REPEATABLE READ, READ ONLY. A COMMIT of a transaction
  * that had failed is reported as a failure (the server answers ROLLBACK).
@@ -304,7 +309,6 @@ static bool wait_more(PGconn *pg, int64_t until, int64_t *pause)
 static int reconnect(struct pgconn *c, struct err *err)
 {
     char text[ERR_MSG_MAX];
-
     int64_t until = time_mono_ms() + RECONNECT_WAIT_MS, pause = RECONNECT_PAUSE_MS;
 
     forget_prepared(c);
@@ -790,19 +794,21 @@ static int pg_commit(struct sql_conn *conn, struct err *err)
         /* An answer from the server (the FATAL of a terminated session; libpq
          * may keep only its text) means the transaction ended without its
          * commit; no answer leaves the outcome unknown. */
-        if (PQstatus(c->pg) == CONNECTION_BAD && (PQresultErrorField(res, PG_DIAG_SQLSTATE) ||
-                                                  !strncmp(PQerrorMessage(c->pg), "FATAL:", 6)))
+        bool lost = PQstatus(c->pg) == CONNECTION_BAD;
+
+        if (lost && (PQresultErrorField(res, PG_DIAG_SQLSTATE) ||
+                     !strncmp(PQerrorMessage(c->pg), "FATAL:", 6)))
             err_set(err, ERR_TRANSIENT, "store",
                     "cannot commit: the connection to PostgreSQL was lost; the transaction "
                     "was rolled back");
-        else if (PQstatus(c->pg) == CONNECTION_BAD)
+        else if (lost)
             err_set(err, ERR_TRANSIENT, "store",
                     "cannot commit: the connection to PostgreSQL was lost; the transaction "
                     "may or may not have been committed");
-        if (PQstatus(c->pg) == CONNECTION_BAD)
-            note_lost("the connection was lost at a commit");
         else
             fail_res(c, res, err, "commit");
+        if (lost)
+            note_lost("the connection was lost at a commit");
         rc = -1;
     } else if (failed || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* The server rolled back a transaction in which a statement had failed. */
@@ -963,12 +969,11 @@ static int pg_listen_read(struct sql_conn *conn, void (*each)(void *ctx, const c
         each(ctx, n->extra ? n->extra : "");
         PQfreemem(n);
     }
-    if (!ok || PQstatus(c->pg) != CONNECTION_OK || c->doomed)
-        note_lost("the change feed's connection was closed");
-    if (!ok || PQstatus(c->pg) != CONNECTION_OK || c->doomed)
-        return err_set(err, ERR_TRANSIENT, "store",
-                       "the change feed's connection to PostgreSQL was lost");
-    return 0;
+    if (ok && PQstatus(c->pg) == CONNECTION_OK && !c->doomed)
+        return 0;
+    note_lost("the change feed's connection was closed");
+    return err_set(err, ERR_TRANSIENT, "store",
+                   "the change feed's connection to PostgreSQL was lost");
 }
 
 const struct sql_driver sql_pg_driver = {
