@@ -118,8 +118,9 @@ class CrashTest(unittest.TestCase):
         resend_on_503, a 503 (the server could not commit) is sent once more, as the
         page does with a failed request."""
         ctype, length, body = photos.multipart(parts)
+        data = b"".join(body)  # once: the chunks are an iterator, a resend needs them again
         for attempt in range(2 if resend_on_503 else 1):
-            r = c.request("POST", "/photos/upload/", body=b"".join(body),
+            r = c.request("POST", "/photos/upload/", body=data,
                           headers={k: v for k, v in self.headers(c, ctype, length).items()
                                    if k not in ("Host", "Cookie")})
             if r.status != 503:
