@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -532,10 +533,10 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     setenv("TZ", "UTC", 1);
     tzset();
     mallopt(M_ARENA_MAX, 2);
-    /* No PR_SET_PDEATHSIG here: the supervisor (jobs.c) set SIGKILL before exec, so a
-     * worker whose server died stops at once and its file is taken back (the next
-     * server's sweep, or any node once the lease expires). SIGTERM would let it go on
-     * renewing its lease while it finishes, or hangs on, a file nobody supervises. */
+    /* A worker whose server died gets SIGTERM: it finishes the file it holds, if it
+     * can within JOBS_ORPHAN_GRACE_MS (jobs_worker_run), and exits; a file it cannot
+     * finish by then is taken back when its lease, no longer renewed, expires. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
     limit_memory(cfg->worker_memory);
     /* A worker's commits may be lost to a power cut without losing a photo: the
