@@ -23,8 +23,8 @@
  * thread with PR_SET_PDEATHSIG(SIGKILL) until they exec; the worker then asks for
  * SIGTERM instead (main.c), on which it finishes its file within
  * JOBS_ORPHAN_GRACE_MS or is ended (worker.c): a worker outlives a killed server
- * by at most that. NEEDSWORK(#9): on SQLite a server restarted within that time
- * sweeps back a file the orphan may still finish (processed twice, one photo).
+ * by at most that (a file it still holds is taken back by the next server's
+ * sweep, or by any node once the lease it no longer renews expires).
  * Several nodes (a shared store, PostgreSQL): the start-up sweep takes back only
  * expired leases (sweep.h); the jobs thread also beats the node's heartbeat
  * (store node_heartbeat, which closes the requests of nodes gone silent), and
