@@ -588,6 +588,9 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     setenv("TZ", "UTC", 1);
     tzset();
     mallopt(M_ARENA_MAX, 2);
+    /* A worker whose server died gets SIGTERM: it finishes the file it holds, if it
+     * can within JOBS_ORPHAN_GRACE_MS (jobs_worker_run), and exits; a file it cannot
+     * finish by then is taken back when its lease, no longer renewed, expires. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
     limit_memory(cfg->worker_memory);

@@ -9,6 +9,7 @@
     pg.create_db("photos")                # CREATE DATABASE photos OWNER shoebox; returns pg.url("photos")
     pg.drop_db("photos")                  # DROP DATABASE IF EXISTS photos WITH (FORCE)
     pg.restart("fast")                    # pg_ctl restart -m fast|immediate, same port and socket
+    pg.pause(); pg.resume()               # down (pg_ctl stop -m fast) until resumed, data kept
     pg.stop()                             # stops postgres, removes the whole directory
 
 Command line (the server outlives the command; stop removes DIR):
@@ -289,6 +290,19 @@ class PgServer:
                       "SELECT pg_logical_emit_message(true, 'shoebox', 'flush')")
         try:
             self._pg_ctl("restart", "-m", mode)
+            self._wait_ready()
+        except (PgError, subprocess.TimeoutExpired):
+            self.kill()
+            raise
+
+    def pause(self):
+        """pg_ctl stop -m fast, keeping the data: the server is down until resume()."""
+        self._pg_ctl("stop", "-m", "fast")
+
+    def resume(self):
+        """Start again what pause() stopped (same data, port and socket) and wait until ready."""
+        try:
+            self._pg_ctl("start")
             self._wait_ready()
         except (PgError, subprocess.TimeoutExpired):
             self.kill()

@@ -65,6 +65,7 @@ struct http_req {
     struct form form;
 
     struct session_info session;
+    bool session_unknown;        /* a session cookie the store could not read: 503, not 401 */
     struct http_user user;       /* name points into session.user_name */
     char session_token[SESSION_TOKEN_LEN + 1];  /* presented and valid, else "" */
     enum req_cookie cookie;

@@ -137,9 +137,12 @@ static void load_session(struct http_req *req)
         return;
     if (session_load(req->srv->deps.store, token, time_now_ms(), req->srv->opts.session_age,
                      &req->session, &err) < 0) {
-        /* Treat as logged out; the page that needs a login says so. */
+        /* Logged out for pages open to all; a page that needs the login answers
+         * 503 (gate): the session may be fine once the database is back, and a
+         * 401 would tell the page to log in again. */
         log_warn("http", "session.load", "msg=%s", LOG_Q(err.msg));
         memset(&req->session, 0, sizeof(req->session));
+        req->session_unknown = true;
         return;
     }
     if (!req->session.valid)
@@ -174,6 +177,10 @@ static bool gate(struct http_req *req)
     }
     if (!r) {
         http_send_error(req, 404, "page not found");
+        return false;
+    }
+    if ((r->flags & (ROUTE_LOGIN_PAGE | ROUTE_LOGIN_JSON)) && req->session_unknown) {
+        http_send_error(req, 503, "the database is not available; try again");
         return false;
     }
     if ((r->flags & (ROUTE_LOGIN_PAGE | ROUTE_LOGIN_JSON)) && !req->session.valid) {

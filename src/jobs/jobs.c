@@ -24,8 +24,11 @@
  *      batch or was told there is work.
  * At stop the jobs thread itself stops the workers (EOF on their stdin, then
  * SIGKILL after STOP_GRACE_MS) before it ends. Workers are forked by the jobs
- * thread with PR_SET_PDEATHSIG(SIGKILL), so they never outlive a killed server:
- * the next server's sweep may take back every PROCESSING file.
+ * thread with PR_SET_PDEATHSIG(SIGKILL) until they exec; the worker then asks for
+ * SIGTERM instead (main.c), on which it finishes its file within
+ * JOBS_ORPHAN_GRACE_MS or is ended (worker.c): a worker outlives a killed server
+ * by at most that (a file it still holds is taken back by the next server's
+ * sweep, or by any node once the lease it no longer renews expires).
  * Several nodes (a shared store, PostgreSQL): the start-up sweep takes back only
  * expired leases (sweep.h); the jobs thread also beats the node's heartbeat
  * (store node_heartbeat, which closes the requests of nodes gone silent), and

@@ -28,6 +28,10 @@ struct media_opts;
 #define JOBS_MAX_ATTEMPTS 3
 /* A file whose worker died is tried once more, then fails as "decoder crashed". */
 #define JOBS_CRASH_ATTEMPTS 2
+/* A worker told to stop (SIGTERM: a stop, or its server died) finishes its file
+ * within this or is ended: long enough for an ordinary photo, short enough that a
+ * file it hangs on goes back to the queue soon (its lease is no longer renewed). */
+#define JOBS_ORPHAN_GRACE_MS 5000
 
 /* What an upload's batch delay does (--batch-pacing). */
 enum jobs_pacing {

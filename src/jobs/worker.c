@@ -49,9 +49,15 @@
 
 static volatile sig_atomic_t stop_requested;
 
+/* SIGTERM (a stop, or the server died: main.c PR_SET_PDEATHSIG): finish the file
+ * in hand and exit, but within JOBS_ORPHAN_GRACE_MS: then SIGALRM ends the process
+ * (its default action), so a worker nobody supervises never goes on renewing its
+ * lease on a file it hangs on. */
 static void on_term(int sig)
 {
     (void)sig;
+    if (!stop_requested)
+        alarm((JOBS_ORPHAN_GRACE_MS + 999) / 1000);
     stop_requested = 1;
 }
 

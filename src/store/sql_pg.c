@@ -6,8 +6,9 @@
  *
  * DESIGN
  * Threads: a connection is used by one thread at a time (the pool in sql.c
- * hands it out); nothing here is shared between connections, so there are no
- * locks. libpq is thread-safe for distinct PGconn objects.
+ * hands it out); nothing here is shared between connections but the atomic
+ * `outage` flag, so there are no locks. libpq is thread-safe for distinct
+ * PGconn objects.
  * Statements: cached per connection by the ADDRESS of the SQL text (sql.h).
  * The text is rewritten once (`?N` and `?` to `$N`, outside quotes and
  * comments) when it is first seen; PQprepare runs lazily at the first step,
@@ -28,7 +29,11 @@
  * without an answer, or anything inside a transaction, fails ERR_TRANSIENT
  * and says so; the caller (the store's rules, the job layer) decides whether
  * to run the whole operation again, and the next BEGIN resets the connection.
- * Nothing is retried in a loop here: one reset per statement.
+ * A statement runs at most twice. A reset, and opening a connection while this
+ * process knows of an outage, wait up to RECONNECT_WAIT_MS for a server that
+ * is restarting; each outage is logged once per process (db.lost, then
+ * db.reconnected; `outage` is the only state shared between connections).
+ * Durability: sessions set synchronous_commit on, relaxed ones off.
  * Transactions: begin_write is READ COMMITTED (the rules take row locks, see
  * sql.h); begin_read is REPEATABLE READ, READ ONLY. A COMMIT of a transaction
  * that had failed is reported as a failure (the server answers ROLLBACK).
@@ -43,18 +48,28 @@
 #include <libpq-fe.h>
 #include <math.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "base/log.h"
+#include "base/timeutil.h"
 #include "base/xalloc.h"
 
 /* The key of the migration lock: "shoebox" in ASCII. */
 #define MIGRATE_LOCK "32484449973333880"
 /* Seconds to wait for a connection unless the URL says connect_timeout. */
 #define CONNECT_TIMEOUT "10"
+/* How long connecting waits for a server that went away (its connections were
+ * lost) to come back before the operation fails: a restart or a failover takes
+ * a few seconds, and an operation that waits it out is neither failed nor sent
+ * again. Pauses between tries start at RECONNECT_PAUSE_MS and double to
+ * RECONNECT_PAUSE_MAX_MS. A first connection (no outage seen) does not wait. */
+#define RECONNECT_WAIT_MS 5000
+#define RECONNECT_PAUSE_MS 50
+#define RECONNECT_PAUSE_MAX_MS 500
 /* Bytes for one int64 or double parameter in text form. */
 #define NUM_MAX 32
 
@@ -91,6 +106,24 @@ struct pgconn {
 
 #define PGC(c) ((struct pgconn *)(c))
 #define PGS(s) ((struct pgstmt *)(s))
+
+/* Whether this process saw a connection lost and has opened none since: the
+ * log tells each outage once (db.lost, then db.reconnected), not once per
+ * pooled connection. */
+static atomic_bool outage;
+
+static void note_lost(const char *why)
+{
+    if (!atomic_exchange(&outage, true))
+        log_warn("store", "db.lost", "msg=%s", LOG_Q(why));
+}
+
+static void note_connected(void)
+{
+    if (atomic_exchange(&outage, false))
+        log_warn("store", "db.reconnected",
+                 "msg=\"the connection to PostgreSQL was lost and is open again\"");
+}
 
 /* ---- secrets and messages ---- */
 
@@ -184,6 +217,8 @@ static int fail_res(struct pgconn *c, const PGresult *res, struct err *err, cons
         err_set(err, ERR_TRANSIENT, "store",
                 "cannot %s: the connection to PostgreSQL was lost%s (%s)", what,
                 c->in_tx ? " inside a transaction" : "", text);
+        scrub(c->pg, text, sizeof(text));
+        note_lost(text);
     } else {
         err_set(err, transient_state(state) ? ERR_TRANSIENT : ERR_PERMANENT, "store",
                 "cannot %s: %s%s%s%s", what, text, state ? " (SQLSTATE " : "", state ? state : "",
@@ -237,8 +272,11 @@ static int session_setup(struct pgconn *c, struct err *err)
 {
     c->doomed = false;
     PQsetNoticeReceiver(c->pg, on_notice, c);
-    if (c->relaxed &&
-        command(c, "SET synchronous_commit = off", "set up the database session", err))
+    /* A commit answers once it is durable (the page is told its file is safe on the
+     * strength of it), whatever the server's default; relaxed sessions (workers: a
+     * lost commit only means a file processed again) need not wait for it. */
+    if (command(c, c->relaxed ? "SET synchronous_commit = off" : "SET synchronous_commit = on",
+                "set up the database session", err))
         return -1;
     return 0;
 }
@@ -249,14 +287,35 @@ static void forget_prepared(struct pgconn *c)
         c->stmts[i]->name[0] = '\0';
 }
 
-/* Reconnects a connection the server closed: 0, or -1 (ERR_TRANSIENT). */
+static enum err_class connect_class(const char *text);
+
+/* After a failed connection attempt on pg: whether to try again. Yes when the
+ * server refused for a reason that passes (not listening, starting up, shutting
+ * down) and time is left until `until` (time_mono_ms); then it has paused. */
+static bool wait_more(PGconn *pg, int64_t until, int64_t *pause)
+{
+    char text[ERR_MSG_MAX];
+
+    first_line(PQerrorMessage(pg), text, sizeof(text));
+    if (connect_class(text) != ERR_TRANSIENT || time_mono_ms() + *pause > until)
+        return false;
+    time_sleep_ms(*pause);
+    *pause = *pause * 2 < RECONNECT_PAUSE_MAX_MS ? *pause * 2 : RECONNECT_PAUSE_MAX_MS;
+    return true;
+}
+
+/* Reconnects a connection the server closed, waiting up to RECONNECT_WAIT_MS
+ * for the server to come back: 0, or -1 (ERR_TRANSIENT). */
 static int reconnect(struct pgconn *c, struct err *err)
 {
     char text[ERR_MSG_MAX];
+    int64_t until = time_mono_ms() + RECONNECT_WAIT_MS, pause = RECONNECT_PAUSE_MS;
 
     forget_prepared(c);
     c->in_tx = false;
     PQreset(c->pg);
+    while (PQstatus(c->pg) != CONNECTION_OK && wait_more(c->pg, until, &pause))
+        PQreset(c->pg);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         first_line(PQerrorMessage(c->pg), text, sizeof(text));
         err_set(err, ERR_TRANSIENT, "store",
@@ -266,9 +325,7 @@ static int reconnect(struct pgconn *c, struct err *err)
         log_warn("store", "db.reconnect_failed", "msg=%s", LOG_Q(err ? err->msg : text));
         return -1;
     }
-    log_warn("store", "db.reconnected",
-             "msg=\"the connection to PostgreSQL was lost and is "
-             "open again\"");
+    note_connected();
     return session_setup(c, err);
 }
 
@@ -290,6 +347,7 @@ static int ensure_alive(struct pgconn *c, struct err *err)
     }
     if (PQstatus(c->pg) == CONNECTION_OK && !c->doomed)
         return 0;
+    note_lost("the server closed an idle connection (restarted, or the session was ended)");
     return reconnect(c, err);
 }
 
@@ -322,11 +380,19 @@ static int pg_open(const char *location, unsigned flags, struct sql_conn **out, 
     const char *const vals[] = {CONNECT_TIMEOUT, "shoebox", location, NULL};
     struct pgconn *c = xcalloc(1, sizeof(*c));
     char masked[512], text[ERR_MSG_MAX];
+    int64_t until = time_mono_ms() + RECONNECT_WAIT_MS, pause = RECONNECT_PAUSE_MS;
 
     *out = NULL;
     c->base.drv = &sql_pg_driver;
     c->relaxed = (flags & SQL_RELAXED_SYNC) != 0;
     c->pg = PQconnectdbParams(keys, vals, 1);
+    /* During an outage (a connection of this process was lost) a new connection,
+     * which replaces a lost one, waits for the server as reconnect() does. */
+    while (c->pg && PQstatus(c->pg) != CONNECTION_OK && atomic_load(&outage) &&
+           wait_more(c->pg, until, &pause)) {
+        PQfinish(c->pg);
+        c->pg = PQconnectdbParams(keys, vals, 1);
+    }
     if (!c->pg) {
         free(c);
         return err_set(err, ERR_TRANSIENT, "store", "cannot connect to PostgreSQL: out of memory");
@@ -347,6 +413,7 @@ static int pg_open(const char *location, unsigned flags, struct sql_conn **out, 
         free(c);
         return -1;
     }
+    note_connected();
     *out = &c->base;
     return 0;
 }
@@ -727,17 +794,21 @@ static int pg_commit(struct sql_conn *conn, struct err *err)
         /* An answer from the server (the FATAL of a terminated session; libpq
          * may keep only its text) means the transaction ended without its
          * commit; no answer leaves the outcome unknown. */
-        if (PQstatus(c->pg) == CONNECTION_BAD && (PQresultErrorField(res, PG_DIAG_SQLSTATE) ||
-                                                  !strncmp(PQerrorMessage(c->pg), "FATAL:", 6)))
+        bool lost = PQstatus(c->pg) == CONNECTION_BAD;
+
+        if (lost && (PQresultErrorField(res, PG_DIAG_SQLSTATE) ||
+                     !strncmp(PQerrorMessage(c->pg), "FATAL:", 6)))
             err_set(err, ERR_TRANSIENT, "store",
                     "cannot commit: the connection to PostgreSQL was lost; the transaction "
                     "was rolled back");
-        else if (PQstatus(c->pg) == CONNECTION_BAD)
+        else if (lost)
             err_set(err, ERR_TRANSIENT, "store",
                     "cannot commit: the connection to PostgreSQL was lost; the transaction "
                     "may or may not have been committed");
         else
             fail_res(c, res, err, "commit");
+        if (lost)
+            note_lost("the connection was lost at a commit");
         rc = -1;
     } else if (failed || strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* The server rolled back a transaction in which a statement had failed. */
@@ -898,10 +969,11 @@ static int pg_listen_read(struct sql_conn *conn, void (*each)(void *ctx, const c
         each(ctx, n->extra ? n->extra : "");
         PQfreemem(n);
     }
-    if (!ok || PQstatus(c->pg) != CONNECTION_OK || c->doomed)
-        return err_set(err, ERR_TRANSIENT, "store",
-                       "the change feed's connection to PostgreSQL was lost");
-    return 0;
+    if (ok && PQstatus(c->pg) == CONNECTION_OK && !c->doomed)
+        return 0;
+    note_lost("the change feed's connection was closed");
+    return err_set(err, ERR_TRANSIENT, "store",
+                   "the change feed's connection to PostgreSQL was lost");
 }
 
 const struct sql_driver sql_pg_driver = {

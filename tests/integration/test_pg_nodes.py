@@ -271,6 +271,13 @@ class TestFourNodes(Nodes):
         uid = self.upload(c, [(f"q{i}.jpg", self.images.jpeg(i + 1, 800, 600))
                               for i in range(n)])
         self.assert_exactly_once(c, uid, n)
+        # No file was claimed twice (SKIP LOCKED: a claim never takes a leased file, and
+        # no lease ran out here), and each was recorded once: the store's own word.
+        self.assertEqual(self.db_rows(f"SELECT attempts, count(*) FROM upload_files "
+                                      f"WHERE upload_id = {uid} GROUP BY attempts"),
+                         [["1", str(n)]])
+        self.assertEqual(self.db_rows(f"SELECT count(*), count(DISTINCT sha256) FROM photos "
+                                      f"WHERE upload_id = {uid}"), [[str(n), str(n)]])
         batches = [int(m.group(1)) for s in nodes for m in re.finditer(
             rf"event=batch\.start upload={uid} batch=(\d+)", s.log())]
         self.assertEqual(sorted(batches), list(range(1, n // 3 + 1)),
