@@ -133,6 +133,8 @@ static int open_stores(const struct config *cfg, enum config_cmd cmd, unsigned f
     config_db_location(cfg, db, sizeof(db));
     if (store_open_pool(db, flags, db_pool_size(cfg, cmd), st, err))
         return -1;
+    if (!(cmd & (CMD_SERVE | CMD_WORKER)))
+        return 0; /* user and migrate touch no blob */
     blobs_location(cfg, blobs, sizeof(blobs));
     if (blob_open(blobs, bs, err)) {
         (*st)->ops->close(*st);

@@ -508,7 +508,7 @@ int jobs_host_run(const struct jobs_opts *o, struct store *st, struct blob_store
     j->workers = xcalloc((size_t)(o->workers > 0 ? o->workers : 1), sizeof(*j->workers));
     for (int i = 0; i < o->workers; i++)
         j->workers[i].wake_fd = -1;
-    log_info("jobs", "host.ready", "processes=%d", o->workers);
+    log_info("jobs", "host.ready", "processes=%d temp=%s", o->workers, LOG_Q(o->data_dir));
     for (;;) {
         supervise(j);
         sig = sigtimedwait(stop, NULL, &tick);
@@ -517,6 +517,7 @@ int jobs_host_run(const struct jobs_opts *o, struct store *st, struct blob_store
     }
     log_info("jobs", "host.stopping", "signal=%d", sig);
     stop_host_workers(j);
+    log_info("jobs", "host.stopped", "processes=%d", o->workers);
     free(j->workers);
     free(j);
     return 0;
