@@ -3,7 +3,8 @@
  * each command needs, runs it, tears down. No logic of its own beyond that.
  *
  *   shoebox serve              HTTP server + batch scheduler + worker supervisor
- *   shoebox worker             one worker process (started by serve, or on other machines)
+ *   shoebox worker             a worker host: supervises --processes decoder processes
+ *                              (--processes 0: one worker process, as serve starts it)
  *   shoebox user add NAME      create a user (password from --password-stdin or a prompt)
  *   shoebox user list          list users
  *   shoebox user passwd NAME   change a password
@@ -65,8 +66,9 @@ static int cmd_migrate(struct config *cfg, int argc, char **argv);
 static const struct command commands[] = {
     {"serve", CMD_SERVE, cmd_serve, "shoebox serve [OPTIONS]",
      "run the web server, the batch scheduler and the worker processes"},
-    {"worker", CMD_WORKER, cmd_worker, "shoebox worker [OPTIONS]",
-     "process uploaded files (started by serve; run it on other machines to add capacity)"},
+    {"worker", CMD_WORKER, cmd_worker, "shoebox worker --db URL --blobs DIR [OPTIONS]",
+     "process uploaded files on a machine without a data directory (a worker host; "
+     "serve starts its own with --processes 0)"},
     {"user", CMD_USER, cmd_user, "shoebox user add NAME | list | passwd NAME [OPTIONS]",
      "manage accounts"},
     {"migrate", CMD_MIGRATE, cmd_migrate, "shoebox migrate [OPTIONS]",
@@ -112,6 +114,15 @@ static int db_pool_size(const struct config *cfg, enum config_cmd cmd)
     return cmd == CMD_SERVE ? 0 : cmd == CMD_WORKER ? 4 : 2;
 }
 
+/* The blob store spec: --blobs, or DATA/blobs. */
+static void blobs_location(const struct config *cfg, char *out, size_t n)
+{
+    if (cfg->blobs[0])
+        snprintf(out, n, "%s", cfg->blobs);
+    else
+        snprintf(out, n, "%s/blobs", cfg->data_dir);
+}
+
 static int open_stores(const struct config *cfg, enum config_cmd cmd, unsigned flags,
                        struct store **st, struct blob_store **bs, struct err *err)
 {
@@ -124,8 +135,10 @@ static int open_stores(const struct config *cfg, enum config_cmd cmd, unsigned f
     config_db_location(cfg, db, sizeof(db));
     if (store_open_pool(db, flags, db_pool_size(cfg, cmd), st, err))
         return -1;
-    snprintf(blobs, sizeof(blobs), "%s/blobs", cfg->data_dir);
-    if (blob_local_open(blobs, bs, err)) {
+    if (!(cmd & (CMD_SERVE | CMD_WORKER)))
+        return 0; /* user and migrate touch no blob */
+    blobs_location(cfg, blobs, sizeof(blobs));
+    if (blob_open(blobs, bs, err)) {
         (*st)->ops->close(*st);
         *st = NULL;
         return -1;
@@ -341,7 +354,10 @@ static char **worker_argv(const char *exe, const struct config *cfg, int metrics
     config_db_location(cfg, db, sizeof(db));
     v[i++] = xstrdup(exe);
     v[i++] = xstrdup("worker");
+    v[i++] = xstrdup("--processes=0");
     v[i++] = xasprintf("--data=%s", cfg->data_dir);
+    if (cfg->blobs[0])
+        v[i++] = xasprintf("--blobs=%s", cfg->blobs);
     /* A postgres:// URL may hold a password: it goes to the workers through
      * SHOEBOX_DB (set by cmd_serve), never on a command line others can read. */
     if (!store_location_is_url(db))
@@ -505,6 +521,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     };
     struct tus_opts to = {
         .store = st,
+        .blobs = bs,
         .jobs = jobs,
         .data_dir = cfg->data_dir,
         .max_file_size = cfg->max_file_size,
@@ -572,7 +589,8 @@ static int worker_metrics(const struct config *cfg, struct store *st, struct met
     return start_metrics(cfg, st, out, err);
 }
 
-static int cmd_worker(struct config *cfg, int argc, char **argv)
+/* One worker process (--processes 0): claims, decodes, records. */
+static int run_worker(struct config *cfg)
 {
     struct store *st = NULL;
     struct blob_store *bs = NULL;
@@ -580,10 +598,9 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     struct err err = {0};
     struct media_opts mo;
     struct stat sb;
+    char temp[CONFIG_STR_MAX + 8];
     int rc = 1;
 
-    (void)argc;
-    (void)argv;
     /* LibRaw turns EXIF wall-clock time into a timestamp with mktime(): keep it in UTC. */
     setenv("TZ", "UTC", 1);
     tzset();
@@ -596,7 +613,10 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     limit_memory(cfg->worker_memory);
     /* A worker's commits may be lost to a power cut without losing a photo: the
      * file is then processed again from its durable original. */
-    if (media_init("shoebox", 1, &err) || open_stores(cfg, CMD_WORKER, STORE_RELAXED_SYNC, &st, &bs, &err))
+    snprintf(temp, sizeof(temp), "%s/tmp", cfg->data_dir);
+    if (media_init("shoebox", 1, &err) ||
+        open_stores(cfg, CMD_WORKER, STORE_RELAXED_SYNC, &st, &bs, &err) ||
+        fs_private_dir(temp, &err))
         goto out;
     if (worker_metrics(cfg, st, &msrv, &err))
         goto out;
@@ -604,6 +624,7 @@ static int cmd_worker(struct config *cfg, int argc, char **argv)
     mo.max_pixels = cfg->max_pixels;
     struct jobs_worker_opts wo = {
         .data_dir = cfg->data_dir,
+        .temp_dir = temp,
         .media = &mo,
         .lease_ms = cfg->lease_seconds * 1000,
         .cpu_limit_ms = cfg->file_cpu_seconds * 1000,
@@ -617,6 +638,87 @@ out:
     metrics_serve_stop(msrv);
     close_stores(st, bs);
     return rc;
+}
+
+/* A worker host's only directory: its decoder processes' temporary files. */
+#define HOST_TEMP_TEMPLATE "/tmp/shoebox-worker-XXXXXX"
+
+static int host_check(const struct config *cfg, struct err *err)
+{
+    if (!cfg->db[0])
+        return err_set(err, ERR_PERMANENT, "worker",
+                       "a worker host needs --db (the database of the web nodes)");
+    if (!cfg->blobs[0])
+        return err_set(err, ERR_PERMANENT, "worker",
+                       "a worker host needs --blobs (the blob store of the web nodes)");
+    return 0;
+}
+
+/* A worker host (--processes N or -1): no data directory, a temporary one for
+ * its decoder processes (removed at exit), supervision as under serve. */
+static int run_host(struct config *cfg)
+{
+    struct store *st = NULL;
+    struct blob_store *bs = NULL;
+    struct metrics_server *msrv = NULL;
+    struct err err = {0};
+    char exe[4096], temp[] = HOST_TEMP_TEMPLATE;
+    char **wargv = NULL;
+    bool made = false;
+    int metrics_fd = -1;
+    sigset_t sigs;
+    int rc = 1;
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (host_check(cfg, &err))
+        goto out;
+    if (self_exe(exe, sizeof(exe))) {
+        err_set(&err, ERR_PERMANENT, "worker", "cannot find the shoebox binary");
+        goto out;
+    }
+    if (!mkdtemp(temp)) {
+        err_sys(&err, errno, "worker", "cannot create a temporary directory");
+        goto out;
+    }
+    made = true;
+    snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s", temp);
+    if (open_stores(cfg, CMD_WORKER, 0, &st, &bs, &err) || export_db_url(cfg, &err))
+        goto out;
+    /* Before the processes start: they count into the same page. */
+    if (cfg->metrics_listen[0] && (metrics_fd = metrics_share(&err)) < 0)
+        goto out;
+    if (start_metrics(cfg, st, &msrv, &err))
+        goto out;
+    wargv = worker_argv(exe, cfg, metrics_fd);
+    struct jobs_opts jo = {
+        .workers = cfg->processes > 0 ? (int)cfg->processes : default_workers(cfg),
+        .data_dir = temp,
+        .exe = exe,
+        .worker_argv = wargv,
+    };
+    rc = jobs_host_run(&jo, st, bs, &sigs, &err) ? 1 : 0;
+out:
+    if (rc)
+        fprintf(stderr, "shoebox worker: %s\n", err.msg);
+    metrics_serve_stop(msrv);
+    close_stores(st, bs);
+    free_argv(wargv);
+    if (made && fs_remove_tree(temp, &err))
+        fprintf(stderr, "shoebox worker: %s\n", err.msg);
+    return rc;
+}
+
+static int cmd_worker(struct config *cfg, int argc, char **argv)
+{
+    if (argc > 0) {
+        fprintf(stderr, "shoebox worker: unexpected argument '%s'\n", argv[0]);
+        return 2;
+    }
+    return cfg->processes == 0 ? run_worker(cfg) : run_host(cfg);
 }
 
 int main(int argc, char **argv)

@@ -38,6 +38,9 @@ static const struct opt opts[] = {
      "database: a SQLite file path (default DATA/shoebox.db) or a postgres:// URL"},
     {"db-pool", "SHOEBOX_DB_POOL", OPT_INT, F(db_pool), "0", 0, 256, ALL,
      "database connections per process (0 = 16 for serve, 4 for a worker, 2 otherwise)"},
+    {"blobs", "SHOEBOX_BLOBS", OPT_STR, F(blobs), "", 0, 0, PROC,
+     "blob store for originals, thumbnails and previews: a directory (default DATA/blobs; "
+     "s3:// is not built yet)"},
     {"session-age", "SHOEBOX_SESSION_AGE", OPT_INT, F(session_age), "3600", 1, 31536000,
      CMD_SERVE, "seconds a session lives without a request (sliding expiry)"},
     {"secure-cookies", "SHOEBOX_SECURE_COOKIES", OPT_BOOL, F(secure_cookies), "0", 0, 1,
@@ -55,6 +58,9 @@ static const struct opt opts[] = {
      "largest accepted image in pixels (width x height), checked before decoding"},
     {"workers", "SHOEBOX_WORKERS", OPT_INT, F(workers), "-1", -1, 256, CMD_SERVE,
      "worker processes to start (-1 = one per core; 0 = none: a web-only node)"},
+    {"processes", "SHOEBOX_PROCESSES", OPT_INT, F(processes), "-1", -1, 256, CMD_WORKER,
+     "decoder processes this worker host supervises (-1 = one per core; 0 = decode in this "
+     "process, as serve starts it)"},
     {"worker-memory", "SHOEBOX_WORKER_MEMORY", OPT_SIZE, F(worker_memory), "2G", 64 << 20,
      (double)(1ULL << 40), PROC, "address-space limit of each worker process"},
     {"http-threads", "SHOEBOX_HTTP_THREADS", OPT_INT, F(http_threads), "0", 0, 256, CMD_SERVE,

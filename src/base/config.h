@@ -37,6 +37,8 @@ struct config {
     int64_t max_pixels;
     int64_t workers;                  /* -1 = one per core, 0 = none (web-only node) */
     int64_t worker_memory;            /* bytes of address space per worker */
+    int64_t processes;                /* worker: -1 = a host, one per core; 0 = decode here */
+    char blobs[CONFIG_STR_MAX];       /* blob store spec; "" = DATA/blobs */
     int64_t http_threads;             /* 0 = one per core, at least 2 */
     int64_t lease_seconds;            /* how long a worker's claim on a file lasts */
     int64_t file_cpu_seconds;         /* CPU time a worker may spend on one file */

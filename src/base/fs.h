@@ -33,6 +33,8 @@ int fs_mkdir_p(const char *path, mode_t mode, struct err *err);
  * else is left as it is. Shoebox keeps photos, the database and its secrets
  * under it: nobody else on the machine has any business there. */
 int fs_private_dir(const char *path, struct err *err);
+/* rm -r path (files, directories, no symlink followed); a missing path is fine. */
+int fs_remove_tree(const char *path, struct err *err);
 /* Durably replace path with data (temp name, fsync, rename, fsync dir). */
 int fs_write_file_atomic(const char *path, const void *data, size_t len, struct err *err);
 /* Durably copy an open file's content (from offset 0) to a new path. */

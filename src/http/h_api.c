@@ -205,14 +205,7 @@ void h_api_retry(struct http_req *req)
 
 static void send_blob(struct http_req *req, const char *key, const struct http_file_opts *fo)
 {
-    char path[4096];
-    struct blob_store *bs = http_blob(req);
-
-    if (!key[0] || bs->ops->path(bs, key, path, sizeof(path))) {
-        http_send_error(req, 404, "this photo has no such image");
-        return;
-    }
-    http_send_file(req, path, fo);
+    http_send_blob(req, http_blob(req), key, fo);
 }
 
 static void send_sized(struct http_req *req, bool thumb)

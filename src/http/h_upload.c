@@ -103,6 +103,7 @@ static int open_upload(struct upload_req *u)
                  (long long)u->upload_id, LOG_Q(err.msg));
     struct ingest_opts io = {
         .store = st,
+        .blobs = http_blob(req),
         .data_dir = o->data_dir,
         .upload_id = u->upload_id,
         .user_id = http_user(req)->id,

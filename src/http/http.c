@@ -21,6 +21,10 @@
 #include "http/html.h"
 #include "http/range.h"
 #include "http/request.h"
+#include "store/blob.h"
+
+/* Bytes MHD asks a blob reader for at a time (an S3 ranged GET per call at worst). */
+#define HTTP_BLOB_CHUNK (256 * 1024)
 
 #define CSP                                                                              \
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; " \
@@ -396,13 +400,68 @@ static int send_empty(struct http_req *req, int status, const char *content_type
     return http_send_buf(req, status, content_type, "", 0);
 }
 
-int http_send_file(struct http_req *req, const char *path, const struct http_file_opts *o)
+/* The validator, conditional and range part shared by files and blobs: headers
+ * added, 304/416/empty answered here (returns 1 with *rc set), else 0 with the
+ * byte range to send in *start, *len and the status in *status. */
+static int prepare_ranged(struct http_req *req, const struct http_file_opts *o, int64_t size,
+                          int64_t *start, int64_t *len, int *status, int *rc)
 {
     char etag[160] = "", cr[96];
-    struct stat st;
-    int64_t start = 0, len;
     enum range_result rr;
-    int fd;
+
+    if (o->etag)
+        snprintf(etag, sizeof(etag), "\"%s\"", o->etag);
+    add_file_headers(req, o, etag);
+    http_add_header(req, "Accept-Ranges", "bytes");
+    if (etag[0] && etag_matches(http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        *rc = send_empty(req, 304, NULL);
+        return 1;
+    }
+    *start = 0;
+    *len = size;
+    const char *if_range = http_header(req, MHD_HTTP_HEADER_IF_RANGE);
+    rr = (if_range && (!etag[0] || strcmp(if_range, etag) != 0))
+             ? RANGE_NONE
+             : range_parse(http_header(req, MHD_HTTP_HEADER_RANGE), size, start, len);
+    if (rr == RANGE_UNSATISFIABLE) {
+        snprintf(cr, sizeof(cr), "bytes */%lld", (long long)size);
+        http_add_header(req, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        *rc = send_empty(req, 416, "text/plain; charset=utf-8");
+        return 1;
+    }
+    if (rr == RANGE_PARTIAL) {
+        snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)*start,
+                 (long long)(*start + *len - 1), (long long)size);
+        http_add_header(req, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+    }
+    if (*len == 0) {
+        *rc = send_empty(req, 200, o->content_type);
+        return 1;
+    }
+    *status = rr == RANGE_PARTIAL ? 206 : 200;
+    return 0;
+}
+
+/* Queues len bytes of fd from start (sendfile); fd is the response's, even on failure. */
+static int send_fd(struct http_req *req, int fd, int64_t start, int64_t len, int status,
+                   const char *content_type)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_fd_at_offset64((uint64_t)len, fd, (uint64_t)start);
+
+    if (!resp) {
+        close(fd);
+        return http_send_error(req, 500, "cannot send file");
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    return req_queue(req, status, resp, len);
+}
+
+int http_send_file(struct http_req *req, const char *path, const struct http_file_opts *o)
+{
+    struct stat st;
+    int64_t start, len;
+    int fd, status = 200, rc = 0;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -410,42 +469,88 @@ int http_send_file(struct http_req *req, const char *path, const struct http_fil
             close(fd);
         return http_send_error(req, 404, "not found");
     }
-    if (o->etag)
-        snprintf(etag, sizeof(etag), "\"%s\"", o->etag);
-    add_file_headers(req, o, etag);
-    http_add_header(req, "Accept-Ranges", "bytes");
-    if (etag[0] && etag_matches(http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+    if (prepare_ranged(req, o, st.st_size, &start, &len, &status, &rc)) {
         close(fd);
-        return send_empty(req, 304, NULL);
+        return rc;
     }
-    len = st.st_size;
-    const char *if_range = http_header(req, MHD_HTTP_HEADER_IF_RANGE);
-    rr = (if_range && (!etag[0] || strcmp(if_range, etag) != 0))
-             ? RANGE_NONE
-             : range_parse(http_header(req, MHD_HTTP_HEADER_RANGE), st.st_size, &start, &len);
-    if (rr == RANGE_UNSATISFIABLE) {
-        close(fd);
-        snprintf(cr, sizeof(cr), "bytes */%lld", (long long)st.st_size);
-        http_add_header(req, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-        return send_empty(req, 416, "text/plain; charset=utf-8");
+    return send_fd(req, fd, start, len, status, o->content_type);
+}
+
+/* A blob store without descriptors (S3): MHD pulls the bytes through the reader. */
+struct blob_body {
+    struct blob_store *bs;
+    struct blob_reader *r;
+    uint64_t start;
+};
+
+static ssize_t blob_body_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct blob_body *b = cls;
+    struct err err = {0};
+    ssize_t n = b->bs->ops->reader_read(b->r, b->start + pos, buf, max, &err);
+
+    if (n < 0) {
+        log_warn("http", "blob.read_failed", "msg=%s", LOG_Q(err.msg));
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     }
-    if (rr == RANGE_PARTIAL) {
-        snprintf(cr, sizeof(cr), "bytes %lld-%lld/%lld", (long long)start,
-                 (long long)(start + len - 1), (long long)st.st_size);
-        http_add_header(req, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
-    }
-    if (len == 0) {
-        close(fd);
-        return send_empty(req, 200, o->content_type);
-    }
-    struct MHD_Response *resp =
-        MHD_create_response_from_fd_at_offset64((uint64_t)len, fd, (uint64_t)start);
+    /* The length was announced: an object shorter than its stat is an error. */
+    return n == 0 ? MHD_CONTENT_READER_END_WITH_ERROR : n;
+}
+
+static void blob_body_free(void *cls)
+{
+    struct blob_body *b = cls;
+
+    b->bs->ops->reader_close(b->r);
+    free(b);
+}
+
+static int send_reader(struct http_req *req, struct blob_store *bs, struct blob_reader *r,
+                       int64_t start, int64_t len, int status, const char *content_type)
+{
+    struct blob_body *b = xcalloc(1, sizeof(*b));
+    struct MHD_Response *resp;
+
+    *b = (struct blob_body){bs, r, (uint64_t)start};
+    resp = MHD_create_response_from_callback((uint64_t)len, HTTP_BLOB_CHUNK, blob_body_read, b,
+                                             blob_body_free);
     if (!resp) {
-        close(fd);
+        blob_body_free(b);
         return http_send_error(req, 500, "cannot send file");
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, o->content_type);
-    return req_queue(req, rr == RANGE_PARTIAL ? 206 : 200, resp, len);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    return req_queue(req, status, resp, len);
+}
+
+int http_send_blob(struct http_req *req, struct blob_store *bs, const char *key,
+                   const struct http_file_opts *o)
+{
+    struct blob_reader *r = NULL;
+    struct blob_info info = {0};
+    struct err err = {0};
+    int64_t start, len;
+    int status = 200, rc = 0, fd;
+
+    rc = key[0] ? bs->ops->reader_open(bs, key, &r, &info, &err) : 1;
+    if (rc == 1)
+        return http_send_error(req, 404, "this photo has no such image");
+    if (rc < 0) {
+        log_warn("http", "blob.open_failed", "key=%s msg=%s", LOG_Q(key), LOG_Q(err.msg));
+        return http_send_error(req, 503, "cannot read the stored image (try again in a moment)");
+    }
+    if (prepare_ranged(req, o, (int64_t)info.size, &start, &len, &status, &rc)) {
+        bs->ops->reader_close(r);
+        return rc;
+    }
+    fd = bs->ops->reader_fd(r);
+    if (fd < 0)
+        return send_reader(req, bs, r, start, len, status, o->content_type);
+    /* Local: sendfile from a descriptor of our own; the reader's goes with it. */
+    fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    bs->ops->reader_close(r);
+    if (fd < 0)
+        return http_send_error(req, 503, "cannot read the stored image (try again in a moment)");
+    return send_fd(req, fd, start, len, status, o->content_type);
 }
 
 /* --- streaming responses, suspend/resume --- */

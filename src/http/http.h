@@ -188,6 +188,12 @@ struct http_file_opts {
  * If-None-Match matches the ETag, 416 for an unsatisfiable range, 404 when the
  * file cannot be opened). Uses sendfile through MHD_create_response_from_fd. */
 int http_send_file(struct http_req *req, const char *path, const struct http_file_opts *o);
+/* Sends the blob store's key like http_send_file (ETag, Range, 304, 416), 404 when
+ * the key is "" or missing, 503 when the store cannot be read. A local store's
+ * descriptor goes out with sendfile; any other store streams through its reader
+ * (an MHD content-reader callback). */
+int http_send_blob(struct http_req *req, struct blob_store *bs, const char *key,
+                   const struct http_file_opts *o);
 
 /* --- streaming responses, suspend and resume --- */
 #define HTTP_STREAM_END ((ssize_t)-1)

@@ -31,6 +31,7 @@
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "media/sniff.h"
+#include "store/blob.h"
 #include "store/store.h"
 
 #define SPOOL_DIR "spool"
@@ -47,6 +48,7 @@ enum pstate { P_OK, P_TOO_LARGE, P_UNSUPPORTED, P_IO_FAILED };
 
 struct ingest {
     struct store *store;
+    struct blob_store *blobs;
     char *data_dir;
     char *spool_dir;
     int64_t upload_id, user_id, max_file_size;
@@ -70,6 +72,8 @@ struct ingest {
     bool sniffed;
     struct sniff_result sniff;
     const char *given_sha; /* ingest_adopt: the digest computed by the caller */
+    char sha_hex[SHA256_HEX_LEN + 1]; /* the part's digest, once complete */
+    char blob[BLOB_KEY_MAX];          /* the original's key, once handed off */
 
     /* progress */
     int64_t unreported;
@@ -304,18 +308,14 @@ static int record(struct ingest *ing, bool failed, const struct err *why)
     struct store_file_new f = {0};
     struct err e = {0};
     int64_t id = 0;
-    char sha[SHA256_HEX_LEN + 1] = "";
 
-    if (!failed && ing->given_sha)
-        snprintf(sha, sizeof(sha), "%s", ing->given_sha);
-    else if (!failed)
-        sha256_final_hex(ing->sha, sha);
     f.upload_id = ing->upload_id;
     f.user_id = ing->user_id;
     f.name = ing->name;
-    f.sha256 = sha;
+    f.sha256 = failed ? "" : ing->sha_hex;
     f.format = !failed && ing->sniffed ? ing->sniff.name : "";
-    f.spool = failed ? "" : ing->spool_rel;
+    /* The bytes a RECEIVED file holds: its original in the blob store. */
+    f.spool = failed ? "" : ing->blob;
     f.size = ing->size;
     f.failed = failed;
     f.error = why;
@@ -325,9 +325,11 @@ static int record(struct ingest *ing, bool failed, const struct err *why)
                 ing->name, e.msg);
         return -1;
     }
-    if (rc == STORE_EXISTS)
-        drop_spool(ing); /* sent again after a cut-off request: the store has it already */
-    else
+    /* RECEIVED: the blob store holds the bytes, the spool copy was a buffer. STORE_EXISTS:
+     * sent again after a cut-off request, the store has it already. */
+    if (!failed)
+        drop_spool(ing);
+    if (rc != STORE_EXISTS)
         metrics_add(failed ? METRICS_FILES_FAILED : METRICS_FILES_RECEIVED, 1);
     if (ing->nids == ing->ids_cap) {
         ing->ids_cap = ing->ids_cap ? ing->ids_cap * 2 : 16;
@@ -406,6 +408,37 @@ static int flush_spool(struct ingest *ing)
     return 0;
 }
 
+/* The hand-off: the complete, durable spool file goes into the blob store as the
+ * original (key of its SHA-256) before the file is recorded and acknowledged.
+ * Local blobs on the same file system: a link. P_IO_FAILED on error. */
+static int hand_off(struct ingest *ing)
+{
+    struct err e = {0};
+    char nm[MSG_NAME_MAX + 4];
+
+    if (ing->given_sha)
+        snprintf(ing->sha_hex, sizeof(ing->sha_hex), "%s", ing->given_sha);
+    else
+        sha256_final_hex(ing->sha, ing->sha_hex);
+    blob_key(ing->sha_hex, BLOB_ORIGINAL, ing->blob);
+    if (blob_put_file(ing->blobs, ing->blob, ing->spool_abs, &e) == 0)
+        return 0;
+    msg_name(ing, nm);
+    err_set(&ing->part_err, e.cls ? e.cls : ERR_TRANSIENT, "receive",
+            "cannot store '%s': %s", nm, e.msg);
+    ing->pstate = P_IO_FAILED;
+    drop_spool(ing);
+    return -1;
+}
+
+/* A complete, supported part: hand it off, then record it RECEIVED. */
+static int record_received(struct ingest *ing)
+{
+    if (hand_off(ing))
+        return record(ing, true, &ing->part_err);
+    return record(ing, false, NULL);
+}
+
 static int end_ok_part(struct ingest *ing)
 {
     char detected[sizeof(ing->sniff.detected)];
@@ -426,11 +459,10 @@ static int end_ok_part(struct ingest *ing)
     }
     if (flush_spool(ing) || make_durable(ing))
         return record(ing, true, &ing->part_err);
-    if (record(ing, false, NULL)) {
+    if (record_received(ing)) {
         drop_spool(ing);
         return -1;
     }
-    ing->spool_rel[0] = '\0'; /* the store owns it now */
     return 0;
 }
 
@@ -440,12 +472,13 @@ struct ingest *ingest_new(const struct ingest_opts *o, struct err *err)
 {
     struct ingest *ing;
 
-    if (!o || !o->store || !o->data_dir || !o->data_dir[0] || o->max_file_size <= 0) {
+    if (!o || !o->store || !o->blobs || !o->data_dir || !o->data_dir[0] || o->max_file_size <= 0) {
         err_set(err, ERR_PERMANENT, "receive", "invalid ingest options");
         return NULL;
     }
     ing = xcalloc(1, sizeof(*ing));
     ing->store = o->store;
+    ing->blobs = o->blobs;
     ing->data_dir = xstrdup(o->data_dir);
     ing->spool_dir = xasprintf("%s/%s", o->data_dir, SPOOL_DIR);
     ing->upload_id = o->upload_id;
@@ -478,6 +511,8 @@ int ingest_part_begin(struct ingest *ing, const char *client_filename, const cha
     ing->head_len = 0;
     ing->sniffed = false;
     ing->spool_rel[0] = '\0';
+    ing->sha_hex[0] = '\0';
+    ing->blob[0] = '\0';
     sha256_reset(ing->sha);
     return 0;
 }
@@ -653,9 +688,7 @@ int ingest_adopt(struct ingest *ing, const char *client_filename, const char *sp
             rc = record_unsupported(ing, detected);
             break;
         }
-        rc = record(ing, false, NULL);
-        if (rc == 0)
-            ing->spool_rel[0] = '\0'; /* the store owns it now */
+        rc = record_received(ing);
         break;
     }
     ing->given_sha = NULL;

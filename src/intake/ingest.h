@@ -9,8 +9,11 @@
  *     - data is written to DATA/spool/<upload>-<random hex> (O_EXCL, 0600; the
  *       client's name never becomes a path), hashed (SHA-256) on the way, and
  *       its first SNIFF_HEAD_BYTES kept for sniffing;
- *     - end: sniff; supported -> fsync file and directory, then
- *       upload_add_file(RECEIVED, spool path relative to DATA);
+ *     - end: sniff; supported -> fsync file and directory, then the hand-off:
+ *       the bytes go into the blob store as the original (blob_key of the
+ *       SHA-256; a link for a local store on the same file system), then
+ *       upload_add_file(RECEIVED, spool = that blob key) and the spool file is
+ *       removed: the spool is a buffer, the blob store the place of record;
  *       otherwise upload_add_file(FAILED, reason) and the spool is removed.
  *   Failures of one file (too large, unsupported, empty, disk full) are
  *   recorded for that file and the next part starts clean. Only a store
@@ -21,9 +24,10 @@
  *   no filename and no bytes            -> ignored (a file input left empty)
  *   more than max_file_size bytes       -> FAILED receive "'a.jpg' is larger than 100 MB"
  *   write/fsync/open error              -> FAILED receive "cannot store 'a.jpg': disk full"
+ *   the blob store refuses the bytes    -> FAILED receive "cannot store 'a.jpg': <why>"
  *   zero bytes                          -> FAILED sniff "unsupported format: empty file"
  *   sniff says unsupported              -> FAILED sniff "unsupported format: PDF document"
- *   otherwise                           -> RECEIVED (size, sha256, format, spool)
+ *   otherwise                           -> RECEIVED (size, sha256, format, blob key)
  *
  * Not thread-safe: one ingest per request, driven by one thread at a time.
  */
@@ -37,6 +41,7 @@
 #include "base/err.h"
 
 struct store;
+struct blob_store;
 
 /* Bytes gathered before a write to the spool file (one buffer per request). */
 #define INGEST_WRITE_BUF (256 * 1024)
@@ -52,6 +57,7 @@ struct ingest_opts {
     const char *data_dir; /* copied; spool files go to data_dir/spool/ */
     int64_t upload_id, user_id;
     int64_t max_file_size; /* bytes; a file of exactly this size is accepted */
+    struct blob_store *blobs; /* borrowed; where received originals go (the hand-off) */
 };
 
 struct ingest_stats {
@@ -123,8 +129,8 @@ void ingest_format_size(int64_t bytes, char *out, size_t n);
  * The second door (tus): a file that is already complete and fsynced at
  * DATA/spool_rel (size bytes, SHA-256 sha_hex computed by the caller across
  * requests) is sniffed from its first bytes and recorded like a file part
- * that just ended (the table above): RECEIVED (the store owns the spool file
- * now) or FAILED (the spool file is removed). *file_id gets the file's id.
+ * that just ended (the table above): RECEIVED (handed off to the blob store;
+ * the spool file is removed) or FAILED (the spool file is removed). *file_id gets the file's id.
  * Returns 0, or -1 on the sticky store error (the spool file is left alone).
  */
 int ingest_adopt(struct ingest *ing, const char *client_filename, const char *spool_rel,

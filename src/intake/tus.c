@@ -370,7 +370,7 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
                        strerror(errno));
     if (fs_fsync_dir(t->spool_dir, err))
         return -1;
-    struct ingest_opts io = {.store = st, .data_dir = t->data_dir,
+    struct ingest_opts io = {.store = st, .blobs = t->o.blobs, .data_dir = t->data_dir,
                              .upload_id = e->info.upload_id, .user_id = e->info.user_id,
                              .max_file_size = t->o.max_file_size};
     ing = ingest_new(&io, err);

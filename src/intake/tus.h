@@ -48,6 +48,7 @@
 #include "base/limits.h"
 
 struct store;
+struct blob_store;
 struct jobs;
 
 #define TUS_ID_LEN 32
@@ -68,6 +69,7 @@ enum tus_result {
 
 struct tus_opts {
     struct store *store;   /* borrowed */
+    struct blob_store *blobs; /* borrowed; completed files are handed off here (ingest) */
     struct jobs *jobs;     /* may be NULL; woken when a file completes */
     const char *data_dir;
     int64_t max_file_size;

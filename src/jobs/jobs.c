@@ -36,6 +36,11 @@
  * Batches are sequential within an upload and parallel across uploads; the
  * files of a batch are spread over all workers, which claim them one at a time
  * through the store with a lease, so workers on other machines join the same way.
+ * A worker host (`shoebox worker --processes N`, jobs_host_run) runs the same
+ * supervision on the caller's thread alone: no scheduler, no sweep, no node
+ * heartbeat (web nodes schedule; a worker host only adds workers). At SIGTERM
+ * its workers get SIGTERM (finish the current file, claim no other), and those
+ * still running after STOP_GRACE_MS are killed and their files released.
  * Locks: `mu` guards `wake` and `stopping` only; the jobs thread never calls
  * another module while holding it. The worker table and the batch table belong
  * to the jobs thread alone.
@@ -474,6 +479,96 @@ static void *run(void *arg)
     /* Here, not after the join: the workers' death signal fires when this thread ends. */
     stop_workers(j);
     return NULL;
+}
+
+/* ---- a worker host ---- */
+
+/* A worker killed at stop: its file goes back to the queue (not a crash of its own). */
+static void release_stopped(struct jobs *j, struct worker *w)
+{
+    char owner[64];
+    struct err why = {0}, err = {0};
+    int64_t released = 0;
+    size_t temps = 0;
+
+    snprintf(owner, sizeof(owner), "%s/%ld", sweep_hostname(), (long)w->pid);
+    err_set(&why, ERR_PERMANENT, "decode", "processing was interrupted too often");
+    if (j->st->ops->file_release(j->st, owner, time_now_ms(), JOBS_MAX_ATTEMPTS, &why,
+                                 &released, &err))
+        log_error("jobs", "worker.release_failed", "pid=%ld msg=%s", (long)w->pid,
+                  LOG_Q(err.msg));
+    else
+        log_warn("jobs", "worker.killed_at_stop", "pid=%ld files=%lld", (long)w->pid,
+                 (long long)released);
+    j->bs->ops->remove_temps(j->bs, (long)w->pid, &temps, &err);
+    close(w->wake_fd);
+    w->wake_fd = -1;
+    w->pid = 0;
+}
+
+/* Stop for good: SIGTERM (a worker finishes its file and exits), then SIGKILL
+ * after STOP_GRACE_MS; a killed worker's file goes back to the queue. */
+static void stop_host_workers(struct jobs *j)
+{
+    int64_t deadline = time_mono_ms() + STOP_GRACE_MS;
+    int running;
+
+    for (int i = 0; i < j->o.workers; i++)
+        if (j->workers[i].pid > 0)
+            kill(j->workers[i].pid, SIGTERM);
+    do {
+        running = 0;
+        for (int i = 0; i < j->o.workers; i++) {
+            struct worker *w = &j->workers[i];
+            int status;
+            if (w->pid > 0 && waitpid(w->pid, &status, WNOHANG) == w->pid) {
+                log_info("jobs", "worker.stopped", "pid=%ld status=%d", (long)w->pid, status);
+                close(w->wake_fd);
+                w->wake_fd = -1;
+                w->pid = 0;
+            }
+            running += w->pid > 0;
+        }
+        if (running)
+            time_sleep_ms(20);
+    } while (running && time_mono_ms() < deadline);
+    for (int i = 0; i < j->o.workers; i++) {
+        struct worker *w = &j->workers[i];
+        if (w->pid <= 0)
+            continue;
+        kill(w->pid, SIGKILL);
+        waitpid(w->pid, NULL, 0);
+        release_stopped(j, w);
+    }
+}
+
+int jobs_host_run(const struct jobs_opts *o, struct store *st, struct blob_store *bs,
+                  const sigset_t *stop, struct err *err)
+{
+    struct jobs *j = xcalloc(1, sizeof(*j));
+    struct timespec tick = {.tv_sec = 0, .tv_nsec = TICK_MS * 1000000L};
+    int sig;
+
+    (void)err;
+    j->o = *o;
+    j->st = st;
+    j->bs = bs;
+    j->workers = xcalloc((size_t)(o->workers > 0 ? o->workers : 1), sizeof(*j->workers));
+    for (int i = 0; i < o->workers; i++)
+        j->workers[i].wake_fd = -1;
+    log_info("jobs", "host.ready", "processes=%d temp=%s", o->workers, LOG_Q(o->data_dir));
+    for (;;) {
+        supervise(j);
+        sig = sigtimedwait(stop, NULL, &tick);
+        if (sig > 0)
+            break;
+    }
+    log_info("jobs", "host.stopping", "signal=%d", sig);
+    stop_host_workers(j);
+    log_info("jobs", "host.stopped", "processes=%d", o->workers);
+    free(j->workers);
+    free(j);
+    return 0;
 }
 
 /* ---- the change feed (shared stores) ---- */

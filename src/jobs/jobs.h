@@ -14,6 +14,7 @@
 #ifndef SHOEBOX_JOBS_JOBS_H
 #define SHOEBOX_JOBS_JOBS_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,8 +73,20 @@ void jobs_notify(struct jobs *j);
 /* Stop workers (they finish their current file) and threads; free. */
 void jobs_stop(struct jobs *j);
 
+/*
+ * A worker host (`shoebox worker --processes N`): supervises o->workers worker
+ * processes (o->exe with o->worker_argv) as serve does: one that crashes or
+ * passes its memory limit fails or requeues the file it held and is replaced.
+ * No scheduler, no sweep, no heartbeat. Returns when one of the signals in stop
+ * (blocked by the caller in every thread) arrives, after stopping the workers:
+ * SIGTERM (each finishes its file), SIGKILL after a grace, their files released.
+ */
+int jobs_host_run(const struct jobs_opts *o, struct store *st, struct blob_store *bs,
+                  const sigset_t *stop, struct err *err);
+
 struct jobs_worker_opts {
-    const char *data_dir;
+    const char *data_dir; /* files received before the hand-off: DATA/spool/NAME */
+    const char *temp_dir; /* temporary copies of originals from a store without fds */
     const struct media_opts *media;
     int64_t lease_ms;     /* renewed every third of it while a file is worked on */
     int64_t cpu_limit_ms; /* CPU time per file (--file-cpu); 0 = no limit */

@@ -106,41 +106,54 @@ static int sweep_spool(struct store *st, const char *data_dir, int64_t grace_ms,
 struct blob_sweep {
     struct keyset refs;
     struct keyset orphans;
+    int64_t now, grace_ms;
+    size_t kept;
 };
 
-static void blob_seen(void *ctx, const char *key)
+/* An unreferenced key changed within the grace is young: another node may be
+ * between handing an original off and recording its file (intake), or between
+ * writing thumbnails and recording the photo (a worker). */
+static void blob_seen(void *ctx, const char *key, int64_t mtime_ms)
 {
     struct blob_sweep *s = ctx;
 
-    if (!keyset_has(&s->refs, key))
-        keyset_add(&s->orphans, key);
+    if (keyset_has(&s->refs, key))
+        return;
+    if (s->grace_ms > 0 && mtime_ms > s->now - s->grace_ms) {
+        s->kept++;
+        return;
+    }
+    keyset_add(&s->orphans, key);
+}
+
+/* The originals that files still hold (their spool column names the blob key
+ * since the hand-off; "spool/NAME" rows are spool files, swept apart). */
+static void held_original(void *ctx, const char *key)
+{
+    if (strncmp(key, "spool/", 6) != 0)
+        keyset_add(ctx, key);
 }
 
 static int sweep_blobs(struct store *st, struct blob_store *bs, int64_t grace_ms,
                        struct err *err)
 {
-    struct blob_sweep s = {0};
-    size_t temps = 0, removed = 0, kept = 0;
+    struct blob_sweep s = {.now = time_now_ms(), .grace_ms = grace_ms};
+    size_t temps = 0, removed = 0;
     int rc = -1;
 
-    if (st->ops->blob_refs(st, keyset_add, &s.refs, err))
+    if (st->ops->blob_refs(st, keyset_add, &s.refs, err) ||
+        st->ops->spool_refs(st, held_original, &s.refs, err))
         goto out;
     if (s.refs.n)
         qsort(s.refs.keys, s.refs.n, sizeof(char *), cmp_str);
     if (bs->ops->list(bs, blob_seen, &s, err))
         goto out;
     for (size_t i = 0; i < s.orphans.n; i++) {
-        char path[4096];
-        if (grace_ms > 0 && bs->ops->path(bs, s.orphans.keys[i], path, sizeof(path)) == 0 &&
-            young(path, time_now_ms(), grace_ms)) {
-            kept++;
-            continue;
-        }
         bs->ops->remove(bs, s.orphans.keys[i], NULL);
         removed++;
     }
-    if (removed || kept)
-        log_info("jobs", "sweep.blobs", "removed=%zu young_kept=%zu", removed, kept);
+    if (removed || s.kept)
+        log_info("jobs", "sweep.blobs", "removed=%zu young_kept=%zu", removed, s.kept);
     /* Temporary files: all of them only when no other node may be writing one
      * (a node removes those of its own dead workers, jobs.c). */
     if (grace_ms == 0 && bs->ops->remove_temps(bs, 0, &temps, err))

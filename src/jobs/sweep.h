@@ -6,16 +6,19 @@
  *    upload without a file goes when its request was cut off or when it is
  *    older than --upload-idle and no tus file in progress points to it;
  *  - files this machine's workers held are queued again (they count an attempt);
- *  - spool files no upload_file row needs, blobs no photo references and the
- *    temporary files of interrupted blob writes are removed (what a crash
- *    between two steps leaves behind).
+ *  - spool files no upload_file row needs, blobs that neither a photo nor a
+ *    file's held original (the spool column: the blob key since the hand-off)
+ *    references, and the temporary files of interrupted blob writes are removed
+ *    (what a crash between two steps leaves behind).
  * Several nodes on the database (PostgreSQL, ops->shared true), the other
  * nodes running while this one starts:
  *  - only files whose lease has expired are taken back (the scheduler of every
  *    node does that every second anyway, jobs.c);
  *  - open requests are left alone: they belong to the nodes sending them;
- *  - orphan spool files and blobs younger than SWEEP_GRACE_MS are kept (another
- *    node may be between writing the bytes and recording them), temporary
+ *  - orphan spool files and blobs younger than SWEEP_GRACE_MS (the blob store's
+ *    modification time, list()) are kept (another node may be between writing
+ *    the bytes and recording them; a hand-off of a key that exists refreshes
+ *    its time), temporary
  *    blob files are left to the node whose workers wrote them.
  */
 #ifndef SHOEBOX_JOBS_SWEEP_H

@@ -6,12 +6,16 @@
  * For each claimed file (store file_claim, with a lease):
  *   1. the same content already in the user's library -> finish at once (the
  *      store records DUPLICATE pointing at the existing photo);
- *   2. media_process() the spooled bytes (or, after a crash that came between
- *      storing the original and recording it, the stored original);
- *   3. thumbnails and the original into the blobstore (content-addressed, so a
- *      repeat after a crash rewrites nothing);
- *   4. store file_finish: photo row + file state + counters in one transaction;
- *   5. only then remove the spool file.
+ *   2. media_process() the original, read from the blob store (intake handed it
+ *      off before the upload was acknowledged): through the reader's descriptor
+ *      when the store is local, else copied to a temporary file under the
+ *      worker's temporary directory (libvips and LibRaw want a file);
+ *   3. thumbnails into the blob store (content-addressed, so a repeat after a
+ *      crash rewrites nothing);
+ *   4. store file_finish: photo row + file state + counters in one transaction.
+ *      The original stays: the photo (or, for a failure, the sweep) decides.
+ * A file received before the hand-off existed still names a spool file
+ * ("spool/NAME"): it is handed off here first and its spool file removed last.
  * Transient errors (I/O, memory, busy database) go back to the queue with
  * backoff (file_defer) until JOBS_MAX_ATTEMPTS; permanent ones fail the file.
  * A crash anywhere is recovered by the server: the lease is released, the
@@ -20,6 +24,7 @@
 #include "jobs/jobs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
 #include <poll.h>
@@ -102,41 +107,102 @@ static void copy_meta(struct store_photo *p, const struct store_file *f,
     snprintf(p->warnings, sizeof(p->warnings), "%s", m->warnings);
 }
 
-/* Thumbnails, then the original (linked or copied from the spool). */
-static int store_blobs(struct ctx *c, const char *input, struct store_photo *p,
-                       const struct media_output *m, struct err *err)
+/* Thumbnails into the blob store; the original is there already (the hand-off). */
+static int store_blobs(struct ctx *c, struct store_photo *p, const struct media_output *m,
+                       struct err *err)
 {
     struct blob_store *bs = c->bs;
 
     if (m->has_thumb && m->thumb && m->preview) {
         blob_key(p->sha256, BLOB_THUMB, p->thumb_key);
         blob_key(p->sha256, BLOB_PREVIEW, p->preview_key);
-        if (bs->ops->put_data(bs, p->thumb_key, m->thumb, m->thumb_len, err) ||
-            bs->ops->put_data(bs, p->preview_key, m->preview, m->preview_len, err))
+        if (blob_put_data(bs, p->thumb_key, m->thumb, m->thumb_len, err) ||
+            blob_put_data(bs, p->preview_key, m->preview, m->preview_len, err))
             return -1;
     } else {
         p->has_thumb = false;
     }
     blob_key(p->sha256, BLOB_ORIGINAL, p->blob_key);
-    return bs->ops->put_file(bs, p->blob_key, input, 0, err);
+    return 0;
 }
 
-/* Where the file's bytes are: the spool, or the blobstore after an interrupted run. */
-static int find_input(struct ctx *c, const struct store_file *f, char *out, size_t n,
+/* A file received before the hand-off (spool "spool/NAME"): hand it off now. */
+static bool legacy_spool(const struct store_file *f)
+{
+    return !strncmp(f->spool, "spool/", 6);
+}
+
+static int hand_off_legacy(struct ctx *c, const struct store_file *f, const char *key,
+                           struct err *err)
+{
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/%s", c->o->data_dir, f->spool);
+    if (access(path, R_OK) != 0)
+        return 0; /* gone after an interrupted run: the blob store may have it */
+    return blob_put_file(c->bs, key, path, err);
+}
+
+/* The original as a file media can open, from the blob store. in->path gets
+ * /proc/self/fd/N of a local store's descriptor, or a temporary copy under the
+ * worker's temporary directory (removed by input_release). */
+struct input {
+    struct blob_reader *r;
+    char path[4200];
+    bool temp;
+};
+
+static int copy_to_temp(struct ctx *c, struct input *in, const char *name, struct err *err)
+{
+    unsigned char buf[65536];
+    uint64_t off = 0;
+    int fd;
+
+    snprintf(in->path, sizeof(in->path), "%s/original-XXXXXX", c->o->temp_dir);
+    fd = mkostemp(in->path, O_CLOEXEC);
+    if (fd < 0)
+        return err_sys(err, errno, "receive", "cannot make a temporary copy of '%s'", name);
+    in->temp = true;
+    for (;;) {
+        ssize_t n = c->bs->ops->reader_read(in->r, off, buf, sizeof(buf), err);
+        if (n <= 0 || fs_write_all(fd, buf, (size_t)n, err)) {
+            close(fd);
+            return n == 0 ? 0 : -1;
+        }
+        off += (uint64_t)n;
+    }
+}
+
+static void input_release(struct ctx *c, struct input *in)
+{
+    if (in->temp)
+        unlink(in->path);
+    if (in->r)
+        c->bs->ops->reader_close(in->r);
+    memset(in, 0, sizeof(*in));
+}
+
+static int open_input(struct ctx *c, const struct store_file *f, struct input *in,
                       struct err *err)
 {
     char key[BLOB_KEY_MAX];
+    int rc, fd;
 
-    if (f->spool[0]) {
-        snprintf(out, n, "%s/%s", c->o->data_dir, f->spool);
-        if (access(out, R_OK) == 0)
-            return 0;
-    }
     blob_key(f->sha256, BLOB_ORIGINAL, key);
-    if (c->bs->ops->path(c->bs, key, out, n) == 0)
+    if (legacy_spool(f) && hand_off_legacy(c, f, key, err))
+        return -1;
+    rc = c->bs->ops->reader_open(c->bs, key, &in->r, NULL, err);
+    if (rc == 1)
+        return err_set(err, ERR_PERMANENT, "receive", "the uploaded bytes of '%s' are missing",
+                       f->name);
+    if (rc < 0)
+        return -1;
+    fd = c->bs->ops->reader_fd(in->r);
+    if (fd >= 0) {
+        snprintf(in->path, sizeof(in->path), "/proc/self/fd/%d", fd);
         return 0;
-    return err_set(err, ERR_PERMANENT, "receive", "the uploaded bytes of '%s' are missing",
-                   f->name);
+    }
+    return copy_to_temp(c, in, f->name, err);
 }
 
 static void log_outcome(const struct store_file *f, const struct store_finish *fin,
@@ -263,15 +329,11 @@ static void finish(struct ctx *c, const struct store_file *f, struct store_resul
         return;
     }
     log_outcome(f, &fin, t, &res->error);
-    if ((fin.state != FILE_FAILED || fin.spool_dropped) && f->spool[0]) {
+    if ((fin.state != FILE_FAILED || fin.spool_dropped) && legacy_spool(f)) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", c->o->data_dir, f->spool);
-        /* The bytes are durable and read: drop them from the page cache (a DONE
-         * original is the same inode under blobs/). Hundreds of originals would
-         * otherwise push the thumbnails and the database out of memory. */
-        fs_drop_cache(path);
         /* file_finish already forgot the spool path (DONE, DUPLICATE, or a failure
-         * a retry cannot help). */
+         * a retry cannot help); the original is in the blob store. */
         if (fs_unlink(path, &err))
             log_warn("worker", "spool.unlink_failed", "file=%lld msg=%s", (long long)f->id,
                      LOG_Q(err.msg));
@@ -298,7 +360,7 @@ static void process(struct ctx *c, const struct store_file *f)
     struct media_output out = {0};
     struct timings t = {0};
     struct store_photo existing;
-    char input[4096];
+    struct input in = {0};
     int64_t t0;
     int rc;
 
@@ -315,7 +377,7 @@ static void process(struct ctx *c, const struct store_file *f)
         memcpy(res.photo.preview_key, existing.preview_key, sizeof(res.photo.preview_key));
         goto done;
     }
-    if (rc < 0 || find_input(c, f, input, sizeof(input), &res.error))
+    if (rc < 0 || open_input(c, f, &in, &res.error))
         goto done;
     if (fault_hit("decode_crash", f->name))
         abort(); /* test hook: a decoder crash on this file */
@@ -323,18 +385,24 @@ static void process(struct ctx *c, const struct store_file *f)
         time_sleep_ms(1000);
     test_slow_decode(f->name);
     t0 = time_mono_ms();
-    rc = media_process(input, c->o->media, &out, &res.error);
+    rc = media_process(in.path, c->o->media, &out, &res.error);
     t.media = time_mono_ms() - t0;
+    /* The original's bytes are read: drop them from the page cache. Hundreds of
+     * originals would otherwise push the thumbnails and the database out. */
+    if (c->bs->ops->reader_fd(in.r) >= 0)
+        fs_drop_cache(in.path);
+    input_release(c, &in);
     if (rc)
         goto done;
     copy_meta(&res.photo, f, &out);
     t0 = time_mono_ms();
-    if (store_blobs(c, input, &res.photo, &out, &res.error))
+    if (store_blobs(c, &res.photo, &out, &res.error))
         goto done;
     t.blob = time_mono_ms() - t0;
     res.outcome = STORE_OK;
     err_clear(&res.error);
 done:
+    input_release(c, &in);
     media_output_release(&out);
     watch_end(c->watch);
     finish(c, f, &res, &t);

@@ -1,9 +1,11 @@
 /*
- * blob_local: the local-directory backend of blob.h, and blob_key().
- * A key names ROOT/KEY. Writers publish with temp name + fsync + rename +
- * fsync of the directory, so a key is a complete file or nothing; temporary
- * names contain ".tmp." and list() skips them. No state is shared between
- * calls beyond the root path (immutable), so any thread may call anything.
+ * blob_local: the local-directory backend of blob.h.
+ * A key names ROOT/KEY. Writers write "KEY.tmp.<pid>.XXXXXX" beside it and
+ * commit with fsync + rename + fsync of the directory, so a key is a complete
+ * file or nothing; temporary names contain ".tmp." and list() skips them.
+ * Readers are an open descriptor (reader_fd: sendfile, libvips). put_link is
+ * the intake hand-off without a copy (same file system). No state is shared
+ * between calls beyond the root path (immutable): any thread may call anything.
  */
 #include "store/blob.h"
 
@@ -28,20 +30,6 @@ struct local {
     struct blob_store base;
     char *root;  /* immutable after open */
 };
-
-static const char *const kind_prefix[] = {[BLOB_ORIGINAL] = "o", [BLOB_THUMB] = "t",
-                                          [BLOB_PREVIEW] = "p"};
-static const char *const kind_suffix[] = {[BLOB_ORIGINAL] = "", [BLOB_THUMB] = ".jpg",
-                                          [BLOB_PREVIEW] = ".jpg"};
-
-void blob_key(const char *sha256, enum blob_kind kind, char out[BLOB_KEY_MAX])
-{
-    out[0] = '\0';
-    if (!sha256 || strlen(sha256) < 2 || (unsigned)kind > BLOB_PREVIEW)
-        return;
-    snprintf(out, BLOB_KEY_MAX, "%s/%.2s/%s%s", kind_prefix[kind], sha256, sha256,
-             kind_suffix[kind]);
-}
 
 /* Keys come from blob_key(): relative, lower-case hex, '/', '.', letters. No "..". */
 static bool key_ok(const char *key)
@@ -89,109 +77,222 @@ static bool exists(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static int lb_put_data(struct blob_store *bs, const char *key, const void *data, size_t len,
-                       struct err *err)
+static int64_t mtime_ms_of(const struct stat *sb)
+{
+    return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+static void fill_info(const struct stat *sb, struct blob_info *info)
+{
+    if (!info)
+        return;
+    info->size = (uint64_t)sb->st_size;
+    info->mtime_ms = mtime_ms_of(sb);
+    snprintf(info->etag, sizeof(info->etag), "\"%llx-%llx-%lx\"", (unsigned long long)sb->st_ino,
+             (unsigned long long)sb->st_size, (unsigned long)sb->st_mtim.tv_sec);
+}
+
+static int lb_stat(struct blob_store *bs, const char *key, struct blob_info *info,
+                   struct err *err)
 {
     struct local *l = (struct local *)bs;
-    char path[PATH_BYTES], dir[PATH_BYTES];
+    char path[PATH_BYTES];
+    struct stat sb;
 
     if (key_path(l, key, path, sizeof(path), err))
         return -1;
-    if (exists(path))
-        return 0;  /* content-addressed: the same bytes are already there */
+    if (stat(path, &sb) < 0)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? 1
+                   : err_sys(err, errno, "blob", "cannot read '%s'", key);
+    if (!S_ISREG(sb.st_mode))
+        return 1;
+    fill_info(&sb, info);
+    return 0;
+}
+
+/* ---- reading ---- */
+
+struct blob_reader {
+    int fd;
+};
+
+static int lb_reader_open(struct blob_store *bs, const char *key, struct blob_reader **r,
+                          struct blob_info *info, struct err *err)
+{
+    struct local *l = (struct local *)bs;
+    char path[PATH_BYTES];
+    struct stat sb;
+    int fd;
+
+    *r = NULL;
+    if (key_path(l, key, path, sizeof(path), err))
+        return -1;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? 1
+                   : err_sys(err, errno, "blob", "cannot open '%s'", key);
+    if (fstat(fd, &sb) < 0) {
+        int e = errno;
+        close(fd);
+        return err_sys(err, e, "blob", "cannot read '%s'", key);
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return 1;
+    }
+    fill_info(&sb, info);
+    *r = xcalloc(1, sizeof(**r));
+    (*r)->fd = fd;
+    return 0;
+}
+
+static ssize_t lb_reader_read(struct blob_reader *r, uint64_t off, void *buf, size_t n,
+                              struct err *err)
+{
+    for (;;) {
+        ssize_t got = pread(r->fd, buf, n, (off_t)off);
+        if (got >= 0)
+            return got;
+        if (errno != EINTR)
+            return err_sys(err, errno, "blob", "cannot read a stored file");
+    }
+}
+
+static int lb_reader_fd(struct blob_reader *r)
+{
+    return r->fd;
+}
+
+static void lb_reader_close(struct blob_reader *r)
+{
+    if (!r)
+        return;
+    close(r->fd); /* read-only: nothing to lose */
+    free(r);
+}
+
+/* ---- writing: temp name beside the key, fsync, rename, fsync the directory ---- */
+
+struct blob_writer {
+    int fd;
+    char path[PATH_BYTES];
+    char dir[PATH_BYTES];
+    char tmp[PATH_BYTES + 40];
+    struct err error; /* sticky: the first failure */
+};
+
+/* An existing key is kept; touching it tells the orphan sweep it was just wanted. */
+static void refresh(const char *path)
+{
+    utimensat(AT_FDCWD, path, NULL, 0);
+}
+
+static int lb_writer_begin(struct blob_store *bs, const char *key, struct blob_writer **out,
+                           struct err *err)
+{
+    struct local *l = (struct local *)bs;
+    struct blob_writer *w = xcalloc(1, sizeof(*w));
+
+    *out = NULL;
+    w->fd = -1;
+    if (key_path(l, key, w->path, sizeof(w->path), err) ||
+        make_parent(w->path, w->dir, sizeof(w->dir), err))
+        goto fail;
+    /* The pid in the name lets a supervisor clear what a dead process left. */
+    snprintf(w->tmp, sizeof(w->tmp), "%s.tmp.%ld.XXXXXX", w->path, (long)getpid());
+    w->fd = mkostemp(w->tmp, O_CLOEXEC);
+    if (w->fd < 0) {
+        err_sys(err, errno, "blob", "cannot create a file for '%s'", key);
+        goto fail;
+    }
+    *out = w;
+    return 0;
+fail:
+    free(w);
+    return -1;
+}
+
+static int lb_writer_write(struct blob_writer *w, const void *p, size_t n, struct err *err)
+{
+    if (err_is_set(&w->error) || fs_write_all(w->fd, p, n, &w->error)) {
+        if (err)
+            *err = w->error;
+        return -1;
+    }
+    return 0;
+}
+
+static void lb_writer_abort(struct blob_writer *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    unlink(w->tmp);
+    free(w);
+}
+
+static int publish(struct blob_writer *w, struct err *err)
+{
+    if (err_is_set(&w->error)) {
+        if (err)
+            *err = w->error;
+        return -1;
+    }
+    if (exists(w->path)) {
+        refresh(w->path); /* content-addressed: the same bytes are already there */
+        return 0;
+    }
+    if (fs_fsync(w->fd, err))
+        return -1;
+    if (close(w->fd) < 0) {
+        w->fd = -1;
+        return err_sys(err, errno, "blob", "cannot close '%s'", w->tmp);
+    }
+    w->fd = -1;
+    if (fs_rename(w->tmp, w->path, err))
+        return -1;
+    return fs_fsync_dir(w->dir, err);
+}
+
+static int lb_writer_commit(struct blob_writer *w, struct err *err)
+{
+    int rc = publish(w, err);
+
+    lb_writer_abort(w); /* after a rename the temp name is gone: unlink finds nothing */
+    return rc;
+}
+
+/* ---- the local-only link (the intake hand-off) ---- */
+
+static int lb_put_link(struct blob_store *bs, const char *key, const char *src_path,
+                       struct err *err)
+{
+    struct local *l = (struct local *)bs;
+    char path[PATH_BYTES], dir[PATH_BYTES], tmp[PATH_BYTES + 32];
+
+    if (key_path(l, key, path, sizeof(path), err))
+        return -1;
+    if (exists(path)) {
+        refresh(path);
+        return 0;
+    }
     if (make_parent(path, dir, sizeof(dir), err))
         return -1;
-    return fs_write_file_atomic(path, data, len, err);
-}
-
-/* Same file system: make src durable, rename it into place, sync the directory.
- * Returns 1 when the rename cannot work across file systems (EXDEV). */
-static int move_into(const char *src, const char *path, const char *dir, struct err *err)
-{
-    struct err e = {0};
-    int fd = open(src, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return err_sys(err, errno, "blob", "cannot open '%s'", src);
-    if (fs_fsync(fd, err)) {
-        close(fd);
-        return -1;
-    }
-    if (close(fd) < 0)
-        return err_sys(err, errno, "blob", "cannot close '%s'", src);
-    if (fs_rename(src, path, &e)) {
-        if (e.sys_errno == EXDEV)
-            return 1;
-        if (err)
-            *err = e;
-        return -1;
-    }
-    return fs_fsync_dir(dir, err);
-}
-
-/* A second name for src under path (no copy): 0, 1 when the file system cannot
- * (another device, no hard links), -1 on error. src must already be durable. */
-static int link_into(const char *src, const char *path, const char *dir, struct err *err)
-{
-    char tmp[PATH_BYTES + 32];
-
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
-        return err_set(err, ERR_PERMANENT, "blob", "path too long");
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
     unlink(tmp);
-    if (link(src, tmp) < 0) {
+    if (link(src_path, tmp) < 0) {
         if (errno == EXDEV || errno == EPERM || errno == EMLINK || errno == ENOTSUP)
             return 1;
-        return err_sys(err, errno, "blob", "cannot link '%s'", src);
+        return err_sys(err, errno, "blob", "cannot link '%s'", key);
     }
     if (fs_rename(tmp, path, err)) {
         unlink(tmp);
         return -1;
     }
     return fs_fsync_dir(dir, err);
-}
-
-static int copy_into(const char *src, const char *path, struct err *err)
-{
-    int fd = open(src, O_RDONLY | O_CLOEXEC);
-    int rc;
-
-    if (fd < 0)
-        return err_sys(err, errno, "blob", "cannot open '%s'", src);
-    rc = fs_copy_fd_atomic(fd, path, err);
-    close(fd);  /* read-only: nothing to lose */
-    return rc;
-}
-
-static int lb_put_file(struct blob_store *bs, const char *key, const char *src_path, int move,
-                       struct err *err)
-{
-    struct local *l = (struct local *)bs;
-    char path[PATH_BYTES], dir[PATH_BYTES];
-    int r;
-
-    if (key_path(l, key, path, sizeof(path), err))
-        return -1;
-    if (exists(path))
-        return move ? fs_unlink(src_path, err) : 0;
-    if (make_parent(path, dir, sizeof(dir), err))
-        return -1;
-    /* Moving renames; keeping the source links (the spool file stays until the
-     * caller has recorded the blob). Either falls back to a copy across devices. */
-    r = move ? move_into(src_path, path, dir, err) : link_into(src_path, path, dir, err);
-    if (r <= 0)
-        return r;
-    if (copy_into(src_path, path, err))
-        return -1;
-    return move ? fs_unlink(src_path, err) : 0;
-}
-
-static int lb_path(struct blob_store *bs, const char *key, char *out, size_t n)
-{
-    struct local *l = (struct local *)bs;
-
-    if (key_path(l, key, out, n, NULL))
-        return -1;
-    return exists(out) ? 0 : -1;
 }
 
 static int lb_remove(struct blob_store *bs, const char *key, struct err *err)
@@ -205,7 +306,7 @@ static int lb_remove(struct blob_store *bs, const char *key, struct err *err)
 }
 
 struct walk {
-    void (*cb)(void *ctx, const char *key);
+    void (*cb)(void *ctx, const char *path, int64_t mtime_ms);
     void *ctx;
     struct err *err;
     size_t root_len;
@@ -232,7 +333,7 @@ static int walk_entry(struct walk *w, char *path, size_t len, int depth, const c
     if (S_ISDIR(sb.st_mode) && depth < KEY_DEPTH && !tmp)
         return walk_dir(w, path, len + 1 + n, depth + 1);
     if (S_ISREG(sb.st_mode) && depth == KEY_DEPTH && tmp == w->temps)
-        w->cb(w->ctx, path);
+        w->cb(w->ctx, path, mtime_ms_of(&sb));
     return 0;
 }
 
@@ -276,20 +377,20 @@ static int walk_root(struct local *l, struct walk *w)
 }
 
 struct list_ctx {
-    void (*cb)(void *ctx, const char *key);
+    void (*cb)(void *ctx, const char *key, int64_t mtime_ms);
     void *ctx;
     size_t root_len;
 };
 
-static void list_one(void *ctx, const char *path)
+static void list_one(void *ctx, const char *path, int64_t mtime_ms)
 {
     struct list_ctx *lc = ctx;
 
-    lc->cb(lc->ctx, path + lc->root_len + 1);
+    lc->cb(lc->ctx, path + lc->root_len + 1, mtime_ms);
 }
 
-static int lb_list(struct blob_store *bs, void (*cb)(void *ctx, const char *key), void *ctx,
-                   struct err *err)
+static int lb_list(struct blob_store *bs, void (*cb)(void *ctx, const char *key, int64_t mtime_ms),
+                   void *ctx, struct err *err)
 {
     struct local *l = (struct local *)bs;
     struct list_ctx lc = {cb, ctx, strlen(l->root)};
@@ -303,12 +404,13 @@ struct temps {
     size_t removed;
 };
 
-static void remove_temp(void *ctx, const char *path)
+static void remove_temp(void *ctx, const char *path, int64_t mtime_ms)
 {
     struct temps *t = ctx;
     const char *at = t->mark[0] ? strstr(path, t->mark) : NULL;
     size_t n = strlen(t->mark);
 
+    (void)mtime_ms;
     /* "NAME.tmp.<pid>" (a link) or "NAME.tmp.<pid>.XXXXXX" (a write). */
     if (t->mark[0] && (!at || (at[n] != '\0' && at[n] != '.')))
         return;
@@ -341,12 +443,19 @@ static void lb_close(struct blob_store *bs)
 
 static const struct blob_ops local_ops = {
     .close = lb_close,
-    .put_file = lb_put_file,
-    .put_data = lb_put_data,
-    .path = lb_path,
+    .stat = lb_stat,
+    .reader_open = lb_reader_open,
+    .reader_read = lb_reader_read,
+    .reader_fd = lb_reader_fd,
+    .reader_close = lb_reader_close,
+    .writer_begin = lb_writer_begin,
+    .writer_write = lb_writer_write,
+    .writer_commit = lb_writer_commit,
+    .writer_abort = lb_writer_abort,
     .remove = lb_remove,
     .list = lb_list,
     .remove_temps = lb_remove_temps,
+    .put_link = lb_put_link,
 };
 
 int blob_local_open(const char *root, struct blob_store **out, struct err *err)

@@ -223,9 +223,12 @@ static int photo_delete(struct store *st, int64_t id, int64_t user_id, struct st
     if (sql_run(c, "delete the photo", "DELETE FROM photos WHERE id = ?1", ARGS(VI(id)),
                 err) < 0)
         goto out;
-    /* Keys are derived from the content, so one test covers thumb and preview too. */
-    if (sql_scalar(c, &others, "count the photo's other uses", "SELECT count(*) FROM photos "
-                   "WHERE blob_key = ?1", ARGS(VT(p.blob_key)), err) != 1)
+    /* Keys are derived from the content, so one test covers thumb and preview too. A
+     * file that holds the same original (handed off, not yet processed) is a use too. */
+    if (sql_scalar(c, &others, "count the photo's other uses",
+                   "SELECT (SELECT count(*) FROM photos WHERE blob_key = ?1) + "
+                   "(SELECT count(*) FROM upload_files WHERE spool = ?1)",
+                   ARGS(VT(p.blob_key)), err) != 1)
         goto out;
     if (sql_commit(c, err))
         goto out;

@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/sha256.h"
 #include "http/multipart.h"
+#include "store/blob.h"
 #include "store/store.h"
 
 /* ------------------------------------------------------------ fake store */
@@ -99,11 +100,17 @@ static const struct store_ops fake_ops = {
 
 static char tmpdir[64];
 static struct fake_store fake;
+static struct blob_store *blobs; /* a real local store under tmpdir/blobs */
 
 static void setup(void)
 {
+    char root[128];
+    struct err e = {0};
+
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_ingest.XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    snprintf(root, sizeof(root), "%s/blobs", tmpdir);
+    ck_assert_msg(blob_local_open(root, &blobs, &e) == 0, "%s", e.msg);
     memset(&fake, 0, sizeof(fake));
     fake.base.ops = &fake_ops;
     log_init(LOG_ERROR, NULL);
@@ -117,12 +124,14 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 
 static void teardown(void)
 {
+    blobs->ops->close(blobs);
+    blobs = NULL;
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static struct ingest *new_ingest(int64_t max)
 {
-    struct ingest_opts o = {&fake.base, tmpdir, 7, 3, max};
+    struct ingest_opts o = {&fake.base, tmpdir, 7, 3, max, blobs};
     struct err e = {0};
     struct ingest *ing = ingest_new(&o, &e);
 
@@ -145,6 +154,23 @@ static int spool_count(void)
         if (e->d_name[0] != '.')
             n++;
     closedir(d);
+    return n;
+}
+
+static void count_key(void *ctx, const char *key, int64_t mtime_ms)
+{
+    (void)key;
+    (void)mtime_ms;
+    (*(int *)ctx)++;
+}
+
+/* Keys in the blob store (originals handed off). */
+static int blob_count(void)
+{
+    struct err e = {0};
+    int n = 0;
+
+    ck_assert_int_eq(blobs->ops->list(blobs, count_key, &n, &e), 0);
     return n;
 }
 
@@ -213,7 +239,7 @@ START_TEST(test_received)
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         struct ingest *ing = new_ingest(1 << 20);
         unsigned char *b = jpeg_bytes(sizes[k]), *got;
-        char hex[SHA256_HEX_LEN + 1];
+        char hex[SHA256_HEX_LEN + 1], rel[STORE_PATH_MAX + 8];
         struct fake_file *r;
         struct ingest_stats s;
         size_t len, nids;
@@ -235,8 +261,11 @@ START_TEST(test_received)
         ck_assert_int_eq(r->user_id, 3);
         sha256_hex(b, sizes[k], hex);
         ck_assert_str_eq(r->sha256, hex);
-        ck_assert_msg(strncmp(r->spool, "spool/7-", 8) == 0, "spool '%s'", r->spool);
-        read_file(r->spool, &got, &len, &mode);
+        /* handed off: the file holds its original's blob key */
+        ck_assert_msg(strncmp(r->spool, "o/", 2) == 0 && strstr(r->spool, hex),
+                      "spool '%s'", r->spool);
+        snprintf(rel, sizeof(rel), "blobs/%s", r->spool);
+        read_file(rel, &got, &len, &mode);
         ck_assert_uint_eq(len, sizes[k]);
         ck_assert(memcmp(got, b, len) == 0);
         ck_assert_uint_eq(mode, 0600);
@@ -250,7 +279,8 @@ START_TEST(test_received)
         free(b);
         free(got);
     }
-    ck_assert_int_eq(spool_count(), 5);
+    ck_assert_int_eq(spool_count(), 0); /* the spool is a buffer */
+    ck_assert_int_eq(blob_count(), 5);
     ck_assert_int_eq(open_fds(), fds);
 }
 END_TEST
@@ -269,7 +299,8 @@ START_TEST(test_size_limit)
     ck_assert_int_eq(ingest_part_begin(ing, "big.jpg", NULL), 0);
     ck_assert_int_eq(feed(ing, b, 1537, 100), INGEST_SKIP);
     ck_assert_int_eq(ingest_part_data(ing, b, 10), INGEST_SKIP);
-    ck_assert_int_eq(spool_count(), 1); /* the big file's spool went at once */
+    ck_assert_int_eq(spool_count(), 0); /* the big file's spool went at once */
+    ck_assert_int_eq(blob_count(), 1);
     ck_assert_int_eq(ingest_part_end(ing), 0);
 
     /* a following part still works */
@@ -285,7 +316,8 @@ START_TEST(test_size_limit)
     ck_assert_str_eq(fake.files[1].msg, "'big.jpg' is larger than 1.5 KB");
     ck_assert_str_eq(fake.files[1].spool, "");
     ck_assert(!fake.files[2].failed);
-    ck_assert_int_eq(spool_count(), 2);
+    ck_assert_int_eq(spool_count(), 0);
+    ck_assert_int_eq(blob_count(), 2);
     ingest_get_stats(ing, &s);
     ck_assert_int_eq(s.received, 2);
     ck_assert_int_eq(s.failed, 1);
@@ -373,7 +405,8 @@ START_TEST(test_write_fault)
     ck_assert_int_eq(feed(ing, b, 5000, 1000), 0);
     ck_assert_int_eq(ingest_part_end(ing), 0);
     ck_assert(!fake.files[1].failed);
-    ck_assert_int_eq(spool_count(), 1);
+    ck_assert_int_eq(spool_count(), 0);
+    ck_assert_int_eq(blob_count(), 1);
     ingest_free(ing);
     free(b);
 }
@@ -398,7 +431,8 @@ START_TEST(test_fsync_fault)
     ck_assert_int_eq(feed(ing, b, 300, 64), 0);
     ck_assert_int_eq(ingest_part_end(ing), 0);
     ck_assert(!fake.files[1].failed);
-    ck_assert_int_eq(spool_count(), 1);
+    ck_assert_int_eq(spool_count(), 0);
+    ck_assert_int_eq(blob_count(), 1);
     ck_assert_int_eq(open_fds(), fds);
     ingest_free(ing);
     free(b);
@@ -468,10 +502,11 @@ START_TEST(test_abort)
     ck_assert_int_eq(ingest_part_begin(ing, "lost.jpg", NULL), 0);
     for (int i = 0; i * 3000 <= INGEST_WRITE_BUF; i++) /* past one write buffer */
         ck_assert_int_eq(feed(ing, b, 3000, 512), 0);
-    ck_assert_int_eq(spool_count(), 2);
+    ck_assert_int_eq(spool_count(), 1); /* kept.jpg is in the blob store */
+    ck_assert_int_eq(blob_count(), 1);
     ingest_abort(ing);
     ingest_abort(ing);
-    ck_assert_int_eq(spool_count(), 1);
+    ck_assert_int_eq(spool_count(), 0);
     ck_assert_int_eq(fake.nfiles, 1);
     /* every byte received is counted */
     ck_assert_int_eq(fake.bytes, 3000 + 3000 * (INGEST_WRITE_BUF / 3000 + 1));
@@ -484,7 +519,8 @@ START_TEST(test_abort)
     ck_assert_int_eq(ingest_part_begin(ing, "lost.jpg", NULL), 0);
     ck_assert_int_eq(feed(ing, b, 3000, 512), 0);
     ingest_free(ing);
-    ck_assert_int_eq(spool_count(), 1);
+    ck_assert_int_eq(spool_count(), 0);
+    ck_assert_int_eq(blob_count(), 1);
     ck_assert_int_eq(open_fds(), fds);
     free(b);
 }
@@ -546,7 +582,7 @@ END_TEST
 
 START_TEST(test_bad_opts)
 {
-    struct ingest_opts o = {&fake.base, tmpdir, 7, 3, 0};
+    struct ingest_opts o = {&fake.base, tmpdir, 7, 3, 0, blobs};
     struct err e = {0};
     char path[128];
 
@@ -763,7 +799,8 @@ START_TEST(test_with_multipart)
         multipart_free(m);
         ingest_free(d.ing);
     }
-    ck_assert_int_eq(spool_count(), 8);
+    ck_assert_int_eq(spool_count(), 0);
+    ck_assert_int_eq(blob_count(), 2); /* a.jpg and c.jpg: the same bytes each round */
     buf_release(&body);
     free(jpg);
 }
@@ -800,7 +837,7 @@ START_TEST(test_real_store)
     ck_assert_int_eq(st->ops->user_create(st, "ann", "x", 1, &user, &e), 0);
     ck_assert_int_eq(st->ops->upload_create(st, user, 2, 10, 1, &upload, &e), 0);
     ck_assert_int_eq(st->ops->upload_request_begin(st, upload, 2, 0, 1, &e), 0);
-    o = (struct ingest_opts){st, tmpdir, upload, user, 5000};
+    o = (struct ingest_opts){st, tmpdir, upload, user, 5000, blobs};
     ing = ingest_new(&o, &e);
     ck_assert_ptr_nonnull(ing);
     ck_assert_int_eq(ingest_part_begin(ing, "ok.jpg", NULL), 0);
@@ -818,7 +855,7 @@ START_TEST(test_real_store)
     ck_assert_str_eq(seen.f[0].name, "ok.jpg");
     ck_assert_str_eq(seen.f[0].format, "jpeg");
     ck_assert_int_eq(seen.f[0].size, 4000);
-    ck_assert(strncmp(seen.f[0].spool, "spool/", 6) == 0);
+    ck_assert(strncmp(seen.f[0].spool, "o/", 2) == 0);
     ck_assert_int_eq(seen.f[1].state, FILE_FAILED);
     ck_assert_str_eq(seen.f[1].error_stage, "receive");
     ck_assert_str_eq(seen.f[1].error_msg, "'huge.jpg' is larger than 4.9 KB");

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "base/sha256.h"
 #include "intake/tus.h"
+#include "store/blob.h"
 #include "store/store.h"
 
 /* Hashing in pieces with the state saved to text and read back between each
@@ -100,6 +101,7 @@ END_TEST
 
 static char tmpdir[64];
 static struct store *st;
+static struct blob_store *blobs; /* tmpdir/blobs: completed files are handed off here */
 static int64_t user;
 
 static void setup(void)
@@ -113,6 +115,8 @@ static void setup(void)
     snprintf(db, sizeof(db), "%s/shoebox.db", tmpdir);
     ck_assert_msg(store_open(db, &st, &e) == 0, "store_open: %s", e.msg);
     ck_assert_int_eq(st->ops->user_create(st, "ann", "x", 1, &user, &e), 0);
+    snprintf(db, sizeof(db), "%s/blobs", tmpdir);
+    ck_assert_msg(blob_local_open(db, &blobs, &e) == 0, "blob_local_open: %s", e.msg);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -123,12 +127,13 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static void teardown(void)
 {
     st->ops->close(st);
+    blobs->ops->close(blobs);
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static struct tus *new_tus(int64_t expire_ms)
 {
-    struct tus_opts o = {.store = st, .data_dir = tmpdir, .max_file_size = 1 << 20,
+    struct tus_opts o = {.store = st, .blobs = blobs, .data_dir = tmpdir, .max_file_size = 1 << 20,
                          .batch_size = 10, .expire_ms = expire_ms, .sweep_ms = 3600000};
     struct err e = {0};
     struct tus *t = tus_new(&o, &e);
@@ -180,7 +185,7 @@ static void file_content(const char *rel, unsigned char *out, size_t n)
     char path[1024];
     int fd;
 
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+    snprintf(path, sizeof(path), "%s/blobs/%s", tmpdir, rel); /* the handed-off original */
     fd = open(path, O_RDONLY);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(read(fd, out, n + 1), (ssize_t)n);

@@ -48,22 +48,16 @@ static void write_src(const char *path, const char *text)
     ck_assert_int_eq(fclose(f), 0);
 }
 
-/* The content of key, or "" when absent. */
+/* The content of key through a reader, or "" when absent. */
 static const char *content(const char *key)
 {
     static char buf[256];
-    char path[512];
-    FILE *f;
-    size_t n;
+    struct err err = {0};
+    size_t n = 0;
+    int rc = blob_read_all(B, key, buf, sizeof(buf) - 1, &n, &err);
 
-    buf[0] = '\0';
-    if (B->ops->path(B, key, path, sizeof(path)))
-        return buf;
-    f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    ck_assert_msg(rc >= 0, "%s", err.msg);
+    buf[rc == 0 ? n : 0] = '\0';
     return buf;
 }
 
@@ -95,49 +89,93 @@ END_TEST
 START_TEST(test_put_data)
 {
     struct err err = {0};
-    char key[BLOB_KEY_MAX], path[512];
+    struct blob_info info = {0};
+    char key[BLOB_KEY_MAX];
 
     blob_key(SHA, BLOB_THUMB, key);
-    ck_assert_int_eq(B->ops->path(B, key, path, sizeof(path)), -1);
-    ck_assert_int_eq(B->ops->put_data(B, key, "thumb", 5, &err), 0);
+    ck_assert_int_eq(B->ops->stat(B, key, &info, &err), 1);
+    ck_assert_int_eq(blob_put_data(B, key, "thumb", 5, &err), 0);
     ck_assert_str_eq(content(key), "thumb");
-    ck_assert_int_eq(B->ops->path(B, key, path, sizeof(path)), 0);
-    ck_assert_ptr_nonnull(strstr(path, root));
+    ck_assert_int_eq(B->ops->stat(B, key, &info, &err), 0);
+    ck_assert_uint_eq(info.size, 5);
+    ck_assert_int_gt(info.mtime_ms, 0);
+    ck_assert(info.etag[0] == '"');
     /* an existing key is kept */
-    ck_assert_int_eq(B->ops->put_data(B, key, "other", 5, &err), 0);
+    ck_assert_int_eq(blob_put_data(B, key, "other", 5, &err), 0);
     ck_assert_str_eq(content(key), "thumb");
 }
 END_TEST
 
-/* move 1: src is gone afterwards; move 0: src stays. Existing key: kept. */
-static const struct {
-    int move;
-    bool exists_before;
-    bool src_after;
-} put_rows[] = {
-    {1, false, false},
-    {0, false, true},
-    {1, true, false},
-    {0, true, true},
-};
+/* Writer: many writes make one object, nothing is visible before commit,
+ * abort leaves nothing; a reader reads at any offset; local readers have an fd. */
+START_TEST(test_stream)
+{
+    struct err err = {0};
+    struct blob_writer *w = NULL;
+    struct blob_reader *r = NULL;
+    struct blob_info info = {0};
+    char key[BLOB_KEY_MAX], buf[16];
 
+    blob_key(SHA, BLOB_ORIGINAL, key);
+    ck_assert_int_eq(B->ops->writer_begin(B, key, &w, &err), 0);
+    ck_assert_int_eq(B->ops->writer_write(w, "hello ", 6, &err), 0);
+    ck_assert_int_eq(B->ops->writer_write(w, "world", 5, &err), 0);
+    ck_assert_int_eq(B->ops->stat(B, key, &info, &err), 1);
+    ck_assert_int_eq(B->ops->writer_commit(w, &err), 0);
+    ck_assert_str_eq(content(key), "hello world");
+    ck_assert_int_eq(B->ops->reader_open(B, key, &r, &info, &err), 0);
+    ck_assert_uint_eq(info.size, 11);
+    ck_assert_int_eq(B->ops->reader_read(r, 6, buf, sizeof(buf), &err), 5);
+    ck_assert(memcmp(buf, "world", 5) == 0);
+    ck_assert_int_eq(B->ops->reader_read(r, 11, buf, sizeof(buf), &err), 0);
+    ck_assert_int_ge(B->ops->reader_fd(r), 0);
+    B->ops->reader_close(r);
+
+    blob_key(SHA2, BLOB_ORIGINAL, key);
+    ck_assert_int_eq(B->ops->writer_begin(B, key, &w, &err), 0);
+    ck_assert_int_eq(B->ops->writer_write(w, "half", 4, &err), 0);
+    B->ops->writer_abort(w);
+    ck_assert_int_eq(B->ops->reader_open(B, key, &r, NULL, &err), 1);
+    ck_assert_ptr_null(r);
+}
+END_TEST
+
+/* blob_put_file: a link on the same file system (the source stays, same inode),
+ * a copy through a writer otherwise; an existing key is kept. blob_copy_fd reads
+ * from offset 0 whatever the descriptor's position. */
 START_TEST(test_put_file)
 {
     struct err err = {0};
-    char key[BLOB_KEY_MAX], src[128];
+    struct stat a, b;
+    char key[BLOB_KEY_MAX], src[128], path[512];
+    int fd;
 
     blob_key(SHA, BLOB_ORIGINAL, key);
     snprintf(src, sizeof(src), "%s/spool-1", dir);
     write_src(src, "new bytes");
-    if (put_rows[_i].exists_before)
-        ck_assert_int_eq(B->ops->put_data(B, key, "old bytes", 9, &err), 0);
-    ck_assert_msg(B->ops->put_file(B, key, src, put_rows[_i].move, &err) == 0, "%s", err.msg);
-    ck_assert_str_eq(content(key), put_rows[_i].exists_before ? "old bytes" : "new bytes");
-    ck_assert_int_eq(file_exists(src), put_rows[_i].src_after);
+    ck_assert_msg(blob_put_file(B, key, src, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(content(key), "new bytes");
+    snprintf(path, sizeof(path), "%s/%s", root, key);
+    ck_assert_int_eq(stat(src, &a), 0);
+    ck_assert_int_eq(stat(path, &b), 0);
+    ck_assert(a.st_ino == b.st_ino); /* linked, not copied */
+    write_src(src, "changed");
+    ck_assert_int_eq(blob_put_file(B, key, src, &err), 0);
+
+    blob_key(SHA2, BLOB_ORIGINAL, key);
+    fd = open(src, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(lseek(fd, 3, SEEK_SET), 3);
+    ck_assert_int_eq(blob_copy_fd(B, key, fd, &err), 0);
+    close(fd);
+    ck_assert_str_eq(content(key), "changed");
+    snprintf(path, sizeof(path), "%s/%s", root, key);
+    ck_assert_int_eq(stat(path, &b), 0);
+    ck_assert(a.st_ino != b.st_ino); /* a copy */
 }
 END_TEST
 
-/* From another file system (when the machine has one at hand): copy, then remove src. */
+/* From another file system (when the machine has one at hand): a copy. */
 START_TEST(test_put_file_cross_fs)
 {
     struct err err = {0};
@@ -149,9 +187,44 @@ START_TEST(test_put_file_cross_fs)
         return;  /* nothing to cross */
     write_src(src, "far bytes");
     blob_key(SHA2, BLOB_ORIGINAL, key);
-    ck_assert_msg(B->ops->put_file(B, key, src, 1, &err) == 0, "%s", err.msg);
+    ck_assert_msg(blob_put_file(B, key, src, &err) == 0, "%s", err.msg);
     ck_assert_str_eq(content(key), "far bytes");
-    ck_assert(!file_exists(src));
+    ck_assert(file_exists(src));
+    unlink(src);
+}
+END_TEST
+
+/* blob_open picks the backend from the spec. */
+static const struct {
+    const char *spec;
+    int rc;
+    const char *msg;
+} open_rows[] = {
+    {"s3://bucket/prefix?endpoint=http://127.0.0.1:1", -1, "not built yet"},
+    {"ftp://host/x", -1, "unknown blob store"},
+    {"", -1, "no blob store"},
+    {"file://", -1, "bad blob directory"},
+    {"DIR", 0, ""},
+    {"file://DIR", 0, ""},
+};
+
+START_TEST(test_open_spec)
+{
+    struct err err = {0};
+    struct blob_store *bs = NULL;
+    char spec[256];
+    const char *at = strstr(open_rows[_i].spec, "DIR");
+
+    snprintf(spec, sizeof(spec), "%.*s%s%s", at ? (int)(at - open_rows[_i].spec) : 0,
+             open_rows[_i].spec, at ? dir : open_rows[_i].spec, at ? "/other" : "");
+    ck_assert_int_eq(blob_open(spec, &bs, &err), open_rows[_i].rc);
+    if (open_rows[_i].rc == 0) {
+        ck_assert_int_eq(blob_put_data(bs, "o/ab/x", "x", 1, &err), 0);
+        bs->ops->close(bs);
+        return;
+    }
+    ck_assert_ptr_null(bs);
+    ck_assert_msg(strstr(err.msg, open_rows[_i].msg), "%s", err.msg);
 }
 END_TEST
 
@@ -161,7 +234,7 @@ START_TEST(test_remove)
     char key[BLOB_KEY_MAX];
 
     blob_key(SHA, BLOB_PREVIEW, key);
-    ck_assert_int_eq(B->ops->put_data(B, key, "p", 1, &err), 0);
+    ck_assert_int_eq(blob_put_data(B, key, "p", 1, &err), 0);
     ck_assert_int_eq(B->ops->remove(B, key, &err), 0);
     ck_assert_str_eq(content(key), "");
     ck_assert_int_eq(B->ops->remove(B, key, &err), 0);  /* missing is fine */
@@ -174,11 +247,12 @@ static const char *const bad_keys[] = {"", "../etc/passwd", "/etc/passwd", "o/ab
 START_TEST(test_bad_keys)
 {
     struct err err = {0};
-    char path[512];
+    struct blob_reader *r = NULL;
 
-    ck_assert_int_eq(B->ops->put_data(B, bad_keys[_i], "x", 1, &err), -1);
+    ck_assert_int_eq(blob_put_data(B, bad_keys[_i], "x", 1, &err), -1);
     ck_assert_int_eq(err.cls, ERR_PERMANENT);
-    ck_assert_int_eq(B->ops->path(B, bad_keys[_i], path, sizeof(path)), -1);
+    ck_assert_int_eq(B->ops->reader_open(B, bad_keys[_i], &r, NULL, &err), -1);
+    ck_assert_int_eq(B->ops->stat(B, bad_keys[_i], NULL, &err), -1);
     ck_assert_int_eq(B->ops->remove(B, bad_keys[_i], &err), -1);
 }
 END_TEST
@@ -188,10 +262,11 @@ struct keys {
     int n;
 };
 
-static void collect(void *ctx, const char *key)
+static void collect(void *ctx, const char *key, int64_t mtime_ms)
 {
     struct keys *k = ctx;
 
+    ck_assert_int_gt(mtime_ms, 0);
     ck_assert_int_lt(k->n, 8);
     snprintf(k->k[k->n++], BLOB_KEY_MAX, "%s", key);
 }
@@ -211,7 +286,7 @@ START_TEST(test_list)
     ck_assert_int_eq(keys.n, 0);
     for (int k = 0; k < 3; k++) {
         blob_key(SHA, (enum blob_kind)k, key[k]);
-        ck_assert_int_eq(B->ops->put_data(B, key[k], "x", 1, &err), 0);
+        ck_assert_int_eq(blob_put_data(B, key[k], "x", 1, &err), 0);
     }
     /* a writer's leftover temp file and a stray dot file are not keys */
     snprintf(junk, sizeof(junk), "%s/o/ab/%s.tmp.AbCdEf", root, SHA);
@@ -237,7 +312,7 @@ START_TEST(test_remove_temps)
     size_t removed = 0;
 
     blob_key(SHA, BLOB_ORIGINAL, key);
-    ck_assert_int_eq(B->ops->put_data(B, key, "x", 1, &err), 0);
+    ck_assert_int_eq(blob_put_data(B, key, "x", 1, &err), 0);
     for (size_t i = 0; i < 3; i++) {
         snprintf(junk, sizeof(junk), "%s/o/ab/%s%s", root, SHA, names[i]);
         write_src(junk, "half");
@@ -274,8 +349,8 @@ static int leftovers(void)
     return n;
 }
 
-/* An injected fsync or rename failure leaves no key and no temp file; the
- * source of a failed move stays where it was. */
+/* An injected fsync, rename or write failure leaves no key and no temp file; a
+ * failed write is sticky (commit fails too). The source of a failed link stays. */
 static const char *const fault_rows[] = {"fsync=1", "rename=1", "write=1"};
 
 START_TEST(test_faults)
@@ -285,20 +360,20 @@ START_TEST(test_faults)
 
     blob_key(SHA, BLOB_ORIGINAL, key);
     ck_assert_int_eq(fault_arm(fault_rows[_i]), 0);
-    ck_assert_int_eq(B->ops->put_data(B, key, "x", 1, &err), -1);
+    ck_assert_int_eq(blob_put_data(B, key, "x", 1, &err), -1);
     ck_assert_str_eq(content(key), "");
     ck_assert_int_eq(leftovers(), 0);
 
     snprintf(src, sizeof(src), "%s/spool-2", dir);
     write_src(src, "bytes");
     ck_assert_int_eq(fault_arm(fault_rows[_i]), 0);
-    if (strcmp(fault_rows[_i], "write=1") != 0) {  /* a same-fs move writes nothing */
-        ck_assert_int_eq(B->ops->put_file(B, key, src, 1, &err), -1);
+    if (!strcmp(fault_rows[_i], "rename=1")) {  /* a same-fs link only renames */
+        ck_assert_int_eq(blob_put_file(B, key, src, &err), -1);
         ck_assert_str_eq(content(key), "");
         ck_assert(file_exists(src));
     }
     ck_assert_int_eq(fault_arm(""), 0);
-    ck_assert_int_eq(B->ops->put_file(B, key, src, 1, &err), 0);
+    ck_assert_int_eq(blob_put_file(B, key, src, &err), 0);
     ck_assert_str_eq(content(key), "bytes");
     ck_assert_int_eq(leftovers(), 1);
 }
@@ -312,7 +387,9 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_blob_key, 0, sizeof(key_rows) / sizeof(key_rows[0]));
     tcase_add_test(tc, test_put_data);
-    tcase_add_loop_test(tc, test_put_file, 0, sizeof(put_rows) / sizeof(put_rows[0]));
+    tcase_add_test(tc, test_stream);
+    tcase_add_test(tc, test_put_file);
+    tcase_add_loop_test(tc, test_open_spec, 0, sizeof(open_rows) / sizeof(open_rows[0]));
     tcase_add_test(tc, test_put_file_cross_fs);
     tcase_add_test(tc, test_remove);
     tcase_add_loop_test(tc, test_bad_keys, 0, sizeof(bad_keys) / sizeof(bad_keys[0]));

@@ -1092,6 +1092,25 @@ START_TEST(test_photo_delete_refs)
 }
 END_TEST
 
+/* A file that holds the same original (handed off at intake, not yet processed) is a
+ * use of it: deleting the only photo must not make its files removable. */
+START_TEST(test_photo_delete_keeps_held_original)
+{
+    struct err err = {0};
+    struct store_photo p;
+    bool last = true;
+    int64_t bob = mkuser("bob");
+    int64_t ub = mkupload(bob, 0, 10), again = mkupload(bob, 0, 10);
+    int64_t pb = pipeline(bob, ub, SHA_A, "", T0).photo_id;
+
+    ck_assert_int_eq(S->ops->photo_get(S, pb, bob, &p, &err), 0);
+    ck_assert_str_ne(p.blob_key, "");
+    add_file(again, bob, "again.jpg", SHA_A, p.blob_key, NULL);
+    ck_assert_int_eq(S->ops->photo_delete(S, pb, bob, &p, &last, &err), 0);
+    ck_assert(!last);
+}
+END_TEST
+
 START_TEST(test_spool_refs)
 {
     struct err err = {0};
@@ -1557,6 +1576,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_change_feed);
     tcase_add_test(tc, test_photos);
     tcase_add_test(tc, test_photo_delete_refs);
+    tcase_add_test(tc, test_photo_delete_keeps_held_original);
     tcase_add_test(tc, test_spool_refs);
     tcase_add_test(tc, test_long_file_name);
     tcase_add_test(tc, test_two_stores);
