@@ -72,4 +72,8 @@
  * -maxscans"). */
 #define LIMIT_JPEG_SCANS 250
 
+/* Bytes of one S3 answer read into memory (errors, listings, upload ids; object
+ * bodies stream past it): a ListObjectsV2 page of 1000 keys of 1 KB each is ~1.3 MB. */
+#define LIMIT_S3_RESPONSE_BYTES (4 * 1024 * 1024)
+
 #endif
