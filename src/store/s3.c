@@ -359,8 +359,8 @@ static void build_url(const struct s3 *s3, const struct req *r, struct buf *url)
 }
 
 /* Request headers: the payload hash (curl 7.88 signs it but does not add it), the range
- * and If-Match. Expect: 100-continue stays (curl sends it for bodies over 1 MB; RGW
- * answers it at once): 7.88 signs every header it is given, the empty "Expect:" that
+ * and If-Match. Expect: 100-continue stays (curl 7.88 sends it with every PUT; S3 and
+ * RGW answer it at once): 7.88 signs every header it is given, the empty "Expect:" that
  * would switch it off included, and servers then answer SignatureDoesNotMatch. */
 static struct curl_slist *build_headers(const struct req *r)
 {
@@ -428,6 +428,9 @@ static void set_options(const struct s3 *s3, CURL *h, struct req *r, const char 
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)s3->cfg.stall_seconds);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* curl 7.88 sends Expect: 100-continue with every PUT; a proxy that never answers it
+     * would cost curl's default second per request. */
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     set_method(h, r);
 }
@@ -544,9 +547,12 @@ static void backoff(const struct s3 *s3, int n, unsigned *seed)
     time_sleep_ms(d / 2 + (d > 1 ? rand_r(seed) % (d / 2 + 1) : 0));
 }
 
-static const char *subject_key(const struct req *r)
+/* "s3://bucket/prefix/key" of r into out, for messages. */
+static const char *subject(const struct s3 *s3, const struct req *r, char *out, size_t n)
 {
-    return r->key ? r->key : "";
+    snprintf(out, n, "s3://%s/%s%s%s", s3->cfg.bucket, s3->cfg.prefix,
+             s3->cfg.prefix[0] && r->key ? "/" : "", r->key ? r->key : "");
+    return out;
 }
 
 /* err for an HTTP failure: status, the S3 Code and Message from the body. */
@@ -554,6 +560,7 @@ static int http_error(const struct s3 *s3, const struct req *r, struct err *err)
 {
     struct buf code = BUF_INIT, msg = BUF_INIT;
     enum err_class cls = retryable_http(r) ? ERR_TRANSIENT : ERR_PERMANENT;
+    char what[S3_KEY_MAX + S3_BUCKET_MAX + 8];
 
     buf_init(&code);
     buf_init(&msg);
@@ -562,9 +569,9 @@ static int http_error(const struct s3 *s3, const struct req *r, struct err *err)
                                                                            : "no S3 error code");
     }
     xml_find(&r->resp, "Message", &msg);
-    err_set(err, cls, "store", "s3 %s 's3://%s/%s%s%s': %ld %s%s%.120s", r->op, s3->cfg.bucket,
-            s3->cfg.prefix, s3->cfg.prefix[0] ? "/" : "", subject_key(r), r->status, code.data,
-            msg.len ? ": " : "", msg.data);
+    err_set(err, cls, "store", "s3 %s '%s': %ld %s%s%.120s", r->op,
+            subject(s3, r, what, sizeof(what)), r->status, code.data, msg.len ? ": " : "",
+            msg.data);
     buf_release(&code);
     buf_release(&msg);
     return -1;
@@ -573,15 +580,18 @@ static int http_error(const struct s3 *s3, const struct req *r, struct err *err)
 static int curl_error(const struct s3 *s3, const struct req *r, CURLcode rc, int tries,
                       struct err *err)
 {
+    char what[S3_KEY_MAX + S3_BUCKET_MAX + 8];
+
+    subject(s3, r, what, sizeof(what));
     if (r->write_failed)
         return err_set(err, ERR_TRANSIENT, "store", "s3 %s '%s': the receiver stopped", r->op,
-                       subject_key(r));
+                       what);
     if (r->resp_too_big)
         return err_set(err, ERR_PERMANENT, "store",
-                       "s3 %s '%s': answer over %d bytes, not an S3 server?", r->op,
-                       subject_key(r), LIMIT_S3_RESPONSE_BYTES);
+                       "s3 %s '%s': answer over %d bytes, not an S3 server?", r->op, what,
+                       LIMIT_S3_RESPONSE_BYTES);
     return err_set(err, retryable_curl(rc) ? ERR_TRANSIENT : ERR_PERMANENT, "store",
-                   "s3 %s '%s' at %s: %s (%d %s)", r->op, subject_key(r), s3->cfg.endpoint,
+                   "s3 %s '%s' at %s: %s (%d %s)", r->op, what, s3->cfg.endpoint,
                    curl_easy_strerror(rc), tries, tries == 1 ? "try" : "tries");
 }
 

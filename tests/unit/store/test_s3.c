@@ -3,15 +3,21 @@
  * SHOEBOX_TEST_S3_ACCESS_KEY, _SECRET_KEY and _DIR. Without them the program exits 77
  * (skipped). Every test works under its own key prefix in the shared bucket. The outage
  * tests stop and start radosgw through `tests/rgwserver.py stop-rgw|start-rgw DIR`. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
+#include "base/config.h"
 #include "store/s3.h"
 
 #define SKIP 77
@@ -520,6 +526,308 @@ START_TEST(test_gateway_down_fails_clearly)
 }
 END_TEST
 
+/* --- a fault proxy in front of the real gateway -------------------------------------- */
+
+/* One connection at a time: reads a request (head + Content-Length body) and either
+ * answers 503 SlowDown itself (the first fail_first requests) or forwards it to the
+ * gateway with "Connection: close" added (an unsigned header) and relays the answer,
+ * cutting it after cut_after bytes the first time (then the rest go through whole). */
+struct proxy {
+    int lfd, port, upstream;
+    pthread_t thr;
+    atomic_int fail_first;
+    atomic_long cut_after;
+    atomic_int requests;
+    char heads[4][2048];  /* the first request heads seen */
+};
+
+static int read_head(int fd, char *buf, size_t cap, size_t *len)
+{
+    *len = 0;
+    while (*len + 1 < cap) {
+        ssize_t n = recv(fd, buf + *len, cap - 1 - *len, 0);
+
+        if (n <= 0)
+            return -1;
+        *len += (size_t)n;
+        buf[*len] = '\0';
+        if (strstr(buf, "\r\n\r\n"))
+            return 0;
+    }
+    return -1;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+
+        if (k <= 0)
+            return;
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+/* Forwards one request (head + body already in req, its head ending at hlen) and relays
+ * the answer until the gateway closes or cut bytes went by. */
+static void forward(struct proxy *px, int cfd, char *req, size_t len, size_t hlen, long cut)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(px->upstream),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ufd = socket(AF_INET, SOCK_STREAM, 0);
+    char buf[65536];
+    long sent = 0;
+    ssize_t n;
+
+    if (connect(ufd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(ufd);
+        return;
+    }
+    send_all(ufd, req, hlen - 2);  /* up to the blank line */
+    send_all(ufd, "Connection: close\r\n\r\n", 21);
+    send_all(ufd, req + hlen, len - hlen);
+    while ((n = recv(ufd, buf, sizeof(buf), 0)) > 0) {
+        if (cut >= 0 && sent + n > cut)
+            n = cut - sent;
+        send_all(cfd, buf, (size_t)n);
+        sent += n;
+        if (cut >= 0 && sent >= cut)
+            break;
+    }
+    close(ufd);
+}
+
+static void serve_one(struct proxy *px, int cfd)
+{
+    static const char slow[] = "<Error><Code>SlowDown</Code><Message>please slow down"
+                               "</Message></Error>";
+    char req[1 << 16];
+    size_t len, hlen, body = 0;
+    const char *cl;
+    int nreq;
+
+    if (read_head(cfd, req, sizeof(req), &len))
+        return;
+    hlen = (size_t)(strstr(req, "\r\n\r\n") - req) + 4;
+    cl = strcasestr(req, "\r\nContent-Length:");
+    if (cl && cl < req + hlen)
+        body = strtoul(cl + 17, NULL, 10);
+    if (len < hlen + body && strcasestr(req, "\r\nExpect: 100-continue"))
+        send_all(cfd, "HTTP/1.1 100 Continue\r\n\r\n", 25);  /* as RGW and S3 do */
+    while (len < hlen + body && len < sizeof(req)) {
+        ssize_t n = recv(cfd, req + len, sizeof(req) - len, 0);
+
+        if (n <= 0)
+            return;
+        len += (size_t)n;
+    }
+    nreq = atomic_fetch_add(&px->requests, 1);
+    if (nreq < 4)
+        snprintf(px->heads[nreq], sizeof(px->heads[0]), "%.*s", (int)hlen, req);
+    if (atomic_load(&px->fail_first) > 0) {
+        char head[256];
+        int hn = snprintf(head, sizeof(head),
+                          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n", sizeof(slow) - 1);
+
+        atomic_fetch_sub(&px->fail_first, 1);
+        send_all(cfd, head, (size_t)hn);
+        send_all(cfd, slow, sizeof(slow) - 1);
+        return;
+    }
+    forward(px, cfd, req, len, hlen, atomic_exchange(&px->cut_after, -1));
+}
+
+static void *proxy_main(void *arg)
+{
+    struct proxy *px = arg;
+
+    for (;;) {
+        int cfd = accept(px->lfd, NULL, NULL);
+
+        if (cfd < 0)
+            return NULL;
+        serve_one(px, cfd);
+        close(cfd);
+    }
+}
+
+static struct proxy *proxy_start(int fail_first, long cut_after)
+{
+    struct proxy *px = calloc(1, sizeof(*px));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    const char *colon = strrchr(s3_config(S)->endpoint, ':');
+
+    px->upstream = (int)strtol(colon + 1, NULL, 10);
+    atomic_store(&px->fail_first, fail_first);
+    atomic_store(&px->cut_after, cut_after);
+    px->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(bind(px->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(px->lfd, 16), 0);
+    ck_assert_int_eq(getsockname(px->lfd, (struct sockaddr *)&a, &alen), 0);
+    px->port = ntohs(a.sin_port);
+    ck_assert_int_eq(pthread_create(&px->thr, NULL, proxy_main, px), 0);
+    return px;
+}
+
+static void proxy_stop(struct proxy *px)
+{
+    shutdown(px->lfd, SHUT_RDWR);
+    close(px->lfd);
+    pthread_join(px->thr, NULL);
+    free(px);
+}
+
+/* A client of the same bucket and prefix as S, through px. */
+static struct s3 *via(struct proxy *px, int retries)
+{
+    struct s3_config c = *s3_config(S);
+    struct s3 *s3;
+    struct err err = {0};
+
+    snprintf(c.endpoint, sizeof(c.endpoint), "http://127.0.0.1:%d", px->port);
+    c.retries = retries;
+    c.backoff_ms = 10;
+    ck_assert_int_eq(s3_open(&c, &s3, &err), 0);
+    return s3;
+}
+
+START_TEST(test_retry_on_503)
+{
+    struct proxy *px = proxy_start(2, -1);
+    struct s3 *s3 = via(px, 3);
+    struct buf b = BUF_INIT;
+    struct err err = {0};
+
+    buf_init(&b);
+    ck_assert_msg(s3_put(s3, "slow", "eventually", 10, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(atomic_load(&px->requests), 3);
+    ck_assert_int_eq(get("slow", 0, UINT64_MAX, &b, NULL, &err), 0);
+    ck_assert_str_eq(b.data, "eventually");
+    s3_free(s3);
+    proxy_stop(px);
+    buf_release(&b);
+}
+END_TEST
+
+START_TEST(test_503_until_retries_run_out)
+{
+    struct proxy *px = proxy_start(100, -1);
+    struct s3 *s3 = via(px, 2);
+    struct err err = {0};
+
+    ck_assert_int_eq(s3_put(s3, "slow", "never", 5, &err), -1);
+    ck_assert_int_eq(atomic_load(&px->requests), 3);
+    ck_assert_msg(strstr(err.msg, "503 SlowDown: please slow down"), "%s", err.msg);
+    ck_assert_int_eq(err.cls, ERR_TRANSIENT);
+    s3_free(s3);
+    proxy_stop(px);
+}
+END_TEST
+
+/* The answer is cut 300000 bytes in: the retry asks for the rest only (Range from the
+ * next byte, If-Match on the ETag) and the writer sees every byte once, in order. */
+START_TEST(test_get_resumes_after_cut)
+{
+    struct gen g = {0, 1000000, 9, 1 << 20, 0};
+    struct proxy *px;
+    struct s3 *s3;
+    struct s3_object o = {0};
+    struct buf b = BUF_INIT;
+    struct err err = {0};
+
+    buf_init(&b);
+    ck_assert_msg(s3_put_stream(S, "cut", gen_read, &g, &err) == 0, "%s", err.msg);
+    px = proxy_start(0, 300000);
+    s3 = via(px, 3);
+    ck_assert_msg(s3_get(s3, "cut", 0, UINT64_MAX, collect, &b, &o, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(atomic_load(&px->requests), 2);
+    ck_assert_uint_eq(b.len, 1000000);
+    check_pattern(&b, 0, 9);
+    ck_assert_uint_eq(o.size, 1000000);
+    ck_assert_ptr_null(strcasestr(px->heads[0], "\r\nRange:"));
+    ck_assert_msg(strcasestr(px->heads[1], "\r\nRange: bytes=") &&
+                      strcasestr(px->heads[1], "\r\nIf-Match: \""),
+                  "%s", px->heads[1]);
+    s3_free(s3);
+    proxy_stop(px);
+    buf_release(&b);
+}
+END_TEST
+
+/* Many threads on one client: the handle pool gives each request its own handle. */
+struct worker_arg {
+    int id;
+    int failures;
+};
+
+static void *worker(void *p)
+{
+    struct worker_arg *a = p;
+    struct buf b = BUF_INIT;
+    char key[32], val[32];
+    struct err err = {0};
+
+    buf_init(&b);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "t/%d/%d", a->id, i);
+        snprintf(val, sizeof(val), "value %d %d", a->id, i);
+        if (s3_put(S, key, val, strlen(val), &err) != 0 ||
+            s3_get(S, key, 0, UINT64_MAX, collect, &b, NULL, &err) != 0 ||
+            strcmp(b.data, val) != 0)
+            a->failures++;
+        buf_reset(&b);
+    }
+    buf_release(&b);
+    return NULL;
+}
+
+START_TEST(test_threads_share_a_client)
+{
+    pthread_t t[6];
+    struct worker_arg args[6];
+
+    for (int i = 0; i < 6; i++) {
+        args[i] = (struct worker_arg){i, 0};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, worker, &args[i]), 0);
+    }
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(args[i].failures, 0);
+    }
+}
+END_TEST
+
+/* The keys come from the environment only: SHOEBOX_S3_* first, else AWS_*. */
+START_TEST(test_keys_from_environment)
+{
+    const char *a, *s;
+
+    unsetenv("SHOEBOX_S3_ACCESS_KEY");
+    unsetenv("SHOEBOX_S3_SECRET_KEY");
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    config_s3_keys(&a, &s);
+    ck_assert_ptr_null(a);
+    ck_assert_ptr_null(s);
+    setenv("AWS_ACCESS_KEY_ID", "aws-a", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "aws-s", 1);
+    config_s3_keys(&a, &s);
+    ck_assert_str_eq(a, "aws-a");
+    ck_assert_str_eq(s, "aws-s");
+    setenv("SHOEBOX_S3_ACCESS_KEY", "sb-a", 1);
+    setenv("SHOEBOX_S3_SECRET_KEY", "sb-s", 1);
+    config_s3_keys(&a, &s);
+    ck_assert_str_eq(a, "sb-a");
+    ck_assert_str_eq(s, "sb-s");
+    setenv("SHOEBOX_S3_SECRET_KEY", "", 1);  /* empty counts as unset */
+    config_s3_keys(&a, &s);
+    ck_assert_str_eq(s, "aws-s");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("s3");
@@ -529,6 +837,7 @@ static Suite *suite(void)
 
     tcase_add_loop_test(tc, test_config_parse, 0, sizeof(cfg_rows) / sizeof(cfg_rows[0]));
     tcase_add_test(tc, test_config_keys_required);
+    tcase_add_test(tc, test_keys_from_environment);
     suite_add_tcase(s, tc);
     tcase_add_checked_fixture(obj, setup, teardown);
     tcase_set_timeout(obj, 120);
@@ -542,11 +851,15 @@ static Suite *suite(void)
     tcase_add_test(obj, test_delete);
     tcase_add_test(obj, test_list_pages);
     tcase_add_test(obj, test_writer_stops);
+    tcase_add_test(obj, test_threads_share_a_client);
     suite_add_tcase(s, obj);
     tcase_add_checked_fixture(fail, setup, teardown);
     tcase_set_timeout(fail, 120);
     tcase_add_test(fail, test_bad_secret);
     tcase_add_test(fail, test_bad_access_key);
+    tcase_add_test(fail, test_retry_on_503);
+    tcase_add_test(fail, test_503_until_retries_run_out);
+    tcase_add_test(fail, test_get_resumes_after_cut);
     tcase_add_test(fail, test_gateway_back_within_retries);
     tcase_add_test(fail, test_gateway_down_fails_clearly);
     suite_add_tcase(s, fail);
