@@ -223,6 +223,18 @@ class RgwServer:
     def _ceph(self, *args, timeout=60):
         return _run(["ceph", "-c", self.conf, *args], "ceph " + " ".join(args), timeout)
 
+    def _mon_command(self, cmd, timeout=60):
+        """A monitor command through Debian's python3-rados (a dependency of ceph-common)
+        in the system Python: ~0.5 s where the ceph CLI takes ~2 s on a loaded machine.
+        Falls back to the CLI when the module is not importable."""
+        py = "/usr/bin/python3"
+        if os.access(py, os.X_OK) and subprocess.run(
+                [py, "-c", "import rados"], env=_env(), capture_output=True).returncode == 0:
+            return _run([py, "-c", _MON_COMMAND, self.conf, json.dumps(cmd)],
+                        f"mon command {cmd['prefix']}", timeout)
+        args = cmd["prefix"].split() + [str(v) for k, v in cmd.items() if k != "prefix"]
+        return self._ceph(*args, timeout=timeout)
+
     def _spawn(self, name, argv):
         log = open(os.path.join(self.dir, f"{name}.out"), "ab")
         try:
@@ -245,19 +257,19 @@ class RgwServer:
 
     def _start_osd(self):
         osd_uuid = str(uuid.uuid4())
-        osd_id = self._ceph("osd", "new", osd_uuid).strip()
+        osd_id = self._mon_command({"prefix": "osd new", "uuid": osd_uuid}).strip()
         self.state["osd_id"] = osd_id
         _run(["ceph-osd", "-c", self.conf, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid],
              "ceph-osd --mkfs")
         self._spawn("osd", ["ceph-osd", "-c", self.conf, "-i", osd_id, "-f"])
+        # Asked on its admin socket, not with the ceph CLI (a Python program that takes
+        # ~1 s per call on a loaded machine): "active" once the monitor has it up.
+        sock = os.path.join(self.dir, "run", f"osd.{osd_id}.asok")
         deadline = time.monotonic() + 60
-        while True:
-            st = json.loads(self._ceph("osd", "stat", "-f", "json"))
-            if st.get("num_up_osds", st.get("osdmap", {}).get("num_up_osds")) == 1:
-                return
+        while _asok(sock, "status").get("state") != "active":
             if time.monotonic() > deadline:
                 raise RgwError("the OSD did not come up in 60 s; log:\n" + self.log("osd"))
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def start_rgw(self, timeout=60.0):
         """Start radosgw (again) on its port and wait until it answers HTTP."""
@@ -336,6 +348,24 @@ class RgwServer:
         self.stop()
 
 
+def _asok(path, prefix):
+    """A command on a daemon's admin socket: its JSON answer, {} when it cannot answer."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(path)
+            s.sendall(json.dumps({"prefix": prefix}).encode() + b"\0")
+            data = b""
+            while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return {}
+                data += chunk
+            return json.loads(data[4:4 + int.from_bytes(data[:4], "big")])
+    except (OSError, ValueError):
+        return {}
+
+
 def _run(argv, what, timeout=60):
     try:
         proc = subprocess.run(argv, env=_env(), capture_output=True, text=True, timeout=timeout,
@@ -345,6 +375,18 @@ def _run(argv, what, timeout=60):
     if proc.returncode != 0:
         raise RgwError(f"{what} failed ({proc.returncode}): {proc.stdout}{proc.stderr}".strip())
     return proc.stdout
+
+
+_MON_COMMAND = r"""
+import json, sys, rados
+c = rados.Rados(conffile=sys.argv[1])
+c.connect(timeout=30)
+rc, out, status = c.mon_command(sys.argv[2], b"")
+c.shutdown()
+if rc != 0:
+    sys.exit(f"{status} ({rc})")
+sys.stdout.write(out.decode())
+"""
 
 
 def _write_conf(srv):
