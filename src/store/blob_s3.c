@@ -45,8 +45,8 @@ struct blob_reader {
 struct blob_writer {
     struct s3blob *bs;
     char *key;
-    char *buf;            /* part_size bytes */
-    size_t len;
+    char *buf;            /* grows to part_size as bytes come (most blobs are small) */
+    size_t len, cap;
     bool multipart;
     char upload_id[S3_UPLOAD_ID_MAX];
     struct s3_part *parts;
@@ -184,7 +184,6 @@ static int writer_begin(struct blob_store *bs, const char *key, struct blob_writ
     (void)err;
     w->bs = of(bs);
     w->key = xstrdup(key);
-    w->buf = xmalloc(s3_config(w->bs->s3)->part_size);
     *out = w;
     return 0;
 }
@@ -219,6 +218,21 @@ static int sticky(struct blob_writer *w, struct err *err)
     return -1;
 }
 
+/* Room for need bytes in w->buf: doubling from 64 KB, at most part bytes. */
+static void grow(struct blob_writer *w, size_t need, size_t part)
+{
+    size_t cap = w->cap ? w->cap : 64 * 1024;
+
+    if (need <= w->cap)
+        return;
+    while (cap < need)
+        cap *= 2;
+    if (cap > part)
+        cap = part;
+    w->buf = xrealloc(w->buf, cap);
+    w->cap = cap;
+}
+
 static int writer_write(struct blob_writer *w, const void *p, size_t n, struct err *err)
 {
     size_t part = s3_config(w->bs->s3)->part_size;
@@ -229,6 +243,7 @@ static int writer_write(struct blob_writer *w, const void *p, size_t n, struct e
     while (n > 0) {
         size_t k = part - w->len < n ? part - w->len : n;
 
+        grow(w, w->len + k, part);
         memcpy(w->buf + w->len, src, k);
         w->len += k;
         src += k;

@@ -847,6 +847,8 @@ int s3_get(struct s3 *s3, const char *key, uint64_t off, uint64_t len, s3_write_
     if (len == 0)
         return s3_head(s3, key, info, err);
     req_init(&r, "get", "GET", key);
+    if (len > UINT64_MAX - off)
+        len = UINT64_MAX;  /* past any object's end: to the end */
     r.range = off > 0 || len != UINT64_MAX;
     r.range_off = off;
     r.range_len = len;
