@@ -214,6 +214,15 @@ class RgwServer:
 
     # --- daemons ---------------------------------------------------------------------
 
+    def _reload(self):
+        """The daemons' pids from DIR/rgwserver.json: another process (a test running
+        `rgwserver.py stop-rgw|start-rgw DIR`) may have restarted radosgw since."""
+        try:
+            with open(os.path.join(self.dir, STATE)) as f:
+                self.state["pids"] = json.load(f).get("pids", {})
+        except (OSError, ValueError):
+            pass
+
     def _save(self):
         tmp = os.path.join(self.dir, STATE + ".tmp")
         with open(tmp, "w") as f:
@@ -273,6 +282,7 @@ class RgwServer:
 
     def start_rgw(self, timeout=60.0):
         """Start radosgw (again) on its port and wait until it answers HTTP."""
+        self._reload()
         p = self._spawn("rgw", ["radosgw", "-c", self.conf, "-n", "client.rgw.a", "-f"])
         deadline = time.monotonic() + timeout
         while True:
@@ -292,10 +302,12 @@ class RgwServer:
 
     def stop_rgw(self):
         """Stop radosgw only (its port is then closed: connections are refused)."""
+        self._reload()
         _stop_pid(self.state["pids"].pop("rgw", None), "radosgw")
         self._save()
 
     def rgw_running(self):
+        self._reload()
         pid = self.state["pids"].get("rgw")
         return bool(pid) and _is_ours(pid, "radosgw") and _alive(pid)
 
@@ -315,6 +327,7 @@ class RgwServer:
             atexit.unregister(self.stop)
             self._atexit = False
         try:
+            self._reload()
             pids = self.state.get("pids", {})
             for name, comm in (("rgw", "radosgw"), ("osd", "ceph-osd"), ("mon", "ceph-mon")):
                 _stop_pid(pids.get(name), comm)
