@@ -172,8 +172,18 @@ class RgwServer:
         return self.state["rgw_port"]
 
     @property
+    def host(self):
+        """The address radosgw listens on: 127.0.0.1, or a test host's (start(host=))."""
+        return self.state.get("host", "127.0.0.1")
+
+    @property
+    def wrap(self):
+        """argv prefix that runs the daemons and tools there (ip netns exec NS), or []."""
+        return list(self.state.get("wrap", []))
+
+    @property
     def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def access_key(self):
@@ -200,11 +210,11 @@ class RgwServer:
 
     def request(self, method, path, query=None, body=b"", timeout=30):
         """A signed request to this server: (status, headers dict, body bytes)."""
-        host = f"127.0.0.1:{self.port}"
+        host = f"{self.host}:{self.port}"
         path = urllib.parse.quote(path, safe="/-_.~")
         headers, qs = sigv4_headers(method, host, path, query or {}, body, self.access_key,
                                     self.secret_key)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request(method, path + ("?" + qs if qs else ""), body=body, headers=headers)
             resp = conn.getresponse()
@@ -230,7 +240,8 @@ class RgwServer:
         os.rename(tmp, os.path.join(self.dir, STATE))
 
     def _ceph(self, *args, timeout=60):
-        return _run(["ceph", "-c", self.conf, *args], "ceph " + " ".join(args), timeout)
+        return _run(self.wrap + ["ceph", "-c", self.conf, *args], "ceph " + " ".join(args),
+                    timeout)
 
     def _mon_command(self, cmd, timeout=60):
         """A monitor command through Debian's python3-rados (a dependency of ceph-common)
@@ -239,7 +250,7 @@ class RgwServer:
         py = "/usr/bin/python3"
         if os.access(py, os.X_OK) and subprocess.run(
                 [py, "-c", "import rados"], env=_env(), capture_output=True).returncode == 0:
-            return _run([py, "-c", _MON_COMMAND, self.conf, json.dumps(cmd)],
+            return _run(self.wrap + [py, "-c", _MON_COMMAND, self.conf, json.dumps(cmd)],
                         f"mon command {cmd['prefix']}", timeout)
         args = cmd["prefix"].split() + [str(v) for k, v in cmd.items() if k != "prefix"]
         return self._ceph(*args, timeout=timeout)
@@ -247,7 +258,7 @@ class RgwServer:
     def _spawn(self, name, argv):
         log = open(os.path.join(self.dir, f"{name}.out"), "ab")
         try:
-            p = subprocess.Popen(argv, env=_env(), stdin=subprocess.DEVNULL, stdout=log,
+            p = subprocess.Popen(self.wrap + argv, env=_env(), stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
@@ -268,7 +279,8 @@ class RgwServer:
         osd_uuid = str(uuid.uuid4())
         osd_id = self._mon_command({"prefix": "osd new", "uuid": osd_uuid}).strip()
         self.state["osd_id"] = osd_id
-        _run(["ceph-osd", "-c", self.conf, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid],
+        _run(self.wrap + ["ceph-osd", "-c", self.conf, "-i", osd_id, "--mkfs", "--osd-uuid",
+                          osd_uuid],
              "ceph-osd --mkfs")
         self._spawn("osd", ["ceph-osd", "-c", self.conf, "-i", osd_id, "-f"])
         # Asked on its admin socket, not with the ceph CLI (a Python program that takes
@@ -287,7 +299,7 @@ class RgwServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with socket.create_connection((self.host, self.port), timeout=1) as s:
                     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
                     if s.recv(12).startswith(b"HTTP/1."):
                         return
@@ -312,7 +324,7 @@ class RgwServer:
         return bool(pid) and _is_ours(pid, "radosgw") and _alive(pid)
 
     def _create_user_and_bucket(self):
-        _run(["radosgw-admin", "-c", self.conf, "-n", "client.rgw.a", "user", "create",
+        _run(self.wrap + ["radosgw-admin", "-c", self.conf, "-n", "client.rgw.a", "user", "create",
               "--uid=shoebox", "--display-name=shoebox tests",
               f"--access-key={self.access_key}", f"--secret={self.secret_key}"],
              "radosgw-admin user create")
@@ -447,8 +459,8 @@ osd_max_object_namespace_len = 64
 [client.rgw.a]
 # tcp_nodelay: without it a small GET on a kept-alive connection waits ~40 ms (Nagle
 # on the gateway's two writes, header and body, against the client's delayed ACK)
-rgw_frontends = beast endpoint=127.0.0.1:{st['rgw_port']} tcp_nodelay=1
-rgw_dns_name = 127.0.0.1
+rgw_frontends = beast endpoint={st.get('host', '127.0.0.1')}:{st['rgw_port']} tcp_nodelay=1
+rgw_dns_name = {st.get('host', '127.0.0.1')}
 """)
     for sub in ("run", "mon", "osd", "rgw", "osd/ceph-0", "rgw/ceph-rgw.a"):
         os.makedirs(os.path.join(d, sub), exist_ok=True)
@@ -473,11 +485,14 @@ shutil.rmtree(d, ignore_errors=True)
 """
 
 
-def start(dir=None, cleanup_at_exit=True, access_key=None, secret_key=None, bucket=BUCKET):
+def start(dir=None, cleanup_at_exit=True, access_key=None, secret_key=None, bucket=BUCKET,
+          host="127.0.0.1", wrap=()):
     """Start a fresh cluster in dir (made if missing; must be empty; a new temp dir when
     None) with a user (random keys unless given) and a bucket; return its RgwServer.
     With cleanup_at_exit (the default) it is stopped and dir removed when this process
-    exits, however it exits."""
+    exits, however it exits. host and wrap put it on a test host of tests/netns.py:
+    host=h.addr, wrap=["ip", "netns", "exec", h.ns] (every daemon and tool runs in that
+    namespace, the monitor and OSD on its loopback, radosgw on host)."""
     if not available():
         raise RgwError("Ceph binaries not found (Debian: apt-get install --no-install-recommends "
                        "ceph-mon ceph-osd radosgw ceph-common)")
@@ -489,7 +504,8 @@ def start(dir=None, cleanup_at_exit=True, access_key=None, secret_key=None, buck
             raise RgwError(f"{dir} is not empty")
     state = {"fsid": str(uuid.uuid4()), "mon_port": _free_port(), "rgw_port": _free_port(),
              "access_key": access_key or "SB" + secrets.token_hex(9).upper(),
-             "secret_key": secret_key or secrets.token_hex(20), "bucket": bucket, "pids": {}}
+             "secret_key": secret_key or secrets.token_hex(20), "bucket": bucket, "pids": {},
+             "host": host, "wrap": list(wrap)}
     srv = RgwServer(dir, state)
     try:
         if cleanup_at_exit:
