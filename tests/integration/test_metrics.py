@@ -260,7 +260,8 @@ class TestWorkerHost(MetricsCase):
         wport = harness.free_port()
         log = open(os.path.join(self.srv.tmp, "worker.log"), "ab")
         db = ["--db", self.srv.db_url] if self.srv.db_url else []
-        worker = subprocess.Popen([harness.BIN, "worker", "--data", self.srv.data,
+        worker = subprocess.Popen([harness.BIN, "worker", "--processes", "0",
+                                   "--data", self.srv.data,
                                    "--metrics-listen", f"127.0.0.1:{wport}"] + db,
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
