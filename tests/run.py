@@ -173,13 +173,18 @@ def run_integration(t, env, pattern, pg=False, s3=False):
 def run_e2e(t, env, pattern=""):
     """tests/e2e/run.mjs (the pages in Chromium) and tests/e2e/tus.mjs (real tus clients,
     the upload page's tus transport); -k picks the scripts whose name contains it."""
-    for script, label, name in (("run.mjs", "e2e", "e2e (Chromium)"),
-                                ("tus.mjs", "tus", "e2e (tus clients)")):
+    runs = [("run.mjs", "e2e", "e2e (Chromium)", {}),
+            ("tus.mjs", "tus", "e2e (tus clients)", {})]
+    if env.get("SHOEBOX_TEST_PG") and env.get("SHOEBOX_TEST_S3"):
+        # The pages again against two web nodes on PostgreSQL + S3 behind a balancer.
+        runs.append(("run.mjs", "e2e", "e2e (Chromium, two nodes, PostgreSQL + S3)",
+                     {"SHOEBOX_E2E_CLUSTER": "1"}))
+    for script, label, name, extra in runs:
         path = os.path.join(ROOT, "tests", "e2e", script)
-        if not os.path.exists(path) or (pattern and pattern not in script):
+        if not os.path.exists(path) or (pattern and pattern not in script + name):
             continue
-        proc = subprocess.run(["node", path], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=1800)
+        proc = subprocess.run(["node", path], cwd=ROOT, env={**env, **extra},
+                              capture_output=True, text=True, timeout=1800)
         out = proc.stdout + proc.stderr
         # Its own lines in full (failures first-hand); server log lines only at the end.
         own = [l for l in out.splitlines() if not l.startswith("ts=")]
@@ -257,10 +262,10 @@ def main():
     only = args.only
     # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so the finally below stops postgres.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    pg = start_pg(t, env) if only in (None, "unit", "integration", "pg-integration") else None
+    pg = start_pg(t, env) if only in (None, "unit", "integration", "pg-integration", "e2e") else None
     rgw = None
     try:
-        if only in (None, "unit", "integration", "pg-integration"):
+        if only in (None, "unit", "integration", "pg-integration", "e2e"):
             rgw = start_rgw(t, env)
         if only in (None, "rules"):
             run_rules(t)
