@@ -362,7 +362,7 @@ static bool etag_matches(const char *header, const char *quoted)
 }
 
 /* attachment; filename="safe ascii"; filename*=UTF-8''percent-encoded */
-static void content_disposition(struct buf *b, const char *name)
+void http_content_disposition(struct buf *b, const char *name)
 {
     buf_adds(b, "attachment; filename=\"");
     for (const char *p = name; *p; p++) {
@@ -389,7 +389,7 @@ static void add_file_headers(struct http_req *req, const struct http_file_opts *
     else
         http_add_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-cache");
     if ((o->flags & HTTP_FILE_ATTACHMENT) && o->filename) {
-        content_disposition(&b, o->filename);
+        http_content_disposition(&b, o->filename);
         http_add_header(req, "Content-Disposition", b.data);
     }
     buf_release(&b);

@@ -23,7 +23,7 @@
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_opts opts;       /* strings below are owned copies */
-    char *listen, *assets_dir, *data_dir;
+    char *listen, *assets_dir, *data_dir, *media_url;
     struct http_deps deps;
     int port;
     atomic_int active;           /* requests between first callback and completion */
