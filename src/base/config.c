@@ -224,6 +224,8 @@ int config_parse(struct config *cfg, enum config_cmd cmd, int argc, char **argv,
     if (cfg->media_url[0] && !str_starts_with(cfg->media_url, "http://") &&
         !str_starts_with(cfg->media_url, "https://"))
         return err_set(err, ERR_PERMANENT, "config", "--media-url must start with http:// or https://");
+    if (cfg->media_url[strcspn(cfg->media_url, " \t\r\n;,'\"")])
+        return err_set(err, ERR_PERMANENT, "config", "--media-url: no spaces, quotes, ';' or ','");
     return 0;
 }
 

@@ -26,9 +26,28 @@
 /* Bytes MHD asks a blob reader for at a time (an S3 ranged GET per call at worst). */
 #define HTTP_BLOB_CHUNK (256 * 1024)
 
-#define CSP                                                                              \
-    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; " \
-    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+#define CSP_IMG "default-src 'self'; img-src 'self' data: blob:"
+#define CSP_REST                                                                          \
+    "; style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; " \
+    "base-uri 'self'; form-action 'self'"
+
+char *http_csp(const char *media_url)
+{
+    struct buf b = BUF_INIT;
+
+    buf_init(&b);
+    buf_adds(&b, CSP_IMG);
+    if (media_url && media_url[0]) {
+        /* Images redirected there must be allowed: CSP checks a redirect's target. */
+        const char *host = strstr(media_url, "://");
+        size_t len = host ? (size_t)(host + 3 - media_url) + strcspn(host + 3, "/") : 0;
+
+        buf_addc(&b, ' ');
+        buf_add(&b, media_url, len);
+    }
+    buf_adds(&b, CSP_REST);
+    return buf_detach(&b, NULL);
+}
 
 /* --- accessors --- */
 
@@ -189,7 +208,7 @@ int req_queue(struct http_req *req, int status, struct MHD_Response *resp, int64
         MHD_destroy_response(resp);
         return -1;
     }
-    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    MHD_add_response_header(resp, "Content-Security-Policy", req->srv->csp);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Referrer-Policy", "same-origin");

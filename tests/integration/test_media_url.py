@@ -8,7 +8,8 @@
   Content-Disposition; the same URL with one character of the signature changed: 403.
 - Another user's photo: 404 for all three, with no Location and no key in the answer; no
   session: the login redirect, never the media URL.
-- A local blob store with --media-url: thumbnails redirect, originals stream (200).
+- A local blob store with --media-url: thumbnails redirect, originals stream (200); the
+  Content-Security-Policy's img-src names the media URL's origin.
 """
 import http.client
 import os
@@ -164,6 +165,9 @@ class TestLocal(MediaCase):
         r = c.get(photo["thumbnail_url"])
         self.assertEqual(r.status, 302)
         self.assertEqual(r.header("location"), f"{MEDIA}/t/{sha[:2]}/{sha}.jpg")
+        # the pages' CSP lets images come from the media origin (a redirect's target is checked)
+        csp = c.get(f"/photos/{photo['id']}/").header("content-security-policy")
+        self.assertIn("img-src 'self' data: blob: https://cdn.example;", csp)
         r = c.get(photo["original_url"])
         self.assertEqual(r.status, 200)
         self.assertEqual(r.body, data)
