@@ -85,6 +85,10 @@ static const struct opt opts[] = {
     {"metrics-listen", "SHOEBOX_METRICS_LISTEN", OPT_STR, F(metrics_listen), "", 0, 0, PROC,
      "serve GET /metrics (Prometheus) on this host:port, apart from the public port "
      "(no login: bind it where only monitoring reaches; off by default)"},
+    {"media-url", "SHOEBOX_MEDIA_URL", OPT_STR, F(media_url), "", 0, 0, CMD_SERVE,
+     "http(s) URL where the blob store's objects are public (a CDN, a public bucket): "
+     "thumbnails and previews answer 302 to URL/KEY (KEY includes an s3:// store's prefix), "
+     "originals of an s3:// store 302 to a presigned URL (off by default)"},
     {"metrics-fd", NULL, OPT_INT, F(metrics_fd), "-1", -1, 65535, CMD_WORKER,
      "descriptor of the metrics page shared with serve (set by serve for its workers)"},
     {"password-stdin", NULL, OPT_BOOL, F(password_stdin), "0", 0, 1, CMD_USER,
@@ -217,6 +221,11 @@ int config_parse(struct config *cfg, enum config_cmd cmd, int argc, char **argv,
         return err_set(err, ERR_PERMANENT, "config", "--log-level must be debug, info, warn or error");
     if (strcmp(cfg->batch_pacing, "yield") && strcmp(cfg->batch_pacing, "strict"))
         return err_set(err, ERR_PERMANENT, "config", "--batch-pacing must be yield or strict");
+    if (cfg->media_url[0] && !str_starts_with(cfg->media_url, "http://") &&
+        !str_starts_with(cfg->media_url, "https://"))
+        return err_set(err, ERR_PERMANENT, "config", "--media-url must start with http:// or https://");
+    if (cfg->media_url[strcspn(cfg->media_url, " \t\r\n;,'\"")])
+        return err_set(err, ERR_PERMANENT, "config", "--media-url: no spaces, quotes, ';' or ','");
     return 0;
 }
 

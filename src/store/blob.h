@@ -73,6 +73,15 @@ struct blob_ops {
      * when the file system cannot (another device, no hard links): copy instead, -1 + err. */
     int (*put_link)(struct blob_store *bs, const char *key, const char *src_path,
                     struct err *err);
+
+    /* Optional (NULL unless the backend is S3): a URL from which anyone holding it may GET
+     * key straight from the object store for the next expires_s seconds, no credentials
+     * needed (a presigned URL, SigV4 query signing); the answer carries content_type and
+     * disposition (Content-Disposition) when not NULL. Nothing is sent to the store.
+     * 0 and out, or -1 + err (the URL does not fit in n bytes, expires_s out of range). */
+    int (*presign_get)(struct blob_store *bs, const char *key, int expires_s,
+                       const char *content_type, const char *disposition, char *out, size_t n,
+                       struct err *err);
 };
 
 struct blob_store {
