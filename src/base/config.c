@@ -39,8 +39,9 @@ static const struct opt opts[] = {
     {"db-pool", "SHOEBOX_DB_POOL", OPT_INT, F(db_pool), "0", 0, 256, ALL,
      "database connections per process (0 = 16 for serve, 4 for a worker, 2 otherwise)"},
     {"blobs", "SHOEBOX_BLOBS", OPT_STR, F(blobs), "", 0, 0, PROC,
-     "blob store for originals, thumbnails and previews: a directory (default DATA/blobs; "
-     "s3:// is not built yet)"},
+     "blob store for originals, thumbnails and previews: a directory (default DATA/blobs) "
+     "or s3://bucket/prefix?endpoint=URL&region=R (keys from SHOEBOX_S3_ACCESS_KEY and "
+     "SHOEBOX_S3_SECRET_KEY)"},
     {"session-age", "SHOEBOX_SESSION_AGE", OPT_INT, F(session_age), "3600", 1, 31536000,
      CMD_SERVE, "seconds a session lives without a request (sliding expiry)"},
     {"secure-cookies", "SHOEBOX_SECURE_COOKIES", OPT_BOOL, F(secure_cookies), "0", 0, 1,
