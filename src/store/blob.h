@@ -111,8 +111,7 @@ int blob_read_all(struct blob_store *bs, const char *key, void *buf, size_t n, s
 /*
  * Opens the blob store named by spec: "s3://bucket/prefix?endpoint=URL&region=R" (S3,
  * blob_s3.c; keys from the environment, config_s3_keys()), "file:///dir" or a plain
- * directory path (the local
- * backend, created if missing). Free with (*out)->ops->close. -1 + err on a bad spec.
+ * directory path (the local backend, created if missing). Free with (*out)->ops->close. -1 + err on a bad spec.
  */
 int blob_open(const char *spec, struct blob_store **out, struct err *err);
 
