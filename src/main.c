@@ -564,9 +564,10 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     if (!tus)
         goto out;
     struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs, .tus = tus};
-    if (http_server_start(&ho, &hd, &srv, &err))
-        goto out;
+    /* Before the public port: once /healthz answers, /metrics does too. */
     if (start_metrics(cfg, st, &msrv, &err))
+        goto out;
+    if (http_server_start(&ho, &hd, &srv, &err))
         goto out;
     config_db_location(cfg, db, sizeof(db));
     store_location_masked(db, dbshown, sizeof(dbshown));
