@@ -5,7 +5,8 @@
 // (SHOEBOX_TEST_S3, a fresh prefix), each with its own data directory and workers, and
 // `base` is a small HTTP load balancer on 127.0.0.1 that sends each request to the next
 // node in turn. One rule, the one README gives for tus: a tus upload's requests go to the
-// node that created it (the balancer learns the node from the creation's Location).
+// node named by the tag its id starts with (8 hex digits; the balancer learns which node
+// has a tag from the Location of a creation, as a real one would be configured).
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -24,11 +25,11 @@ class Balancer {
   constructor(ports) {
     this.ports = ports;
     this.next = 0;
-    this.tus = new Map();   // tus upload path -> port
+    this.tus = new Map();   // node tag (first 8 hex digits of a tus id) -> port
     this.counts = new Map(ports.map((p) => [p, 0]));
   }
   pick(req) {
-    const m = req.url.match(/^\/photos\/tus\/([^/?]+)/);
+    const m = req.url.match(/^\/photos\/tus\/([0-9a-f]{8})/);
     if (m && this.tus.has(m[1])) return this.tus.get(m[1]);
     return this.ports[this.next++ % this.ports.length];
   }
@@ -38,7 +39,7 @@ class Balancer {
     const up = http.request({ host: "127.0.0.1", port, method: req.method, path: req.url,
                               headers: req.headers }, (r) => {
       const loc = r.headers.location || "";
-      const m = req.method === "POST" && loc.match(/\/photos\/tus\/([^/?]+)/);
+      const m = req.method === "POST" && loc.match(/\/photos\/tus\/([0-9a-f]{8})/);
       if (m) this.tus.set(m[1], port);
       res.writeHead(r.statusCode, r.rawHeaders);
       r.pipe(res);
