@@ -5,14 +5,16 @@
 #   test:  build + what the test suite needs (Chromium and Node.js for the browser
 #          tests, the vips command line that makes test images, curl, and Debian's
 #          PostgreSQL 15 server, which tests/pgserver.py starts throwaway copies of,
+#          Ceph's monitor, OSD and RADOS Gateway, the S3 server tests/rgwserver.py starts,
 #          and promtool from prometheus, which checks the /metrics text)
 #   bench: test + the peers the benchmarks compare against
 #   fuzz:  test + clang's libFuzzer runtime
 set -eu
 
 build="meson ninja-build pkg-config gcc libmicrohttpd-dev libvips-dev libexif-dev libraw-dev
-libjpeg62-turbo-dev libde265-dev libheif-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3"
-test_extra="chromium curl libvips-tools postgresql prometheus"
+libjpeg62-turbo-dev libde265-dev libheif-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3
+libcurl4-openssl-dev"
+test_extra="chromium curl libvips-tools postgresql prometheus ceph-mon ceph-osd radosgw ceph-common"
 fuzz_extra="clang libclang-rt-14-dev"
 bench_extra="libvips-tools python3-pil wrk imagemagick libimage-exiftool-perl"
 

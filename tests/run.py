@@ -17,6 +17,12 @@ name) and SHOEBOX_TEST_PG_DIR; tests make their own databases on it
 removed at the end, also when the run dies. Without the binaries the PostgreSQL tests
 report as skipped.
 
+Likewise ONE throwaway S3 server (tests/rgwserver.py: Ceph's RADOS Gateway, one monitor,
+one in-memory OSD; ~3 s to start) when Ceph's binaries are installed (`make test` installs
+them), exporting SHOEBOX_TEST_S3 (s3://BUCKET?endpoint=...&region=...),
+SHOEBOX_TEST_S3_ACCESS_KEY, SHOEBOX_TEST_S3_SECRET_KEY and SHOEBOX_TEST_S3_DIR; tests use
+their own key prefix in its bucket (harness.s3_blobs(), tests/unit/store/test_s3.c).
+
 Usage: tests/run.py [--build DIR] [--sanitize] [--only unit|fuzz|integration|pg-integration|e2e|rules]
                    [-k PATTERN]
 (pg-integration: only the PostgreSQL run of the pipeline, progress and crash tests)
@@ -34,6 +40,7 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import pgserver  # noqa: E402
+import rgwserver  # noqa: E402
 
 
 class Tally:
@@ -122,9 +129,12 @@ class CountingResult(unittest.TextTestResult):
 
 # Run a second time with SHOEBOX_TEST_DB=pg: their servers use PostgreSQL.
 PG_SUITES = ("test_pipeline", "test_progress", "test_crash", "test_batch_pacing")
+# And the pipeline once more on PostgreSQL + S3 (SHOEBOX_TEST_BLOBS=s3: the run's RADOS
+# Gateway holds originals, thumbnails and previews).
+S3_SUITES = ("test_pipeline",)
 
 
-def run_integration(t, env, pattern, pg=False):
+def run_integration(t, env, pattern, pg=False, s3=False):
     os.environ.update(env)
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
     loader = unittest.TestLoader()
@@ -133,10 +143,14 @@ def run_integration(t, env, pattern, pg=False):
     name = "integration"
     began = time.monotonic()
     if pg:
-        name = "integration (PostgreSQL)"
+        suites = S3_SUITES if s3 else PG_SUITES
+        name = "integration (PostgreSQL + S3)" if s3 else "integration (PostgreSQL)"
         os.environ["SHOEBOX_TEST_DB"] = "pg"
-        suite = loader.loadTestsFromNames(PG_SUITES)
-        print(f"--- {name}: {', '.join(PG_SUITES)} with SHOEBOX_TEST_DB=pg", flush=True)
+        if s3:
+            os.environ["SHOEBOX_TEST_BLOBS"] = "s3"
+        suite = loader.loadTestsFromNames(suites)
+        print(f"--- {name}: {', '.join(suites)} with SHOEBOX_TEST_DB=pg"
+              + (" SHOEBOX_TEST_BLOBS=s3" if s3 else ""), flush=True)
     else:
         os.environ.pop("SHOEBOX_TEST_DB", None)
         suite = loader.discover(os.path.join(ROOT, "tests", "integration"), pattern="test_*.py",
@@ -146,11 +160,12 @@ def run_integration(t, env, pattern, pg=False):
         res = runner.run(suite)
     finally:
         os.environ.pop("SHOEBOX_TEST_DB", None)
+        os.environ.pop("SHOEBOX_TEST_BLOBS", None)
     bad = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
     skipped = len(res.skipped)
     if pg and res.testsRun == 0 and pattern:
         return  # -k matched none of the PostgreSQL suites
-    t.add(f"{name} ({time.monotonic() - began:.0f} s)", passed=res.testsRun - bad - skipped,
+    t.add(f"{name} ({time.monotonic() - began:.0f} s)", passed=max(0, res.testsRun - bad - skipped),
           failed=bad, skipped=skipped,
           detail="\n".join(str(x[0]) for x in res.failures + res.errors))
 
@@ -158,13 +173,18 @@ def run_integration(t, env, pattern, pg=False):
 def run_e2e(t, env, pattern=""):
     """tests/e2e/run.mjs (the pages in Chromium) and tests/e2e/tus.mjs (real tus clients,
     the upload page's tus transport); -k picks the scripts whose name contains it."""
-    for script, label, name in (("run.mjs", "e2e", "e2e (Chromium)"),
-                                ("tus.mjs", "tus", "e2e (tus clients)")):
+    runs = [("run.mjs", "e2e", "e2e (Chromium)", {}),
+            ("tus.mjs", "tus", "e2e (tus clients)", {})]
+    if env.get("SHOEBOX_TEST_PG") and env.get("SHOEBOX_TEST_S3"):
+        # The pages again against two web nodes on PostgreSQL + S3 behind a balancer.
+        runs.append(("run.mjs", "e2e", "e2e (Chromium, two nodes, PostgreSQL + S3)",
+                     {"SHOEBOX_E2E_CLUSTER": "1"}))
+    for script, label, name, extra in runs:
         path = os.path.join(ROOT, "tests", "e2e", script)
-        if not os.path.exists(path) or (pattern and pattern not in script):
+        if not os.path.exists(path) or (pattern and pattern not in script + name):
             continue
-        proc = subprocess.run(["node", path], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=1800)
+        proc = subprocess.run(["node", path], cwd=ROOT, env={**env, **extra},
+                              capture_output=True, text=True, timeout=1800)
         out = proc.stdout + proc.stderr
         # Its own lines in full (failures first-hand); server log lines only at the end.
         own = [l for l in out.splitlines() if not l.startswith("ts=")]
@@ -196,6 +216,26 @@ def start_pg(t, env):
     return pg
 
 
+def start_rgw(t, env):
+    """One RADOS Gateway for the run; exports its URL and keys into env. None when Ceph
+    is not installed."""
+    if not rgwserver.available():
+        t.add("s3: ceph not installed (scripts/install-deps.sh test), its tests skip",
+              skipped=1)
+        return None
+    began = time.monotonic()
+    try:
+        rgw = rgwserver.start()
+    except Exception as e:  # a broken install must fail the run, not skip its tests
+        t.add("s3: throwaway radosgw starts", failed=1, detail=str(e))
+        print(str(e)[-4000:], flush=True)
+        return None
+    env.update(rgw.env())
+    t.add(f"s3: throwaway radosgw starts ({time.monotonic() - began:.1f} s, {rgw.endpoint}, "
+          f"{rgw.dir})", passed=1)
+    return rgw
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -222,8 +262,11 @@ def main():
     only = args.only
     # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so the finally below stops postgres.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    pg = start_pg(t, env) if only in (None, "unit", "integration", "pg-integration") else None
+    pg = start_pg(t, env) if only in (None, "unit", "integration", "pg-integration", "e2e") else None
+    rgw = None
     try:
+        if only in (None, "unit", "integration", "pg-integration", "e2e"):
+            rgw = start_rgw(t, env)
         if only in (None, "rules"):
             run_rules(t)
         if only in (None, "unit"):
@@ -234,9 +277,13 @@ def main():
             run_integration(t, env, args.pattern)
         if only in (None, "integration", "pg-integration") and pg:
             run_integration(t, env, args.pattern, pg=True)
+        if only in (None, "integration", "pg-integration") and pg and rgw:
+            run_integration(t, env, args.pattern, pg=True, s3=True)
         if only in (None, "e2e"):
             run_e2e(t, env, args.pattern)
     finally:
+        if rgw:
+            rgw.stop()
         if pg:
             pg.stop()
 

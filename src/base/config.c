@@ -262,3 +262,20 @@ void config_markdown(FILE *out)
                 o->def[0] ? "`" : "", o->help);
     }
 }
+
+/* First non-empty of two variables. */
+static const char *env_first(const char *a, const char *b)
+{
+    const char *v = getenv(a);
+
+    if (v && *v)
+        return v;
+    v = getenv(b);
+    return v && *v ? v : NULL;
+}
+
+void config_s3_keys(const char **access_key, const char **secret_key)
+{
+    *access_key = env_first("SHOEBOX_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID");
+    *secret_key = env_first("SHOEBOX_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY");
+}

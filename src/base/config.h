@@ -70,4 +70,10 @@ void config_usage(FILE *out, enum config_cmd cmd);
 /* Options as a Markdown table (for README). */
 void config_markdown(FILE *out);
 
+/* The object store's keys, from the environment only (a flag would show them in ps):
+ * SHOEBOX_S3_ACCESS_KEY / SHOEBOX_S3_SECRET_KEY, each else AWS_ACCESS_KEY_ID /
+ * AWS_SECRET_ACCESS_KEY. NULL when unset or empty; otherwise borrowed from the
+ * environment (valid while it is not changed). Never log them. */
+void config_s3_keys(const char **access_key, const char **secret_key);
+
 #endif

@@ -81,4 +81,8 @@
  * LIMIT_PIXELS_DEFAULT already. More go the libheif way. */
 #define LIMIT_HEIF_TILES 1024
 
+/* Bytes of one S3 answer read into memory (errors, listings, upload ids; object
+ * bodies stream past it): a ListObjectsV2 page of 1000 keys of 1 KB each is ~1.3 MB. */
+#define LIMIT_S3_RESPONSE_BYTES (4 * 1024 * 1024)
+
 #endif

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/config.h"
 #include "base/xalloc.h"
+#include "store/blob_s3.h"
 
 /* Bytes moved per read/write when copying a file into a writer: large enough
  * that an S3 part fills in a few calls, small enough for a worker's stack. */
@@ -118,15 +120,25 @@ int blob_read_all(struct blob_store *bs, const char *key, void *buf, size_t n, s
     return rc;
 }
 
+/* s3://bucket/prefix?endpoint=URL&region=R, keys from the environment (config.h). */
+static int open_s3(const char *spec, struct blob_store **out, struct err *err)
+{
+    struct s3_config cfg;
+    const char *access_key, *secret_key;
+
+    config_s3_keys(&access_key, &secret_key);
+    if (s3_config_parse(&cfg, spec, access_key, secret_key, err))
+        return -1;
+    return blob_s3_open(&cfg, BLOB_S3_STALE_UPLOAD_MS, out, err);
+}
+
 int blob_open(const char *spec, struct blob_store **out, struct err *err)
 {
     *out = NULL;
     if (!spec || !spec[0])
         return err_set(err, ERR_PERMANENT, "blob", "no blob store given (--blobs)");
     if (!strncmp(spec, "s3://", 5))
-        /* NEEDSWORK(#10): blob_s3.c plugs in here. */
-        return err_set(err, ERR_PERMANENT, "blob",
-                       "cannot open '%.64s': the s3:// backend is not built yet", spec);
+        return open_s3(spec, out, err);
     if (!strncmp(spec, "file://", 7))
         spec += 7;
     else if (strstr(spec, "://"))

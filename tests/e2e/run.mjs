@@ -5,6 +5,8 @@
 //
 // SHOEBOX_BIN (default build/shoebox), SHOEBOX_TESTDATA (default ../shared/testdata),
 // CHROMIUM (default /usr/bin/chromium). Screenshots go to build/screenshots/.
+// SHOEBOX_E2E_CLUSTER=1: the same tests against two web nodes on PostgreSQL + S3 behind a
+// load balancer (cluster.mjs; tests/run.py runs that pass when both servers are up).
 // The last line is "e2e: N passed, N failed, N skipped" (tests/run.py parses it).
 import fs from "node:fs";
 import path from "node:path";
@@ -12,6 +14,7 @@ import {
   ROOT, BIN, TESTDATA, CHROMIUM, CHROMIUM_ARGS, USER, PASSWORD, tally, log, test, assert, eq, finish,
   waitFor, Server, loadPlaywright, watch, track, login, serverJSON,
 } from "./lib.mjs";
+import { Cluster } from "./cluster.mjs";
 
 const SHOTS = path.join(ROOT, "build", "screenshots");
 const CRASH_NAME = "crash-victim";     // --faults decode_crash@crash-victim
@@ -144,8 +147,9 @@ async function main() {
     return;
   }
 
-  const srv = new Server(["--batch-delay", "0.1", "--faults", `decode_crash@${CRASH_NAME}`,
-                          "--workers", "2"]);
+  const cluster = process.env.SHOEBOX_E2E_CLUSTER === "1";
+  const args = ["--batch-delay", "0.1", "--faults", `decode_crash@${CRASH_NAME}`];
+  const srv = cluster ? new Cluster(args) : new Server([...args, "--workers", "2"]);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: CHROMIUM_ARGS,
@@ -760,6 +764,12 @@ async function main() {
       for (const u of ["/photos/", "/photos/upload/", "/photos/uploads/"]) await page.goto(base + u);
       assert(errors.length === 0, "console errors:\n" + errors.join("\n"));
     });
+    if (cluster) {
+      await test("both web nodes served the pages", async () => {
+        const counts = srv.requestsPerNode();
+        assert(counts.every((n) => n > 50), "requests per node: " + counts.join(", "));
+      });
+    }
     await context.close();
   } finally {
     await browser.close().catch(() => {});

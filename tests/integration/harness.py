@@ -21,6 +21,12 @@ SHOEBOX_TEST_DB=pg (tests/run.py sets it for its "integration (PostgreSQL)" run 
 test_pipeline, test_progress and test_crash): every Server gets a fresh pg_database() and
 `--db URL` (for `user add` too), dropped at cleanup(). Read the database through
 srv.query(sql, params), which works on either backend, never the SQLite file.
+
+S3: tests/run.py also starts one RADOS Gateway for the run (tests/rgwserver.py) and
+exports SHOEBOX_TEST_S3 (s3://BUCKET?endpoint=...&region=...) with
+SHOEBOX_TEST_S3_ACCESS_KEY / _SECRET_KEY / _DIR. s3_blobs(self) returns (url, env): a
+--blobs URL under a prefix of its own and the key variables for the server's
+environment; without SHOEBOX_TEST_S3 it raises SkipTest.
 """
 import http.client
 import itertools
@@ -104,6 +110,29 @@ def pg_drop_database(url):
     psql(base + "/postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+_s3_serial = itertools.count(1)
+
+
+def s3_blobs(test=None):
+    """A --blobs URL on the run's S3 server under a fresh prefix, and the environment
+    (SHOEBOX_S3_ACCESS_KEY, SHOEBOX_S3_SECRET_KEY) a server needs for it. SkipTest when
+    SHOEBOX_TEST_S3 is unset (Ceph not installed; `make test` installs it)."""
+    base = os.environ.get("SHOEBOX_TEST_S3", "")
+    if not base:
+        raise unittest.SkipTest("SHOEBOX_TEST_S3 is not set (no Ceph on this machine)")
+    u = urllib.parse.urlsplit(base)
+    prefix = f"t{os.getpid()}-{next(_s3_serial)}-{secrets.token_hex(3)}"
+    url = urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + prefix, u.query, ""))
+    env = {"SHOEBOX_S3_ACCESS_KEY": os.environ["SHOEBOX_TEST_S3_ACCESS_KEY"],
+           "SHOEBOX_S3_SECRET_KEY": os.environ["SHOEBOX_TEST_S3_SECRET_KEY"]}
+    return url, env
+
+
+def test_blobs_are_s3():
+    """True when this run's Servers keep blobs on the run's S3 server (SHOEBOX_TEST_BLOBS=s3)."""
+    return os.environ.get("SHOEBOX_TEST_BLOBS", "local") == "s3"
+
+
 def test_db_is_pg():
     """True when this run's Servers use PostgreSQL (SHOEBOX_TEST_DB=pg)."""
     return os.environ.get("SHOEBOX_TEST_DB", "sqlite") == "pg"
@@ -174,6 +203,10 @@ class Server:
         self.db_url = None
         if test_db_is_pg() and "--db" not in self.args:
             self.db_url = pg_database()   # passed by start(), whatever a test sets args to
+        self.blobs_url, self.env = None, None
+        if test_blobs_are_s3() and "--blobs" not in self.args:
+            self.blobs_url, s3env = s3_blobs()   # a fresh prefix on the run's RADOS Gateway
+            self.env = dict(os.environ, **s3env)
         for name, password in (users or {}).items():
             self.add_user(name, password)
 
@@ -203,8 +236,9 @@ class Server:
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data]
             + (["--db", self.db_url] if self.db_url and "--db" not in self.args else [])
+            + (["--blobs", self.blobs_url] if self.blobs_url else [])
             + self.args,
-            stdout=self._log, stderr=subprocess.STDOUT)
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
         try:
             wait_until(self._healthy, timeout=self.start_timeout, what="/healthz")
         except AssertionError:

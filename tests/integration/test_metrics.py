@@ -260,7 +260,8 @@ class TestWorkerHost(MetricsCase):
         wport = harness.free_port()
         log = open(os.path.join(self.srv.tmp, "worker.log"), "ab")
         db = ["--db", self.srv.db_url] if self.srv.db_url else []
-        worker = subprocess.Popen([harness.BIN, "worker", "--data", self.srv.data,
+        worker = subprocess.Popen([harness.BIN, "worker", "--processes", "0",
+                                   "--data", self.srv.data,
                                    "--metrics-listen", f"127.0.0.1:{wport}"] + db,
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -286,6 +287,35 @@ class TestWorkerHost(MetricsCase):
             worker.terminate()
             worker.wait(timeout=30)
             log.close()
+
+
+@unittest.skipUnless(PROMTOOL, "promtool not installed (Debian package prometheus)")
+class TestObjectStore(MetricsCase):
+    """With --blobs s3:// the object-store counters move: the hand-off puts each original,
+    the worker gets it and puts a thumbnail and a preview, the page reads a thumbnail."""
+
+    def setUp(self):
+        url, env = harness.s3_blobs(self)
+        os.environ.update(env)
+        self.addCleanup(lambda: [os.environ.pop(k, None) for k in env])
+        self.extra_args = ["--blobs", url]
+        super().setUp()
+
+    def test_object_store_counters_move_with_an_upload(self):
+        before = self.scrape()
+        parts = [photos.data_part(f"s{i}.jpg", self.images.jpeg(i, w=200, h=150))
+                 for i in range(3)]
+        result, _ = self.wait_finished(self.send(parts))
+        self.assertEqual(result["uploaded"], 3)
+        thumb = self.c.get(result["files"][0]["thumbnail_url"])
+        self.assertEqual(thumb.status, 200)
+        req = "shoebox_object_store_requests_total"
+        after = self.wait_moved(before, {key(req, op="put"): 9, key(req, op="get"): 4})
+        self.assertEqual(self.moved(before, after, key("shoebox_object_store_errors_total",
+                                                       op="put")), 0)
+        hist = key("shoebox_object_store_request_duration_seconds_count", op="put")
+        self.assertGreaterEqual(self.moved(before, after, hist), 9)
+        self.promtool_ok(self.scrape_text())
 
 
 class TestOff(unittest.TestCase):

@@ -200,7 +200,7 @@ static const struct {
     int rc;
     const char *msg;
 } open_rows[] = {
-    {"s3://bucket/prefix?endpoint=http://127.0.0.1:1", -1, "not built yet"},
+    {"s3://bucket/prefix?endpoint=ftp://127.0.0.1:1", -1, "must start with http"},
     {"ftp://host/x", -1, "unknown blob store"},
     {"", -1, "no blob store"},
     {"file://", -1, "bad blob directory"},
