@@ -18,6 +18,14 @@ progress API's final status (polled every 0.1 s); photos/s per host count, speed
 (1, 2, 4 then 4, 2, 1). Also per run: CPU seconds of the web node, of PostgreSQL and of
 each host's tree, and how long the hosts' cgroups were throttled (what limits it).
 
+--s3 (or BENCH_SCALEOUT_S3=1) adds the issue's second figure, --s3-only runs it alone: the
+cost of the object store on one machine. `serve --workers 2` (BENCH_SCALEOUT_S3_WORKERS)
+with its own workers and no quota, the same photos with --blobs DIR and with --blobs
+s3:// on a RADOS Gateway (tests/rgwserver.py: one monitor, one in-memory OSD, radosgw on
+this machine), BENCH_ROUNDS rounds in alternating order; time to the 202 (the hand-off:
+it waits for the originals to be in the store), photos/s after it and from the first
+byte, CPU seconds of the web node and its workers, PostgreSQL and the Ceph daemons.
+
 Writes build/bench/scaleout.json.
 """
 import json
@@ -47,6 +55,9 @@ FILES = int(os.environ.get("BENCH_SCALEOUT_FILES", "200"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 HOSTS = [int(x) for x in os.environ.get("BENCH_SCALEOUT_HOSTS", "1,2,4").split(",")]
 QUOTA = float(os.environ.get("BENCH_SCALEOUT_QUOTA", "0.25"))
+S3 = "--s3" in sys.argv[1:] or os.environ.get("BENCH_SCALEOUT_S3") == "1"
+S3_ONLY = "--s3-only" in sys.argv[1:]
+S3_WORKERS = int(os.environ.get("BENCH_SCALEOUT_S3_WORKERS", "2"))
 OUT = os.path.join(BUILD, "bench")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -126,12 +137,14 @@ def throttled_s(quota):
 # --- one run: a web node, N hosts, one upload -----------------------------------------------
 
 class Cluster:
-    def __init__(self, pg, hosts, tag):
+    def __init__(self, pg, hosts, tag, blobs=None, workers=0):
         self.tmp = tempfile.mkdtemp(prefix=f"shoebox-scaleout-{hosts}-")
         self.dbname = f"scaleout_{os.getpid()}_{tag}"
         self.db = pg.create_db(self.dbname)
         self.pg = pg
-        self.blobs = os.path.join(self.tmp, "blobs")
+        self.blobs = blobs or os.path.join(self.tmp, "blobs")
+        self.workers = workers
+        self.extra = {}   # name -> pid of other processes whose CPU a run counts
         self.data = os.path.join(self.tmp, "data")
         os.makedirs(self.data)
         self.nhosts = hosts
@@ -146,7 +159,8 @@ class Cluster:
         self.srvlog = open(os.path.join(self.tmp, "serve.log"), "ab")
         self.srv = subprocess.Popen(
             [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
-             "--db", self.db, "--blobs", self.blobs, "--workers", "0", "--batch-delay", "0"],
+             "--db", self.db, "--blobs", self.blobs, "--workers", str(self.workers),
+             "--batch-delay", "0"],
             stdout=self.srvlog, stderr=subprocess.STDOUT)
         harness.wait_until(self._healthy, timeout=30, what="the web node")
         for i in range(self.nhosts):
@@ -237,6 +251,8 @@ class Cluster:
                "postgresql": cpu_seconds(self.pg.pid()) if self.pg.pid() else 0}
         for i, p in enumerate(self.hosts):
             out[f"host{i}"] = cpu_seconds(p.pid)
+        for name, pid in self.extra.items():
+            out[name] = cpu_seconds(pid)
         return out
 
     def stop(self):
@@ -278,6 +294,47 @@ def run_once(pg, files, hosts, tag):
     return r
 
 
+def s3_compare(pg, files):
+    """--s3: one machine, `serve --workers S3_WORKERS` with its own workers (no quota), the
+    same photos with --blobs DIR and --blobs s3:// (a RADOS Gateway, tests/rgwserver.py),
+    rounds interleaved. What the object store costs on one machine, the hand-off included:
+    the 202 now waits for each original to reach the store."""
+    import rgwserver
+    rgw = rgwserver.start()
+    os.environ["SHOEBOX_S3_ACCESS_KEY"] = rgw.access_key
+    os.environ["SHOEBOX_S3_SECRET_KEY"] = rgw.secret_key
+    rounds = []
+    try:
+        for r in range(ROUNDS):
+            print(f"s3 round {r + 1}/{ROUNDS} ({len(files)} photos, serve --workers "
+                  f"{S3_WORKERS}):", flush=True)
+            one = {}
+            for kind in (("dir", "s3") if r % 2 == 0 else ("s3", "dir")):
+                blobs = rgw.blobs_url(f"scaleout-{os.getpid()}-{r}") if kind == "s3" else None
+                cl = Cluster(pg, 0, f"s3_{r}_{kind}", blobs=blobs, workers=S3_WORKERS)
+                # the gateway, its OSD and monitor (idle in the directory runs)
+                cl.extra = {f"ceph_{n}": pid for n, pid in rgw.state["pids"].items() if pid}
+                try:
+                    cl.start()
+                    one[kind] = cl.upload(files)
+                finally:
+                    cl.stop()
+                x = one[kind]
+                print(f"  --blobs {kind}: {x['photos_per_s']} photos/s after the ack "
+                      f"({x['uploaded']} stored, {x['failed']} failed, {x['process_s']} s), "
+                      f"ack after {x['send_s']} s, {x['photos_per_s_from_first_byte']} photos/s "
+                      f"from the first byte; CPU s web+workers {x['cpu_s']['web']}, "
+                      f"PostgreSQL {x['cpu_s']['postgresql']}, Ceph "
+                      f"{round(sum(v for k, v in x['cpu_s'].items() if k.startswith('ceph')), 2)}; "
+                      f"load {x['load']}", flush=True)
+            rounds.append(one)
+    finally:
+        rgw.stop()
+    tot = {k: sum(x[k]["send_s"] + x[k]["process_s"] for x in rounds) for k in ("dir", "s3")}
+    return {"workers": S3_WORKERS, "rounds": rounds,
+            "s3_vs_dir_from_first_byte": round(tot["dir"] / tot["s3"], 3)}
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     if not pgserver.available():
@@ -293,13 +350,17 @@ def main():
            "hosts": HOSTS, "load_at_start": loadavg(), "rounds": []}
     pg = pgserver.start()
     try:
-        for r in range(ROUNDS):
+        for r in range(0 if S3_ONLY else ROUNDS):
             order = HOSTS if r % 2 == 0 else HOSTS[::-1]
             print(f"round {r + 1}/{ROUNDS} ({len(files)} photos):", flush=True)
             res["rounds"].append({str(n): run_once(pg, files, n, f"{r}_{n}") for n in order})
+        if S3 or S3_ONLY:
+            res["s3"] = s3_compare(pg, files)
     finally:
         pg.stop()
     res["load_at_end"] = loadavg()
+    if S3_ONLY:
+        return report_s3(res)
     # Totals over the rounds (the sum of times, not a mean of rates).
     tot = {n: sum(x[str(n)]["process_s"] for x in res["rounds"]) for n in HOSTS}
     res["photos_per_s"] = {str(n): round(len(files) * ROUNDS / tot[n], 3) for n in HOSTS}
@@ -307,6 +368,11 @@ def main():
     res["speedup"] = round(tot[lo] / tot[hi], 2)
     res["speedup_rounds"] = [round(x[str(lo)]["process_s"] / x[str(hi)]["process_s"], 2)
                              for x in res["rounds"]]
+    # The same from the first byte sent: hosts that start on the first files while the
+    # rest is still arriving gain less from the 202 on; this one counts the whole upload.
+    whole = {n: sum(x[str(n)]["send_s"] + x[str(n)]["process_s"] for x in res["rounds"])
+             for n in HOSTS}
+    res["speedup_from_first_byte"] = round(whole[lo] / whole[hi], 2)
     with open(os.path.join(OUT, "scaleout.json"), "w") as f:
         json.dump(res, f, indent=2)
     print(f"\n== bench/scaleout ({len(files)} photos, hosts at {QUOTA} core each, "
@@ -314,7 +380,24 @@ def main():
     for n in HOSTS:
         print(f"{n} host(s): {res['photos_per_s'][str(n)]} photos/s")
     print(f"speed-up {lo} -> {hi} hosts: {res['speedup']}x (goal >= 3.2; rounds: "
-          f"{', '.join(str(x) for x in res['speedup_rounds'])})")
+          f"{', '.join(str(x) for x in res['speedup_rounds'])}); from the first byte "
+          f"{res['speedup_from_first_byte']}x")
+    if "s3" in res:
+        report_s3(res)
+    return 0
+
+
+def report_s3(res):
+    if S3_ONLY:
+        with open(os.path.join(OUT, "scaleout.json"), "w") as f:
+            json.dump(res, f, indent=2)
+    s3 = res["s3"]
+    print(f"--blobs s3:// against a directory, serve --workers {s3['workers']}, "
+          f"{res['files']} photos: s3/dir throughput from the first byte "
+          f"{s3['s3_vs_dir_from_first_byte']} (rounds: " + ", ".join(
+              f"dir {x['dir']['photos_per_s_from_first_byte']} / s3 "
+              f"{x['s3']['photos_per_s_from_first_byte']} photos/s, ack {x['dir']['send_s']} / "
+              f"{x['s3']['send_s']} s" for x in s3["rounds"]) + ")")
     return 0
 
 
