@@ -10,6 +10,7 @@
  *   shoebox user passwd NAME   change a password
  *   shoebox migrate            apply database migrations and exit
  */
+#include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -40,6 +41,7 @@
 #include "jobs/jobs.h"
 #include "media/media.h"
 #include "store/blob.h"
+#include "store/s3.h"
 #include "store/store.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -121,6 +123,33 @@ static void blobs_location(const struct config *cfg, char *out, size_t n)
         snprintf(out, n, "%s", cfg->blobs);
     else
         snprintf(out, n, "%s/blobs", cfg->data_dir);
+}
+
+/* --media-url as the base of redirects: no trailing '/', and an s3:// store's prefix
+ * appended, so that base + "/" + KEY names the object's place in the bucket (the
+ * public base is the bucket's root; a local store's is its directory). "" when off. */
+static void media_base(const struct config *cfg, char *out, size_t n)
+{
+    size_t len = strlen(cfg->media_url);
+    const char *ak = NULL, *sk = NULL;
+    struct s3_config s3 = {0};
+    struct err err = {0};
+
+    while (len > 0 && cfg->media_url[len - 1] == '/')
+        len--;
+    snprintf(out, n, "%.*s", (int)len, cfg->media_url);
+    if (!len || strncmp(cfg->blobs, "s3://", 5))
+        return;
+    config_s3_keys(&ak, &sk);
+    /* blob_open parsed the same spec with the same keys: this cannot fail here. */
+    if (s3_config_parse(&s3, cfg->blobs, ak ? ak : "", sk ? sk : "", &err) == 0 && s3.prefix[0]) {
+        out[len++] = '/';
+        for (const unsigned char *p = (const unsigned char *)s3.prefix; *p && len + 4 < n; p++)
+            len += (size_t)snprintf(out + len, n - len, isalnum(*p) || strchr("/-_.~", *p)
+                                                            ? "%c" : "%%%02X", *p);
+        out[len] = '\0';
+    }
+    explicit_bzero(&s3, sizeof(s3));
 }
 
 static int open_stores(const struct config *cfg, enum config_cmd cmd, unsigned flags,
@@ -460,10 +489,12 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     char exe[4096];
     char **wargv = NULL;
     char db[CONFIG_STR_MAX + 32], dbshown[CONFIG_STR_MAX + 32];
+    char media[CONFIG_STR_MAX + S3_PREFIX_MAX + 2];
     sigset_t sigs;
     int sig = 0, rc = 1;
 
     (void)argv;
+    media_base(cfg, media, sizeof(media));
     if (argc > 0) {
         fprintf(stderr, "shoebox serve: unexpected argument '%s'\n", argv[0]);
         return 2;
@@ -518,6 +549,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         .data_dir = cfg->data_dir,
         .max_file_size = cfg->max_file_size,
         .batch_size = cfg->batch_size,
+        .media_url = media,
     };
     struct tus_opts to = {
         .store = st,
@@ -532,9 +564,10 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
     if (!tus)
         goto out;
     struct http_deps hd = {.store = st, .blob = bs, .jobs = jobs, .tus = tus};
-    if (http_server_start(&ho, &hd, &srv, &err))
-        goto out;
+    /* Before the public port: once /healthz answers, /metrics does too. */
     if (start_metrics(cfg, st, &msrv, &err))
+        goto out;
+    if (http_server_start(&ho, &hd, &srv, &err))
         goto out;
     config_db_location(cfg, db, sizeof(db));
     store_location_masked(db, dbshown, sizeof(dbshown));

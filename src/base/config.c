@@ -39,8 +39,9 @@ static const struct opt opts[] = {
     {"db-pool", "SHOEBOX_DB_POOL", OPT_INT, F(db_pool), "0", 0, 256, ALL,
      "database connections per process (0 = 16 for serve, 4 for a worker, 2 otherwise)"},
     {"blobs", "SHOEBOX_BLOBS", OPT_STR, F(blobs), "", 0, 0, PROC,
-     "blob store for originals, thumbnails and previews: a directory (default DATA/blobs; "
-     "s3:// is not built yet)"},
+     "blob store for originals, thumbnails and previews: a directory (default DATA/blobs) "
+     "or s3://bucket/prefix?endpoint=URL&region=R (keys from SHOEBOX_S3_ACCESS_KEY and "
+     "SHOEBOX_S3_SECRET_KEY)"},
     {"session-age", "SHOEBOX_SESSION_AGE", OPT_INT, F(session_age), "3600", 1, 31536000,
      CMD_SERVE, "seconds a session lives without a request (sliding expiry)"},
     {"secure-cookies", "SHOEBOX_SECURE_COOKIES", OPT_BOOL, F(secure_cookies), "0", 0, 1,
@@ -85,6 +86,10 @@ static const struct opt opts[] = {
     {"metrics-listen", "SHOEBOX_METRICS_LISTEN", OPT_STR, F(metrics_listen), "", 0, 0, PROC,
      "serve GET /metrics (Prometheus) on this host:port, apart from the public port "
      "(no login: bind it where only monitoring reaches; off by default)"},
+    {"media-url", "SHOEBOX_MEDIA_URL", OPT_STR, F(media_url), "", 0, 0, CMD_SERVE,
+     "http(s) URL where the blob store's objects are public (a CDN, a public bucket): "
+     "thumbnails and previews answer 302 to URL/KEY (KEY includes an s3:// store's prefix), "
+     "originals of an s3:// store 302 to a presigned URL (off by default)"},
     {"metrics-fd", NULL, OPT_INT, F(metrics_fd), "-1", -1, 65535, CMD_WORKER,
      "descriptor of the metrics page shared with serve (set by serve for its workers)"},
     {"password-stdin", NULL, OPT_BOOL, F(password_stdin), "0", 0, 1, CMD_USER,
@@ -217,6 +222,11 @@ int config_parse(struct config *cfg, enum config_cmd cmd, int argc, char **argv,
         return err_set(err, ERR_PERMANENT, "config", "--log-level must be debug, info, warn or error");
     if (strcmp(cfg->batch_pacing, "yield") && strcmp(cfg->batch_pacing, "strict"))
         return err_set(err, ERR_PERMANENT, "config", "--batch-pacing must be yield or strict");
+    if (cfg->media_url[0] && !str_starts_with(cfg->media_url, "http://") &&
+        !str_starts_with(cfg->media_url, "https://"))
+        return err_set(err, ERR_PERMANENT, "config", "--media-url must start with http:// or https://");
+    if (cfg->media_url[strcspn(cfg->media_url, " \t\r\n;,'\"")])
+        return err_set(err, ERR_PERMANENT, "config", "--media-url: no spaces, quotes, ';' or ','");
     return 0;
 }
 

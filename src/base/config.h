@@ -50,6 +50,7 @@ struct config {
     char assets_dir[CONFIG_STR_MAX];  /* serve web/ from disk instead of the binary */
     bool password_stdin;              /* user add/passwd: read the password from stdin */
     char metrics_listen[CONFIG_STR_MAX]; /* GET /metrics on this host:port; "" = off */
+    char media_url[CONFIG_STR_MAX];   /* thumbnails/previews redirect there; "" = off */
     int64_t metrics_fd;               /* worker: serve's shared metrics page; -1 = none */
 };
 

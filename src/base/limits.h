@@ -85,4 +85,9 @@
  * bodies stream past it): a ListObjectsV2 page of 1000 keys of 1 KB each is ~1.3 MB. */
 #define LIMIT_S3_RESPONSE_BYTES (4 * 1024 * 1024)
 
+/* Seconds a presigned URL of an original stays valid (--media-url with an s3:// store):
+ * long enough to start a download on a slow link (S3 checks it only when the GET
+ * starts), short enough that a URL copied out of a browser soon stops working. */
+#define LIMIT_PRESIGN_SECONDS 300
+
 #endif

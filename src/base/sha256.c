@@ -4,6 +4,7 @@
 #include "base/sha256.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,15 @@ void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN + 1])
     sha256_update(h, data, len);
     sha256_final_hex(h, hex);
     sha256_free(h);
+}
+
+void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                 unsigned char out[HMAC_SHA256_LEN])
+{
+    unsigned int n = 0;
+
+    if (!HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &n) || n != HMAC_SHA256_LEN)
+        abort();
 }
 
 /* ------------------------------------------------------- savable state */

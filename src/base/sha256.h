@@ -20,6 +20,10 @@ void sha256_reset(struct sha256 *h);
 void sha256_free(struct sha256 *h);
 /* One-shot helper. */
 void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN + 1]);
+/* HMAC-SHA256 (RFC 2104) of msg under key into out (32 bytes): AWS SigV4 signing. */
+#define HMAC_SHA256_LEN 32
+void hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                 unsigned char out[HMAC_SHA256_LEN]);
 
 
 /*

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/buf.h"
+#include "base/limits.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "base/timeutil.h"
@@ -208,17 +210,45 @@ static void send_blob(struct http_req *req, const char *key, const struct http_f
     http_send_blob(req, http_blob(req), key, fo);
 }
 
+/* The --media-url base, or NULL when media stream through this node. */
+static const char *media_url(const struct http_req *req)
+{
+    const char *m = http_opts(req)->media_url;
+
+    return m && m[0] ? m : NULL;
+}
+
+/* 302 to MEDIA_URL/KEY. The key is content-addressed and a photo's key never changes,
+ * so the browser may keep the redirect as long as the image itself (private: it came
+ * after the login and ownership check). */
+static void redirect_media(struct http_req *req, const char *base, const char *key)
+{
+    struct buf url = BUF_INIT;
+
+    buf_init(&url);
+    buf_addf(&url, "%s/%s", base, key);
+    http_add_header(req, "Cache-Control", "private, max-age=31536000, immutable");
+    http_redirect(req, 302, url.data);
+    buf_release(&url);
+}
+
 static void send_sized(struct http_req *req, bool thumb)
 {
     struct store_photo p;
     struct http_file_opts fo = {.content_type = "image/jpeg", .flags = HTTP_FILE_IMMUTABLE};
+    const char *key;
     char etag[80];
 
     if (load_photo(req, &p))
         return;
+    key = thumb ? p.thumb_key : p.preview_key;
+    if (media_url(req) && key[0]) {
+        redirect_media(req, media_url(req), key);
+        return;
+    }
     snprintf(etag, sizeof(etag), "%.64s-%c", p.sha256, thumb ? 't' : 'p');
     fo.etag = etag;
-    send_blob(req, thumb ? p.thumb_key : p.preview_key, &fo);
+    send_blob(req, key, &fo);
 }
 
 void h_photo_thumb(struct http_req *req)
@@ -244,12 +274,42 @@ static const char *mime_of(const char *format)
     return "application/octet-stream"; /* camera RAW */
 }
 
+/* With --media-url and a store that presigns (S3): 302 to a presigned GET of the original,
+ * valid LIMIT_PRESIGN_SECONDS, answered with the type and the user's file name; the
+ * bucket stays private. The redirect is not cached (Cache-Control: no-store, the
+ * default). 0 when sent; -1 when not possible (then the original streams as without). */
+static int redirect_presigned(struct http_req *req, const struct store_photo *p,
+                              const char *content_type)
+{
+    struct blob_store *bs = http_blob(req);
+    struct buf disp = BUF_INIT;
+    struct err err = {0};
+    char url[8192];
+    int rc;
+
+    if (!media_url(req) || !bs->ops->presign_get || !p->blob_key[0])
+        return -1;
+    buf_init(&disp);
+    http_content_disposition(&disp, p->name);
+    rc = bs->ops->presign_get(bs, p->blob_key, LIMIT_PRESIGN_SECONDS, content_type, disp.data,
+                              url, sizeof(url), &err);
+    buf_release(&disp);
+    if (rc) {
+        log_warn("http", "presign.failed", "key=%s err=%s", p->blob_key, LOG_Q(err.msg));
+        return -1;
+    }
+    http_redirect(req, 302, url);
+    return 0;
+}
+
 void h_photo_original(struct http_req *req)
 {
     struct store_photo p;
     struct http_file_opts fo = {.flags = HTTP_FILE_ATTACHMENT | HTTP_FILE_IMMUTABLE};
 
     if (load_photo(req, &p))
+        return;
+    if (redirect_presigned(req, &p, mime_of(p.format)) == 0)
         return;
     fo.content_type = mime_of(p.format);
     fo.etag = p.sha256;

@@ -26,9 +26,28 @@
 /* Bytes MHD asks a blob reader for at a time (an S3 ranged GET per call at worst). */
 #define HTTP_BLOB_CHUNK (256 * 1024)
 
-#define CSP                                                                              \
-    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; " \
-    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+#define CSP_IMG "default-src 'self'; img-src 'self' data: blob:"
+#define CSP_REST                                                                          \
+    "; style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; " \
+    "base-uri 'self'; form-action 'self'"
+
+char *http_csp(const char *media_url)
+{
+    struct buf b = BUF_INIT;
+
+    buf_init(&b);
+    buf_adds(&b, CSP_IMG);
+    if (media_url && media_url[0]) {
+        /* Images redirected there must be allowed: CSP checks a redirect's target. */
+        const char *host = strstr(media_url, "://");
+        size_t len = host ? (size_t)(host + 3 - media_url) + strcspn(host + 3, "/") : 0;
+
+        buf_addc(&b, ' ');
+        buf_add(&b, media_url, len);
+    }
+    buf_adds(&b, CSP_REST);
+    return buf_detach(&b, NULL);
+}
 
 /* --- accessors --- */
 
@@ -189,7 +208,7 @@ int req_queue(struct http_req *req, int status, struct MHD_Response *resp, int64
         MHD_destroy_response(resp);
         return -1;
     }
-    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    MHD_add_response_header(resp, "Content-Security-Policy", req->srv->csp);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
@@ -362,7 +381,7 @@ static bool etag_matches(const char *header, const char *quoted)
 }
 
 /* attachment; filename="safe ascii"; filename*=UTF-8''percent-encoded */
-static void content_disposition(struct buf *b, const char *name)
+void http_content_disposition(struct buf *b, const char *name)
 {
     buf_adds(b, "attachment; filename=\"");
     for (const char *p = name; *p; p++) {
@@ -389,7 +408,7 @@ static void add_file_headers(struct http_req *req, const struct http_file_opts *
     else
         http_add_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-cache");
     if ((o->flags & HTTP_FILE_ATTACHMENT) && o->filename) {
-        content_disposition(&b, o->filename);
+        http_content_disposition(&b, o->filename);
         http_add_header(req, "Content-Disposition", b.data);
     }
     buf_release(&b);

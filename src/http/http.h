@@ -194,6 +194,10 @@ int http_send_file(struct http_req *req, const char *path, const struct http_fil
  * (an MHD content-reader callback). */
 int http_send_blob(struct http_req *req, struct blob_store *bs, const char *key,
                    const struct http_file_opts *o);
+struct buf;
+/* The Content-Disposition value of an attachment named name (what HTTP_FILE_ATTACHMENT
+ * sends): attachment; filename="ascii"; filename*=UTF-8''percent-encoded. */
+void http_content_disposition(struct buf *b, const char *name);
 
 /* --- streaming responses, suspend and resume --- */
 #define HTTP_STREAM_END ((ssize_t)-1)

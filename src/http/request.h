@@ -23,7 +23,8 @@
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_opts opts;       /* strings below are owned copies */
-    char *listen, *assets_dir, *data_dir;
+    char *listen, *assets_dir, *data_dir, *media_url;
+    char *csp;                   /* Content-Security-Policy (http_csp) */
     struct http_deps deps;
     int port;
     atomic_int active;           /* requests between first callback and completion */
@@ -35,6 +36,10 @@ struct http_server {
     int anon_cap;                /* requests without a session at once (the reserve) */
     atomic_int anon;             /* such requests now */
 };
+
+/* The Content-Security-Policy of every response: images from 'self', data:, blob: and,
+ * when media_url is set, its origin (scheme://host[:port]). Free it. */
+char *http_csp(const char *media_url);
 
 struct http_header {
     struct http_header *next;

@@ -606,6 +606,9 @@ static void copy_opts(struct http_server *srv, const struct http_opts *o)
     srv->opts.listen = srv->listen;
     srv->opts.assets_dir = srv->assets_dir;
     srv->opts.data_dir = srv->data_dir;
+    srv->media_url = xstrdup(o->media_url ? o->media_url : "");
+    srv->opts.media_url = srv->media_url;
+    srv->csp = http_csp(srv->media_url);
     if (srv->opts.session_age <= 0)
         srv->opts.session_age = 3600;
 }
@@ -643,6 +646,8 @@ static void free_server(struct http_server *srv)
     free(srv->listen);
     free(srv->assets_dir);
     free(srv->data_dir);
+    free(srv->media_url);
+    free(srv->csp);
     free(srv);
 }
 

@@ -25,6 +25,11 @@ struct http_opts {
     const char *assets_dir;    /* "" = embedded assets, else serve web/ from disk */
     const char *data_dir;
     int64_t max_file_size, batch_size;
+    /* "" or NULL: media stream through this node. Else the public base of the blob
+     * store's objects, no trailing '/' (main adds an s3:// store's prefix): thumbnails
+     * and previews answer 302 to media_url/KEY; originals 302 to a presigned URL where
+     * the blob store has presign_get, else stream. */
+    const char *media_url;
 };
 
 struct http_deps {

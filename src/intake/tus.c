@@ -45,6 +45,7 @@ struct entry {
 struct tus {
     struct tus_opts o;
     char *data_dir, *dir, *spool_dir;
+    char node[TUS_NODE_LEN + 1]; /* the prefix of the ids this node makes */
     pthread_mutex_t mu;
     struct entry *entries;
     pthread_t sweeper;
@@ -401,9 +402,30 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
     return 0;
 }
 
-static enum tus_result check_access(struct entry *e, int64_t user_id)
+/* An upload this node does not hold: its id names another node (several web
+ * nodes with their own data directories, and a request the load balancer did
+ * not route by the id), or it never existed here. 404 either way: the client
+ * starts that file again, and nothing acknowledged is lost (a file completed
+ * on the other node is the same name and content in the same upload: recorded
+ * once, upload_add_file). */
+static enum tus_result not_here(const struct tus *t, const char *id, struct err *err)
 {
-    if (e->deleted || e->info.user_id != user_id)
+    if (strncmp(id, t->node, TUS_NODE_LEN) == 0)
+        return TUS_NOT_FOUND;
+    log_warn("intake", "tus.other_node", "id=%s node=%.*s here=%s", id, TUS_NODE_LEN, id,
+             t->node);
+    err_set(err, ERR_PERMANENT, "receive",
+            "upload %s is held by web node %.*s, not this one (%s): start the file again",
+            id, TUS_NODE_LEN, id, t->node);
+    return TUS_NOT_FOUND;
+}
+
+static enum tus_result check_access(const struct tus *t, struct entry *e, int64_t user_id,
+                                    struct err *err)
+{
+    if (e->deleted)
+        return not_here(t, e->id, err);
+    if (e->info.user_id != user_id)
         return TUS_NOT_FOUND;
     if (e->info.expires_ms < time_now_ms() && !e->writing)
         return TUS_GONE;
@@ -468,7 +490,7 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
 {
     struct store *st = t->o.store;
     struct store_upload u;
-    unsigned char rnd[TUS_ID_LEN / 2];
+    unsigned char rnd[(TUS_ID_LEN - TUS_NODE_LEN) / 2];
     char id[TUS_ID_LEN + 1], path[4096];
     struct entry *e;
     int fd, rc;
@@ -496,7 +518,8 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
         err_set(err, ERR_TRANSIENT, "receive", "no randomness");
         return TUS_ERROR;
     }
-    str_hex(rnd, sizeof(rnd), id);
+    memcpy(id, t->node, TUS_NODE_LEN);
+    str_hex(rnd, sizeof(rnd), id + TUS_NODE_LEN);
     path_of(t, id, ".bin", path, sizeof(path));
     fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -542,7 +565,7 @@ enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct 
     if (!tus_id_ok(id))
         return TUS_NOT_FOUND;
     e = entry_get(t, id);
-    r = check_access(e, user_id);
+    r = check_access(t, e, user_id, err);
     /* A HEAD follows a PATCH its client saw break, which the server may not
      * have seen yet (it can go on reading that connection for a while): the
      * PATCH is stopped here, so the offset answered is the one the next PATCH
@@ -573,7 +596,7 @@ enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, 
     if (!tus_id_ok(id))
         return TUS_NOT_FOUND;
     e = entry_get(t, id);
-    r = check_access(e, user_id);
+    r = check_access(t, e, user_id, err);
     if (r != TUS_OK)
         goto out;
     if (e->writing) {
@@ -812,11 +835,10 @@ enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struc
     struct entry *e;
     enum tus_result r;
 
-    (void)err;
     if (!tus_id_ok(id))
         return TUS_NOT_FOUND;
     e = entry_get(t, id);
-    r = check_access(e, user_id);
+    r = check_access(t, e, user_id, err);
     if (r == TUS_OK || r == TUS_GONE) {
         if (e->writing) {
             e->writing = false;
@@ -938,6 +960,83 @@ static void *sweeper(void *arg)
     return NULL;
 }
 
+static bool node_ok(const char *s, size_t len)
+{
+    if (len != TUS_NODE_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* path = data, durably (temp name, fsync, rename, fsync dir), with plain
+ * system calls: not through base/fs, whose fault points (--faults fsync=N)
+ * count the fsyncs of received files, which a start-up write would shift. */
+static int write_node_file(const char *dir, const char *path, const char *data,
+                           struct err *err)
+{
+    char tmp[4200];
+    size_t len = strlen(data);
+    int fd, ok;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ok = fd >= 0 && write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) < 0)
+        ok = 0;
+    ok = ok && rename(tmp, path) == 0;
+    if (ok) {
+        fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ok = fd >= 0 && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (ok)
+        return 0;
+    unlink(tmp);
+    return err_set(err, ERR_TRANSIENT, "receive", "cannot write '%s': %s", path,
+                   strerror(errno));
+}
+
+/* This node's tag from DATA/tus/node, made (random, written durably) on the
+ * first start. Nodes sharing one data directory share it. */
+static int load_node(struct tus *t, struct err *err)
+{
+    char path[4096], buf[64];
+    unsigned char rnd[TUS_NODE_LEN / 2];
+    ssize_t n = -1;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/node", t->dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+        n--;
+    if (n > 0 && node_ok(buf, (size_t)n)) {
+        memcpy(t->node, buf, TUS_NODE_LEN);
+        t->node[TUS_NODE_LEN] = '\0';
+        log_info("intake", "tus.node", "node=%s", t->node);
+        return 0;
+    }
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return err_set(err, ERR_TRANSIENT, "receive", "no randomness");
+    str_hex(rnd, sizeof(rnd), t->node);
+    snprintf(buf, sizeof(buf), "%s\n", t->node);
+    if (write_node_file(t->dir, path, buf, err))
+        return -1;
+    log_info("intake", "tus.node", "node=%s created=1", t->node);
+    return 0;
+}
+
+const char *tus_node(const struct tus *t)
+{
+    return t->node;
+}
+
 struct tus *tus_new(const struct tus_opts *o, struct err *err)
 {
     struct tus *t;
@@ -958,7 +1057,8 @@ struct tus *tus_new(const struct tus_opts *o, struct err *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (fs_mkdir_p(t->dir, 0700, err) || fs_mkdir_p(t->spool_dir, 0700, err)) {
+    if (fs_mkdir_p(t->dir, 0700, err) || fs_mkdir_p(t->spool_dir, 0700, err) ||
+        load_node(t, err)) {
         tus_free(t);
         return NULL;
     }

@@ -52,6 +52,11 @@ struct blob_store;
 struct jobs;
 
 #define TUS_ID_LEN 32
+/* The first TUS_NODE_LEN hex digits of an id name the web node that holds the
+ * upload's partial bytes (DATA/tus/node): a load balancer routes by them, and a
+ * node asked about another node's upload says so (404). The other 24 digits
+ * (96 random bits) keep ids unguessable. */
+#define TUS_NODE_LEN 8
 #define TUS_COMMIT_BYTES (8 * 1024 * 1024)
 #define TUS_TYPE_MAX 128
 
@@ -145,6 +150,9 @@ enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struc
 /* Removes every upload whose expiry is before now_ms; *removed counts them.
  * The sweeper calls it; tests may too. */
 int tus_sweep(struct tus *t, int64_t now_ms, int *removed);
+
+/* This node's tag (TUS_NODE_LEN hex digits, kept in DATA/tus/node). */
+const char *tus_node(const struct tus *t);
 
 /* Is id a well-formed upload id (TUS_ID_LEN lower-case hex digits)? */
 bool tus_id_ok(const char *id);

@@ -73,6 +73,15 @@ struct blob_ops {
      * when the file system cannot (another device, no hard links): copy instead, -1 + err. */
     int (*put_link)(struct blob_store *bs, const char *key, const char *src_path,
                     struct err *err);
+
+    /* Optional (NULL unless the backend is S3): a URL from which anyone holding it may GET
+     * key straight from the object store for the next expires_s seconds, no credentials
+     * needed (a presigned URL, SigV4 query signing); the answer carries content_type and
+     * disposition (Content-Disposition) when not NULL. Nothing is sent to the store.
+     * 0 and out, or -1 + err (the URL does not fit in n bytes, expires_s out of range). */
+    int (*presign_get)(struct blob_store *bs, const char *key, int expires_s,
+                       const char *content_type, const char *disposition, char *out, size_t n,
+                       struct err *err);
 };
 
 struct blob_store {
@@ -101,8 +110,8 @@ int blob_read_all(struct blob_store *bs, const char *key, void *buf, size_t n, s
 
 /*
  * Opens the blob store named by spec: "s3://bucket/prefix?endpoint=URL&region=R" (S3,
- * not built yet: an error saying so), "file:///dir" or a plain directory path (the local
- * backend, created if missing). Free with (*out)->ops->close. -1 + err on a bad spec.
+ * blob_s3.c; keys from the environment, config_s3_keys()), "file:///dir" or a plain
+ * directory path (the local backend, created if missing). Free with (*out)->ops->close. -1 + err on a bad spec.
  */
 int blob_open(const char *spec, struct blob_store **out, struct err *err);
 

@@ -5,7 +5,7 @@
  * upload whose parts go out as they fill, completed at commit (S3 publishes the object
  * then, whole, or never) and aborted on abort or on any failure. A reader fetches
  * ranges of at least BLOB_S3_READAHEAD bytes and serves later reads inside that window
- * from memory. Not here: caching between readers, and local file descriptors (reader_fd
+ * from memory. presign_get hands out presigned GET URLs (s3_presign_get). Not here: caching between readers, and local file descriptors (reader_fd
  * is always -1).
  *
  * Threads: the store holds only the s3 client (thread-safe) and stale_ms (immutable);
@@ -370,6 +370,14 @@ static int remove_temps(struct blob_store *bs, long pid, size_t *removed, struct
     return rc;
 }
 
+static int presign_get(struct blob_store *bs, const char *key, int expires_s,
+                       const char *content_type, const char *disposition, char *out, size_t n,
+                       struct err *err)
+{
+    return s3_presign_get(of(bs)->s3, key, time_now_ms() / 1000, expires_s, content_type,
+                          disposition, out, n, err);
+}
+
 static void bs_close(struct blob_store *bs)
 {
     if (!bs)
@@ -392,6 +400,7 @@ static const struct blob_ops s3_ops = {
     .remove = bs_remove,
     .list = bs_list,
     .remove_temps = remove_temps,
+    .presign_get = presign_get,
 };
 
 int blob_s3_open(const struct s3_config *cfg, int64_t stale_ms, struct blob_store **out,

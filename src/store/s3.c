@@ -1254,3 +1254,161 @@ int s3_put_stream(struct s3 *s3, const char *key, s3_read_fn read, void *ctx,
     free(buf);
     return rc;
 }
+
+/* --- presigned URLs ---------------------------------------------------------------------- */
+
+struct qparam {
+    struct buf name, value;  /* percent-encoded */
+};
+
+static int qparam_cmp(const void *a, const void *b)
+{
+    const struct qparam *x = a, *y = b;
+    int c = strcmp(x->name.data, y->name.data);
+
+    return c ? c : strcmp(x->value.data, y->value.data);
+}
+
+static void hmac_str(const unsigned char *key, size_t klen, const char *msg,
+                     unsigned char out[HMAC_SHA256_LEN])
+{
+    hmac_sha256(key, klen, msg, strlen(msg), out);
+}
+
+/* The SigV4 signature (hex) of string_to_sign under the secret, date and region. */
+static void sign_v4(const char *secret, const char *date, const char *region, const char *sts,
+                    char hex[SHA256_HEX_LEN + 1])
+{
+    unsigned char a[HMAC_SHA256_LEN], b[HMAC_SHA256_LEN];
+    struct buf first = BUF_INIT;
+
+    buf_init(&first);
+    buf_addf(&first, "AWS4%s", secret);
+    hmac_str((const unsigned char *)first.data, first.len, date, a);
+    explicit_bzero(first.data, first.len);
+    buf_release(&first);
+    hmac_str(a, sizeof(a), region, b);
+    hmac_str(b, sizeof(b), "s3", a);
+    hmac_str(a, sizeof(a), "aws4_request", b);
+    hmac_str(b, sizeof(b), sts, a);
+    str_hex(a, sizeof(a), hex);
+    explicit_bzero(a, sizeof(a));
+    explicit_bzero(b, sizeof(b));
+}
+
+/* The canonical query: every parameter encoded, sorted by name, joined with '&'. */
+static void canonical_query(const struct s3_param *ps, size_t np, struct buf *out)
+{
+    struct qparam *q = xcalloc(np, sizeof(*q));
+
+    for (size_t i = 0; i < np; i++) {
+        buf_init(&q[i].name);
+        buf_init(&q[i].value);
+        add_encoded(&q[i].name, ps[i].name, false);
+        add_encoded(&q[i].value, ps[i].value, false);
+    }
+    qsort(q, np, sizeof(*q), qparam_cmp);
+    for (size_t i = 0; i < np; i++) {
+        buf_addf(out, "%s%s=%s", i ? "&" : "", q[i].name.data, q[i].value.data);
+        buf_release(&q[i].name);
+        buf_release(&q[i].value);
+    }
+    free(q);
+}
+
+int s3_presign_query(const char *method, const char *host, const char *path, const char *region,
+                     const char *access_key, const char *secret_key, int64_t time_s,
+                     int expires_s, const struct s3_param *extra, size_t nextra, char *out,
+                     size_t n, struct err *err)
+{
+    char amz_date[32], date[16], cred[S3_KEYID_MAX + 128], expires[24], hash[SHA256_HEX_LEN + 1];
+    char sig[SHA256_HEX_LEN + 1];
+    struct buf query = BUF_INIT, creq = BUF_INIT, sts = BUF_INIT;
+    struct s3_param *ps;
+    time_t t = (time_t)time_s;
+    struct tm tm;
+    int rc = 0;
+
+    if (expires_s < 1 || expires_s > S3_PRESIGN_MAX_SECONDS)
+        return err_set(err, ERR_PERMANENT, "s3", "presign: %d seconds is outside 1..%d",
+                       expires_s, S3_PRESIGN_MAX_SECONDS);
+    gmtime_r(&t, &tm);
+    strftime(amz_date, sizeof(amz_date), "%Y%m%dT%H%M%SZ", &tm);
+    strftime(date, sizeof(date), "%Y%m%d", &tm);
+    snprintf(cred, sizeof(cred), "%s/%s/%s/s3/aws4_request", access_key, date, region);
+    snprintf(expires, sizeof(expires), "%d", expires_s);
+    ps = xcalloc(nextra + 5, sizeof(*ps));
+    ps[0] = (struct s3_param){"X-Amz-Algorithm", "AWS4-HMAC-SHA256"};
+    ps[1] = (struct s3_param){"X-Amz-Credential", cred};
+    ps[2] = (struct s3_param){"X-Amz-Date", amz_date};
+    ps[3] = (struct s3_param){"X-Amz-Expires", expires};
+    ps[4] = (struct s3_param){"X-Amz-SignedHeaders", "host"};
+    for (size_t i = 0; i < nextra; i++)
+        ps[5 + i] = extra[i];
+    buf_init(&query);
+    canonical_query(ps, nextra + 5, &query);
+    free(ps);
+    buf_init(&creq);
+    buf_addf(&creq, "%s\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", method, path, query.data,
+             host);
+    sha256_hex(creq.data, creq.len, hash);
+    buf_init(&sts);
+    buf_addf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", amz_date, date, region,
+             hash);
+    sign_v4(secret_key, date, region, sts.data, sig);
+    if ((size_t)snprintf(out, n, "%s&X-Amz-Signature=%s", query.data, sig) >= n)
+        rc = err_set(err, ERR_PERMANENT, "s3", "presign: the URL is longer than %zu bytes", n);
+    buf_release(&query);
+    buf_release(&creq);
+    buf_release(&sts);
+    return rc;
+}
+
+/* The Host header a client sends to endpoint: scheme dropped, default port dropped. */
+static void endpoint_host(const char *endpoint, struct buf *out)
+{
+    bool tls = !strncmp(endpoint, "https://", 8);
+    const char *h = strstr(endpoint, "://");
+    size_t len;
+
+    h = h ? h + 3 : endpoint;
+    len = strcspn(h, "/");
+    if (tls && len > 4 && !strncmp(h + len - 4, ":443", 4))
+        len -= 4;
+    else if (!tls && len > 3 && !strncmp(h + len - 3, ":80", 3))
+        len -= 3;
+    buf_add(out, h, len);
+}
+
+int s3_presign_get(const struct s3 *s3, const char *key, int64_t time_s, int expires_s,
+                   const char *content_type, const char *disposition, char *out, size_t n,
+                   struct err *err)
+{
+    struct buf host = BUF_INIT, path = BUF_INIT, k = BUF_INIT;
+    struct s3_param extra[2];
+    size_t nextra = 0, used;
+    int rc;
+
+    if (content_type)
+        extra[nextra++] = (struct s3_param){"response-content-type", content_type};
+    if (disposition)
+        extra[nextra++] = (struct s3_param){"response-content-disposition", disposition};
+    buf_init(&host);
+    buf_init(&path);
+    buf_init(&k);
+    endpoint_host(s3->cfg.endpoint, &host);
+    full_key(s3, key, &k);
+    buf_addf(&path, "/%s/", s3->cfg.bucket);
+    add_encoded(&path, k.data, true);
+    used = (size_t)snprintf(out, n, "%s%s?", s3->cfg.endpoint, path.data);
+    if (used >= n)
+        rc = err_set(err, ERR_PERMANENT, "s3", "presign: the URL is longer than %zu bytes", n);
+    else
+        rc = s3_presign_query("GET", host.data, path.data, s3->cfg.region, s3->cfg.access_key,
+                              s3->cfg.secret_key, time_s, expires_s, extra, nextra, out + used,
+                              n - used, err);
+    buf_release(&host);
+    buf_release(&path);
+    buf_release(&k);
+    return rc;
+}

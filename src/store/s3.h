@@ -120,6 +120,39 @@ int s3_delete(struct s3 *s3, const char *key, struct err *err);
 typedef void (*s3_list_fn)(void *ctx, const char *key, const struct s3_object *obj);
 int s3_list(struct s3 *s3, const char *prefix, s3_list_fn cb, void *ctx, struct err *err);
 
+/* --- presigned URLs (SigV4 query signing; no request is made) --- */
+
+/* SigV4's bound on X-Amz-Expires: seven days. */
+#define S3_PRESIGN_MAX_SECONDS 604800
+
+/* A query parameter of a presigned URL, raw (the signer encodes it). */
+struct s3_param {
+    const char *name, *value;
+};
+
+/* The query string of a presigned request (AWS SigV4, "Authentication Using Query
+ * Parameters"): X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders=host and the
+ * extra parameters, sorted and encoded, then X-Amz-Signature. Only the Host header is
+ * signed and the payload is UNSIGNED-PAYLOAD. host is the Host header as the client will
+ * send it ("examplebucket.s3.amazonaws.com", "127.0.0.1:7480"), path the request path
+ * already percent-encoded ("/bucket/o/ab/abcd"), time_s the signing time (seconds since
+ * the epoch). 0, or -1 + err when expires_s is outside 1..S3_PRESIGN_MAX_SECONDS or the
+ * result does not fit in n bytes. A pure function: the AWS documentation's example is
+ * its unit test. */
+int s3_presign_query(const char *method, const char *host, const char *path, const char *region,
+                     const char *access_key, const char *secret_key, int64_t time_s,
+                     int expires_s, const struct s3_param *extra, size_t nextra, char *out,
+                     size_t n, struct err *err);
+
+/* A presigned GET URL of key (relative, under the prefix) on the client's endpoint,
+ * path-style, valid expires_s seconds from time_s. content_type and disposition, when
+ * not NULL, become response-content-type and response-content-disposition: the server
+ * answers with those headers (a download keeps the user's file name). 0, or -1 + err
+ * (ERR_PERMANENT) when it does not fit in n bytes. */
+int s3_presign_get(const struct s3 *s3, const char *key, int64_t time_s, int expires_s,
+                   const char *content_type, const char *disposition, char *out, size_t n,
+                   struct err *err);
+
 /* Multipart upload, step by step (s3_put_stream uses these). */
 struct s3_part {
     int number;              /* 1..S3_PARTS_MAX */

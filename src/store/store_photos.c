@@ -150,19 +150,34 @@ static int photo_find_sha(struct store *st, int64_t user_id, const char *sha256,
                          photo_row, out, err);
 }
 
-/* The rows of one page, on c (inside the caller's read snapshot). */
+/* The rows of one page, on c (inside the caller's read snapshot). A user's whole
+ * library (upload_id 0) is paged in photos_list's order by a deferred join: the OFFSET
+ * walks that index alone (it holds every column the inner query reads), and only the
+ * page's rows are read, so the last page of 100,000 costs an index walk, not 100,000 row
+ * reads. One upload's photos (few) go through photos_upload. */
+static struct sql_stmt *page_stmt(struct sql_conn *c, int64_t user_id, int64_t upload_id,
+                                  int64_t limit, int64_t offset, struct err *err)
+{
+    int64_t lim = limit > 0 ? limit : SQL_NO_LIMIT, off = offset > 0 ? offset : 0;
+
+    if (upload_id == 0)
+        return sql_prepare(c, "list photos", "SELECT " PHOTO_COLS " FROM photos WHERE id IN "
+                           "(SELECT id FROM photos WHERE user_id = ?1 "
+                           "ORDER BY sort_at DESC, created_at DESC, id DESC LIMIT ?2 OFFSET ?3) "
+                           "ORDER BY sort_at DESC, created_at DESC, id DESC",
+                           ARGS(VI(user_id), VI(lim), VI(off)), err);
+    return sql_prepare(c, "list photos", "SELECT " PHOTO_COLS " FROM photos "
+                       "WHERE upload_id = ?2 AND user_id = ?1 "
+                       "ORDER BY sort_at DESC, created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+                       ARGS(VI(user_id), VI(upload_id), VI(lim), VI(off)), err);
+}
+
 static int list_page(struct sql_conn *c, int64_t user_id, int64_t upload_id, int64_t limit,
                      int64_t offset, store_photo_cb cb, void *ctx, struct err *err)
 {
-    struct sql_stmt *s = NULL;
+    struct sql_stmt *s = page_stmt(c, user_id, upload_id, limit, offset, err);
     struct store_photo p;
 
-    s = sql_prepare(c, "list photos", "SELECT " PHOTO_COLS " FROM photos WHERE user_id = ?1 "
-                    "AND (?2 = 0 OR upload_id = ?2) "
-                    "ORDER BY sort_at DESC, created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
-                    ARGS(VI(user_id), VI(upload_id), VI(limit > 0 ? limit : SQL_NO_LIMIT),
-                         VI(offset > 0 ? offset : 0)),
-                    err);
     if (!s)
         return -1;
     for (;;) {
@@ -172,6 +187,20 @@ static int list_page(struct sql_conn *c, int64_t user_id, int64_t upload_id, int
         read_photo(s, &p);
         cb(ctx, &p);
     }
+}
+
+/* How many photos the page counts from (index-only for a whole library). */
+static int count_photos(struct sql_conn *c, int64_t user_id, int64_t upload_id, int64_t *total,
+                        struct err *err)
+{
+    int rc = upload_id == 0
+                 ? sql_scalar(c, total, "count photos",
+                              "SELECT count(*) FROM photos WHERE user_id = ?1",
+                              ARGS(VI(user_id)), err)
+                 : sql_scalar(c, total, "count photos",
+                              "SELECT count(*) FROM photos WHERE upload_id = ?2 AND user_id = ?1",
+                              ARGS(VI(user_id), VI(upload_id)), err);
+    return rc == 1 ? 0 : -1;
 }
 
 static int photo_list(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
@@ -185,9 +214,7 @@ static int photo_list(struct store *st, int64_t user_id, int64_t upload_id, int6
         return -1;
     if (sql_read_begin(c, err))
         goto out;
-    if (total && sql_scalar(c, total, "count photos", "SELECT count(*) FROM photos "
-                            "WHERE user_id = ?1 AND (?2 = 0 OR upload_id = ?2)",
-                            ARGS(VI(user_id), VI(upload_id)), err) != 1)
+    if (total && count_photos(c, user_id, upload_id, total, err))
         goto out;
     if (list_page(c, user_id, upload_id, limit, offset, cb, ctx, err) || sql_read_end(c, err))
         goto out;

@@ -107,7 +107,18 @@ def pg_drop_database(url):
     base, _, name = url.rpartition("/")
     if not re.fullmatch(r"sbt_[0-9a-f_]+", name):
         raise ValueError(f"not a pg_database() URL: {url}")
-    psql(base + "/postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    sql = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    try:
+        psql(base + "/postgres", sql)
+    except AssertionError as e:
+        # A connection of another role (a test's superuser session) can be ended only by
+        # a superuser: drop it as `postgres` over the run's unix socket.
+        sock = os.environ.get("SHOEBOX_TEST_PG_DIR")
+        port = urllib.parse.urlsplit(base).port
+        if "to terminate" not in str(e) or not sock or not port:
+            raise
+        psql(f"postgres://postgres@/postgres?host={urllib.parse.quote(sock, safe='')}"
+             f"&port={port}", sql)
 
 
 _s3_serial = itertools.count(1)

@@ -211,8 +211,9 @@ class TestWorkerHost(Common):
         env = {k: v for k, v in os.environ.items()
                if k not in ("SHOEBOX_S3_ACCESS_KEY", "SHOEBOX_S3_SECRET_KEY",
                             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-        r = subprocess.run([harness.BIN, "worker", "--db", self.db, "--blobs", "s3://b/p"],
-                           capture_output=True, text=True, timeout=30, env=env)
+        r = subprocess.run([harness.BIN, "worker", "--db", self.db, "--blobs",
+                            "s3://shoebox-x/p"], capture_output=True, text=True, timeout=30,
+                           env=env)
         self.assertEqual(r.returncode, 1)
         self.assertIn("s3 needs keys", r.stderr)
 

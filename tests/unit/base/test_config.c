@@ -70,6 +70,10 @@ static const struct flag_case flag_cases[] = {
     {{"--db-pool", "256"}, 2, 0},        /* SQL_POOL_MAX */
     {{"--db-pool", "257"}, 2, -1},
     {{"--db-pool", "-1"}, 2, -1},
+    {{"--media-url", "https://cdn.example/photos"}, 2, 0},
+    {{"--media-url=http://127.0.0.1:9000/b"}, 1, 0},
+    {{"--media-url", "cdn.example/photos"}, 2, -1},  /* not a URL a browser follows */
+    {{"--media-url", "javascript:alert(1)"}, 2, -1},
 };
 
 START_TEST(flags_table)

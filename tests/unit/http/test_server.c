@@ -32,7 +32,7 @@ struct resp {
 
 static void setup(void)
 {
-    struct http_opts o = {"127.0.0.1:0", 2, 3600, false, "", "/tmp", 1 << 20, 10};
+    struct http_opts o = {"127.0.0.1:0", 2, 3600, false, "", "/tmp", 1 << 20, 10, NULL};
     struct http_deps d = {NULL, NULL, NULL, NULL};
     struct err err = {0};
 

@@ -200,6 +200,60 @@ static bool exists(const char *id, const char *ext)
     return access(path, F_OK) == 0;
 }
 
+/* The node tag: made once in DATA/tus/node, kept by a restart, the prefix of
+ * every id this node makes; an id with another node's tag is 404 naming that
+ * node, an unknown one of this node (or another user's) is a plain 404. */
+START_TEST(test_node_tag)
+{
+    struct tus *t = new_tus(3600000);
+    struct tus_info info, i2;
+    struct err e = {0};
+    char node[TUS_NODE_LEN + 1], other[TUS_ID_LEN + 1], want[160], path[128];
+    FILE *f;
+
+    ck_assert_uint_eq(strlen(tus_node(t)), TUS_NODE_LEN);
+    snprintf(node, sizeof(node), "%s", tus_node(t));
+    ck_assert_int_eq(tus_create(t, user, 10, 0, "a.jpg", "image/jpeg", &info, &e), TUS_OK);
+    ck_assert(tus_id_ok(info.id));
+    ck_assert(strncmp(info.id, node, TUS_NODE_LEN) == 0);
+    tus_free(t);
+    t = new_tus(3600000); /* restart: the same node */
+    ck_assert_str_eq(tus_node(t), node);
+    ck_assert_int_eq(tus_head(t, info.id, user, &i2, &e), TUS_OK);
+    /* an id this node could have made but did not: a plain 404 */
+    snprintf(other, sizeof(other), "%s", info.id);
+    other[TUS_ID_LEN - 1] = other[TUS_ID_LEN - 1] == '0' ? '1' : '0';
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(tus_head(t, other, user, &i2, &e), TUS_NOT_FOUND);
+    ck_assert_str_eq(e.msg, "");
+    /* another user's upload here: a plain 404 too */
+    ck_assert_int_eq(tus_head(t, info.id, user + 1, &i2, &e), TUS_NOT_FOUND);
+    ck_assert_str_eq(e.msg, "");
+    /* another node's id: 404 naming it, for HEAD, PATCH and DELETE */
+    memcpy(other, node[0] == 'f' ? "00000000" : "ffffffff", TUS_NODE_LEN);
+    snprintf(want, sizeof(want), "upload %s is held by web node %.8s, not this one (%s)", other,
+             other, node);
+    ck_assert_int_eq(tus_head(t, other, user, &i2, &e), TUS_NOT_FOUND);
+    ck_assert_msg(strstr(e.msg, want), "%s", e.msg);
+    int64_t off = -1;
+    ck_assert_int_eq(patch(t, other, 0, "x", 1, &off), TUS_NOT_FOUND);
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(tus_delete(t, other, user, &e), TUS_NOT_FOUND);
+    ck_assert_msg(strstr(e.msg, want), "%s", e.msg);
+    tus_free(t);
+    /* a damaged tag file is replaced by a new tag */
+    snprintf(path, sizeof(path), "%s/tus/node", tmpdir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("zz\n", f);
+    fclose(f);
+    t = new_tus(3600000);
+    ck_assert_uint_eq(strlen(tus_node(t)), TUS_NODE_LEN);
+    ck_assert(strcmp(tus_node(t), "zz") != 0);
+    tus_free(t);
+}
+END_TEST
+
 /* Three PATCHes, one broken off, a restart between them: the file is
  * recorded once, whole, with the SHA-256 of all its bytes. */
 START_TEST(test_resume_across_restart)
@@ -347,6 +401,7 @@ int main(void)
     tc = tcase_create("store");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_node_tag);
     tcase_add_test(tc, test_resume_across_restart);
     tcase_add_test(tc, test_checksum_mismatch_keeps_offset);
     tcase_add_test(tc, test_takeover);
