@@ -13,3 +13,5 @@ python3 bench/batchdelay.py
 python3 bench/pg.py
 # A library of 100,000 photos against an empty one (issue 13, build/bench/library.json).
 python3 bench/library.py
+# Worker hosts at a quarter core each, 1/2/4 on one PostgreSQL; --s3: S3 against a directory (issue 10).
+python3 bench/scaleout.py --s3
