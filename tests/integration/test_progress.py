@@ -522,7 +522,9 @@ class ProgressTest(unittest.TestCase):
     # ------------------------------------------------------------ SSE
 
     def test_stream_sends_events_in_order_then_closes(self):
-        srv = self.server(args=["--batch-delay", "0.3"])
+        # strict pacing: the pauses between batches space the events out (with the default
+        # yield a lone upload's batches run back to back and the hub may coalesce them all)
+        srv = self.server(args=["--batch-delay", "0.3", "--batch-pacing", "strict"])
         c = self.login(srv)
         # Keep the upload open (expected 20, 5 sent) until the stream is connected.
         uid = self.upload(c, [(f"s{i}.jpg", jpeg(i)) for i in range(5)], expected=20)["upload_id"]
