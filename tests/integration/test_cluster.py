@@ -266,6 +266,11 @@ class Cluster(unittest.TestCase):
 
         # wk2 finished what wk1 held once the lease expired; nothing left in a spool.
         self.assertIn("event=file.done", self.log("wk2"))
+        if os.environ.get("SHOEBOX_SANITIZE"):   # make sanitize: no report from any node
+            for n in ("web1", "web2", "wk1", "wk2"):
+                text = self.log(n)
+                found = [m for m in harness.Server.SANITIZER_MARKS if m in text]
+                self.assertEqual(found, [], f"sanitizer report in {n}'s log")
         for w in ("web1", "web2"):
             spool = os.path.join(self.tmp, w, "spool")
             left = os.listdir(spool) if os.path.isdir(spool) else []
