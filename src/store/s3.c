@@ -192,30 +192,6 @@ static void xml_text(const char *s, size_t n, struct buf *out)
     }
 }
 
-/* Finds the next <tag>...</tag> in [*p, end): its text decoded into out (reset first),
- * *p moved past it. false when there is none (out untouched, *p unchanged). */
-static bool xml_next(const char **p, const char *end, const char *tag, struct buf *out)
-{
-    char open[64], close[64];
-    const char *a, *b;
-
-    snprintf(open, sizeof(open), "<%s>", tag);
-    snprintf(close, sizeof(close), "</%s>", tag);
-    a = memmem(*p, (size_t)(end - *p), open, strlen(open));
-    if (!a)
-        return false;
-    a += strlen(open);
-    b = memmem(a, (size_t)(end - a), close, strlen(close));
-    if (!b)
-        return false;
-    if (out) {
-        buf_reset(out);
-        xml_text(a, (size_t)(b - a), out);
-    }
-    *p = b + strlen(close);
-    return true;
-}
-
 /* The span of the next <tag>...</tag> block: [*start, *stop) its inside. */
 static bool xml_block(const char **p, const char *end, const char *tag, const char **start,
                       const char **stop)
@@ -235,6 +211,21 @@ static bool xml_block(const char **p, const char *end, const char *tag, const ch
     *start = a;
     *stop = b;
     *p = b + strlen(close);
+    return true;
+}
+
+/* Finds the next <tag>...</tag> in [*p, end): its text decoded into out (reset first),
+ * *p moved past it. false when there is none (out untouched, *p unchanged). */
+static bool xml_next(const char **p, const char *end, const char *tag, struct buf *out)
+{
+    const char *a, *b;
+
+    if (!xml_block(p, end, tag, &a, &b))
+        return false;
+    if (out) {
+        buf_reset(out);
+        xml_text(a, (size_t)(b - a), out);
+    }
     return true;
 }
 
