@@ -38,7 +38,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -51,10 +50,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from harness import Client  # noqa: E402
 from photos import Part, file_part, multipart  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ingest import Server, free_port  # noqa: E402  (user bench/bench, --batch-delay 0)
 
 SHARED = os.environ.get("SHOEBOX_SHARED", os.path.join(ROOT, "..", "shared"))
 CORPUS = os.environ.get("SHOEBOX_CORPUS", "/tmp/shoebox-corpus")
-BIN = os.environ.get("SHOEBOX_BIN", os.path.join(ROOT, "build", "shoebox"))
 COUNT = int(os.environ.get("BENCH_COUNT", "200"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 GENERATE = os.environ.get("BENCH_GENERATE", "") == "1"
@@ -70,12 +70,6 @@ REQ_BYTES = 8 * 1024 * 1024
 GOAL = 0.10
 OUT = os.path.join(ROOT, "build", "bench")
 USER, PW = "bench", "bench"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_corpus():
@@ -98,33 +92,6 @@ def ensure_corpus():
         subprocess.run([os.path.join(SHARED, "bench", "make_corpus.sh"), CORPUS, str(COUNT)],
                        check=True, env=dict(os.environ, SETS=str(COUNT)))
     return folder, False
-
-
-class Server:
-    def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="shoebox-bench-")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        subprocess.run([BIN, "user", "add", USER, "--password-stdin", "--data", self.dir],
-                       input=(PW + "\n").encode(), check=True, capture_output=True)
-        self.log = open(os.path.join(self.dir, "server.log"), "wb")
-        self.proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{self.port}",
-                                      "--data", self.dir, "--batch-delay", "0", *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Proxy:
