@@ -48,12 +48,13 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
+
+import throwaway  # noqa: E402  (tests/, beside this file)
 
 RUN_AS = "postgres"          # the unprivileged user when we are root
 ROLE = "shoebox"             # the password-authenticated user of the URLs
@@ -136,24 +137,10 @@ def _run(argv, what, timeout=60, as_pg=True, input=None, wrap=()):
 
 
 def tmp_parent():
-    """Where temp dirs go: $SHOEBOX_PG_TMPDIR, else /dev/shm when it is a tmpfs with room
-    (a copy there takes 0.1 s where the loaded disk takes 1-3 s; a Docker container's
-    64 MB /dev/shm is too small and not used), else the usual temp dir."""
-    if os.environ.get("SHOEBOX_PG_TMPDIR"):
-        return os.environ["SHOEBOX_PG_TMPDIR"]
-    try:
-        st = os.statvfs("/dev/shm")
-        if os.access("/dev/shm", os.W_OK | os.X_OK) and st.f_bavail * st.f_frsize >= 2 << 30:
-            return "/dev/shm"
-    except OSError:
-        pass
-    return tempfile.gettempdir()
+    return throwaway.tmp_parent("SHOEBOX_PG_TMPDIR")
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = throwaway.free_port
 
 
 # --- the template cluster -------------------------------------------------------------
@@ -357,12 +344,7 @@ def _check_name(name):
         raise ValueError(f"database name {name!r}: use [a-z_][a-z0-9_]*, at most 63")
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+_alive = throwaway.alive
 
 
 def _is_postmaster(pid):

@@ -51,6 +51,8 @@ import time
 import urllib.parse
 import uuid
 
+import throwaway  # noqa: E402  (tests/, beside this file)
+
 STATE = "rgwserver.json"
 REGION = "us-east-1"
 BUCKET = "shoebox-test"
@@ -68,34 +70,17 @@ def available():
 
 
 def tmp_parent():
-    """/dev/shm when it is a tmpfs with room (the monitor's store syncs a lot), else tmp."""
-    if os.environ.get("SHOEBOX_RGW_TMPDIR"):
-        return os.environ["SHOEBOX_RGW_TMPDIR"]
-    try:
-        st = os.statvfs("/dev/shm")
-        if os.access("/dev/shm", os.W_OK | os.X_OK) and st.f_bavail * st.f_frsize >= 2 << 30:
-            return "/dev/shm"
-    except OSError:
-        pass
-    return tempfile.gettempdir()
+    return throwaway.tmp_parent("SHOEBOX_RGW_TMPDIR")
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = throwaway.free_port
 
 
 def _env():
     return {k: v for k, v in os.environ.items() if not k.startswith("CEPH_")}
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+_alive = throwaway.alive
 
 
 def _is_ours(pid, comm):
