@@ -197,43 +197,32 @@ def run_e2e(t, env, pattern=""):
             t.add(name, failed=1, detail=out)
 
 
-def start_pg(t, env):
-    """One PostgreSQL for the run; exports its URL into env. None when not installed."""
-    if not pgserver.available():
-        t.add("postgresql: not installed (scripts/install-deps.sh test), its tests skip",
-              skipped=1)
+def start_server(t, env, module, what, missing):
+    """One throwaway server of module (pgserver, rgwserver) for the run; exports what
+    tests need into env. None when its packages are not installed."""
+    if not module.available():
+        t.add(f"{what}: {missing} (scripts/install-deps.sh test), its tests skip", skipped=1)
         return None
     began = time.monotonic()
     try:
-        pg = pgserver.start()
+        srv = module.start()
     except Exception as e:  # a broken install must fail the run, not skip its tests
-        t.add("postgresql: throwaway server starts", failed=1, detail=str(e))
+        t.add(f"{what}: throwaway server starts", failed=1, detail=str(e))
         print(str(e)[-4000:], flush=True)
         return None
-    env.update(pg.env())
-    t.add(f"postgresql: throwaway server starts ({time.monotonic() - began:.1f} s, "
-          f"127.0.0.1:{pg.port}, {pg.dir})", passed=1)
-    return pg
+    env.update(srv.env())
+    where = f"127.0.0.1:{srv.port}" if module is pgserver else srv.endpoint
+    t.add(f"{what}: throwaway server starts ({time.monotonic() - began:.1f} s, {where}, "
+          f"{srv.dir})", passed=1)
+    return srv
+
+
+def start_pg(t, env):
+    return start_server(t, env, pgserver, "postgresql", "not installed")
 
 
 def start_rgw(t, env):
-    """One RADOS Gateway for the run; exports its URL and keys into env. None when Ceph
-    is not installed."""
-    if not rgwserver.available():
-        t.add("s3: ceph not installed (scripts/install-deps.sh test), its tests skip",
-              skipped=1)
-        return None
-    began = time.monotonic()
-    try:
-        rgw = rgwserver.start()
-    except Exception as e:  # a broken install must fail the run, not skip its tests
-        t.add("s3: throwaway radosgw starts", failed=1, detail=str(e))
-        print(str(e)[-4000:], flush=True)
-        return None
-    env.update(rgw.env())
-    t.add(f"s3: throwaway radosgw starts ({time.monotonic() - began:.1f} s, {rgw.endpoint}, "
-          f"{rgw.dir})", passed=1)
-    return rgw
+    return start_server(t, env, rgwserver, "s3", "ceph not installed")
 
 
 def main():
