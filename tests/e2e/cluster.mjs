@@ -12,7 +12,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { BIN, waitFor, freePort } from "./lib.mjs";
+import { BIN, waitFor, freePort, stopProcess, sanitizerReportIn } from "./lib.mjs";
 
 function psql(url, sql) {
   const r = spawnSync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
@@ -109,19 +109,9 @@ export class Cluster {
   }
   async stop() {
     this.balancer?.close();
-    for (const n of this.nodes) {
-      if (!n.proc || n.proc.exitCode !== null) continue;
-      n.proc.kill("SIGTERM");
-      const t = setTimeout(() => n.proc.kill("SIGKILL"), 20000);
-      await n.exited;
-      clearTimeout(t);
-    }
+    for (const n of this.nodes) await stopProcess(n.proc, n.exited);
   }
-  sanitizerReport() {
-    const text = this.log();
-    const at = text.search(/ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error: /);
-    return at < 0 ? "" : text.slice(at, at + 4000);
-  }
+  sanitizerReport() { return sanitizerReportIn(this.log()); }
   // Requests each node answered: both must have served the page's traffic.
   requestsPerNode() { return [...this.balancer.counts.values()]; }
   cleanup() {

@@ -65,6 +65,21 @@ export function freePort() {
   });
 }
 
+// SIGTERM, then SIGKILL after 20 s; resolves once proc has exited (exited: its promise).
+export async function stopProcess(proc, exited) {
+  if (!proc || proc.exitCode !== null) return;
+  proc.kill("SIGTERM");
+  const t = setTimeout(() => proc.kill("SIGKILL"), 20000);
+  await exited;
+  clearTimeout(t);
+}
+
+// The first sanitizer report in a server log, or "".
+export function sanitizerReportIn(text) {
+  const at = text.search(/ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error: /);
+  return at < 0 ? "" : text.slice(at, at + 4000);
+}
+
 export class Server {
   constructor(args) {
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), "shoebox-e2e-"));
@@ -94,19 +109,9 @@ export class Server {
   log() {
     try { return fs.readFileSync(path.join(this.tmp, "server.log"), "utf8"); } catch { return ""; }
   }
-  async stop() {
-    if (!this.proc || this.proc.exitCode !== null) return;
-    this.proc.kill("SIGTERM");
-    const t = setTimeout(() => this.proc.kill("SIGKILL"), 20000);
-    await this.exited;
-    clearTimeout(t);
-  }
+  async stop() { await stopProcess(this.proc, this.exited); }
   // A sanitizer's report in the server's log (a build with -Db_sanitize), or "".
-  sanitizerReport() {
-    const text = this.log();
-    const at = text.search(/ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error: /);
-    return at < 0 ? "" : text.slice(at, at + 4000);
-  }
+  sanitizerReport() { return sanitizerReportIn(this.log()); }
   cleanup() { fs.rmSync(this.tmp, { recursive: true, force: true }); }
 }
 
