@@ -51,7 +51,7 @@ $(FUZZ_BUILD)/build.ninja:
 # $(FUZZ_BUILD)/corpus/<target>/; a crash is written to tests/fuzz/corpus/<target>/ so it
 # is committed with its fix and replayed by make test from then on.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = sniff header process multipart form
+FUZZ_TARGETS = sniff header process multipart form s3xml
 fuzz: $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz_,$(FUZZ_TARGETS))
 	for t in $(FUZZ_TARGETS); do \

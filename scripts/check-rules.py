@@ -18,7 +18,7 @@ RANK = {"base": 0, "store": 1, "media": 1, "jobs": 2, "intake": 3, "http": 4, "m
 OWNERS = [
     (re.compile(r"^microhttpd\.h$"), "http"),
     (re.compile(r"^jansson\.h$"), "http"),
-    (re.compile(r"^(sqlite3\.h|libpq-fe\.h|curl/)"), "store"),
+    (re.compile(r"^(sqlite3\.h|libpq-fe\.h|curl/|libxml/)"), "store"),
     (re.compile(r"^(vips/|libexif/|libraw/|libde265/|glib|jpeglib\.h)"), "media"),
     (re.compile(r"^(sodium\.h|sodium/|openssl/)"), "base"),
 ]

@@ -1,9 +1,7 @@
 /*
  * s3: the S3 client of s3.h over libcurl. One request is one struct req run by
  * perform() with retries; the operations only fill a req and read its results.
- * XML: the few elements we need (Error Code/Message, ListBucketResult, UploadId,
- * ListMultipartUploadsResult) are found by hand-written scanning, not a full parser:
- * S3 answers are flat, machine-written and small (bounded by LIMIT_S3_RESPONSE_BYTES).
+ * XML answers (bounded by LIMIT_S3_RESPONSE_BYTES) are read with libxml2 (s3xml.h).
  *
  * DESIGN (threads): any thread may call any function on a shared struct s3.
  *   - cfg is immutable after s3_open.
@@ -13,6 +11,7 @@
  *   - curl_global_init runs once (pthread_once) before the first handle exists.
  */
 #include "store/s3.h"
+#include "store/s3xml.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -152,95 +151,15 @@ static int64_t parse_iso8601(const char *s)
     return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
-/* --- XML: the few elements S3 answers carry --------------------------------------- */
-
-/* Decodes XML text (the five entities and &#N; / &#xN;) from s[0..n) onto out. */
-static void xml_text(const char *s, size_t n, struct buf *out)
-{
-    static const struct { const char *name; char c; } ents[] = {
-        {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-
-    for (size_t i = 0; i < n; i++) {
-        bool done = false;
-
-        if (s[i] != '&') {
-            buf_addc(out, s[i]);
-            continue;
-        }
-        for (size_t e = 0; e < sizeof(ents) / sizeof(ents[0]) && !done; e++) {
-            size_t len = strlen(ents[e].name);
-
-            if (i + len <= n && memcmp(s + i, ents[e].name, len) == 0) {
-                buf_addc(out, ents[e].c);
-                i += len - 1;
-                done = true;
-            }
-        }
-        if (!done && i + 3 < n && s[i + 1] == '#') {
-            const char *semi = memchr(s + i, ';', n - i);
-            bool hex = s[i + 2] == 'x' || s[i + 2] == 'X';
-            unsigned long v = semi ? strtoul(s + i + 2 + hex, NULL, hex ? 16 : 10) : 0;
-
-            if (semi && v > 0 && v < 0x80) {  /* keys are ASCII in practice; others kept */
-                buf_addc(out, (char)v);
-                i = (size_t)(semi - s);
-                done = true;
-            }
-        }
-        if (!done)
-            buf_addc(out, '&');
-    }
-}
-
-/* The span of the next <tag>...</tag> block: [*start, *stop) its inside. */
-static bool xml_block(const char **p, const char *end, const char *tag, const char **start,
-                      const char **stop)
-{
-    char open[64], close[64];
-    const char *a, *b;
-
-    snprintf(open, sizeof(open), "<%s>", tag);
-    snprintf(close, sizeof(close), "</%s>", tag);
-    a = memmem(*p, (size_t)(end - *p), open, strlen(open));
-    if (!a)
-        return false;
-    a += strlen(open);
-    b = memmem(a, (size_t)(end - a), close, strlen(close));
-    if (!b)
-        return false;
-    *start = a;
-    *stop = b;
-    *p = b + strlen(close);
-    return true;
-}
-
-/* Finds the next <tag>...</tag> in [*p, end): its text decoded into out (reset first),
- * *p moved past it. false when there is none (out untouched, *p unchanged). */
-static bool xml_next(const char **p, const char *end, const char *tag, struct buf *out)
-{
-    const char *a, *b;
-
-    if (!xml_block(p, end, tag, &a, &b))
-        return false;
-    if (out) {
-        buf_reset(out);
-        xml_text(a, (size_t)(b - a), out);
-    }
-    return true;
-}
-
-/* The text of the first <tag> in [a, b) into out; false when absent. */
-static bool xml_find_in(const char *a, const char *b, const char *tag, struct buf *out)
-{
-    return xml_next(&a, b, tag, out);
-}
-
-/* The text of the first <tag> in the whole body into out; false when absent. */
+/* The text of the first <tag> of an answer's body into out; false when the body is not
+ * XML or has no such element. For one element; a caller reading several parses once. */
 static bool xml_find(const struct buf *body, const char *tag, struct buf *out)
 {
-    const char *p = body->data;
+    struct s3xml *doc = s3xml_parse(body->data, body->len);
+    bool found = s3xml_text(doc, NULL, tag, out);
 
-    return body->len > 0 && xml_next(&p, body->data + body->len, tag, out);
+    s3xml_free(doc);
+    return found;
 }
 
 /* --- curl callbacks ----------------------------------------------------------------- */
@@ -553,14 +472,16 @@ static int http_error(const struct s3 *s3, const struct req *r, struct err *err)
     struct buf code = BUF_INIT, msg = BUF_INIT;
     enum err_class cls = retryable_http(r) ? ERR_TRANSIENT : ERR_PERMANENT;
     char what[S3_KEY_MAX + S3_BUCKET_MAX + 8];
+    struct s3xml *doc = s3xml_parse(r->resp.data, r->resp.len);
 
     buf_init(&code);
     buf_init(&msg);
-    if (!xml_find(&r->resp, "Code", &code)) {
+    if (!s3xml_text(doc, NULL, "Code", &code)) {
         buf_adds(&code, r->status == 404 ? "NotFound" : r->status == 403 ? "Forbidden"
                                                                            : "no S3 error code");
     }
-    xml_find(&r->resp, "Message", &msg);
+    s3xml_text(doc, NULL, "Message", &msg);
+    s3xml_free(doc);
     err_set(err, cls, "store", "s3 %s '%s': %ld %s%s%.120s", r->op,
             subject(s3, r, what, sizeof(what)), r->status, code.data, msg.len ? ": " : "",
             msg.data);
@@ -936,7 +857,8 @@ static int list_page(struct s3 *s3, const char *prefix, struct buf *token, s3_li
 {
     struct buf q = BUF_INIT, full = BUF_INIT, v = BUF_INIT, key = BUF_INIT;
     struct req r;
-    const char *p, *end, *a, *b;
+    const struct s3xml_node *c = NULL;
+    struct s3xml *doc = NULL;
     char num[24];
     int rc;
 
@@ -957,27 +879,28 @@ static int list_page(struct s3 *s3, const char *prefix, struct buf *token, s3_li
     r.query = q.data;
     rc = perform(s3, &r, err);
     buf_reset(token);
-    p = r.resp.data;
-    end = r.resp.data + r.resp.len;
-    while (rc == 0 && xml_block(&p, end, "Contents", &a, &b)) {
+    if (rc == 0 && !(doc = s3xml_parse(r.resp.data, r.resp.len)))
+        rc = err_set(err, ERR_TRANSIENT, "store", "s3 list: the answer is not XML");
+    while (rc == 0 && (c = s3xml_each(doc, "Contents", c))) {
         struct s3_object obj = {0};
         const char *rel;
 
-        if (!xml_next(&a, b, "Key", &key))
+        if (!s3xml_text(doc, c, "Key", &key))
             continue;
-        if (xml_find_in(a, b, "Size", &v))
+        if (s3xml_text(doc, c, "Size", &v))
             str_to_uint64(v.data, &obj.size);
-        if (xml_find_in(a, b, "ETag", &v))
+        if (s3xml_text(doc, c, "ETag", &v))
             snprintf(obj.etag, sizeof(obj.etag), "%s", v.data);
-        if (xml_find_in(a, b, "LastModified", &v))
+        if (s3xml_text(doc, c, "LastModified", &v))
             obj.mtime_ms = parse_iso8601(v.data);
         rel = relative(s3, key.data);
         if (rel)
             cb(ctx, rel, &obj);
     }
-    if (rc == 0 && xml_find(&r.resp, "IsTruncated", &v) && strcmp(v.data, "true") == 0 &&
-        !xml_find(&r.resp, "NextContinuationToken", token))
+    if (rc == 0 && s3xml_text(doc, NULL, "IsTruncated", &v) && strcmp(v.data, "true") == 0 &&
+        !s3xml_text(doc, NULL, "NextContinuationToken", token))
         rc = err_set(err, ERR_PERMANENT, "store", "s3 list: truncated page without a token");
+    s3xml_free(doc);
     req_release(&r);
     buf_release(&q);
     buf_release(&full);
@@ -1099,7 +1022,8 @@ static int mpu_list_page(struct s3 *s3, const char *prefix, struct buf *km, stru
 {
     struct buf q = BUF_INIT, full = BUF_INIT, key = BUF_INIT, id = BUF_INIT, v = BUF_INIT;
     struct req r;
-    const char *p, *end, *a, *b;
+    const struct s3xml_node *u = NULL;
+    struct s3xml *doc = NULL;
     char num[24];
     int rc;
 
@@ -1122,27 +1046,29 @@ static int mpu_list_page(struct s3 *s3, const char *prefix, struct buf *km, stru
     req_init(&r, "list multipart uploads", "GET", NULL);
     r.query = q.data;
     rc = perform(s3, &r, err);
-    p = r.resp.data;
-    end = r.resp.data + r.resp.len;
-    while (rc == 0 && xml_block(&p, end, "Upload", &a, &b)) {
+    if (rc == 0 && !(doc = s3xml_parse(r.resp.data, r.resp.len)))
+        rc = err_set(err, ERR_TRANSIENT, "store", "s3 list multipart uploads: the answer is "
+                     "not XML");
+    while (rc == 0 && (u = s3xml_each(doc, "Upload", u))) {
         const char *rel;
 
-        if (!xml_find_in(a, b, "Key", &key) || !xml_find_in(a, b, "UploadId", &id))
+        if (!s3xml_text(doc, u, "Key", &key) || !s3xml_text(doc, u, "UploadId", &id))
             continue;
         rel = relative(s3, key.data);
         if (rel)
             cb(ctx, rel, id.data,
-               xml_find_in(a, b, "Initiated", &v) ? parse_iso8601(v.data) : 0);
+               s3xml_text(doc, u, "Initiated", &v) ? parse_iso8601(v.data) : 0);
     }
     buf_reset(km);
     buf_reset(im);
-    if (rc == 0 && xml_find(&r.resp, "IsTruncated", &v) && strcmp(v.data, "true") == 0) {
-        xml_find(&r.resp, "NextKeyMarker", km);
-        xml_find(&r.resp, "NextUploadIdMarker", im);
+    if (rc == 0 && s3xml_text(doc, NULL, "IsTruncated", &v) && strcmp(v.data, "true") == 0) {
+        s3xml_text(doc, NULL, "NextKeyMarker", km);
+        s3xml_text(doc, NULL, "NextUploadIdMarker", im);
         if (!km->len)
             rc = err_set(err, ERR_PERMANENT, "store",
                          "s3 list multipart uploads: truncated page without a marker");
     }
+    s3xml_free(doc);
     req_release(&r);
     buf_release(&q);
     buf_release(&full);
