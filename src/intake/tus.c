@@ -44,7 +44,7 @@ struct entry {
 
 struct tus {
     struct tus_opts o;
-    char *data_dir, *dir, *spool_dir;
+    char *data_dir, *dir;
     char node[TUS_NODE_LEN + 1]; /* the prefix of the ids this node makes */
     pthread_mutex_t mu;
     struct entry *entries;
@@ -213,7 +213,18 @@ static int load_info(struct tus *t, struct entry *e)
         else if (!strcmp(line, "type"))
             get_hex(val, e->info.type, sizeof(e->info.type));
     }
-    return fields == 6 ? 0 : -1;
+    if (fields != 6)
+        return -1;
+    /* Not complete and no bytes: completion's info (written without waiting
+     * for the disk, after the recording removed <id>.bin) was lost in a crash.
+     * No such upload: the client sends the file again, recorded once. */
+    path_of(t, e->id, ".bin", path, sizeof(path));
+    if (e->info.file_id == 0 && access(path, F_OK) < 0 && errno == ENOENT) {
+        log_warn("intake", "tus.bytes_gone", "id=%s offset=%lld", e->id,
+                 (long long)e->info.offset);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------- entries */
@@ -349,12 +360,18 @@ static enum tus_result check_upload(struct tus *t, struct entry *e, struct err *
     return TUS_GONE;
 }
 
-/* offset == length: into the spool and the store (ingest_adopt); its upload
- * was checked (check_upload). */
+/* offset == length: into the blob store and the store (ingest_adopt, straight
+ * from <id>.bin, whose bytes commit_complete made durable; the hand-off makes
+ * the blob durable); its upload was checked (check_upload). The info that
+ * says "file N" is then written without waiting for the disk: the file is
+ * acknowledged by its row and its blob, which are durable; a crash that loses
+ * the info leaves the old offset with <id>.bin gone, which load_info takes as
+ * no upload (404: the client sends the file again, recorded once by
+ * upload_add_file), or an older offset with the bytes still there. */
 static int complete(struct tus *t, struct entry *e, struct err *err)
 {
     struct store *st = t->o.store;
-    char bin[4096], rel[128], abs[4096], sha[SHA256_HEX_LEN + 1];
+    char bin[4096], rel[128], sha[SHA256_HEX_LEN + 1];
     struct ingest *ing;
     int64_t file_id = 0;
     int rc;
@@ -362,15 +379,7 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
     if (e->info.file_id > 0)
         return 0;
     path_of(t, e->id, ".bin", bin, sizeof(bin));
-    snprintf(rel, sizeof(rel), "spool/%lld-tus-%s", (long long)e->info.upload_id, e->id);
-    snprintf(abs, sizeof(abs), "%s/%s", t->data_dir, rel);
-    if (fs_mkdir_p(t->spool_dir, 0700, err))
-        return -1;
-    if (link(bin, abs) < 0 && errno != EEXIST)
-        return err_set(err, ERR_TRANSIENT, "receive", "cannot move the file to the spool: %s",
-                       strerror(errno));
-    if (fs_fsync_dir(t->spool_dir, err))
-        return -1;
+    snprintf(rel, sizeof(rel), TUS_DIR "/%s.bin", e->id);
     struct ingest_opts io = {.store = st, .blobs = t->o.blobs, .data_dir = t->data_dir,
                              .upload_id = e->info.upload_id, .user_id = e->info.user_id,
                              .max_file_size = t->o.max_file_size};
@@ -388,7 +397,7 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
     if (rc)
         return -1;
     e->info.file_id = file_id;
-    if (save_info(t, e, err))
+    if (save_info_as(t, e, false, err))
         return -1;
     if (e->fd >= 0)
         close(e->fd);
@@ -880,6 +889,18 @@ static int list_ids(const char *dir, char ***out, size_t *n)
     return 0;
 }
 
+/* An info file that does not load (empty, or its bytes gone: load_info) and
+ * was last written longer than the expiry ago: nothing will ever use it. */
+static bool stale_info(const struct tus *t, const struct entry *e, int64_t now_ms)
+{
+    char path[4096];
+    struct stat sb;
+
+    path_of(t, e->id, ".info", path, sizeof(path));
+    return stat(path, &sb) == 0 &&
+           (int64_t)sb.st_mtime * 1000 + t->o.expire_ms < now_ms;
+}
+
 int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
 {
     size_t n = 0;
@@ -893,6 +914,10 @@ int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
         if (e && !e->deleted && !e->writing && e->info.expires_ms < now_ms) {
             log_info("intake", "tus.expired", "id=%s offset=%lld complete=%d", e->id,
                      (long long)e->info.offset, e->info.file_id > 0);
+            remove_files(t, e);
+            (*removed)++;
+        } else if (e && e->deleted && stale_info(t, e, now_ms)) {
+            log_info("intake", "tus.expired", "id=%s damaged=1", e->id);
             remove_files(t, e);
             (*removed)++;
         }
@@ -1051,13 +1076,12 @@ struct tus *tus_new(const struct tus_opts *o, struct err *err)
     t->data_dir = xstrdup(o->data_dir);
     t->o.data_dir = t->data_dir;
     t->dir = xasprintf("%s/" TUS_DIR, o->data_dir);
-    t->spool_dir = xasprintf("%s/spool", o->data_dir);
     pthread_mutex_init(&t->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (fs_mkdir_p(t->dir, 0700, err) || fs_mkdir_p(t->spool_dir, 0700, err) ||
+    if (fs_mkdir_p(t->dir, 0700, err) ||
         load_node(t, err)) {
         tus_free(t);
         return NULL;
@@ -1085,7 +1109,6 @@ void tus_free(struct tus *t)
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     free(t->dir);
-    free(t->spool_dir);
     free(t->data_dir);
     free(t);
 }
