@@ -395,18 +395,27 @@ def new_server():
     return Server("--workers", "0") if RECEIVE_ONLY else Server()
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of process pid so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one(kind, files, sums):
     srv = new_server()
     try:
+        cpu0 = cpu_s(srv.proc.pid)
         if kind == "multipart":
             c, uid, rec, proc, _ = multipart_run(srv.port, files)
         else:
             c, uid, rec, proc, _ = tus_run(srv.port, files)
+        cpu = cpu_s(srv.proc.pid) - cpu0   # serve only (workers are processes of their own)
         chk = check(c, uid, files, sums, os.path.join(srv.dir, "shoebox.db"))
     finally:
         srv.stop()
     return {"received_s": round(rec, 3), "processed_s": None if RECEIVE_ONLY else round(proc, 3),
-            "check": chk}
+            "serve_cpu_s": round(cpu, 2), "check": chk}
 
 
 def drops_run(files, sums, total):
@@ -462,8 +471,11 @@ def main():
                   f"processed {rnd['multipart']['processed_s']} s; tus received "
                   f"{rnd['tus']['received_s']} s processed {rnd['tus']['processed_s']} s "
                   f"(load {rnd['loadavg']}): tus / multipart received "
-                  f"{rnd['tus_vs_multipart_received']}", flush=True)
-        med = {k: {m: median([x[k][m] for x in res["rounds"]]) for m in ("received_s", "processed_s")}
+                  f"{rnd['tus_vs_multipart_received']}; serve CPU multipart "
+                  f"{rnd['multipart']['serve_cpu_s']} s, tus {rnd['tus']['serve_cpu_s']} s",
+                  flush=True)
+        med = {k: {m: median([x[k][m] for x in res["rounds"]])
+                   for m in ("received_s", "processed_s", "serve_cpu_s")}
                for k in ("multipart", "tus")}
         res["median"] = med
         res["tus_vs_multipart_received"] = round(med["tus"]["received_s"] / med["multipart"]["received_s"], 3)
@@ -486,7 +498,8 @@ def main():
     print(f"\n== bench/tus ({len(files)} files, {total / 1e6:.1f} MB, {res['cores']} cores, "
           f"median of {ROUNDS} rounds, load {res['loadavg_start']} -> {res['loadavg_end']}) ==")
     for k in ("multipart", "tus"):
-        print(f"{k:9}: all received {med[k]['received_s']} s, all processed {med[k]['processed_s']} s")
+        print(f"{k:9}: all received {med[k]['received_s']} s, all processed {med[k]['processed_s']} s, "
+              f"serve CPU {med[k]['serve_cpu_s']} s")
     print(f"tus / multipart: received {res['tus_vs_multipart_received']} "
           f"({'within' if res['within_goal_received'] else 'OUTSIDE'} the 10 % goal; median of "
           f"the rounds' own ratios {res['tus_vs_multipart_received_paired']}), processed "

@@ -25,6 +25,8 @@
 
 #define TUS_DIR "tus"
 #define INFO_MAX 4096
+/* A Shoebox upload with no bytes counted for this long leaves the pending list. */
+#define PENDING_IDLE_MS 10000
 
 struct entry {
     struct entry *next;
@@ -42,6 +44,13 @@ struct entry {
     bool wr_checksum;         /* the writer's bytes count only once verified */
 };
 
+/* Received bytes of one Shoebox upload not yet counted in the store. */
+struct pending {
+    struct pending *next;
+    int64_t upload_id, bytes;
+    int64_t last_ms;          /* monotonic: the last count written */
+};
+
 struct tus {
     struct tus_opts o;
     char *data_dir, *dir;
@@ -52,6 +61,7 @@ struct tus {
     bool sweeper_started;
     pthread_cond_t cv;
     bool stop;
+    struct pending *pending;  /* under mu; written by count_bytes and the sweeper */
 };
 
 struct tus_write {
@@ -729,21 +739,110 @@ out:
     return w->status;
 }
 
-static void add_bytes(struct tus_write *w)
+/* Adds n to the upload's bytes_received. Progress is advisory: a failed update
+ * is kept for the next one. */
+static void store_bytes(struct tus *t, int64_t upload_id, int64_t n)
 {
-    struct store *st = w->t->o.store;
+    struct store *st = t->o.store;
     struct err err = {0};
 
+    if (st->ops->upload_add_bytes(st, upload_id, n, time_now_ms(), &err) == 0)
+        return;
+    log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)upload_id,
+             LOG_Q(err.msg));
+    pthread_mutex_lock(&t->mu);
+    for (struct pending *p = t->pending; p; p = p->next)
+        if (p->upload_id == upload_id) {
+            p->bytes += n;
+            break;
+        }
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Counts n received bytes of the upload: written to the store at once when its
+ * last count is INGEST_REPORT_MS old, else gathered and written by the sweeper
+ * thread within INGEST_REPORT_MS (as a multipart request counts its bytes: at
+ * most one store commit per INGEST_REPORT_MS, not one per file). */
+static void count_bytes(struct tus *t, int64_t upload_id, int64_t n)
+{
+    int64_t now = time_mono_ms(), due = 0;
+    struct pending *p;
+
+    pthread_mutex_lock(&t->mu);
+    for (p = t->pending; p; p = p->next)
+        if (p->upload_id == upload_id)
+            break;
+    if (!p) {
+        p = xcalloc(1, sizeof(*p));
+        p->upload_id = upload_id;
+        p->last_ms = now - INGEST_REPORT_MS;
+        p->next = t->pending;
+        t->pending = p;
+    }
+    p->bytes += n;
+    if (now - p->last_ms >= INGEST_REPORT_MS) {
+        due = p->bytes;
+        p->bytes = 0;
+        p->last_ms = now;
+    } else {
+        pthread_cond_signal(&t->cv); /* the sweeper writes it when due */
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (due > 0)
+        store_bytes(t, upload_id, due);
+}
+
+/* Under t->mu: takes the first count due by now (all with `all`) out of the
+ * pending list into *id, *n; forgets uploads idle for PENDING_IDLE_MS. false
+ * when none is due; *wait_ms is then how long until the next one is. */
+static bool take_due(struct tus *t, int64_t now, bool all, int64_t *id, int64_t *n,
+                     int64_t *wait_ms)
+{
+    *wait_ms = -1;
+    for (struct pending **pp = &t->pending; *pp;) {
+        struct pending *p = *pp;
+        int64_t left = p->last_ms + INGEST_REPORT_MS - now;
+        if (p->bytes > 0 && (all || left <= 0)) {
+            *id = p->upload_id;
+            *n = p->bytes;
+            p->bytes = 0;
+            p->last_ms = now;
+            return true;
+        }
+        if (p->bytes == 0 && now - p->last_ms > PENDING_IDLE_MS) {
+            *pp = p->next;
+            free(p);
+            continue;
+        }
+        if (p->bytes > 0 && (*wait_ms < 0 || left < *wait_ms))
+            *wait_ms = left;
+        pp = &p->next;
+    }
+    return false;
+}
+
+/* Under t->mu (dropped around the store calls): writes the counts that are due
+ * (every one with `all`). Returns how long until the next one is due, or -1. */
+static int64_t flush_bytes(struct tus *t, bool all)
+{
+    int64_t id, n, wait_ms;
+
+    while (take_due(t, time_mono_ms(), all, &id, &n, &wait_ms)) {
+        pthread_mutex_unlock(&t->mu);
+        store_bytes(t, id, n);
+        pthread_mutex_lock(&t->mu);
+    }
+    return wait_ms;
+}
+
+static void add_bytes(struct tus_write *w)
+{
     int64_t n = w->bytes - w->reported;
 
     if (n <= 0)
         return;
-    /* Progress is advisory: a failed update is retried with the next one. */
-    if (st->ops->upload_add_bytes(st, w->upload_id, n, time_now_ms(), &err))
-        log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)w->upload_id,
-                 LOG_Q(err.msg));
-    else
-        w->reported += n;
+    count_bytes(w->t, w->upload_id, n);
+    w->reported += n;
 }
 
 static void free_write(struct tus_write *w)
@@ -961,6 +1060,7 @@ int tus_upload_refs(const char *data_dir, int64_t now_ms, int64_t **ids, size_t 
     return 0;
 }
 
+/* Sweeps every sweep period, and writes gathered byte counts when due. */
 static void *sweeper(void *arg)
 {
     struct tus *t = arg;
@@ -970,17 +1070,25 @@ static void *sweeper(void *arg)
         period = t->o.expire_ms / 2 < 60000 ? t->o.expire_ms / 2 : 60000;
     if (period < 200)
         period = 200;
+    int64_t next_sweep = time_mono_ms() + period;
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
-        struct timespec ts = time_after_ms(CLOCK_MONOTONIC, period);
-        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-        if (t->stop)
-            break;
+        int64_t wait = flush_bytes(t, false), until_sweep = next_sweep - time_mono_ms();
+        if (wait < 0 || wait > until_sweep)
+            wait = until_sweep;
+        if (wait > 0) {
+            struct timespec ts = time_after_ms(CLOCK_MONOTONIC, wait);
+            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+        }
+        if (t->stop || time_mono_ms() < next_sweep)
+            continue;
         pthread_mutex_unlock(&t->mu);
         int removed = 0;
         tus_sweep(t, time_now_ms(), &removed);
+        next_sweep = time_mono_ms() + period;
         pthread_mutex_lock(&t->mu);
     }
+    flush_bytes(t, true);
     pthread_mutex_unlock(&t->mu);
     return NULL;
 }
@@ -1106,6 +1214,14 @@ void tus_free(struct tus *t)
         pthread_mutex_unlock(&t->mu);
         pthread_join(t->sweeper, NULL);
     }
+    pthread_mutex_lock(&t->mu);
+    flush_bytes(t, true);
+    while (t->pending) {
+        struct pending *p = t->pending;
+        t->pending = p->next;
+        free(p);
+    }
+    pthread_mutex_unlock(&t->mu);
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     free(t->dir);

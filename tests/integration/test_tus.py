@@ -567,6 +567,31 @@ class TestDurability(unittest.TestCase):
         self.assertEqual(self.photo_sha(u["files"][0]), hashlib.sha256(data).hexdigest())
 
 
+    def test_bytes_received_counts_every_byte_through_a_stop(self):
+        """Byte counts are written at most every 250 ms per upload (gathered between,
+        written by the sweeper thread): files sent back to back are all counted,
+        and what was gathered is written when the server stops (SIGTERM)."""
+        r = self.t.c.json("POST", "/api/uploads", {"expected": 4})
+        self.assertEqual(r.status, 201, r.text)
+        uid = r.json()["upload_id"]
+        total = 0
+        for i in range(4):
+            data = self.images.jpeg(20 + i, 300, 200)
+            url = self.t.create_url(len(data), metadata=meta(filename=f"b{i}.jpg", upload=uid))
+            self.assertEqual(self.t.patch(url, 0, data).status, 204)
+            total += len(data)
+
+        def received():
+            r = self.t.c.get(f"/photos/upload-progress/?upload={uid}",
+                             headers={"Accept": "application/json"})
+            return r.json()["bytes_received"]
+        self.assertLessEqual(received(), total)
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        self.t = Tus(self.server)
+        self.assertEqual(received(), total)
+
+
 class TestExpiry(unittest.TestCase):
     def test_expired_partial_upload_is_removed(self):
         server = harness.Server(users={USER: PASSWORD}, args=["--tus-expire", "1"])
