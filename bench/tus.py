@@ -37,6 +37,7 @@ import hashlib
 import http.client
 import json
 import os
+import resource
 import shutil
 import socket
 import sqlite3
@@ -406,16 +407,19 @@ def one(kind, files, sums):
     srv = new_server()
     try:
         cpu0 = cpu_s(srv.proc.pid)
+        me0 = resource.getrusage(resource.RUSAGE_SELF)
         if kind == "multipart":
             c, uid, rec, proc, _ = multipart_run(srv.port, files)
         else:
             c, uid, rec, proc, _ = tus_run(srv.port, files)
         cpu = cpu_s(srv.proc.pid) - cpu0   # serve only (workers are processes of their own)
+        me1 = resource.getrusage(resource.RUSAGE_SELF)   # this client (with the polling)
+        client = me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime
         chk = check(c, uid, files, sums, os.path.join(srv.dir, "shoebox.db"))
     finally:
         srv.stop()
     return {"received_s": round(rec, 3), "processed_s": None if RECEIVE_ONLY else round(proc, 3),
-            "serve_cpu_s": round(cpu, 2), "check": chk}
+            "serve_cpu_s": round(cpu, 2), "client_cpu_s": round(client, 2), "check": chk}
 
 
 def drops_run(files, sums, total):
@@ -472,10 +476,12 @@ def main():
                   f"{rnd['tus']['received_s']} s processed {rnd['tus']['processed_s']} s "
                   f"(load {rnd['loadavg']}): tus / multipart received "
                   f"{rnd['tus_vs_multipart_received']}; serve CPU multipart "
-                  f"{rnd['multipart']['serve_cpu_s']} s, tus {rnd['tus']['serve_cpu_s']} s",
+                  f"{rnd['multipart']['serve_cpu_s']} s, tus {rnd['tus']['serve_cpu_s']} s; client "
+                  f"CPU multipart {rnd['multipart']['client_cpu_s']} s, tus "
+                  f"{rnd['tus']['client_cpu_s']} s",
                   flush=True)
         med = {k: {m: median([x[k][m] for x in res["rounds"]])
-                   for m in ("received_s", "processed_s", "serve_cpu_s")}
+                   for m in ("received_s", "processed_s", "serve_cpu_s", "client_cpu_s")}
                for k in ("multipart", "tus")}
         res["median"] = med
         res["tus_vs_multipart_received"] = round(med["tus"]["received_s"] / med["multipart"]["received_s"], 3)
@@ -499,7 +505,7 @@ def main():
           f"median of {ROUNDS} rounds, load {res['loadavg_start']} -> {res['loadavg_end']}) ==")
     for k in ("multipart", "tus"):
         print(f"{k:9}: all received {med[k]['received_s']} s, all processed {med[k]['processed_s']} s, "
-              f"serve CPU {med[k]['serve_cpu_s']} s")
+              f"serve CPU {med[k]['serve_cpu_s']} s, client CPU {med[k]['client_cpu_s']} s")
     print(f"tus / multipart: received {res['tus_vs_multipart_received']} "
           f"({'within' if res['within_goal_received'] else 'OUTSIDE'} the 10 % goal; median of "
           f"the rounds' own ratios {res['tus_vs_multipart_received_paired']}), processed "
