@@ -30,6 +30,11 @@ gaussnoise` (one image, distinct bytes appended after the end marker) in a temp 
 BENCH_TUS_WITH_CREATION=1 sends each file's bytes in its creation POST (one request a
 file; a break there starts the file over). BENCH_KEEPALIVE (1) keeps one connection per
 client thread for both doors, as browsers and tus-js-client do (0: one per request). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
+BENCH_RECEIVE_ONLY=1: `serve --workers 0`, no wait for processing (the rows' sha256 are
+checked in the database): the receive path alone, without the server's workers decoding
+the first photos on the same cores while the rest arrive. BENCH_DROPS=0 leaves out part 2.
+Every run reports serve's CPU seconds (/proc/PID/stat) and this client's, and every round
+its own tus / multipart ratio (the median of those is printed too).
 Writes build/bench/tus.json.
 """
 import base64

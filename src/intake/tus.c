@@ -1076,7 +1076,8 @@ static void *sweeper(void *arg)
         int64_t wait = flush_bytes(t, false), until_sweep = next_sweep - time_mono_ms();
         if (wait < 0 || wait > until_sweep)
             wait = until_sweep;
-        if (wait > 0) {
+        /* flush_bytes drops mu around the store: a stop signalled then is seen here */
+        if (wait > 0 && !t->stop) {
             struct timespec ts = time_after_ms(CLOCK_MONOTONIC, wait);
             pthread_cond_timedwait(&t->cv, &t->mu, &ts);
         }
