@@ -25,7 +25,9 @@
 
 #define TUS_DIR "tus"
 #define INFO_MAX 4096
-/* A Shoebox upload with no bytes counted for this long leaves the pending list. */
+/* A Shoebox upload with no bytes counted for this long leaves the pending list:
+ * far above INGEST_REPORT_MS, so an upload still sending keeps its entry (and its
+ * last count time), and the list holds only the uploads of the last seconds. */
 #define PENDING_IDLE_MS 10000
 
 struct entry {
@@ -230,8 +232,7 @@ static int load_info(struct tus *t, struct entry *e)
      * No such upload: the client sends the file again, recorded once. */
     path_of(t, e->id, ".bin", path, sizeof(path));
     if (e->info.file_id == 0 && access(path, F_OK) < 0 && errno == ENOENT) {
-        log_warn("intake", "tus.bytes_gone", "id=%s offset=%lld", e->id,
-                 (long long)e->info.offset);
+        log_warn("intake", "tus.bytes_gone", "id=%s offset=%lld", e->id, (long long)e->info.offset);
         return -1;
     }
     return 0;
@@ -748,8 +749,7 @@ static void store_bytes(struct tus *t, int64_t upload_id, int64_t n)
 
     if (st->ops->upload_add_bytes(st, upload_id, n, time_now_ms(), &err) == 0)
         return;
-    log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)upload_id,
-             LOG_Q(err.msg));
+    log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)upload_id, LOG_Q(err.msg));
     pthread_mutex_lock(&t->mu);
     for (struct pending *p = t->pending; p; p = p->next)
         if (p->upload_id == upload_id) {
@@ -996,8 +996,7 @@ static bool stale_info(const struct tus *t, const struct entry *e, int64_t now_m
     struct stat sb;
 
     path_of(t, e->id, ".info", path, sizeof(path));
-    return stat(path, &sb) == 0 &&
-           (int64_t)sb.st_mtime * 1000 + t->o.expire_ms < now_ms;
+    return stat(path, &sb) == 0 && (int64_t)sb.st_mtime * 1000 + t->o.expire_ms < now_ms;
 }
 
 int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
@@ -1190,8 +1189,7 @@ struct tus *tus_new(const struct tus_opts *o, struct err *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (fs_mkdir_p(t->dir, 0700, err) ||
-        load_node(t, err)) {
+    if (fs_mkdir_p(t->dir, 0700, err) || load_node(t, err)) {
         tus_free(t);
         return NULL;
     }
