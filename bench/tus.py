@@ -30,6 +30,11 @@ gaussnoise` (one image, distinct bytes appended after the end marker) in a temp 
 BENCH_TUS_WITH_CREATION=1 sends each file's bytes in its creation POST (one request a
 file; a break there starts the file over). BENCH_KEEPALIVE (1) keeps one connection per
 client thread for both doors, as browsers and tus-js-client do (0: one per request). BENCH_RESUME_DELAY (0) waits that many seconds after a break before the HEAD.
+BENCH_RECEIVE_ONLY=1: `serve --workers 0`, no wait for processing (the rows' sha256 are
+checked in the database): the receive path alone, without the server's workers decoding
+the first photos on the same cores while the rest arrive. BENCH_DROPS=0 leaves out part 2.
+Every run reports serve's CPU seconds (/proc/PID/stat) and this client's, and every round
+its own tus / multipart ratio (the median of those is printed too).
 Writes build/bench/tus.json.
 """
 import base64
@@ -37,8 +42,10 @@ import hashlib
 import http.client
 import json
 import os
+import resource
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,6 +71,10 @@ DROP = int(float(os.environ.get("BENCH_DROP_MB", "2")) * 1024 * 1024)
 WITH_CREATION = os.environ.get("BENCH_TUS_WITH_CREATION", "") == "1"   # body in the POST
 RESUME_DELAY = float(os.environ.get("BENCH_RESUME_DELAY", "0"))   # s before the HEAD
 KEEPALIVE = os.environ.get("BENCH_KEEPALIVE", "1") == "1"   # a connection per client thread
+# --workers 0 and no wait for processing: the receive path alone, without the server's own
+# workers decoding the first files on the same cores while the rest arrive
+RECEIVE_ONLY = os.environ.get("BENCH_RECEIVE_ONLY", "") == "1"
+DROPS = os.environ.get("BENCH_DROPS", "1") == "1"   # 0: no run through the dropping proxy
 PARALLEL = 3
 PER_REQUEST = 10
 REQ_BYTES = 8 * 1024 * 1024
@@ -219,6 +230,8 @@ def sha256_file(path):
 
 
 def wait_processed(c, uid, timeout=900):
+    if RECEIVE_ONLY:
+        return None
     deadline = time.time() + timeout
     while time.time() < deadline:
         p = c.get(f"/photos/upload-progress/?upload={uid}",
@@ -229,10 +242,19 @@ def wait_processed(c, uid, timeout=900):
     raise RuntimeError(f"upload {uid} not processed in {timeout} s")
 
 
-def check(c, uid, files, sums):
-    """N files, 0 failed, the photos' sha256 = the files' sha256."""
+def check(c, uid, files, sums, db=None):
+    """N files, 0 failed, the photos' sha256 = the files' sha256 (receive-only: the
+    files' rows' sha256, read from the server's SQLite database `db`)."""
     u = c.json("GET", f"/api/uploads/{uid}").json()
     fl = u.get("files") or []
+    if RECEIVE_ONLY:
+        with sqlite3.connect(db) as con:
+            stored = sorted(r[0] for r in con.execute(
+                "SELECT sha256 FROM upload_files WHERE upload_id = ?", (uid,)))
+        return {"files_listed": len(fl), "failed": u.get("failed"),
+                "states": sorted({f["state"] for f in fl}),
+                "sha256_match": stored == sorted(sums),
+                "ok": len(fl) == len(files) and u.get("failed") == 0 and stored == sorted(sums)}
     photos = c.json("GET", f"/api/photos?upload={uid}&limit={len(files) + 10}").json()
     items = photos if isinstance(photos, list) else (photos.get("photos") or photos.get("items") or [])
     stored = sorted(p["sha256"] for p in items)
@@ -375,35 +397,55 @@ def tus_run(port, files, via=None):
     return c, uid, received, processed, tc.resumes
 
 
+def new_server():
+    return Server("--workers", "0") if RECEIVE_ONLY else Server()
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of process pid so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one(kind, files, sums):
-    srv = Server()
+    srv = new_server()
     try:
+        cpu0 = cpu_s(srv.proc.pid)
+        me0 = resource.getrusage(resource.RUSAGE_SELF)
         if kind == "multipart":
             c, uid, rec, proc, _ = multipart_run(srv.port, files)
         else:
             c, uid, rec, proc, _ = tus_run(srv.port, files)
-        chk = check(c, uid, files, sums)
+        cpu = cpu_s(srv.proc.pid) - cpu0   # serve only (workers are processes of their own)
+        me1 = resource.getrusage(resource.RUSAGE_SELF)   # this client (with the polling)
+        client = me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime
+        chk = check(c, uid, files, sums, os.path.join(srv.dir, "shoebox.db"))
     finally:
         srv.stop()
-    return {"received_s": round(rec, 3), "processed_s": round(proc, 3), "check": chk}
+    return {"received_s": round(rec, 3), "processed_s": None if RECEIVE_ONLY else round(proc, 3),
+            "serve_cpu_s": round(cpu, 2), "client_cpu_s": round(client, 2), "check": chk}
 
 
 def drops_run(files, sums, total):
-    srv = Server()
+    srv = new_server()
     proxy = Proxy(srv.port, DROP)
     try:
         c, uid, rec, proc, resumes = tus_run(srv.port, files, via=proxy.port)
-        chk = check(c, uid, files, sums)
+        chk = check(c, uid, files, sums, os.path.join(srv.dir, "shoebox.db"))
     finally:
         proxy.close()
         srv.stop()
     return {"drop_every_mb": DROP / 1048576, "resume_delay_s": RESUME_DELAY, "cuts": proxy.cuts, "resumes": resumes,
             "bytes_sent": proxy.up, "file_bytes": total,
             "overhead_pct": round(100.0 * (proxy.up - total) / total, 2),
-            "received_s": round(rec, 3), "processed_s": round(proc, 3), "check": chk}
+            "received_s": round(rec, 3), "processed_s": None if RECEIVE_ONLY else round(proc, 3),
+            "check": chk}
 
 
 def median(xs):
+    if None in xs:
+        return None
     xs = sorted(xs)
     m = len(xs) // 2
     return xs[m] if len(xs) % 2 else round((xs[m - 1] + xs[m]) / 2, 3)
@@ -431,38 +473,53 @@ def main():
             order = ("multipart", "tus") if r % 2 == 0 else ("tus", "multipart")
             rnd = {k: one(k, files, sums) for k in order}
             rnd["loadavg"] = loadavg()
+            rnd["tus_vs_multipart_received"] = round(rnd["tus"]["received_s"] /
+                                                     rnd["multipart"]["received_s"], 3)
             res["rounds"].append(rnd)
             print(f"round {r + 1}/{ROUNDS}: multipart received {rnd['multipart']['received_s']} s "
                   f"processed {rnd['multipart']['processed_s']} s; tus received "
                   f"{rnd['tus']['received_s']} s processed {rnd['tus']['processed_s']} s "
-                  f"(load {rnd['loadavg']})", flush=True)
-        med = {k: {m: median([x[k][m] for x in res["rounds"]]) for m in ("received_s", "processed_s")}
+                  f"(load {rnd['loadavg']}): tus / multipart received "
+                  f"{rnd['tus_vs_multipart_received']}; serve CPU multipart "
+                  f"{rnd['multipart']['serve_cpu_s']} s, tus {rnd['tus']['serve_cpu_s']} s; client "
+                  f"CPU multipart {rnd['multipart']['client_cpu_s']} s, tus "
+                  f"{rnd['tus']['client_cpu_s']} s",
+                  flush=True)
+        med = {k: {m: median([x[k][m] for x in res["rounds"]])
+                   for m in ("received_s", "processed_s", "serve_cpu_s", "client_cpu_s")}
                for k in ("multipart", "tus")}
         res["median"] = med
         res["tus_vs_multipart_received"] = round(med["tus"]["received_s"] / med["multipart"]["received_s"], 3)
-        res["tus_vs_multipart_processed"] = round(med["tus"]["processed_s"] / med["multipart"]["processed_s"], 3)
+        res["tus_vs_multipart_received_paired"] = median([x["tus_vs_multipart_received"]
+                                                          for x in res["rounds"]])
+        res["tus_vs_multipart_processed"] = (None if RECEIVE_ONLY else round(
+            med["tus"]["processed_s"] / med["multipart"]["processed_s"], 3))
         res["within_goal_received"] = res["tus_vs_multipart_received"] <= 1 + GOAL
-        res["within_goal_processed"] = res["tus_vs_multipart_processed"] <= 1 + GOAL
+        res["within_goal_processed"] = (None if RECEIVE_ONLY else
+                                        res["tus_vs_multipart_processed"] <= 1 + GOAL)
         res["all_checks_ok"] = all(x[k]["check"]["ok"] for x in res["rounds"] for k in ("multipart", "tus"))
-        res["drops"] = drops_run(files, sums, total)
+        res["drops"] = drops_run(files, sums, total) if DROPS else None
         res["loadavg_end"] = loadavg()
     finally:
         if generated:
             shutil.rmtree(folder, ignore_errors=True)
     with open(os.path.join(OUT, "tus.json"), "w") as f:
         json.dump(res, f, indent=2)
-    d = res["drops"]
+    d = res["drops"] or {"check": {"ok": True}}
     print(f"\n== bench/tus ({len(files)} files, {total / 1e6:.1f} MB, {res['cores']} cores, "
           f"median of {ROUNDS} rounds, load {res['loadavg_start']} -> {res['loadavg_end']}) ==")
     for k in ("multipart", "tus"):
-        print(f"{k:9}: all received {med[k]['received_s']} s, all processed {med[k]['processed_s']} s")
+        print(f"{k:9}: all received {med[k]['received_s']} s, all processed {med[k]['processed_s']} s, "
+              f"serve CPU {med[k]['serve_cpu_s']} s, client CPU {med[k]['client_cpu_s']} s")
     print(f"tus / multipart: received {res['tus_vs_multipart_received']} "
-          f"({'within' if res['within_goal_received'] else 'OUTSIDE'} the 10 % goal), processed "
+          f"({'within' if res['within_goal_received'] else 'OUTSIDE'} the 10 % goal; median of "
+          f"the rounds' own ratios {res['tus_vs_multipart_received_paired']}), processed "
           f"{res['tus_vs_multipart_processed']} "
-          f"({'within' if res['within_goal_processed'] else 'OUTSIDE'})")
-    print(f"drops every {d['drop_every_mb']} MB: {d['cuts']} cuts, {d['resumes']} resumes, "
-          f"{d['bytes_sent']} bytes sent for {d['file_bytes']} file bytes "
-          f"(overhead {d['overhead_pct']} %), check {d['check']}")
+          f"({'-' if RECEIVE_ONLY else 'within' if res['within_goal_processed'] else 'OUTSIDE'})")
+    if res["drops"]:
+        print(f"drops every {d['drop_every_mb']} MB: {d['cuts']} cuts, {d['resumes']} resumes, "
+              f"{d['bytes_sent']} bytes sent for {d['file_bytes']} file bytes "
+              f"(overhead {d['overhead_pct']} %), check {d['check']}")
     print(f"checks (N files, 0 failed, sha256): {'ok' if res['all_checks_ok'] and d['check']['ok'] else 'FAILED'}")
     return 0 if res["all_checks_ok"] and d["check"]["ok"] else 1
 

@@ -25,6 +25,10 @@
 
 #define TUS_DIR "tus"
 #define INFO_MAX 4096
+/* A Shoebox upload with no bytes counted for this long leaves the pending list:
+ * far above INGEST_REPORT_MS, so an upload still sending keeps its entry (and its
+ * last count time), and the list holds only the uploads of the last seconds. */
+#define PENDING_IDLE_MS 10000
 
 struct entry {
     struct entry *next;
@@ -42,9 +46,16 @@ struct entry {
     bool wr_checksum;         /* the writer's bytes count only once verified */
 };
 
+/* Received bytes of one Shoebox upload not yet counted in the store. */
+struct pending {
+    struct pending *next;
+    int64_t upload_id, bytes;
+    int64_t last_ms;          /* monotonic: the last count written */
+};
+
 struct tus {
     struct tus_opts o;
-    char *data_dir, *dir, *spool_dir;
+    char *data_dir, *dir;
     char node[TUS_NODE_LEN + 1]; /* the prefix of the ids this node makes */
     pthread_mutex_t mu;
     struct entry *entries;
@@ -52,6 +63,7 @@ struct tus {
     bool sweeper_started;
     pthread_cond_t cv;
     bool stop;
+    struct pending *pending;  /* under mu; written by count_bytes and the sweeper */
 };
 
 struct tus_write {
@@ -213,7 +225,17 @@ static int load_info(struct tus *t, struct entry *e)
         else if (!strcmp(line, "type"))
             get_hex(val, e->info.type, sizeof(e->info.type));
     }
-    return fields == 6 ? 0 : -1;
+    if (fields != 6)
+        return -1;
+    /* Not complete and no bytes: completion's info (written without waiting
+     * for the disk, after the recording removed <id>.bin) was lost in a crash.
+     * No such upload: the client sends the file again, recorded once. */
+    path_of(t, e->id, ".bin", path, sizeof(path));
+    if (e->info.file_id == 0 && access(path, F_OK) < 0 && errno == ENOENT) {
+        log_warn("intake", "tus.bytes_gone", "id=%s offset=%lld", e->id, (long long)e->info.offset);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------- entries */
@@ -349,12 +371,18 @@ static enum tus_result check_upload(struct tus *t, struct entry *e, struct err *
     return TUS_GONE;
 }
 
-/* offset == length: into the spool and the store (ingest_adopt); its upload
- * was checked (check_upload). */
+/* offset == length: into the blob store and the store (ingest_adopt, straight
+ * from <id>.bin, whose bytes commit_complete made durable; the hand-off makes
+ * the blob durable); its upload was checked (check_upload). The info that
+ * says "file N" is then written without waiting for the disk: the file is
+ * acknowledged by its row and its blob, which are durable; a crash that loses
+ * the info leaves the old offset with <id>.bin gone, which load_info takes as
+ * no upload (404: the client sends the file again, recorded once by
+ * upload_add_file), or an older offset with the bytes still there. */
 static int complete(struct tus *t, struct entry *e, struct err *err)
 {
     struct store *st = t->o.store;
-    char bin[4096], rel[128], abs[4096], sha[SHA256_HEX_LEN + 1];
+    char bin[4096], rel[128], sha[SHA256_HEX_LEN + 1];
     struct ingest *ing;
     int64_t file_id = 0;
     int rc;
@@ -362,15 +390,7 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
     if (e->info.file_id > 0)
         return 0;
     path_of(t, e->id, ".bin", bin, sizeof(bin));
-    snprintf(rel, sizeof(rel), "spool/%lld-tus-%s", (long long)e->info.upload_id, e->id);
-    snprintf(abs, sizeof(abs), "%s/%s", t->data_dir, rel);
-    if (fs_mkdir_p(t->spool_dir, 0700, err))
-        return -1;
-    if (link(bin, abs) < 0 && errno != EEXIST)
-        return err_set(err, ERR_TRANSIENT, "receive", "cannot move the file to the spool: %s",
-                       strerror(errno));
-    if (fs_fsync_dir(t->spool_dir, err))
-        return -1;
+    snprintf(rel, sizeof(rel), TUS_DIR "/%s.bin", e->id);
     struct ingest_opts io = {.store = st, .blobs = t->o.blobs, .data_dir = t->data_dir,
                              .upload_id = e->info.upload_id, .user_id = e->info.user_id,
                              .max_file_size = t->o.max_file_size};
@@ -388,7 +408,7 @@ static int complete(struct tus *t, struct entry *e, struct err *err)
     if (rc)
         return -1;
     e->info.file_id = file_id;
-    if (save_info(t, e, err))
+    if (save_info_as(t, e, false, err))
         return -1;
     if (e->fd >= 0)
         close(e->fd);
@@ -720,21 +740,109 @@ out:
     return w->status;
 }
 
-static void add_bytes(struct tus_write *w)
+/* Adds n to the upload's bytes_received. Progress is advisory: a failed update
+ * is kept for the next one. */
+static void store_bytes(struct tus *t, int64_t upload_id, int64_t n)
 {
-    struct store *st = w->t->o.store;
+    struct store *st = t->o.store;
     struct err err = {0};
 
+    if (st->ops->upload_add_bytes(st, upload_id, n, time_now_ms(), &err) == 0)
+        return;
+    log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)upload_id, LOG_Q(err.msg));
+    pthread_mutex_lock(&t->mu);
+    for (struct pending *p = t->pending; p; p = p->next)
+        if (p->upload_id == upload_id) {
+            p->bytes += n;
+            break;
+        }
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Counts n received bytes of the upload: written to the store at once when its
+ * last count is INGEST_REPORT_MS old, else gathered and written by the sweeper
+ * thread within INGEST_REPORT_MS (as a multipart request counts its bytes: at
+ * most one store commit per INGEST_REPORT_MS, not one per file). */
+static void count_bytes(struct tus *t, int64_t upload_id, int64_t n)
+{
+    int64_t now = time_mono_ms(), due = 0;
+    struct pending *p;
+
+    pthread_mutex_lock(&t->mu);
+    for (p = t->pending; p; p = p->next)
+        if (p->upload_id == upload_id)
+            break;
+    if (!p) {
+        p = xcalloc(1, sizeof(*p));
+        p->upload_id = upload_id;
+        p->last_ms = now - INGEST_REPORT_MS;
+        p->next = t->pending;
+        t->pending = p;
+    }
+    p->bytes += n;
+    if (now - p->last_ms >= INGEST_REPORT_MS) {
+        due = p->bytes;
+        p->bytes = 0;
+        p->last_ms = now;
+    } else {
+        pthread_cond_signal(&t->cv); /* the sweeper writes it when due */
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (due > 0)
+        store_bytes(t, upload_id, due);
+}
+
+/* Under t->mu: takes the first count due by now (all with `all`) out of the
+ * pending list into *id, *n; forgets uploads idle for PENDING_IDLE_MS. false
+ * when none is due; *wait_ms is then how long until the next one is. */
+static bool take_due(struct tus *t, int64_t now, bool all, int64_t *id, int64_t *n,
+                     int64_t *wait_ms)
+{
+    *wait_ms = -1;
+    for (struct pending **pp = &t->pending; *pp;) {
+        struct pending *p = *pp;
+        int64_t left = p->last_ms + INGEST_REPORT_MS - now;
+        if (p->bytes > 0 && (all || left <= 0)) {
+            *id = p->upload_id;
+            *n = p->bytes;
+            p->bytes = 0;
+            p->last_ms = now;
+            return true;
+        }
+        if (p->bytes == 0 && now - p->last_ms > PENDING_IDLE_MS) {
+            *pp = p->next;
+            free(p);
+            continue;
+        }
+        if (p->bytes > 0 && (*wait_ms < 0 || left < *wait_ms))
+            *wait_ms = left;
+        pp = &p->next;
+    }
+    return false;
+}
+
+/* Under t->mu (dropped around the store calls): writes the counts that are due
+ * (every one with `all`). Returns how long until the next one is due, or -1. */
+static int64_t flush_bytes(struct tus *t, bool all)
+{
+    int64_t id, n, wait_ms;
+
+    while (take_due(t, time_mono_ms(), all, &id, &n, &wait_ms)) {
+        pthread_mutex_unlock(&t->mu);
+        store_bytes(t, id, n);
+        pthread_mutex_lock(&t->mu);
+    }
+    return wait_ms;
+}
+
+static void add_bytes(struct tus_write *w)
+{
     int64_t n = w->bytes - w->reported;
 
     if (n <= 0)
         return;
-    /* Progress is advisory: a failed update is retried with the next one. */
-    if (st->ops->upload_add_bytes(st, w->upload_id, n, time_now_ms(), &err))
-        log_warn("intake", "upload.bytes", "upload=%lld msg=%s", (long long)w->upload_id,
-                 LOG_Q(err.msg));
-    else
-        w->reported += n;
+    count_bytes(w->t, w->upload_id, n);
+    w->reported += n;
 }
 
 static void free_write(struct tus_write *w)
@@ -880,6 +988,17 @@ static int list_ids(const char *dir, char ***out, size_t *n)
     return 0;
 }
 
+/* An info file that does not load (empty, or its bytes gone: load_info) and
+ * was last written longer than the expiry ago: nothing will ever use it. */
+static bool stale_info(const struct tus *t, const struct entry *e, int64_t now_ms)
+{
+    char path[4096];
+    struct stat sb;
+
+    path_of(t, e->id, ".info", path, sizeof(path));
+    return stat(path, &sb) == 0 && (int64_t)sb.st_mtime * 1000 + t->o.expire_ms < now_ms;
+}
+
 int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
 {
     size_t n = 0;
@@ -893,6 +1012,10 @@ int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
         if (e && !e->deleted && !e->writing && e->info.expires_ms < now_ms) {
             log_info("intake", "tus.expired", "id=%s offset=%lld complete=%d", e->id,
                      (long long)e->info.offset, e->info.file_id > 0);
+            remove_files(t, e);
+            (*removed)++;
+        } else if (e && e->deleted && stale_info(t, e, now_ms)) {
+            log_info("intake", "tus.expired", "id=%s damaged=1", e->id);
             remove_files(t, e);
             (*removed)++;
         }
@@ -936,6 +1059,7 @@ int tus_upload_refs(const char *data_dir, int64_t now_ms, int64_t **ids, size_t 
     return 0;
 }
 
+/* Sweeps every sweep period, and writes gathered byte counts when due. */
 static void *sweeper(void *arg)
 {
     struct tus *t = arg;
@@ -945,17 +1069,26 @@ static void *sweeper(void *arg)
         period = t->o.expire_ms / 2 < 60000 ? t->o.expire_ms / 2 : 60000;
     if (period < 200)
         period = 200;
+    int64_t next_sweep = time_mono_ms() + period;
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
-        struct timespec ts = time_after_ms(CLOCK_MONOTONIC, period);
-        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-        if (t->stop)
-            break;
+        int64_t wait = flush_bytes(t, false), until_sweep = next_sweep - time_mono_ms();
+        if (wait < 0 || wait > until_sweep)
+            wait = until_sweep;
+        /* flush_bytes drops mu around the store: a stop signalled then is seen here */
+        if (wait > 0 && !t->stop) {
+            struct timespec ts = time_after_ms(CLOCK_MONOTONIC, wait);
+            pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+        }
+        if (t->stop || time_mono_ms() < next_sweep)
+            continue;
         pthread_mutex_unlock(&t->mu);
         int removed = 0;
         tus_sweep(t, time_now_ms(), &removed);
+        next_sweep = time_mono_ms() + period;
         pthread_mutex_lock(&t->mu);
     }
+    flush_bytes(t, true);
     pthread_mutex_unlock(&t->mu);
     return NULL;
 }
@@ -1051,14 +1184,12 @@ struct tus *tus_new(const struct tus_opts *o, struct err *err)
     t->data_dir = xstrdup(o->data_dir);
     t->o.data_dir = t->data_dir;
     t->dir = xasprintf("%s/" TUS_DIR, o->data_dir);
-    t->spool_dir = xasprintf("%s/spool", o->data_dir);
     pthread_mutex_init(&t->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&t->cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (fs_mkdir_p(t->dir, 0700, err) || fs_mkdir_p(t->spool_dir, 0700, err) ||
-        load_node(t, err)) {
+    if (fs_mkdir_p(t->dir, 0700, err) || load_node(t, err)) {
         tus_free(t);
         return NULL;
     }
@@ -1082,10 +1213,17 @@ void tus_free(struct tus *t)
         pthread_mutex_unlock(&t->mu);
         pthread_join(t->sweeper, NULL);
     }
+    pthread_mutex_lock(&t->mu);
+    flush_bytes(t, true);
+    while (t->pending) {
+        struct pending *p = t->pending;
+        t->pending = p->next;
+        free(p);
+    }
+    pthread_mutex_unlock(&t->mu);
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
     free(t->dir);
-    free(t->spool_dir);
     free(t->data_dir);
     free(t);
 }

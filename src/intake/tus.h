@@ -15,10 +15,17 @@
  * at its end, and when it breaks off (keeping what arrived), unless it
  * carries Upload-Checksum: then its bytes count only once verified.
  *
- * When offset reaches length the file is complete: it is hard-linked into
- * DATA/spool/ and recorded through ingest_adopt (sniff, record RECEIVED, the
- * batches take it like any other file), then <id>.bin is removed and the
- * info keeps "file <id>" so HEAD still answers until the upload expires.
+ * When offset reaches length the file is complete: <id>.bin is fdatasynced
+ * and recorded through ingest_adopt straight from DATA/tus/ (sniff, the
+ * hand-off into the blob store, record RECEIVED; the batches take it like any
+ * other file), which removes <id>.bin; the info then keeps "file <id>" so HEAD
+ * still answers until the upload expires. That last info is written without
+ * fsync (the row and the blob are what is acknowledged): a crash that loses
+ * it leaves an info without its bytes, which is no upload (404: the client
+ * sends the file again, recorded once), removed by the sweeper once expired.
+ * Received bytes are counted in the store (upload_add_bytes) at most every
+ * INGEST_REPORT_MS per Shoebox upload; the sweeper thread writes what was
+ * gathered in between, and the rest at tus_free().
  *
  * Concurrency: one in-memory entry per upload id (refcounted), its mutex
  * held only around a write or a commit (never across a wait for the

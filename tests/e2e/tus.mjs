@@ -128,7 +128,15 @@ class Session {
     const headers = { ...(opts.headers || {}), Cookie: this.cookieHeader() };
     const method = (opts.method || "GET").toUpperCase();
     if (method !== "GET" && method !== "HEAD" && this.cookies.csrftoken) headers["X-CSRFToken"] = this.cookies.csrftoken;
-    const res = await fetch(this.base + url, { ...opts, headers, redirect: "manual" }).catch((e) => { throw new Error(`${method} ${url}: ${e.message} (${e.cause && (e.cause.code || e.cause.message)})`); });
+    // A GET or HEAD that meets a kept-alive connection the server has closed meanwhile (its
+    // guard closes idle ones; files made between two requests under load take that long) is
+    // sent once more on a new one, as browsers do.
+    const send = () => fetch(this.base + url, { ...opts, headers, redirect: "manual" });
+    const idempotent = method === "GET" || method === "HEAD";
+    const res = await send().catch((e) => {
+      if (idempotent && e.cause && e.cause.code === "UND_ERR_SOCKET") return send();
+      throw e;
+    }).catch((e) => { throw new Error(`${method} ${url}: ${e.message} (${e.cause && (e.cause.code || e.cause.message)})`); });
     for (const sc of res.headers.getSetCookie()) {
       const [kv] = sc.split(";");
       const eqAt = kv.indexOf("=");

@@ -534,6 +534,64 @@ class TestDurability(unittest.TestCase):
     upload_id_of = TusBase.upload_id_of
 
 
+    def test_completion_info_lost_in_a_crash_is_404_then_sent_again_once(self):
+        """Completion writes the info ("file N") without an fsync, after the recording
+        removed <id>.bin: a crash may leave the info of before (here: the creation's,
+        offset 0) with the bytes gone. That is no upload (404, so tus clients create it
+        again), not an offset whose PATCH can never be stored (503 each time), and the
+        file sent again is recorded once."""
+        r = self.t.c.json("POST", "/api/uploads", {"expected": 1})
+        self.assertEqual(r.status, 201, r.text)
+        uid = r.json()["upload_id"]
+        data = self.images.jpeg(8, 400, 300)
+        md = meta(filename="lost.jpg", filetype="image/jpeg", upload=uid)
+        url = self.t.create_url(len(data), metadata=md)
+        info = os.path.join(self.server.data, "tus", url.rsplit("/", 1)[1] + ".info")
+        with open(info, "rb") as f:
+            before = f.read()
+        self.assertIn(b"offset 0\n", before)
+        r = self.t.patch(url, 0, data)
+        self.assertEqual((r.status, r.header("Upload-Offset")), (204, str(len(data))))
+        self.server.kill()
+        self.assertFalse(os.path.exists(info[:-5] + ".bin"), "the bytes left DATA/tus")
+        with open(info, "wb") as f:   # the completion's info write lost
+            f.write(before)
+        self.server.start()
+        self.t = Tus(self.server)
+        self.assertEqual(self.t.head(url).status, 404)
+        url2 = self.t.create_url(len(data), metadata=md)
+        r = self.t.patch(url2, 0, data)
+        self.assertEqual((r.status, r.header("Upload-Offset")), (204, str(len(data))))
+        u = TusBase.wait_done(self, uid)
+        self.assertEqual((u["total"], u["uploaded"]), (1, 1), u)
+        self.assertEqual(self.photo_sha(u["files"][0]), hashlib.sha256(data).hexdigest())
+
+
+    def test_bytes_received_counts_every_byte_through_a_stop(self):
+        """Byte counts are written at most every 250 ms per upload (gathered between,
+        written by the sweeper thread): files sent back to back are all counted,
+        and what was gathered is written when the server stops (SIGTERM)."""
+        r = self.t.c.json("POST", "/api/uploads", {"expected": 4})
+        self.assertEqual(r.status, 201, r.text)
+        uid = r.json()["upload_id"]
+        total = 0
+        for i in range(4):
+            data = self.images.jpeg(20 + i, 300, 200)
+            url = self.t.create_url(len(data), metadata=meta(filename=f"b{i}.jpg", upload=uid))
+            self.assertEqual(self.t.patch(url, 0, data).status, 204)
+            total += len(data)
+
+        def received():
+            r = self.t.c.get(f"/photos/upload-progress/?upload={uid}",
+                             headers={"Accept": "application/json"})
+            return r.json()["bytes_received"]
+        self.assertLessEqual(received(), total)
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+        self.t = Tus(self.server)
+        self.assertEqual(received(), total)
+
+
 class TestExpiry(unittest.TestCase):
     def test_expired_partial_upload_is_removed(self):
         server = harness.Server(users={USER: PASSWORD}, args=["--tus-expire", "1"])
@@ -552,6 +610,29 @@ class TestExpiry(unittest.TestCase):
                                timeout=15, what="expired upload removed")
             self.assertIn(t.head(url).status, (404, 410))
             self.assertIn("tus.expired", server.log())
+        finally:
+            server.cleanup()
+
+    def test_info_that_cannot_load_is_removed_once_expired(self):
+        """An info left by a crash that no longer loads (empty; or not complete with
+        its bytes gone) is removed by the sweeper once older than the expiry."""
+        server = harness.Server(users={USER: PASSWORD}, args=["--tus-expire", "1"])
+        try:
+            server.start()
+            tusdir = os.path.join(server.data, "tus")
+            with open(os.path.join(tusdir, "node")) as f:
+                node = f.read().strip()
+            names = [node + "%024x" % i + ".info" for i in (1, 2)]
+            with open(os.path.join(tusdir, names[0]), "wb"):
+                pass                                        # empty
+            with open(os.path.join(tusdir, names[1]), "w") as f:   # its .bin is gone
+                f.write("tus 1\nlength 10\noffset 0\nupload 1\nuser 1\ncreated 0\n"
+                        "expires %d\nfile 0\nsha %s\n" % (int(time.time() * 1000) + 86400000,
+                                                            "0" * 2 * 112))
+            for n in names:
+                os.utime(os.path.join(tusdir, n), (time.time() - 60, time.time() - 60))
+            harness.wait_until(lambda: not set(names) & set(os.listdir(tusdir)), timeout=15,
+                               what="the infos that cannot load removed")
         finally:
             server.cleanup()
 
