@@ -5,12 +5,18 @@ Two servers (SQLite, `--batch-delay 0`), one with an empty library and one whose
 already has BENCH_LIBRARY (100,000) photos, made as rows directly in the database (no
 images behind them: only the queries are measured). For each, in BENCH_ROUNDS (3)
 interleaved rounds:
-  - the gallery's last page (GET /photos/?page=LAST, 48 tiles a page), median of 20;
-  - the API's last offset (GET /api/photos?limit=50&offset=N-50), median of 20;
+  - the gallery's first and last page (GET /photos/, /photos/?page=LAST, 48 tiles a
+    page), median of 20 each;
+  - the API's first and last offset (GET /api/photos?limit=50, &offset=N-50), median
+    of 20 each;
+  - the API's middle offset (offset=N/2, which still walks half the library's index)
+    and the page after it by its cursor (its `next` link, before=: one range scan),
+    median of 20 each;
   - a 200-photo upload (BENCH_COUNT, 1600x1200 JPEGs made once with Pillow) from the
     request to the last file done (../shared/bench/upload_bench.py), photos/s.
 The goal: the 100,000-photo library within 10 % of the empty one on every figure that
-is not already under a few milliseconds. Writes build/bench/library.json.
+is not already under a few milliseconds. Writes build/bench/library.json
+(BENCH_LIBRARY_UPLOAD=0: the page timings only, no uploads, build/bench/library-pages.json).
 """
 import hashlib
 import http.client
@@ -30,6 +36,7 @@ from ingest import OUT, Server, upload  # noqa: E402
 LIBRARY = int(os.environ.get("BENCH_LIBRARY", "100000"))
 COUNT = int(os.environ.get("BENCH_COUNT", "200"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+UPLOAD = os.environ.get("BENCH_LIBRARY_UPLOAD", "1") != "0"   # 0: the page timings only
 CORPUS = os.environ.get("SHOEBOX_LIBRARY_CORPUS", "/tmp/shoebox-library-corpus")
 PAGE = 48   # GALLERY_PAGE_SIZE
 
@@ -65,6 +72,8 @@ def fill(server, n):
                      time.strftime("%Y-%m-%dT%H:%M:%S", day), f"o/{sha[:2]}/{sha}", now,
                      time.strftime("%Y-%m-%dT%H:%M:%S", day)))
     with db:
+        # the kept count (users.photo_count), as the store's rules keep it
+        db.execute("UPDATE users SET photo_count = photo_count + ? WHERE id = ?", (n, uid))
         db.executemany("INSERT INTO photos (user_id, name, format, size, sha256, width, height, "
                        "taken_at, blob_key, created_at, sort_at) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -109,18 +118,27 @@ def measure(label, n_library, folder):
         if n_library:
             fill(server, n_library)
         conn, cookie = login(server)
+        first_ms, _ = timed_get(conn, cookie, "/photos/")
+        api_first_ms, _ = timed_get(conn, cookie, "/api/photos?limit=50")
         last_page = max(1, -(-n_library // PAGE))
         page_ms, body = timed_get(conn, cookie, f"/photos/?page={last_page}")
         tiles = body.count(b'<li class="tile')
         off = max(0, n_library - 50)
         api_ms, body = timed_get(conn, cookie, f"/api/photos?limit=50&offset={off}")
         got = len(json.loads(body)["photos"])
+        mid_ms, body = timed_get(conn, cookie, f"/api/photos?limit=50&offset={n_library // 2}")
+        nxt = json.loads(body)["next"] or "/api/photos?limit=50"
+        cur_ms, body = timed_get(conn, cookie, nxt)
+        cur_got = len(json.loads(body)["photos"])
         conn.close()
-        r, _ = upload(server, folder, f"library-{label}")
+        r = upload(server, folder, f"library-{label}")[0] if UPLOAD else {}
     finally:
         server.stop()
-    return {"library": n_library, "gallery_last_page_ms": round(page_ms, 2),
+    return {"library": n_library, "gallery_first_page_ms": round(first_ms, 2),
+            "gallery_last_page_ms": round(page_ms, 2), "api_first_offset_ms": round(api_first_ms, 2),
             "gallery_tiles": tiles, "api_last_offset_ms": round(api_ms, 2), "api_photos": got,
+            "api_middle_offset_ms": round(mid_ms, 2), "api_middle_cursor_ms": round(cur_ms, 2),
+            "api_cursor_photos": cur_got,
             "upload_photos_per_s": r.get("photos_per_s"), "upload_wall_s": r.get("wall_s"),
             "uploaded": r.get("uploaded"), "failed": r.get("failed")}
 
@@ -133,22 +151,31 @@ def main():
         for label, n in (("empty", 0), ("full", LIBRARY)):
             res = measure(label, n, folder)
             res["round"] = i + 1
+            res["load_avg"] = [round(x, 1) for x in os.getloadavg()]
             rounds.append(res)
             print(json.dumps(res), flush=True)
     med = {}
     for label, n in (("empty", 0), ("full", LIBRARY)):
         rs = [r for r in rounds if r["library"] == n]
         med[label] = {k: statistics.median(r[k] for r in rs if r[k] is not None)
-                      for k in ("gallery_last_page_ms", "api_last_offset_ms",
-                                "upload_photos_per_s")}
+                      for k in ("gallery_first_page_ms", "gallery_last_page_ms",
+                          "api_first_offset_ms", "api_last_offset_ms",
+                                "api_middle_offset_ms", "api_middle_cursor_ms",
+                                "upload_photos_per_s")
+                if any(r[k] is not None for r in rs)}
+    if not UPLOAD:
+        for m in med.values():
+            m["upload_photos_per_s"] = float("nan")
     ratio = med["full"]["upload_photos_per_s"] / med["empty"]["upload_photos_per_s"]
     out = {"rounds": rounds, "median": med, "upload_full_vs_empty": round(ratio, 3),
            "load_avg": os.getloadavg()}
-    with open(os.path.join(OUT, "library.json"), "w") as f:
+    with open(os.path.join(OUT, "library.json" if UPLOAD else "library-pages.json"), "w") as f:
         json.dump(out, f, indent=2)
     print(f"library of {LIBRARY:,}: gallery last page {med['full']['gallery_last_page_ms']:.1f} ms "
           f"(empty {med['empty']['gallery_last_page_ms']:.1f}), API last offset "
           f"{med['full']['api_last_offset_ms']:.1f} ms (empty {med['empty']['api_last_offset_ms']:.1f}), "
+          f"API middle offset {med['full']['api_middle_offset_ms']:.1f} ms, its next page by "
+          f"cursor {med['full']['api_middle_cursor_ms']:.1f} ms, "
           f"200-photo upload {med['full']['upload_photos_per_s']:.1f} photos/s against "
           f"{med['empty']['upload_photos_per_s']:.1f} empty: {ratio:.2f}x (goal >= 0.90)")
 

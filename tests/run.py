@@ -25,7 +25,7 @@ their own key prefix in its bucket (harness.s3_blobs(), tests/unit/store/test_s3
 
 Usage: tests/run.py [--build DIR] [--sanitize] [--only unit|fuzz|integration|pg-integration|e2e|rules]
                    [-k PATTERN]
-(pg-integration: only the PostgreSQL run of the pipeline, progress and crash tests)
+(pg-integration: only the PostgreSQL run of the pipeline, progress, crash and library tests)
 """
 import argparse
 import glob
@@ -128,7 +128,7 @@ class CountingResult(unittest.TextTestResult):
 
 
 # Run a second time with SHOEBOX_TEST_DB=pg: their servers use PostgreSQL.
-PG_SUITES = ("test_pipeline", "test_progress", "test_crash", "test_batch_pacing")
+PG_SUITES = ("test_pipeline", "test_progress", "test_crash", "test_batch_pacing", "test_library")
 # And the pipeline once more on PostgreSQL + S3 (SHOEBOX_TEST_BLOBS=s3: the run's RADOS
 # Gateway holds originals, thumbnails and previews).
 S3_SUITES = ("test_pipeline",)

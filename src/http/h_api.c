@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/timeutil.h"
+#include "http/cursor.h"
 #include "http/views.h"
 #include "jobs/jobs.h"
 #include "store/blob.h"
@@ -34,29 +35,68 @@ static void add_photo(void *ctx, const struct store_photo *p)
     json_array_append_new(ctx, view_photo(p));
 }
 
+/* The URL of the page on one side of k (its next or prev link), or JSON null. */
+static json_t *page_url(const struct store_page *pg, const char *side,
+                        const struct store_photo_key *k, bool exists)
+{
+    struct buf b = BUF_INIT;
+    json_t *v;
+
+    if (!exists || !k)
+        return json_null();
+    buf_init(&b);
+    buf_addf(&b, "/api/photos?limit=%lld", (long long)pg->limit);
+    if (pg->upload_id)
+        buf_addf(&b, "&upload=%lld", (long long)pg->upload_id);
+    buf_addf(&b, "&%s=", side);
+    cursor_add(&b, k);
+    v = json_string(b.data);
+    buf_release(&b);
+    return v;
+}
+
+/* GET /api/photos: a page by offset= (walked to from the nearer end of the list) or by
+ * the before=/after= cursor of a next or prev link (one index range scan). */
 void h_api_photos(struct http_req *req)
 {
     struct store *st = http_store(req);
     struct err err = {0};
-    int64_t upload = query_int(req, "upload", 0, INT64_MAX);
-    int64_t limit = query_int(req, "limit", 100, PAGE_MAX);
-    int64_t offset = query_int(req, "offset", 0, INT64_MAX);
-    int64_t total = 0;
-    json_t *list = json_array(), *o;
+    struct store_page pg = {.user_id = http_user(req)->id};
+    const char *before = http_query(req, "before"), *after = http_query(req, "after");
+    const struct store_photo_key *edge;
+    char msg[160];
+    json_t *list, *o;
 
-    if (limit == 0)
-        limit = 100;
-    if (st->ops->photo_list(st, http_user(req)->id, upload, limit, offset, add_photo, list, &total,
-                            &err)) {
+    pg.upload_id = query_int(req, "upload", 0, INT64_MAX);
+    pg.limit = query_int(req, "limit", 100, PAGE_MAX);
+    pg.offset = query_int(req, "offset", 0, INT64_MAX);
+    if (pg.limit == 0)
+        pg.limit = 100;
+    if ((before || after) && http_query(req, "offset")) {
+        http_send_error(req, 400, "give offset= or a cursor (before=, after=), not both");
+        return;
+    }
+    if (cursor_request(before, after, &pg, msg, sizeof(msg))) {
+        http_send_error(req, 400, msg);
+        return;
+    }
+    list = json_array();
+    if (st->ops->photo_page(st, &pg, add_photo, list, &err)) {
         json_decref(list);
         http_send_store_error(req, &err);
         return;
     }
     o = json_object();
-    json_object_set_new(o, "total", json_integer(total));
-    json_object_set_new(o, "limit", json_integer(limit));
-    json_object_set_new(o, "offset", json_integer(offset));
+    json_object_set_new(o, "total", json_integer(pg.total));
+    json_object_set_new(o, "limit", json_integer(pg.limit));
+    json_object_set_new(o, "offset",
+                        pg.from == STORE_PAGE_OFFSET ? json_integer(pg.offset) : json_null());
     json_object_set_new(o, "photos", list);
+    /* An empty cursor page has no ends: its links go from the cursor itself (an empty
+     * offset page, past the end, has none). */
+    edge = pg.from == STORE_PAGE_OFFSET ? NULL : &pg.key;
+    json_object_set_new(o, "next", page_url(&pg, "before", pg.n ? &pg.last : edge, pg.older));
+    json_object_set_new(o, "prev", page_url(&pg, "after", pg.n ? &pg.first : edge, pg.newer));
     http_send_json(req, 200, o);
 }
 

@@ -4,7 +4,7 @@
 
 #include "http/http.h"
 
-void h_api_photos(struct http_req *req);        /* GET /api/photos[?upload=ID&limit&offset] */
+void h_api_photos(struct http_req *req);  /* GET /api/photos[?upload=ID&limit&offset|before|after] */
 void h_api_photo(struct http_req *req);         /* GET /api/photos/{id} */
 void h_api_photo_delete(struct http_req *req);  /* DELETE /api/photos/{id}, POST /photos/{id}/delete */
 void h_api_uploads(struct http_req *req);       /* GET /api/uploads */

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "http/csrf.h"
+#include "http/cursor.h"
 #include "http/h_pages.h"
 #include "http/html.h"
 #include "http/http.h"
@@ -32,19 +33,41 @@ static void page_link(struct buf *b, int64_t page, const char *label, const char
              label);
 }
 
-/* Prev, a window of page numbers, next. Nothing for a single page. */
-static void pagination(struct buf *b, int64_t page, int64_t pages)
+/* "Newer" and "Older" carry a cursor (the page's first or last photo) with the page
+ * number to show: the next page is one index range scan wherever it lies, and no photo
+ * is shown twice or skipped when photos are added meanwhile. Page 1 is the plain list. */
+static void step_link(struct buf *b, int64_t page, const char *side,
+                      const struct store_photo_key *k, const char *label)
 {
+    if (page <= 1) {
+        buf_addf(b, "<a class=\"page-step\" href=\"/photos/\">%s</a>", label);
+        return;
+    }
+    if (!k) {
+        buf_addf(b, "<a class=\"page-step\" href=\"/photos/?page=%lld\">%s</a>",
+                 (long long)page, label);
+        return;
+    }
+    buf_addf(b, "<a class=\"page-step\" href=\"/photos/?page=%lld&amp;%s=", (long long)page,
+             side);
+    cursor_add(b, k);
+    buf_addf(b, "\">%s</a>", label);
+}
+
+/* Newer, a window of page numbers, older. Nothing for a single page. */
+static void pagination(struct buf *b, const struct store_page *pg, int64_t page, int64_t pages)
+{
+    const struct store_photo_key *edge = pg->from == STORE_PAGE_OFFSET ? NULL : &pg->key;
     char num[24];
 
-    if (pages <= 1)
+    if (pages <= 1 && !pg->newer && !pg->older)
         return;
     buf_adds(b, "<nav class=\"pagination\" aria-label=\"Pages\">");
-    if (page > 1)
-        page_link(b, page - 1, "&larr; Newer", "page-step", false);
+    if (pg->newer)
+        step_link(b, page - 1, "after", pg->n ? &pg->first : edge, "&larr; Newer");
     for (int64_t i = 1; i <= pages; i++) {
-        bool edge = i == 1 || i == pages || (i >= page - 2 && i <= page + 2);
-        if (!edge) {
+        bool edge_num = i == 1 || i == pages || (i >= page - 2 && i <= page + 2);
+        if (!edge_num) {
             if (i == 2 || i == pages - 1)
                 buf_adds(b, "<span class=\"page-gap\">&hellip;</span>");
             continue;
@@ -52,41 +75,53 @@ static void pagination(struct buf *b, int64_t page, int64_t pages)
         snprintf(num, sizeof(num), "%lld", (long long)i);
         page_link(b, i, num, "page-num", i == page);
     }
-    if (page < pages)
-        page_link(b, page + 1, "Older &rarr;", "page-step", false);
+    if (pg->older)
+        step_link(b, page + 1, "before", pg->n ? &pg->last : edge, "Older &rarr;");
     buf_adds(b, "</nav>");
 }
 
+/* GET /photos/[?page=N[&before=|&after=CURSOR]]: a numbered page is walked to from the
+ * nearer end of the library; with a cursor (the Newer/Older links) it is one range scan
+ * and N is only the number shown. */
 void h_gallery(struct http_req *req)
 {
     struct store *st = http_store(req);
     struct err err = {0};
     struct buf grid = BUF_INIT, nav = BUF_INIT, count = BUF_INIT;
+    struct store_page pg = {.user_id = http_user(req)->id, .limit = GALLERY_PAGE_SIZE};
     const char *q = http_query(req, "page");
-    int64_t page = 1, total = 0, pages;
+    int64_t page = 1, pages;
+    char msg[160];
 
     if (q && (str_to_int64(q, &page) || page < 1))
         page = 1;
     if (page > INT64_MAX / GALLERY_PAGE_SIZE)
         page = 1;
+    if (cursor_request(http_query(req, "before"), http_query(req, "after"), &pg, msg,
+                       sizeof(msg))) {
+        http_send_error(req, 400, msg);
+        return;
+    }
+    pg.offset = (page - 1) * GALLERY_PAGE_SIZE;
     buf_init(&grid);
-    if (st->ops->photo_list(st, http_user(req)->id, 0, GALLERY_PAGE_SIZE,
-                            (page - 1) * GALLERY_PAGE_SIZE, add_tile, &grid, &total, &err)) {
+    if (st->ops->photo_page(st, &pg, add_tile, &grid, &err)) {
         buf_release(&grid);
         http_send_store_error(req, &err);
         return;
     }
-    pages = (total + GALLERY_PAGE_SIZE - 1) / GALLERY_PAGE_SIZE;
-    pagination(&nav, page, pages);
-    buf_addf(&count, "%lld %s", (long long)total, total == 1 ? "photo" : "photos");
+    pages = (pg.total + GALLERY_PAGE_SIZE - 1) / GALLERY_PAGE_SIZE;
+    if (pg.from != STORE_PAGE_OFFSET && page > pages)  /* photos were deleted meanwhile */
+        page = pages > 0 ? pages : 1;
+    pagination(&nav, &pg, page, pages);
+    buf_addf(&count, "%lld %s", (long long)pg.total, pg.total == 1 ? "photo" : "photos");
     if (pages > 1)
         buf_addf(&count, " · page %lld of %lld", (long long)page, (long long)pages);
     const struct html_var vars[] = {
         {"count", count.data},
         {"grid", grid.data},
         {"pagination", nav.data},
-        {"empty_hidden", total == 0 ? "" : "hidden"},
-        {"grid_hidden", total == 0 ? "hidden" : ""},
+        {"empty_hidden", pg.total == 0 ? "" : "hidden"},
+        {"grid_hidden", pg.total == 0 ? "hidden" : ""},
     };
     http_send_page(req, 200, "Your photos", "gallery.html", vars, sizeof(vars) / sizeof(vars[0]));
     buf_release(&grid);

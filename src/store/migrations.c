@@ -146,6 +146,11 @@ static const char *const sqlite_steps[] = {
     "  upload_id INTEGER NOT NULL,"
     "  n INTEGER NOT NULL,"
     "  PRIMARY KEY (node, upload_id));",
+
+    /* 4: each user's photo count, kept by the rules that insert and delete photos
+     * (store_photos.c), so the gallery and the API never count a whole library */
+    "ALTER TABLE users ADD COLUMN photo_count INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE users SET photo_count = (SELECT count(*) FROM photos WHERE user_id = users.id);",
 };
 
 static const char *const pg_steps[] = {
@@ -284,6 +289,10 @@ static const char *const pg_steps[] = {
     "RETURN NULL; END $f$;"
     "CREATE TRIGGER uploads_changed AFTER INSERT OR UPDATE OF version ON uploads "
     "FOR EACH ROW EXECUTE FUNCTION shoebox_upload_changed();",
+
+    /* 4: each user's photo count (as sqlite_steps[3]) */
+    "ALTER TABLE users ADD COLUMN photo_count BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE users SET photo_count = (SELECT count(*) FROM photos WHERE user_id = users.id);",
 };
 
 _Static_assert(sizeof(sqlite_steps) == sizeof(pg_steps), "one step per dialect");

@@ -126,6 +126,35 @@ struct store_photo {
     char thumb_key[STORE_PATH_MAX];      /* "" without thumbnail */
     char preview_key[STORE_PATH_MAX];
     int64_t created_at;
+    char sort_at[32];  /* the list order key: taken_at, or created_at as UTC text */
+};
+
+/* A photo's place in the list order (newest first: sort_at, created_at, id, all
+ * descending): what a page cursor holds. */
+struct store_photo_key {
+    char sort_at[32];
+    int64_t created_at, id;
+};
+
+/* Where a page of photo_page starts. */
+enum store_page_from {
+    STORE_PAGE_OFFSET,  /* `offset` photos from the newest */
+    STORE_PAGE_BEFORE,  /* the photos just older than `key` */
+    STORE_PAGE_AFTER,   /* the photos just newer than `key` */
+};
+
+/* A page of photo_page: the request, then what was read. */
+struct store_page {
+    int64_t user_id, upload_id;  /* upload_id 0 = the user's whole library */
+    int64_t limit;               /* > 0 */
+    enum store_page_from from;
+    int64_t offset;              /* STORE_PAGE_OFFSET */
+    struct store_photo_key key;  /* STORE_PAGE_BEFORE / STORE_PAGE_AFTER */
+    /* out */
+    int64_t total;               /* the library's (or the upload's) photos */
+    int64_t n;                   /* photos on this page */
+    bool newer, older;           /* photos exist before the first / after the last */
+    struct store_photo_key first, last;  /* the page's ends (n > 0) */
 };
 
 /* A new file recorded by ingest once its bytes are complete and fsynced. */
@@ -336,6 +365,12 @@ struct store_ops {
      * `limit` 0 = all. *total (optional) gets the count without limit/offset. */
     int (*photo_list)(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
                       int64_t offset, store_photo_cb cb, void *ctx, int64_t *total,
+                      struct err *err);
+    /* One page of pg->limit photos in the order of photo_list, all read in one
+     * snapshot: a cursor page (BEFORE/AFTER) is one index range scan, an OFFSET page
+     * is walked to from the nearer end of the list (the total is kept per user, not
+     * counted), so the first and the last pages cost the same. Fills pg's out part. */
+    int (*photo_page)(struct store *st, struct store_page *pg, store_photo_cb cb, void *ctx,
                       struct err *err);
     /* Deletes the row; *last_ref tells whether no other photo uses its blob keys. */
     int (*photo_delete)(struct store *st, int64_t id, int64_t user_id, struct store_photo *out,

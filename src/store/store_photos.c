@@ -13,7 +13,7 @@
     "id, user_id, upload_id, file_id, name, format, size, sha256, width, height, taken_at, " \
     "taken_offset, make, model, lens, exposure_time, f_number, focal_length, iso, " \
     "orientation, gps_lat, gps_lon, gps_alt, has_thumb, warnings, blob_key, thumb_key, " \
-    "preview_key, created_at"
+    "preview_key, created_at, sort_at"
 
 /* ---- recording ---- */
 
@@ -58,6 +58,16 @@ static int insert_photo(struct sql_conn *c, const struct store_file *f,
         err);
 }
 
+/* The user's kept photo count (users.photo_count), changed in the transaction that
+ * inserts or deletes the photo. On PostgreSQL this locks the user's row until the
+ * commit: it is taken after the upload's row (sql.h's lock order), never before. */
+static int count_add(struct sql_conn *c, int64_t user_id, int64_t d, struct err *err)
+{
+    return sql_run(c, "count the user's photos",
+                   "UPDATE users SET photo_count = photo_count + ?2 WHERE id = ?1",
+                   ARGS(VI(user_id), VI(d)), err) < 0 ? -1 : 0;
+}
+
 static int find_sha(struct sql_conn *c, int64_t user_id, const char *sha, int64_t *id,
                     struct err *err)
 {
@@ -79,7 +89,7 @@ int rules_record_photo(struct sql_conn *c, const struct store_file *f,
         return -1;
     if (r == 0) {
         r = insert_photo(c, f, p, sha, now, &fin->photo_id, err);
-        if (r < 0)
+        if (r < 0 || (r == 1 && count_add(c, f->user_id, 1, err)))
             return -1;
         if (r == 1) {
             fin->state = FILE_DONE;
@@ -127,6 +137,7 @@ static void read_photo(struct sql_stmt *s, struct store_photo *p)
     sql_col_str(s, 26, p->thumb_key, sizeof(p->thumb_key));
     sql_col_str(s, 27, p->preview_key, sizeof(p->preview_key));
     p->created_at = sql_col_int64(s, 28);
+    sql_col_str(s, 29, p->sort_at, sizeof(p->sort_at));
 }
 
 static void photo_row(struct sql_stmt *s, void *out)
@@ -150,32 +161,84 @@ static int photo_find_sha(struct store *st, int64_t user_id, const char *sha256,
                          photo_row, out, err);
 }
 
-/* The rows of one page, on c (inside the caller's read snapshot). A user's whole
- * library (upload_id 0) is paged in photos_list's order by a deferred join: the OFFSET
- * walks that index alone (it holds every column the inner query reads), and only the
- * page's rows are read, so the last page of 100,000 costs an index walk, not 100,000 row
- * reads. One upload's photos (few) go through photos_upload. */
-static struct sql_stmt *page_stmt(struct sql_conn *c, int64_t user_id, int64_t upload_id,
-                                  int64_t limit, int64_t offset, struct err *err)
-{
-    int64_t lim = limit > 0 ? limit : SQL_NO_LIMIT, off = offset > 0 ? offset : 0;
+/* ---- listing ----
+ * A page is read as ids through an index and then only its rows (a deferred join): a
+ * whole library (upload_id 0) through photos_list, which holds every column the inner
+ * query reads, so a walk (OFFSET) reads index entries, not rows; one upload's photos
+ * (few) through photos_upload. Four ways in, each for the library and for one upload:
+ * OFFSET from the newest, OFFSET from the oldest (the far half of the list, walked from
+ * its own end), and one index range scan on each side of a cursor key. */
 
-    if (upload_id == 0)
-        return sql_prepare(c, "list photos", "SELECT " PHOTO_COLS " FROM photos WHERE id IN "
-                           "(SELECT id FROM photos WHERE user_id = ?1 "
-                           "ORDER BY sort_at DESC, created_at DESC, id DESC LIMIT ?2 OFFSET ?3) "
-                           "ORDER BY sort_at DESC, created_at DESC, id DESC",
-                           ARGS(VI(user_id), VI(lim), VI(off)), err);
-    return sql_prepare(c, "list photos", "SELECT " PHOTO_COLS " FROM photos "
-                       "WHERE upload_id = ?2 AND user_id = ?1 "
-                       "ORDER BY sort_at DESC, created_at DESC, id DESC LIMIT ?3 OFFSET ?4",
-                       ARGS(VI(user_id), VI(upload_id), VI(lim), VI(off)), err);
+#define ORDER_NEW "ORDER BY sort_at DESC, created_at DESC, id DESC"
+#define ORDER_OLD "ORDER BY sort_at, created_at, id"
+#define KEY "(sort_at, created_at, id)"
+#define LIB "user_id = ?1"
+#define UPL "upload_id = ?2 AND user_id = ?1"
+/* The ids (inner query) of a page, then its rows newest first. */
+#define PAGE_OF(inner) \
+    "SELECT " PHOTO_COLS " FROM photos WHERE id IN (SELECT id FROM photos WHERE " inner \
+    ") " ORDER_NEW
+
+/* [library 0 / upload 1][enum page_way] */
+enum page_way { WAY_NEW, WAY_OLD, WAY_BEFORE, WAY_AFTER };
+static const char *const page_sql[2][4] = {
+    {PAGE_OF(LIB " " ORDER_NEW " LIMIT ?2 OFFSET ?3"),
+     PAGE_OF(LIB " " ORDER_OLD " LIMIT ?2 OFFSET ?3"),
+     PAGE_OF(LIB " AND " KEY " < (?2, ?3, ?4) " ORDER_NEW " LIMIT ?5"),
+     PAGE_OF(LIB " AND " KEY " > (?2, ?3, ?4) " ORDER_OLD " LIMIT ?5")},
+    {PAGE_OF(UPL " " ORDER_NEW " LIMIT ?3 OFFSET ?4"),
+     PAGE_OF(UPL " " ORDER_OLD " LIMIT ?3 OFFSET ?4"),
+     PAGE_OF(UPL " AND " KEY " < (?3, ?4, ?5) " ORDER_NEW " LIMIT ?6"),
+     PAGE_OF(UPL " AND " KEY " > (?3, ?4, ?5) " ORDER_OLD " LIMIT ?6")},
+};
+/* Whether a photo exists on one side of a key: [library / upload][older / newer]. */
+static const char *const beyond_sql[2][2] = {
+    {"SELECT count(*) FROM (SELECT 1 FROM photos WHERE " LIB " AND " KEY
+     " < (?2, ?3, ?4) LIMIT 1) AS t",
+     "SELECT count(*) FROM (SELECT 1 FROM photos WHERE " LIB " AND " KEY
+     " > (?2, ?3, ?4) LIMIT 1) AS t"},
+    {"SELECT count(*) FROM (SELECT 1 FROM photos WHERE " UPL " AND " KEY
+     " < (?3, ?4, ?5) LIMIT 1) AS t",
+     "SELECT count(*) FROM (SELECT 1 FROM photos WHERE " UPL " AND " KEY
+     " > (?3, ?4, ?5) LIMIT 1) AS t"},
+};
+
+/* The statement's values: user, [upload,] then a key or nothing, then the rest. */
+static size_t page_args(const struct store_page *pg, const struct store_photo_key *k,
+                        int64_t a, int64_t b, size_t nrest, struct sql_val v[7])
+{
+    size_t n = 0;
+
+    v[n++] = VI(pg->user_id);
+    if (pg->upload_id)
+        v[n++] = VI(pg->upload_id);
+    if (k) {
+        v[n++] = VT(k->sort_at);
+        v[n++] = VI(k->created_at);
+        v[n++] = VI(k->id);
+    }
+    if (nrest > 0)
+        v[n++] = VI(a);
+    if (nrest > 1)
+        v[n++] = VI(b);
+    return n;
 }
 
-static int list_page(struct sql_conn *c, int64_t user_id, int64_t upload_id, int64_t limit,
-                     int64_t offset, store_photo_cb cb, void *ctx, struct err *err)
+static void key_of(const struct store_photo *p, struct store_photo_key *k)
 {
-    struct sql_stmt *s = page_stmt(c, user_id, upload_id, limit, offset, err);
+    snprintf(k->sort_at, sizeof(k->sort_at), "%s", p->sort_at);
+    k->created_at = p->created_at;
+    k->id = p->id;
+}
+
+static int run_page(struct sql_conn *c, struct store_page *pg, enum page_way way, int64_t lim,
+                    int64_t off, store_photo_cb cb, void *ctx, struct err *err)
+{
+    const struct store_photo_key *k = way >= WAY_BEFORE ? &pg->key : NULL;
+    struct sql_val v[7];
+    size_t n = page_args(pg, k, lim, off, k ? 1 : 2, v);
+    struct sql_stmt *s = sql_prepare(c, "list photos", page_sql[pg->upload_id != 0][way], v, n,
+                                     err);
     struct store_photo p;
 
     if (!s)
@@ -185,26 +248,97 @@ static int list_page(struct sql_conn *c, int64_t user_id, int64_t upload_id, int
         if (r <= 0)
             return r;
         read_photo(s, &p);
+        key_of(&p, pg->n == 0 ? &pg->first : &pg->last);
+        if (pg->n == 0)
+            pg->last = pg->first;
+        pg->n++;
         cb(ctx, &p);
     }
 }
 
-/* How many photos the page counts from (index-only for a whole library). */
-static int count_photos(struct sql_conn *c, int64_t user_id, int64_t upload_id, int64_t *total,
-                        struct err *err)
+/* 1 when a photo lies on the `newer` side of k, 0 none, -1 failed. */
+static int beyond(struct sql_conn *c, const struct store_page *pg,
+                  const struct store_photo_key *k, bool newer, struct err *err)
 {
-    int rc = upload_id == 0
-                 ? sql_scalar(c, total, "count photos",
-                              "SELECT count(*) FROM photos WHERE user_id = ?1",
-                              ARGS(VI(user_id)), err)
-                 : sql_scalar(c, total, "count photos",
-                              "SELECT count(*) FROM photos WHERE upload_id = ?2 AND user_id = ?1",
-                              ARGS(VI(user_id), VI(upload_id)), err);
-    return rc == 1 ? 0 : -1;
+    struct sql_val v[7];
+    size_t n = page_args(pg, k, 0, 0, 0, v);
+    int64_t found = 0;
+
+    if (sql_scalar(c, &found, "list photos", beyond_sql[pg->upload_id != 0][newer], v, n,
+                   err) != 1)
+        return -1;
+    return found > 0;
 }
 
-static int photo_list(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
-                      int64_t offset, store_photo_cb cb, void *ctx, int64_t *total,
+/* An OFFSET page, walked to from the nearer end: the rows pg->offset.. from the newest
+ * are, from the oldest, the rows total - offset - limit.. (the deferred join's outer
+ * ORDER BY puts them newest first again). */
+static int offset_page(struct sql_conn *c, struct store_page *pg, store_photo_cb cb, void *ctx,
+                       struct err *err)
+{
+    int64_t off = pg->offset, lim = pg->limit, total = pg->total, end;
+
+    if (off >= total)
+        return 0;
+    end = lim > total - off ? total : off + lim;  /* the page is rows off..end-1 */
+    if (lim == SQL_NO_LIMIT || off <= total - end) {
+        if (run_page(c, pg, WAY_NEW, lim, off, cb, ctx, err))
+            return -1;
+    } else if (run_page(c, pg, WAY_OLD, end - off, total - end, cb, ctx, err)) {
+        return -1;
+    }
+    pg->newer = off > 0;
+    pg->older = off + pg->n < total;
+    return 0;
+}
+
+/* A page on one side of pg->key: one range scan, then whether more lie beyond it. */
+static int cursor_page(struct sql_conn *c, struct store_page *pg, store_photo_cb cb, void *ctx,
+                       struct err *err)
+{
+    bool before = pg->from == STORE_PAGE_BEFORE;
+    int r;
+
+    if (run_page(c, pg, before ? WAY_BEFORE : WAY_AFTER, pg->limit, 0, cb, ctx, err))
+        return -1;
+    /* Towards the cursor: what lies beyond the page's near end (or the key itself). */
+    r = beyond(c, pg, pg->n ? (before ? &pg->first : &pg->last) : &pg->key, before, err);
+    if (r < 0)
+        return -1;
+    if (before)
+        pg->newer = r;
+    else
+        pg->older = r;
+    /* Away from it: a short page is the end; a full one may have more behind it. */
+    r = 0;
+    if (pg->n == pg->limit && (r = beyond(c, pg, before ? &pg->last : &pg->first, !before,
+                                          err)) < 0)
+        return -1;
+    if (before)
+        pg->older = r;
+    else
+        pg->newer = r;
+    return 0;
+}
+
+/* The photos the page counts from: the kept count for a library, counted for one upload
+ * (through photos_upload: an upload's photos, not the library's). */
+static int page_total(struct sql_conn *c, const struct store_page *pg, int64_t *total,
+                      struct err *err)
+{
+    int rc = pg->upload_id == 0
+                 ? sql_scalar(c, total, "count photos",
+                              "SELECT photo_count FROM users WHERE id = ?1",
+                              ARGS(VI(pg->user_id)), err)
+                 : sql_scalar(c, total, "count photos",
+                              "SELECT count(*) FROM photos WHERE upload_id = ?2 AND user_id = ?1",
+                              ARGS(VI(pg->user_id), VI(pg->upload_id)), err);
+    if (rc == 0)
+        *total = 0;  /* no such user: nothing to list */
+    return rc < 0 ? -1 : 0;
+}
+
+static int photo_page(struct store *st, struct store_page *pg, store_photo_cb cb, void *ctx,
                       struct err *err)
 {
     struct sql_conn *c = sql_pool_borrow(POOL(st), err);
@@ -212,16 +346,39 @@ static int photo_list(struct store *st, int64_t user_id, int64_t upload_id, int6
 
     if (!c)
         return -1;
+    pg->n = 0;
+    pg->newer = pg->older = false;
+    memset(&pg->first, 0, sizeof(pg->first));
+    memset(&pg->last, 0, sizeof(pg->last));
+    if (pg->limit <= 0)
+        pg->limit = SQL_NO_LIMIT;
+    if (pg->offset < 0)
+        pg->offset = 0;
     if (sql_read_begin(c, err))
         goto out;
-    if (total && count_photos(c, user_id, upload_id, total, err))
-        goto out;
-    if (list_page(c, user_id, upload_id, limit, offset, cb, ctx, err) || sql_read_end(c, err))
+    if (page_total(c, pg, &pg->total, err) ||
+        (pg->from == STORE_PAGE_OFFSET ? offset_page(c, pg, cb, ctx, err)
+                                       : cursor_page(c, pg, cb, ctx, err)) ||
+        sql_read_end(c, err))
         goto out;
     rc = 0;
 out:
     sql_pool_give_back(POOL(st), c);
     return rc;
+}
+
+static int photo_list(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
+                      int64_t offset, store_photo_cb cb, void *ctx, int64_t *total,
+                      struct err *err)
+{
+    struct store_page pg = {.user_id = user_id, .upload_id = upload_id, .limit = limit,
+                            .from = STORE_PAGE_OFFSET, .offset = offset};
+
+    if (photo_page(st, &pg, cb, ctx, err))
+        return -1;
+    if (total)
+        *total = pg.total;
+    return 0;
 }
 
 /* ---- deleting ---- */
@@ -247,8 +404,9 @@ static int photo_delete(struct store *st, int64_t id, int64_t user_id, struct st
     }
     read_photo(s, &p);
     sql_reset(s);
-    if (sql_run(c, "delete the photo", "DELETE FROM photos WHERE id = ?1", ARGS(VI(id)),
-                err) < 0)
+    r = (int)sql_run(c, "delete the photo", "DELETE FROM photos WHERE id = ?1", ARGS(VI(id)),
+                     err);
+    if (r < 0 || (r > 0 && count_add(c, p.user_id, -r, err)))
         goto out;
     /* Keys are derived from the content, so one test covers thumb and preview too. A
      * file that holds the same original (handed off, not yet processed) is a use too. */
@@ -285,6 +443,7 @@ void rules_photos_ops(struct store_ops *o)
     o->photo_get = photo_get;
     o->photo_find_sha = photo_find_sha;
     o->photo_list = photo_list;
+    o->photo_page = photo_page;
     o->photo_delete = photo_delete;
     o->blob_refs = blob_refs;
 }

@@ -149,6 +149,15 @@ static int f_photo_list(struct store *st, int64_t user_id, int64_t upload_id, in
     return 0;
 }
 
+static int f_photo_page(struct store *st, struct store_page *pg, store_photo_cb cb, void *ctx,
+                        struct err *err)
+{
+    (void)st, (void)cb, (void)ctx, (void)err;
+    pg->total = pg->n = 0;
+    pg->newer = pg->older = false;
+    return 0;
+}
+
 static void f_close(struct store *st)
 {
     pthread_mutex_destroy(&F(st)->lock);
@@ -164,6 +173,7 @@ static const struct store_ops fake_ops = {
     .session_touch = f_session_touch,
     .session_delete = f_session_delete,
     .photo_list = f_photo_list,
+    .photo_page = f_photo_page,
     .health_check = f_health,
 };
 

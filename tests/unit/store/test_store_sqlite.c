@@ -1051,6 +1051,90 @@ START_TEST(test_photos)
 }
 END_TEST
 
+/* The ids of one photo_page (ids[0] = how many), checked against want (0-terminated). */
+static void page_is(struct store_page *pg, const int64_t *want)
+{
+    struct err err = {0};
+    int64_t ids[16] = {0};
+    int n = 0;
+
+    ck_assert_int_eq(S->ops->photo_page(S, pg, collect_photo, ids, &err), 0);
+    while (want[n])
+        n++;
+    ck_assert_int_eq(ids[0], n);
+    ck_assert_int_eq(pg->n, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(ids[i + 1], want[i]);
+    if (n) {
+        ck_assert_int_eq(pg->first.id, want[0]);
+        ck_assert_int_eq(pg->last.id, want[n - 1]);
+    }
+}
+
+START_TEST(test_photo_page)
+{
+    static const char *const taken[] = {"2021-01-01T00:00:00", "2019-01-01T00:00:00",
+                                        "2022-01-01T00:00:00", "", "2020-01-01T00:00:00",
+                                        "2018-01-01T00:00:00"};
+    int64_t bob = mkuser("bob"), eve = mkuser("eve"), up = mkupload(bob, 0, 10), t[6];
+    char sha[65];
+    struct err err = {0};
+    bool last = false;
+
+    for (int i = 0; i < 6; i++) {
+        snprintf(sha, sizeof(sha), "%064d", i + 1);
+        t[i] = pipeline(bob, up, sha, taken[i], T0).photo_id;
+    }
+    /* the same content again: no photo, not counted */
+    snprintf(sha, sizeof(sha), "%064d", 1);
+    ck_assert_int_eq(pipeline(bob, mkupload(bob, 0, 10), sha, taken[0], T0).state,
+                     FILE_DUPLICATE);
+    /* newest first: t3 (no capture time: 2023-11-14), t2, t0, t4, t1, t5 */
+    struct store_page pg = {.user_id = bob, .limit = 2, .from = STORE_PAGE_OFFSET};
+    page_is(&pg, (int64_t[]){t[3], t[2], 0});
+    ck_assert_int_eq(pg.total, 6);
+    ck_assert(!pg.newer && pg.older);
+    pg.offset = 3;  /* nearer the end: read from the oldest */
+    page_is(&pg, (int64_t[]){t[4], t[1], 0});
+    ck_assert(pg.newer && pg.older);
+    pg.offset = 4;
+    page_is(&pg, (int64_t[]){t[1], t[5], 0});
+    ck_assert(pg.newer && !pg.older);
+    pg.offset = 5;
+    pg.limit = 5;
+    page_is(&pg, (int64_t[]){t[5], 0});
+    pg.offset = 6;
+    page_is(&pg, (int64_t[]){0});
+    /* cursors: the photos just older / newer than a place */
+    pg = (struct store_page){.user_id = bob, .limit = 2, .from = STORE_PAGE_BEFORE};
+    pg.key = (struct store_photo_key){"2022-01-01T00:00:00", T0, t[2]};
+    page_is(&pg, (int64_t[]){t[0], t[4], 0});
+    ck_assert(pg.newer && pg.older);
+    pg.from = STORE_PAGE_AFTER;
+    pg.key = (struct store_photo_key){"2020-01-01T00:00:00", T0, t[4]};
+    page_is(&pg, (int64_t[]){t[2], t[0], 0});
+    ck_assert(pg.newer && pg.older);
+    pg.limit = 3;
+    page_is(&pg, (int64_t[]){t[3], t[2], t[0], 0});
+    ck_assert(!pg.newer && pg.older);
+    pg.from = STORE_PAGE_BEFORE;
+    pg.key = (struct store_photo_key){"2018-01-01T00:00:00", T0, t[5]};
+    page_is(&pg, (int64_t[]){0});
+    ck_assert(pg.newer && !pg.older);
+    /* a tie in sort time and creation time goes by id: the key's id splits the tie */
+    pg.key = (struct store_photo_key){"2018-01-01T00:00:00", T0, t[5] + 1};
+    page_is(&pg, (int64_t[]){t[5], 0});
+    /* the kept count follows a delete, and is per user */
+    ck_assert_int_eq(S->ops->photo_delete(S, t[0], bob, NULL, &last, &err), 0);
+    pg = (struct store_page){.user_id = bob, .limit = 10, .from = STORE_PAGE_OFFSET};
+    page_is(&pg, (int64_t[]){t[3], t[2], t[4], t[1], t[5], 0});
+    ck_assert_int_eq(pg.total, 5);
+    pg.user_id = eve;
+    page_is(&pg, (int64_t[]){0});
+    ck_assert_int_eq(pg.total, 0);
+}
+END_TEST
+
 struct keys {
     char k[8][STORE_PATH_MAX];
     int n;
@@ -1575,6 +1659,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_node_requests_expire_with_the_node);
     tcase_add_test(tc, test_change_feed);
     tcase_add_test(tc, test_photos);
+    tcase_add_test(tc, test_photo_page);
     tcase_add_test(tc, test_photo_delete_refs);
     tcase_add_test(tc, test_photo_delete_keeps_held_original);
     tcase_add_test(tc, test_spool_refs);
