@@ -527,7 +527,7 @@ START_TEST(test_upload_lifecycle)
 
     /* batch 1: two oldest files */
     ck_assert_int_eq(assign(up, 1, 2, T0 + 30), 2);
-    counters(up, 3, 0, 0, 0, 0, 0);
+    counters(up, 3, 0, 0, 0, 0, 1);
     ck_assert_int_eq(upload(up).current_batch, 1);
     ck_assert_int_eq(file(f2).state, FILE_QUEUED);
     ck_assert_int_eq(file(f3).state, FILE_RECEIVED);
@@ -549,7 +549,7 @@ START_TEST(test_upload_lifecycle)
     ck_assert_int_eq(fin.state, FILE_DONE);
     ck_assert_int_gt(fin.photo_id, 0);
     ck_assert(!fin.upload_finished);
-    counters(up, 3, 1, 1, 0, 0, 0);
+    counters(up, 3, 1, 1, 0, 0, 1);
     ck_assert_int_gt(upload(up).version, v);
     ck_assert_int_eq(upload(up).updated_at, T0 + 50);
     ck_assert_int_eq(file(f1).photo_id, fin.photo_id);
