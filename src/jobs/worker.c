@@ -272,7 +272,6 @@ static void finish_failed(struct ctx *c, const struct store_file *f,
 {
     struct store_result failed = {.outcome = STORE_FAILED, .keep_spool = true};
     struct err err = {0};
-    int rc;
 
     if (why->cls == ERR_TRANSIENT && f->attempts < JOBS_MAX_ATTEMPTS) {
         if (c->st->ops->file_defer(c->st, f->id, c->owner, now + BACKOFF_BASE_MS, why, now,
@@ -288,12 +287,7 @@ static void finish_failed(struct ctx *c, const struct store_file *f,
         failed.error = res->error;
         failed.keep_spool = res->keep_spool;
     }
-    rc = c->st->ops->file_finish(c->st, f->id, c->owner, &failed, time_now_ms(), NULL, &err);
-    if (rc == STORE_NOT_FOUND) {
-        /* The first try committed after all (its answer was lost), or the lease was. */
-        log_warn("worker", "file.lease_lost", "upload=%lld file=%lld", (long long)f->upload_id,
-                 (long long)f->id);
-    } else if (rc < 0) {
+    if (c->st->ops->file_finish(c->st, f->id, c->owner, &failed, time_now_ms(), NULL, &err) < 0) {
         log_error("worker", "file.finish_failed", "file=%lld msg=%s", (long long)f->id,
                   LOG_Q(err.msg));
         release_when_possible(c, f, why);
