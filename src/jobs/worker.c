@@ -19,7 +19,9 @@
  * Transient errors (I/O, memory, busy database) go back to the queue with
  * backoff (file_defer) until JOBS_MAX_ATTEMPTS; permanent ones fail the file.
  * A crash anywhere is recovered by the server: the lease is released, the
- * file retried once, then failed as "decoder crashed".
+ * file retried once, then failed as "decoder crashed". Between files, a file
+ * still leased to this worker is one it lost track of: given back at once
+ * (give_back_lost).
  */
 #include "jobs/jobs.h"
 
@@ -51,6 +53,10 @@
  * longest (a full disk may take minutes to clear; a try is one small commit). */
 #define RELEASE_PAUSE_MS 200
 #define RELEASE_PAUSE_MAX_MS 5000
+/* How often a worker between files (or idle) looks for files still leased to it,
+ * which it lost track of (give_back_lost): such a file waits at most about this
+ * long, not a whole lease; the look is one indexed read of the few PROCESSING rows. */
+#define LOST_LOOK_MS 1000
 
 static volatile sig_atomic_t stop_requested;
 
@@ -72,6 +78,7 @@ struct ctx {
     struct blob_store *bs;
     struct watch *watch; /* lease renewal and the per-file CPU limit */
     char owner[64];
+    int64_t next_lost_look; /* monotonic ms: give_back_lost's next look */
 };
 
 struct timings {
@@ -408,6 +415,28 @@ done:
     finish(c, f, &res, &t);
 }
 
+/* Between files the worker holds no lease, so a file PROCESSING under its owner
+ * is one it lost track of: a claim that committed while its answer was cut off
+ * with the connection (the worker saw claim_failed), or an outcome PostgreSQL
+ * lost in a crash (workers commit without waiting for the disk: the row is back
+ * at its claim, the worker has moved on). Nothing renews that lease, yet it
+ * would hold the file until it expires: give such files back to the queue now. */
+static void give_back_lost(struct ctx *c)
+{
+    struct err err = {0};
+    int64_t n = 0;
+
+    if (time_mono_ms() < c->next_lost_look)
+        return;
+    c->next_lost_look = time_mono_ms() + LOST_LOOK_MS;
+    /* A failure (the database away) is told by the claim that follows. */
+    if (c->st->ops->file_unclaim(c->st, c->owner, time_now_ms(), &n, &err) == 0 && n > 0)
+        log_warn("worker", "lease.given_back",
+                 "files=%lld msg=\"files leased to this worker, which it was not processing "
+                 "(an answer or a commit lost with the database connection), are queued again\"",
+                 (long long)n);
+}
+
 /* After a file: hand the decoder's freed heap back to the system. */
 static void give_back_memory(void)
 {
@@ -448,7 +477,10 @@ int jobs_worker_run(const struct jobs_worker_opts *o, struct store *st, struct b
     log_info("worker", "worker.ready", "owner=%s", c.owner);
     while (!stop_requested) {
         struct store_claim claim;
-        int rc = st->ops->file_claim(st, c.owner, time_now_ms(), o->lease_ms, &claim, err);
+        int rc;
+
+        give_back_lost(&c);
+        rc = st->ops->file_claim(st, c.owner, time_now_ms(), o->lease_ms, &claim, err);
         if (rc == 0) {
             watch_begin(c.watch, claim.file.id, claim.file.name, claim.lease_until);
             process(&c, &claim.file);

@@ -20,6 +20,7 @@
  *      │                                                    ^  ^                     │
  *      └──(too large / unsupported)──> FAILED               │  └──file_defer─────────┤ transient
  *                                        ^   │              └──file_release (crash)──┤ attempts left
+ *                                        │   │                 file_unclaim (lost)───┤
  *                                        │   └──file_retry (user, bytes held)──> QUEUED
  *                                        └──file_finish(failed) / file_release ──────┤ attempts used
  *                                           DONE / DUPLICATE <──file_finish(ok)──────┘
@@ -336,6 +337,12 @@ struct store_ops {
      * *released counts them. */
     int (*file_release)(struct store *st, const char *owner, int64_t now, int64_t max_attempts,
                         const struct err *why, int64_t *released, struct err *err);
+    /* Files leased by owner, a live worker that holds none of them right now (between
+     * files): it lost track of them (the answer to a claim or an outcome was cut off with
+     * its connection, or PostgreSQL lost a commit in a crash). Back to QUEUED at once,
+     * that claim not counted as an attempt. *released counts them. */
+    int (*file_unclaim)(struct store *st, const char *owner, int64_t now, int64_t *released,
+                        struct err *err);
     /* The user's retry of a FAILED file whose bytes are held: QUEUED again with
      * attempts 0 (counters step back). STORE_NOT_FOUND when no such failed file of
      * that user and upload; ERR_PERMANENT "bytes no longer held" when spool is "". */

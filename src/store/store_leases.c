@@ -2,7 +2,8 @@
  * store_leases: the worker side of the upload_file state machine (store.h)
  * over sql.h: claim (QUEUED -> PROCESSING under a lease), finish (-> DONE,
  * DUPLICATE or FAILED), defer (-> QUEUED later), release (a dead worker's or
- * expired leases), renew. Locking: store_internal.h.
+ * expired leases), unclaim (a live worker's files it lost track of), renew.
+ * Locking: store_internal.h.
  */
 #include "store/store_internal.h"
 
@@ -299,6 +300,68 @@ out:
     return rc;
 }
 
+/* ---- unclaim ---- */
+
+/* Gives back one collected file of a worker that lost track of it: 1 given
+ * back, 0 no longer held by that owner, -1 failed. */
+static int unclaim_one(struct sql_conn *c, const struct leased *l, int64_t now, struct err *err)
+{
+    struct rules_delta d = {0};
+    int64_t n;
+
+    if (rules_lock_upload(c, l->upload_id, err))
+        return -1;
+    n = sql_run(c, "give the file back",
+                "UPDATE upload_files SET state = 'queued', available_at = ?2, lease_owner = '', "
+                "lease_until = 0, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+                "updated_at = ?2 WHERE id = ?1 AND state = 'processing' AND lease_owner = ?3",
+                ARGS(VI(l->id), VI(now), VT(l->owner)), err);
+    if (n <= 0)
+        return (int)n;
+    return rules_bump(c, l->upload_id, &d, now, err) ? -1 : 1;
+}
+
+/* A read first (the partial index of PROCESSING rows): almost always there is
+ * nothing to give back, and then no write transaction is opened. */
+static int file_unclaim(struct store *st, const char *owner, int64_t now, int64_t *released,
+                        struct err *err)
+{
+    struct sql_conn *c = NULL;
+    struct collect k = {0};
+    int64_t held = 0, done = 0;
+    int rc = -1;
+
+    *released = 0;
+    if (!owner || !*owner || !strcmp(owner, "*"))
+        return err_set(err, ERR_PERMANENT, "store", "unclaim needs one worker's lease owner");
+    if (sql_pool_scalar(POOL(st), &held, "look for files leased by the worker",
+                        "SELECT COUNT(*) FROM upload_files WHERE state = 'processing' "
+                        "AND lease_owner = ?1",
+                        ARGS(VT(owner)), err) < 0)
+        return -1;
+    if (held == 0)
+        return 0;
+    c = sql_pool_borrow(POOL(st), err);
+    if (!c)
+        return -1;
+    if (sql_begin(c, err) || collect_leased(c, owner, now, &k, err))
+        goto out;
+    for (size_t i = 0; i < k.n; i++) {
+        int r = unclaim_one(c, &k.files[i], now, err);
+        if (r < 0)
+            goto out;
+        done += r;
+    }
+    if (sql_commit(c, err))
+        goto out;
+    *released = done;
+    rc = 0;
+out:
+    free(k.files);
+    sql_pool_give_back(POOL(st), c);
+    return rc;
+}
+
 /* ---- renew ---- */
 
 static int file_renew(struct store *st, int64_t file_id, const char *owner,
@@ -327,5 +390,6 @@ void rules_leases_ops(struct store_ops *o)
     o->file_finish = file_finish;
     o->file_defer = file_defer;
     o->file_release = file_release;
+    o->file_unclaim = file_unclaim;
     o->file_renew = file_renew;
 }

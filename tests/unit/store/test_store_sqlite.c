@@ -915,6 +915,57 @@ START_TEST(test_lease_renew)
 }
 END_TEST
 
+/* A live worker between files gives back what is still leased to it (a claim whose
+ * answer was lost, an outcome the database lost): queued at once, that claim not
+ * counted as an attempt; another owner's files, and other states, are left alone. */
+START_TEST(test_unclaim)
+{
+    struct err err = {0};
+    struct store_result ok = ok_result("a.jpg", SHA_A, "");
+    struct store_claim c;
+    int64_t bob = mkuser("bob"), n = -1;
+    int64_t up = mkupload(bob, 3, 10);
+    int64_t fa = add_file(up, bob, "a.jpg", SHA_A, "spool/a", NULL);
+    int64_t fb = add_file(up, bob, "b.jpg", SHA_B, "spool/b", NULL);
+    int64_t fc = add_file(up, bob, "c.jpg", SHA_C, "spool/c", NULL);
+    int64_t v;
+
+    assign(up, 1, 10, T0);
+    ck_assert_int_eq(claim("w1", T0).file.id, fa);
+    ck_assert_int_eq(claim("w2", T0).file.id, fb);
+    /* nothing of w3's: no change, not even the upload's version */
+    v = upload(up).version;
+    ck_assert_int_eq(S->ops->file_unclaim(S, "w3", T0 + 1, &n, &err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(upload(up).version, v);
+    /* w1 lost track of a.jpg: queued now, attempts back to 0; w2's b.jpg untouched */
+    ck_assert_int_eq(S->ops->file_unclaim(S, "w1", T0 + 2, &n, &err), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(file(fa).state, FILE_QUEUED);
+    ck_assert_int_eq(file(fa).attempts, 0);
+    ck_assert_str_eq(file(fa).lease_owner, "");
+    ck_assert_int_eq(file(fb).state, FILE_PROCESSING);
+    ck_assert_str_eq(file(fb).lease_owner, "w2");
+    ck_assert_int_gt(upload(up).version, v);
+    counters(up, 3, 0, 0, 0, 0, 0);
+    /* the file is claimed again at once, as a first attempt; w1 may not finish it */
+    c = claim("w3", T0 + 2);
+    ck_assert_int_eq(c.file.id, fa);
+    ck_assert_int_eq(c.file.attempts, 1);
+    ck_assert_int_eq(finish(fa, "w3", &ok, T0 + 3).state, FILE_DONE);
+    /* a finished file is not given back */
+    ck_assert_int_eq(S->ops->file_unclaim(S, "w3", T0 + 4, &n, &err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(file(fa).state, FILE_DONE);
+    ck_assert_int_eq(file(fc).state, FILE_QUEUED);
+    counters(up, 3, 1, 1, 0, 0, 0);
+    /* "*" and "" are not one worker */
+    ck_assert_int_eq(S->ops->file_unclaim(S, "*", T0 + 5, &n, &err), -1);
+    ck_assert_int_eq(S->ops->file_unclaim(S, "", T0 + 5, &n, &err), -1);
+    ck_assert_int_eq(file(fb).state, FILE_PROCESSING);
+}
+END_TEST
+
 /* The oldest queued file first, across uploads. */
 START_TEST(test_claim_order)
 {
@@ -1650,6 +1701,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_retry);
     tcase_add_test(tc, test_lease_lost);
     tcase_add_test(tc, test_lease_renew);
+    tcase_add_test(tc, test_unclaim);
     tcase_add_test(tc, test_claim_order);
     tcase_add_test(tc, test_queue_depth);
     tcase_add_test(tc, test_commit_fault);
