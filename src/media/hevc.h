@@ -5,7 +5,7 @@
  *
  * Why libavcodec and not libde265 (which libheif uses): its decoder has x86
  * SIMD for the transforms, motion compensation, SAO and deblocking, and does
- * a phone photo's 48 tiles in about half of libde265's CPU time (see
+ * a phone photo's tiles in about 0.7x of libde265's CPU time (see
  * docs/PERFORMANCE.md, "Phone photos: HEIC").
  *
  * Input is what a HEIF file stores: the hvcC box (its parameter sets) and the
