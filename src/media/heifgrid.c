@@ -6,8 +6,7 @@
  * properties; check the primary item is an 8-bit 4:2:0 'hvc1' image or a
  * 'grid' of them with only irot as a transform; decode each tile with one
  * HEVC decoder (hevc.c, flushed between tiles) into three full-size planes;
- * scale the planes to the
- * preview size; convert YCbCr to RGB there; rotate.
+ * scale the planes to the preview size; convert YCbCr to RGB there; rotate.
  */
 #include "media/heifgrid.h"
 
