@@ -19,7 +19,7 @@ OWNERS = [
     (re.compile(r"^microhttpd\.h$"), "http"),
     (re.compile(r"^jansson\.h$"), "http"),
     (re.compile(r"^(sqlite3\.h|libpq-fe\.h|curl/|libxml/)"), "store"),
-    (re.compile(r"^(vips/|libexif/|libraw/|libde265/|glib|jpeglib\.h)"), "media"),
+    (re.compile(r"^(vips/|libexif/|libraw/|libavcodec/|libavutil/|glib|jpeglib\.h)"), "media"),
     (re.compile(r"^(sodium\.h|sodium/|openssl/)"), "base"),
 ]
 BANNED = ["sprintf", "vsprintf", "strcpy", "strcat", "strncpy", "gets", "strtok", "atoi",

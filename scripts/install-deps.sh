@@ -12,7 +12,7 @@
 set -eu
 
 build="meson ninja-build pkg-config gcc libmicrohttpd-dev libvips-dev libexif-dev libraw-dev
-libjpeg62-turbo-dev libde265-dev libheif-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3
+libjpeg62-turbo-dev libavcodec-dev libheif-dev libsqlite3-dev libsodium-dev libjansson-dev libssl-dev libpq-dev check python3
 libcurl4-openssl-dev libxml2-dev"
 test_extra="chromium curl libvips-tools postgresql prometheus ceph-mon ceph-osd radosgw ceph-common"
 fuzz_extra="clang libclang-rt-14-dev"

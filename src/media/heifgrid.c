@@ -1,18 +1,17 @@
 /*
- * heifgrid: HEIC grid decode with libde265 (see heifgrid.h).
+ * heifgrid: HEIC grid decode with libavcodec (see heifgrid.h).
  *
  * Steps: find the top-level 'meta' box (read whole, at most
  * LIMIT_HEIF_META_BYTES), index its items, locations, references and
  * properties; check the primary item is an 8-bit 4:2:0 'hvc1' image or a
- * 'grid' of them with only irot as a transform; decode each tile with its own
- * libde265 decoder into three full-size planes; scale the planes to the
- * preview size; convert YCbCr to RGB there; rotate.
+ * 'grid' of them with only irot as a transform; decode each tile with one
+ * HEVC decoder (hevc.c, flushed between tiles) into three full-size planes;
+ * scale the planes to the preview size; convert YCbCr to RGB there; rotate.
  */
 #include "media/heifgrid.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libde265/de265.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 
 #include "base/limits.h"
 #include "media/boxshrink.h"
+#include "media/hevc.h"
 #include "media/internal.h"
 
 #define FOURCC(a, b, c, d) \
@@ -395,110 +395,60 @@ static int check_hvcc(const struct prop *p)
     return (b[21] & 3) + 1;
 }
 
-/* Push the hvcC's parameter sets (VPS, SPS, PPS) to the decoder. */
-static int push_hvcc(de265_decoder_context *dec, const struct prop *p)
+/* Copy a decoded tile (at least tw x th) into the planes at (x0, y0), cut at
+ * the tile's and the planes' edges. */
+static int paste(struct planes *pl, const struct hevc_picture *pic, int tw, int th, int x0,
+                 int y0)
 {
-    struct rd r = p->body;
-    int arrays;
-
-    rd_skip(&r, 22);
-    arrays = (int)rd_u(&r, 1);
-    for (int a = 0; a < arrays && !r.bad; a++) {
-        uint64_t n;
-        rd_skip(&r, 1);
-        n = rd_u(&r, 2);
-        for (uint64_t i = 0; i < n && !r.bad; i++) {
-            size_t len = (size_t)rd_u(&r, 2);
-            if (r.bad || r.n - r.off < len)
-                return -1;
-            if (de265_push_NAL(dec, r.p + r.off, (int)len, 0, NULL) != DE265_OK)
-                return -1;
-            r.off += len;
-        }
-    }
-    return r.bad ? -1 : 0;
-}
-
-static int push_data(de265_decoder_context *dec, const unsigned char *d, size_t n, int ls)
-{
-    struct rd r = {d, n, 0, false};
-
-    while (r.off < r.n) {
-        size_t len = (size_t)rd_u(&r, ls);
-        if (r.bad || len == 0 || r.n - r.off < len || len > INT32_MAX)
-            return -1;
-        if (de265_push_NAL(dec, r.p + r.off, (int)len, 0, NULL) != DE265_OK)
-            return -1;
-        r.off += len;
-    }
-    return 0;
-}
-
-/* Copy a decoded picture into the planes at (x0, y0), cut at their edges. */
-static int paste(struct planes *pl, const struct de265_image *img, int x0, int y0)
-{
+    if (pic->w < tw || pic->h < th)
+        return -1; /* a smaller picture would leave part of the tile unwritten */
     for (int c = 0; c < 3; c++) {
-        int stride, sub = c ? 2 : 1;
-        const uint8_t *src = de265_get_image_plane(img, c, &stride);
+        int sub = c ? 2 : 1;
         int pw = c ? pl->cw : pl->w, ph = c ? pl->ch : pl->h;
-        int iw = de265_get_image_width(img, c), ih = de265_get_image_height(img, c);
+        int iw = (tw + sub - 1) / sub, ih = (th + sub - 1) / sub;
         unsigned char *dst = c == 0 ? pl->y : c == 1 ? pl->cb : pl->cr;
         int cx = x0 / sub, cy = y0 / sub;
         int w = iw < pw - cx ? iw : pw - cx, h = ih < ph - cy ? ih : ph - cy;
-        if (!src || cx < 0 || cy < 0 || w <= 0 || h <= 0)
+        if (cx < 0 || cy < 0 || w <= 0 || h <= 0 || pic->stride[c] < w)
             return -1;
         for (int y = 0; y < h; y++)
-            memcpy(dst + (size_t)(cy + y) * (size_t)pw + (size_t)cx, src + (size_t)y * stride,
-                   (size_t)w);
+            memcpy(dst + (size_t)(cy + y) * (size_t)pw + (size_t)cx,
+                   pic->plane[c] + (size_t)y * (size_t)pic->stride[c], (size_t)w);
     }
     return 0;
 }
 
-static enum heifgrid_rc decode_tile(const struct heif *h, const struct item *it,
-                                    struct planes *pl, int x0, int y0, char *why, size_t cap)
+static enum heifgrid_rc decode_tile(const struct heif *h, struct hevc *dec, const struct item *it,
+                                    struct planes *pl, int tw, int th, int x0, int y0, char *why,
+                                    size_t cap)
 {
     const struct prop *hvcc = item_prop(h, it, FOURCC('h', 'v', 'c', 'C'));
     int ls = hvcc ? check_hvcc(hvcc) : 0;
-    de265_decoder_context *dec = NULL;
-    const struct de265_image *img = NULL;
+    struct hevc_picture pic;
     unsigned char *data = NULL;
     enum heifgrid_rc rc = HEIFGRID_DAMAGED;
-    int more = 1;
+    char msg[128];
 
     if (it->type != FOURCC('h', 'v', 'c', '1') || ls == 0)
         return HEIFGRID_NOT_HANDLED;
     data = item_data(h, it);
-    dec = de265_new_decoder();
-    if (!data || !dec) {
+    if (!data) {
         snprintf(why, cap, "cannot read HEVC tile %u", it->id);
         goto out;
     }
-    /* A picture with decoding errors is damage, not a result (libde265 would
-     * hand it out half grey). */
-    de265_set_parameter_bool(dec, DE265_DECODER_PARAM_SUPPRESS_FAULTY_PICTURES, 1);
-    if (push_hvcc(dec, hvcc) != 0 || push_data(dec, data, (size_t)it->len, ls) != 0 ||
-        de265_flush_data(dec) != DE265_OK) {
-        snprintf(why, cap, "damaged HEVC data in tile %u", it->id);
+    if (hevc_decode(dec, hvcc->body.p, hvcc->body.n, data, (size_t)it->len, ls, &pic, msg,
+                    sizeof(msg)) != 0) {
+        snprintf(why, cap, "tile %u: %s", it->id, msg);
         goto out;
     }
-    while (more && !img) {
-        de265_error e = de265_decode(dec, &more);
-        if (e != DE265_OK && e != DE265_ERROR_WAITING_FOR_INPUT_DATA) {
-            snprintf(why, cap, "tile %u: %s", it->id, de265_get_error_text(e));
-            goto out;
-        }
-        img = de265_get_next_picture(dec);
-    }
-    if (!img || de265_get_chroma_format(img) != de265_chroma_420 ||
-        de265_get_bits_per_pixel(img, 0) != 8 || paste(pl, img, x0, y0) != 0) {
-        snprintf(why, cap, "tile %u decoded to no usable picture", it->id);
+    if (paste(pl, &pic, tw, th, x0, y0) != 0) {
+        snprintf(why, cap, "tile %u decoded to %dx%d pixels, not %dx%d", it->id, pic.w, pic.h,
+                 tw, th);
         goto out;
     }
     rc = HEIFGRID_OK;
 out:
     free(data);
-    if (dec)
-        de265_free_decoder(dec);
     return rc;
 }
 
@@ -580,6 +530,7 @@ static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, int
 {
     int rows, cols;
     uint32_t w, hh, tw = 0, th = 0;
+    struct hevc *dec;
     enum heifgrid_rc rc;
 
     if (layout(h, pr, &rows, &cols, &w, &hh) != 0 || !size_matches(w, hh, rot, disp_w, disp_h))
@@ -601,15 +552,18 @@ static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, int
     pl->y = malloc((size_t)pl->w * (size_t)pl->h);
     pl->cb = malloc((size_t)pl->cw * (size_t)pl->ch);
     pl->cr = malloc((size_t)pl->cw * (size_t)pl->ch);
-    if (!pl->y || !pl->cb || !pl->cr)
+    dec = hevc_new();
+    if (!pl->y || !pl->cb || !pl->cr || !dec) {
+        hevc_free(dec);
         return HEIFGRID_NO_MEMORY;
-    for (int t = 0; t < h->ntiles; t++) {
-        rc = decode_tile(h, find_item(h, h->tiles[t]), pl, (int)tw * (t % cols),
-                         (int)th * (t / cols), why, cap);
-        if (rc != HEIFGRID_OK)
-            return rc;
     }
-    return HEIFGRID_OK;
+    rc = HEIFGRID_OK;
+    for (int t = 0; t < h->ntiles && rc == HEIFGRID_OK; t++)
+        rc = decode_tile(h, dec, find_item(h, h->tiles[t]), pl, (int)(tw < w ? tw : w),
+                         (int)(th < hh ? th : hh),
+                         (int)tw * (t % cols), (int)th * (t / cols), why, cap);
+    hevc_free(dec);
+    return rc;
 }
 
 /* One plane (w x h, in memory) scaled to exactly ow x oh: a box shrink for

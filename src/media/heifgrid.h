@@ -1,6 +1,7 @@
 /*
  * heifgrid: decode a phone HEIC (one HEVC image, or a grid of HEVC tiles as
- * an iPhone writes: 512 px tiles) straight with libde265, at the preview size.
+ * an iPhone writes: 512 px tiles) with libavcodec's HEVC decoder (hevc.h), at
+ * the preview size.
  *
  * Why not libheif (1.15) through libvips: for a grid, libheif converts every
  * tile from YCbCr 4:2:0 to planar RGB 4:4:4 with per-pixel float arithmetic

@@ -477,7 +477,7 @@ static int render_scaled_jpeg(const char *path, VipsImage *hdr, const struct med
     return 0;
 }
 
-/* A phone HEIC (HEVC, one image or a grid of tiles): decoded with libde265
+/* A phone HEIC (HEVC, one image or a grid of tiles): decoded with libavcodec
  * at the preview size (heifgrid.c), upright already. Same contract as
  * render_scaled_jpeg. Images with alpha stay on the libvips path (it
  * flattens them). */
