@@ -81,11 +81,15 @@
 /* Descriptors kept out of the connection budget: SQLite, blob files being
  * sent or written, worker pipes, logs. */
 #define FD_RESERVE 256
-/* Per-connection memory for headers and buffers. Four times LIMIT_HEAD_BYTES,
+/* Per-connection memory for headers and buffers: 2.5 times LIMIT_HEAD_BYTES,
  * so that a head over our limits still fits and reaches on_request, which
  * answers 414/431 itself, with the security headers (MHD's own error pages
- * have none and 0.9.75 cannot add any). Pages are touched only as bytes come. */
-#define CONNECTION_MEMORY (3 * LIMIT_HEAD_BYTES)
+ * have none and 0.9.75 cannot add any): test_hardening_http's 43 KB head of
+ * 400 lines (its bytes and MHD's ~56 bytes a line) passes, 2x fails it.
+ * No more than that: libmicrohttpd 0.9.75 zeroes the whole pool between two
+ * requests of a keep-alive connection, the largest CPU cost of a progress
+ * poll (docs/PERFORMANCE.md). */
+#define CONNECTION_MEMORY (5 * LIMIT_HEAD_BYTES / 2)
 #define STOP_GRACE_MS 10000
 /* A NUL byte would cut the C string there: refused, never silently cut. */
 #define NUL_IN_URI_MSG "the address holds a NUL byte (%00): remove it and try again"
