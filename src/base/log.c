@@ -139,9 +139,8 @@ static size_t ts_prefix(char *line, time_t sec)
         int n;
 
         gmtime_r(&sec, &tm);
-        n = snprintf(cached, sizeof(cached), "ts=%04d-%02d-%02dT%02d:%02d:%02d.",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec);
+        n = snprintf(cached, sizeof(cached), "ts=%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
         cached_len = n > 0 && (size_t)n < sizeof(cached) ? (size_t)n : 0;
         cached_sec = sec;
     }

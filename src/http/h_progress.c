@@ -167,8 +167,8 @@ static void snap_put(const struct store_upload *u, int64_t now, uint64_t mark,
     bool allowed;
 
     pthread_mutex_lock(&snaps.mu);
-    allowed = mark || (m->live && snaps.live && snaps.epoch == m->epoch &&
-                       snaps.notes[i] == m->notes);
+    allowed =
+        mark || (m->live && snaps.live && snaps.epoch == m->epoch && snaps.notes[i] == m->notes);
     if (allowed && !(sn->used && sn->u.id == u->id && sn->u.version > u->version)) {
         sn->used = true;
         sn->read_ms = now;

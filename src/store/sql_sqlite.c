@@ -397,8 +397,8 @@ static bool mark_init(struct sql_conn *base)
     void volatile *p = NULL;
     uint32_t version;
 
-    if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
-        !f || !f->pMethods || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
+    if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
+        !f->pMethods || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
         return false;
     if (f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &p) != SQLITE_OK || !p)
         return false;
