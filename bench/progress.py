@@ -22,7 +22,8 @@ BENCH_SSE=0 leaves out part 3.
 
 Environment: SHOEBOX_BIN, BENCH_FILES (200), BENCH_STREAMS (500), BENCH_WRK_SECONDS (10),
 BENCH_LOG_LEVEL (server --log-level, default info as shipped), BENCH_PROGRESS_OUT (the
-JSON's name). With SHOEBOX_TEST_DB=pg and SHOEBOX_TEST_PG set (bench/pg.py does) the
+JSON's name), BENCH_PACING (--batch-pacing, strict; empty: no such option, for a binary
+older than it, whose pacing was strict). With SHOEBOX_TEST_DB=pg and SHOEBOX_TEST_PG set (bench/pg.py does) the
 server runs on PostgreSQL (tests/integration/harness.py).
 """
 import json
@@ -44,6 +45,7 @@ WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
 WRK_ROUNDS = int(os.environ.get("BENCH_WRK_ROUNDS", "3"))
 SSE = os.environ.get("BENCH_SSE", "1") != "0"
+PACING = os.environ.get("BENCH_PACING", "strict")
 PER_USER = 50
 PW = "bench"
 OUT = os.path.join(ROOT, "build", "bench")
@@ -107,9 +109,9 @@ def parse_wrk(text):
 def main():
     os.makedirs(OUT, exist_ok=True)
     users = ["bench"] + [f"s{i}" for i in range((STREAMS + PER_USER - 1) // PER_USER)]
+    pacing = ["--batch-pacing", PACING] if PACING else []  # "": a binary from before it
     srv = Server(users={u: PW for u in users},
-                 args=["--batch-delay", "0.5", "--batch-pacing", "strict",
-                       "--log-level", LOG_LEVEL])
+                 args=["--batch-delay", "0.5", *pacing, "--log-level", LOG_LEVEL])
     images = Images()
     result = {"files": FILES, "streams": STREAMS, "log_level": LOG_LEVEL,
               "cores": os.cpu_count()}
