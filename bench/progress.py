@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """bench/progress: the progress endpoints under load (issue 4).
 
-1. starts `shoebox serve --batch-delay 0.5` on a free loopback port with a fresh data
-   dir and a user, and starts an upload of 200 generated JPEGs (vips CLI) that keeps
-   the server processing (14 batches of 15 with a pause between them);
+1. starts `shoebox serve --batch-delay 0.5 --batch-pacing strict` on a free loopback
+   port with a fresh data dir and a user, and starts an upload of 200 generated JPEGs
+   (vips CLI) that keeps the server processing (14 batches of 15 with a pause between
+   them: strict, as with the default `yield` a lone upload's batches run back to back
+   and it was over after the first wrk round, "0 files processed meanwhile"); a wrk
+   round that would start after it finished first starts another such upload;
 2. while it runs: `wrk -t2 -c64 -d10s` on GET /photos/upload-progress/ with the
    logged-in session cookie -> requests/s (target >= 20,000), latency, non-2xx count;
 3. opens 500 SSE streams (GET /photos/upload-progress/stream?upload=ID, raw
@@ -19,7 +22,8 @@ BENCH_SSE=0 leaves out part 3.
 
 Environment: SHOEBOX_BIN, BENCH_FILES (200), BENCH_STREAMS (500), BENCH_WRK_SECONDS (10),
 BENCH_LOG_LEVEL (server --log-level, default info as shipped), BENCH_PROGRESS_OUT (the
-JSON's name). With SHOEBOX_TEST_DB=pg and SHOEBOX_TEST_PG set (bench/pg.py does) the
+JSON's name), BENCH_PACING (--batch-pacing, strict; empty: no such option, for a binary
+older than it, whose pacing was strict). With SHOEBOX_TEST_DB=pg and SHOEBOX_TEST_PG set (bench/pg.py does) the
 server runs on PostgreSQL (tests/integration/harness.py).
 """
 import json
@@ -27,7 +31,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +45,7 @@ WRK_SECONDS = int(os.environ.get("BENCH_WRK_SECONDS", "10"))
 LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
 WRK_ROUNDS = int(os.environ.get("BENCH_WRK_ROUNDS", "3"))
 SSE = os.environ.get("BENCH_SSE", "1") != "0"
+PACING = os.environ.get("BENCH_PACING", "strict")
 PER_USER = 50
 PW = "bench"
 OUT = os.path.join(ROOT, "build", "bench")
@@ -105,8 +109,9 @@ def parse_wrk(text):
 def main():
     os.makedirs(OUT, exist_ok=True)
     users = ["bench"] + [f"s{i}" for i in range((STREAMS + PER_USER - 1) // PER_USER)]
+    pacing = ["--batch-pacing", PACING] if PACING else []  # "": a binary from before it
     srv = Server(users={u: PW for u in users},
-                 args=["--batch-delay", "0.5", "--log-level", LOG_LEVEL])
+                 args=["--batch-delay", "0.5", *pacing, "--log-level", LOG_LEVEL])
     images = Images()
     result = {"files": FILES, "streams": STREAMS, "log_level": LOG_LEVEL,
               "cores": os.cpu_count()}
@@ -116,20 +121,25 @@ def main():
         c = srv.client()
         c.login("bench", PW)
 
-        # 1. an upload that keeps the server busy
-        files = [(f"b{i:03}.jpg", images.jpeg(i + 1)) for i in range(FILES)]
-        uid_box = {}
-        poster = threading.Thread(target=lambda: uid_box.update(uid=post_files(c, files)))
-        poster.start()
-        poster.join()
-        uid = uid_box["uid"]
-        wait_until(lambda: progress(c, uid)["current_batch"] >= 1, timeout=60,
-                   what="the first batch")
+        # 1. an upload that keeps the server busy (a new one, of new files, for a
+        #    round that would start after the last one finished)
+        def start_upload(n):
+            files = [(f"b{n}-{i:03}.jpg", images.jpeg(n * FILES + i + 1)) for i in range(FILES)]
+            uid = post_files(c, files)
+            wait_until(lambda: progress(c, uid)["current_batch"] >= 1, timeout=60,
+                       what="the first batch")
+            return uid
+
+        uid = start_upload(0)
+        uploads = 1
 
         # 2. wrk on the JSON endpoint while it runs, BENCH_WRK_ROUNDS times
         url = f"http://127.0.0.1:{srv.port}/photos/upload-progress/"
         rounds = []
         for _ in range(WRK_ROUNDS):
+            if progress(c, uid)["status"] != "processing":
+                uid = start_upload(uploads)
+                uploads += 1
             before = progress(c, uid)
             cpu0 = cpu_s(pid)
             wrk = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECONDS}s", "--latency",
@@ -152,6 +162,7 @@ def main():
         result["wrk_rounds"] = [{k: v for k, v in r.items() if k != "raw"} for r in rounds]
         final = wait_until(lambda: (lambda p: p if p["status"] != "processing" else None)(
             progress(c, uid)), timeout=300, interval=0.5, what="the upload to finish")
+        result["uploads"] = uploads
         result["upload_final"] = {k: final[k] for k in
                                   ("status", "total", "processed", "uploaded", "failed")}
 

@@ -114,21 +114,62 @@ static const char *level_name(enum log_level l)
     return names[l];
 }
 
-/* The line of one event, '\n'-terminated, into line; returns its length. */
+/* s onto line at len, leaving room for the '\n'; the new length. */
+static size_t put(char *line, size_t cap, size_t len, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > cap - len - 2)
+        n = cap - len - 2;
+    memcpy(line + len, s, n);
+    return len + n;
+}
+
+/* "ts=YYYY-MM-DDTHH:MM:SS." of second sec into line (room for 32 bytes): the
+ * date is formatted once a second per thread, not per line (a busy server's
+ * access log writes thousands a second). */
+static size_t ts_prefix(char *line, time_t sec)
+{
+    static __thread time_t cached_sec = (time_t)-1;
+    static __thread char cached[32];
+    static __thread size_t cached_len;
+
+    if (sec != cached_sec) {
+        struct tm tm;
+        int n;
+
+        gmtime_r(&sec, &tm);
+        n = snprintf(cached, sizeof(cached), "ts=%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_len = n > 0 && (size_t)n < sizeof(cached) ? (size_t)n : 0;
+        cached_sec = sec;
+    }
+    memcpy(line, cached, cached_len);
+    return cached_len;
+}
+
+/* The line of one event, '\n'-terminated, into line (cap >= 64); returns its length. */
 static size_t format_line(char *line, size_t cap, enum log_level level, const char *comp,
                           const char *event, const char *fmt, va_list ap)
 {
     struct timespec ts;
-    struct tm tm;
+    long ms;
     size_t len;
     int n;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    n = snprintf(line, cap, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s event=%s ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                 tm.tm_sec, ts.tv_nsec / 1000000, level_name(level), comp, event);
-    len = n > 0 ? (size_t)n : 0;
+    len = ts_prefix(line, ts.tv_sec);
+    ms = ts.tv_nsec / 1000000;
+    line[len++] = (char)('0' + ms / 100);
+    line[len++] = (char)('0' + ms / 10 % 10);
+    line[len++] = (char)('0' + ms % 10);
+    len = put(line, cap, len, "Z level=");
+    len = put(line, cap, len, level_name(level));
+    len = put(line, cap, len, " comp=");
+    len = put(line, cap, len, comp);
+    len = put(line, cap, len, " event=");
+    len = put(line, cap, len, event);
+    len = put(line, cap, len, " ");
     n = vsnprintf(line + len, cap - len - 1, fmt, ap);
     if (n > 0)
         len += (size_t)n < cap - len - 1 ? (size_t)n : cap - len - 2;

@@ -24,11 +24,18 @@
  * The hub's tick also writes the access log's buffered lines (log_flush), so
  * an idle server's last requests reach the log within a tick or a second.
  *
- * DESIGN (upload snapshots, a shared store only)
- * On PostgreSQL every read of an upload is a round trip to the server, and a
- * page polls its upload every second from every tab. While the store's change
- * feed is live (sse_hub_feed), the last row read of an upload is kept in a
- * slot (SNAP_SLOTS, by id) and answered from there. Rules:
+ * DESIGN (upload snapshots)
+ * On PostgreSQL every read of an upload is a round trip to the server, on
+ * SQLite a read transaction (locks, a statement), and a page polls its upload
+ * every second from every tab. So the last row read of an upload is kept in a
+ * slot (SNAP_SLOTS, by id) and answered from there while nothing can have
+ * changed it. What tells depends on the store:
+ * - SQLite (the store's change_mark: its WAL index header, which every commit
+ *   of any process rewrites): a slot is used while the mark equals the one
+ *   read just before its row was read, so a poll reads nothing until anything
+ *   is committed, and the first poll after a commit reads anew. No time bound
+ *   is needed: a deleted or cleared upload is a commit too.
+ * - PostgreSQL: while the store's change feed is live (sse_hub_feed). Rules:
  * - a notification of upload ID at VERSION (any node's commit, sse_hub_changed)
  *   drops a slot of ID holding an older version, and counts in the slot's
  *   `notes`; a reader stores what it read only if no notification reached its
@@ -38,8 +45,10 @@
  * - a slot lives SNAP_MAX_MS at most (changes that announce nothing, such as
  *   a deleted upload), and every slot is dropped when the feed goes down or
  *   comes back (notifications are lost around reconnects); while the feed is
- *   down nothing is kept (SQLite has no feed: every poll reads the store);
+ *   down nothing is kept;
  * - this node's own clear (h_progress_clear) drops the slot at once.
+ * With either, a slot only moves forward (never an older version stored over
+ * a newer one) and is checked against the asking user on every use.
  * Lock: snaps.mu guards the slots, `notes`, `live` and `epoch`; never held
  * across a store call; taken under no other lock and takes none.
  */
@@ -76,6 +85,7 @@
 struct snap {
     bool used;
     int64_t read_ms;          /* monotonic */
+    uint64_t mark;            /* the store's change mark before the read; 0: feed rules */
     struct store_upload u;
 };
 
@@ -128,16 +138,19 @@ struct snap_mark {
     uint64_t epoch, notes;
 };
 
-/* The snapshot of id, if one may be used now (true), into *u. */
-static bool snap_get(int64_t id, int64_t now, struct store_upload *u, struct snap_mark *m)
+/* The snapshot of id, if one may be used now (true), into *u: with a change
+ * mark (not 0), one read at that same mark; else the feed's rules. */
+static bool snap_get(int64_t id, int64_t now, uint64_t mark, struct store_upload *u,
+                     struct snap_mark *m)
 {
     size_t i = snap_slot(id);
     struct snap *sn = &snaps.slots[i];
     bool hit;
 
     pthread_mutex_lock(&snaps.mu);
-    hit = snaps.live && sn->used && sn->u.id == id && now >= sn->read_ms &&
-          now - sn->read_ms < SNAP_MAX_MS;
+    hit = sn->used && sn->u.id == id &&
+          (mark ? sn->mark == mark
+                : snaps.live && !sn->mark && now >= sn->read_ms && now - sn->read_ms < SNAP_MAX_MS);
     if (hit)
         *u = sn->u;
     *m = (struct snap_mark){snaps.live, snaps.epoch, snaps.notes[i]};
@@ -145,34 +158,41 @@ static bool snap_get(int64_t id, int64_t now, struct store_upload *u, struct sna
     return hit;
 }
 
-static void snap_put(const struct store_upload *u, int64_t now, const struct snap_mark *m)
+/* Keep u, read at change mark `mark` (0: under the feed's rules, *m). */
+static void snap_put(const struct store_upload *u, int64_t now, uint64_t mark,
+                     const struct snap_mark *m)
 {
     size_t i = snap_slot(u->id);
     struct snap *sn = &snaps.slots[i];
+    bool allowed;
 
     pthread_mutex_lock(&snaps.mu);
-    if (m->live && snaps.live && snaps.epoch == m->epoch && snaps.notes[i] == m->notes &&
-        !(sn->used && sn->u.id == u->id && sn->u.version > u->version)) {
+    allowed =
+        mark || (m->live && snaps.live && snaps.epoch == m->epoch && snaps.notes[i] == m->notes);
+    if (allowed && !(sn->used && sn->u.id == u->id && sn->u.version > u->version)) {
         sn->used = true;
         sn->read_ms = now;
+        sn->mark = mark;
         sn->u = *u;
     }
     pthread_mutex_unlock(&snaps.mu);
 }
 
-/* store upload_get (user_id 0: any owner) through the snapshots. */
+/* store upload_get (user_id 0: any owner) through the snapshots. The change
+ * mark is read before the row, so a commit between the two only costs a read. */
 static int upload_read(struct store *st, int64_t id, int64_t user_id, struct store_upload *u,
                        struct err *err)
 {
     int64_t now = time_mono_ms();
+    uint64_t mark = st->ops->change_mark ? st->ops->change_mark(st) : 0;
     struct snap_mark m;
     int rc;
 
-    if (snap_get(id, now, u, &m))
+    if (snap_get(id, now, mark, u, &m))
         return user_id && u->user_id != user_id ? STORE_NOT_FOUND : 0;
     rc = st->ops->upload_get(st, id, user_id, u, err);
-    if (rc == 0 && m.live)
-        snap_put(u, now, &m);
+    if (rc == 0 && (mark || m.live))
+        snap_put(u, now, mark, &m);
     return rc;
 }
 

@@ -120,7 +120,7 @@ static bool match_pattern(const char *pat, const char *path, struct route_match 
             m->rest = path;
             return true;
         }
-        if (strncmp(pat, "{id}", 4) == 0) {
+        if (pat[0] == '{' && strncmp(pat, "{id}", 4) == 0) {
             size_t len = strcspn(path, "/");
             if (m->nids == ROUTE_MAX_IDS || match_id(path, len, &m->ids[m->nids]) < 0)
                 return false;

@@ -81,11 +81,15 @@
 /* Descriptors kept out of the connection budget: SQLite, blob files being
  * sent or written, worker pipes, logs. */
 #define FD_RESERVE 256
-/* Per-connection memory for headers and buffers. Four times LIMIT_HEAD_BYTES,
+/* Per-connection memory for headers and buffers: 2.5 times LIMIT_HEAD_BYTES,
  * so that a head over our limits still fits and reaches on_request, which
  * answers 414/431 itself, with the security headers (MHD's own error pages
- * have none and 0.9.75 cannot add any). Pages are touched only as bytes come. */
-#define CONNECTION_MEMORY (3 * LIMIT_HEAD_BYTES)
+ * have none and 0.9.75 cannot add any): test_hardening_http's 43 KB head of
+ * 400 lines (its bytes and MHD's ~56 bytes a line) passes, 2x fails it.
+ * No more than that: libmicrohttpd 0.9.75 zeroes the whole pool between two
+ * requests of a keep-alive connection, the largest CPU cost of a progress
+ * poll (docs/PERFORMANCE.md). */
+#define CONNECTION_MEMORY (5 * LIMIT_HEAD_BYTES / 2)
 #define STOP_GRACE_MS 10000
 /* A NUL byte would cut the C string there: refused, never silently cut. */
 #define NUL_IN_URI_MSG "the address holds a NUL byte (%00): remove it and try again"
@@ -486,6 +490,77 @@ static void free_req(struct http_req *req)
     free(req);
 }
 
+/* ---- the access log ---- */
+
+struct line {
+    char *p;
+    size_t len, cap;
+};
+
+static void line_add(struct line *l, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > l->cap - l->len - 1)
+        n = l->cap - l->len - 1;
+    memcpy(l->p + l->len, s, n);
+    l->len += n;
+    l->p[l->len] = '\0';
+}
+
+static void line_int(struct line *l, long long v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    d[--i] = '\0';
+    do {
+        d[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        d[--i] = '-';
+    line_add(l, d + i);
+}
+
+static void line_quoted(struct line *l, const char *s)
+{
+    char q[LOG_VALUE_MAX * 4 + 3];
+
+    line_add(l, log_quote(q, sizeof(q), s));
+}
+
+/* The request's access line (event=request), formatted by hand: one a request,
+ * thousands a second on a polled server, where printf's parsing and its
+ * floating point showed in the profile. Gathered into few writes
+ * (log.h log_write_buffered). */
+static void access_line(struct http_req *req, double dur_ms, bool completed)
+{
+    char buf[LOG_LINE_MAX];
+    struct line l = {buf, 0, sizeof(buf)};
+    long long tenths = (long long)(dur_ms * 10.0 + 0.5);
+
+    buf[0] = '\0';
+    line_add(&l, "method=");
+    line_quoted(&l, req->method);
+    line_add(&l, " path=");
+    line_quoted(&l, req->path);
+    line_add(&l, " status=");
+    line_int(&l, req->status);
+    line_add(&l, " bytes=");
+    line_int(&l, (long long)req->bytes);
+    line_add(&l, " dur_ms=");
+    line_int(&l, tenths / 10);
+    line_add(&l, ".");
+    line_int(&l, tenths % 10);
+    line_add(&l, " user=");
+    line_quoted(&l, req->session.valid ? req->user.name : "-");
+    if (!completed)
+        line_add(&l, " aborted=true");
+    log_write_buffered(LOG_INFO, "http", "request", "%s", buf);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -498,12 +573,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     dur_ms = (double)(mono_us() - req->start_us) / 1000.0;
     metrics_http_request(req->match.route, req->status, dur_ms / 1000.0);
-    /* The access log is gathered into few writes (log.h log_write_buffered). */
-    log_info_buffered("http", "request", "method=%s path=%s status=%d bytes=%lld dur_ms=%.1f "
-                      "user=%s%s", LOG_Q(req->method), LOG_Q(req->path), req->status,
-                      (long long)req->bytes, dur_ms,
-                      LOG_Q(req->session.valid ? req->user.name : "-"),
-                      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=true");
+    if (log_enabled(LOG_INFO, "http"))
+        access_line(req, dur_ms, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (req->cleanup)
         req->cleanup(req, req->ctx, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     pthread_mutex_lock(&srv->lock);

@@ -215,8 +215,38 @@ int session_set_upload(struct store *st, const char *digest, int64_t upload_id,
     return rc < 0 ? -1 : 0;
 }
 
+/* s onto out (room n) at *len, cut to fit with its '\0'. */
+static void cookie_add(char *out, size_t n, size_t *len, const char *s)
+{
+    size_t k = strlen(s);
+
+    if (k > n - *len - 1)
+        k = n - *len - 1;
+    memcpy(out + *len, s, k);
+    *len += k;
+    out[*len] = '\0';
+}
+
+/* Every answer to a logged-in request carries it (the sliding expiry), a
+ * progress poll's included: put together without printf. */
 void session_cookie(char *out, size_t n, const char *token, int64_t age_s, bool secure)
 {
-    snprintf(out, n, "%s=%s; Max-Age=%lld; Path=/; HttpOnly; SameSite=Lax%s", SESSION_COOKIE,
-             token ? token : "", token ? (long long)age_s : 0LL, secure ? "; Secure" : "");
+    char digits[24];
+    size_t len = 0, d = sizeof(digits);
+    uint64_t age = token && age_s > 0 ? (uint64_t)age_s : 0;
+
+    if (n == 0)
+        return;
+    out[0] = '\0';
+    digits[--d] = '\0';
+    do {
+        digits[--d] = (char)('0' + age % 10);
+        age /= 10;
+    } while (age);
+    cookie_add(out, n, &len, SESSION_COOKIE "=");
+    cookie_add(out, n, &len, token ? token : "");
+    cookie_add(out, n, &len, "; Max-Age=");
+    cookie_add(out, n, &len, digits + d);
+    cookie_add(out, n, &len, "; Path=/; HttpOnly; SameSite=Lax");
+    cookie_add(out, n, &len, secure ? "; Secure" : "");
 }

@@ -321,21 +321,55 @@ void view_progress_text(const struct progress *p, const char *errors_json, struc
     buf_addc(out, '}');
 }
 
+/* The text of the last progress this thread wrote without errors: a page's
+ * polls (every tab's) ask for the same upload at the same version again and
+ * again, and that text is a function of the progress alone (struct progress
+ * has no padding; status and phase are static strings), ETA included. A
+ * fixed buffer per thread: nothing to free when an MHD thread ends; a longer
+ * text is not kept. */
+#define VIEW_TEXT_KEEP 1024
+static __thread struct {
+    bool used;
+    struct progress p;
+    size_t len;
+    char text[VIEW_TEXT_KEEP];
+} last_text;
+
+static void progress_text_kept(const struct progress *p, struct buf *out)
+{
+    size_t start = out->len;
+
+    if (last_text.used && memcmp(&last_text.p, p, sizeof(*p)) == 0) {
+        buf_add(out, last_text.text, last_text.len);
+        return;
+    }
+    view_progress_text(p, NULL, out);
+    last_text.used = out->len - start <= sizeof(last_text.text);
+    if (last_text.used) {
+        last_text.p = *p;
+        last_text.len = out->len - start;
+        memcpy(last_text.text, out->data + start, last_text.len);
+    }
+}
+
 int view_upload_text(struct store *st, const struct store_upload *u, struct buf *out)
 {
     struct progress p;
-    char *errors_json = NULL;
+    json_t *errors;
+    char *errors_json;
 
     progress_from_upload(u, time_now_ms(), &p);
-    if (u->failed > 0) {
-        json_t *errors = view_upload_errors(st, u->id);
-        if (!errors)
-            return -1;
-        errors_json = json_dumps(errors, JSON_COMPACT);
-        json_decref(errors);
-        if (!errors_json)
-            return -1;
+    if (u->failed == 0) {
+        progress_text_kept(&p, out);
+        return 0;
     }
+    errors = view_upload_errors(st, u->id);
+    if (!errors)
+        return -1;
+    errors_json = json_dumps(errors, JSON_COMPACT);
+    json_decref(errors);
+    if (!errors_json)
+        return -1;
     view_progress_text(&p, errors_json, out);
     free(errors_json);
     return 0;

@@ -201,6 +201,15 @@ struct sql_driver {
     int (*listen_fd)(struct sql_conn *c);
     int (*listen_read)(struct sql_conn *c, void (*each)(void *ctx, const char *payload),
                        void *ctx, struct err *err);
+
+    /* The change mark (SQLite; NULL where the engine has none, as on PostgreSQL,
+     * whose change feed tells instead): a number that moves with every commit
+     * to the database by any connection of any process, read from shared memory
+     * without a transaction or a lock. mark_init prepares c, a connection kept
+     * for this alone (sql_pool_open_extra), once; false: no mark. change_mark
+     * may then be called from any thread at once; 0: cannot tell now (read). */
+    bool (*mark_init)(struct sql_conn *c);
+    uint64_t (*change_mark)(struct sql_conn *c);
 };
 
 /* The SQLite driver (sql_sqlite.c): location is a file path. */

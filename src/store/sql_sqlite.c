@@ -39,6 +39,7 @@ struct sqconn {
     struct sqstmt **stmts;
     size_t nstmts, cap;
     int last_rc;  /* the result code of the last failure */
+    const volatile unsigned char *shm;  /* the WAL index (mark_init), or NULL */
 };
 
 #define SQCONN(c) ((struct sqconn *)(c))
@@ -374,6 +375,62 @@ fail:
     return -1;
 }
 
+/* ---- the change mark ---- */
+
+/* The WAL index (https://www.sqlite.org/walformat.html, "the wal-index
+ * header"): the -shm file starts with two copies of a 48-byte header. Every
+ * commit of any connection, in any process, rewrites it (iChange, mxFrame,
+ * checksums); a writer writes the second copy, then the first. Readers read
+ * the first, then the second, and trust them only when they agree, as SQLite's
+ * own readers do (wal.c walIndexTryHdr). */
+#define WAL_INDEX_REGION 32768
+#define WAL_HDR_BYTES 48
+#define WAL_INDEX_VERSION 3007000u
+#define WAL_HDR_ISINIT 12  /* offset of the isInit byte */
+
+/* The WAL index of this connection, mapped by SQLite's own VFS (its xShmMap,
+ * without growing it): c->shm stays valid until the connection closes. */
+static bool mark_init(struct sql_conn *base)
+{
+    struct sqconn *c = SQCONN(base);
+    sqlite3_file *f = NULL;
+    void volatile *p = NULL;
+    uint32_t version;
+
+    if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || !f ||
+        !f->pMethods || f->pMethods->iVersion < 2 || !f->pMethods->xShmMap)
+        return false;
+    if (f->pMethods->xShmMap(f, 0, WAL_INDEX_REGION, 0, &p) != SQLITE_OK || !p)
+        return false;
+    memcpy(&version, (const void *)p, sizeof(version));
+    if (version != WAL_INDEX_VERSION)
+        return false;
+    c->shm = p;
+    return true;
+}
+
+/* FNV-1a over the agreed header: 0 when the copies disagree (a commit is
+ * being written) or the index is not initialised. */
+static uint64_t change_mark(struct sql_conn *base)
+{
+    const volatile unsigned char *shm = SQCONN(base)->shm;
+    unsigned char h1[WAL_HDR_BYTES], h2[WAL_HDR_BYTES];
+    uint64_t h = 14695981039346656037ull;
+
+    if (!shm)
+        return 0;
+    for (size_t i = 0; i < WAL_HDR_BYTES; i++)
+        h1[i] = shm[i];
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (size_t i = 0; i < WAL_HDR_BYTES; i++)
+        h2[i] = shm[WAL_HDR_BYTES + i];
+    if (memcmp(h1, h2, WAL_HDR_BYTES) != 0 || h1[WAL_HDR_ISINIT] != 1)
+        return 0;
+    for (size_t i = 0; i < WAL_HDR_BYTES; i++)
+        h = (h ^ h1[i]) * 1099511628211ull;
+    return h ? h : 1;
+}
+
 const struct sql_driver sql_sqlite_driver = {
     .name = "sqlite",
     .dialect = SQL_SQLITE,
@@ -401,4 +458,6 @@ const struct sql_driver sql_sqlite_driver = {
     .migrate_begin = migrate_begin,
     .version_get = version_get,
     .version_set = version_set,
+    .mark_init = mark_init,
+    .change_mark = change_mark,
 };

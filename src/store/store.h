@@ -412,6 +412,11 @@ struct store_ops {
     int (*feed_read)(struct store *st, struct store_feed *f, store_change_cb cb, void *ctx,
                      struct err *err);
     void (*feed_close)(struct store *st, struct store_feed *f);
+    /* A number that moves with every commit to the database by any process,
+     * read without a transaction (SQLite: the WAL index in shared memory), so
+     * a reader may keep what it read while the mark stays the same. 0: this
+     * store cannot tell, now or ever (PostgreSQL: the feed tells): read. */
+    uint64_t (*change_mark)(struct store *st);
     /* This process is server node `node` (unique: host, pid, start time): from
      * now on the requests it begins and ends are recorded as its own, and it is
      * alive while its heartbeat goes on. */

@@ -26,6 +26,9 @@
 #ifndef SHOEBOX_STORE_STORE_INTERNAL_H
 #define SHOEBOX_STORE_STORE_INTERNAL_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "store/sql.h"
 #include "store/store.h"
 
@@ -35,6 +38,11 @@ struct rules {
     struct store_ops ops;
     struct sql_pool *pool;
     char node[STORE_NODE_MAX];  /* node_register: requests are recorded as this node's */
+    /* change_mark (store_sql.c): a connection kept for the driver's mark,
+     * opened at the first call; mark_state 0 untried, 1 ready, -1 none. */
+    pthread_mutex_t mark_mu;
+    struct sql_conn *mark_conn;  /* mark_mu to set; read once mark_state is 1 */
+    _Atomic int mark_state;
 };
 
 #define POOL(st) (((struct rules *)(st))->pool)

@@ -26,6 +26,9 @@ static void rules_close(struct store *st)
 
     if (!r)
         return;
+    if (r->mark_conn)
+        r->mark_conn->drv->close(r->mark_conn);
+    pthread_mutex_destroy(&r->mark_mu);
     sql_pool_free(r->pool);
     free(r);
 }
@@ -47,11 +50,37 @@ static bool rules_shared(struct store *st)
     return (sql_pool_driver(POOL(st))->caps & SQL_CAP_SHARED) != 0;
 }
 
+/* The driver's change mark over a connection of its own, opened at the first
+ * call (a store that never asks, as a worker's, opens none). */
+static uint64_t change_mark(struct store *st)
+{
+    struct rules *r = (struct rules *)st;
+    const struct sql_driver *drv = sql_pool_driver(r->pool);
+    struct err err = {0};
+    int state = atomic_load(&r->mark_state);
+
+    if (state == 0 && drv->mark_init) {
+        pthread_mutex_lock(&r->mark_mu);
+        if (atomic_load(&r->mark_state) == 0) {
+            struct sql_conn *c = NULL;
+            bool ok = sql_pool_open_extra(r->pool, &c, &err) == 0 && drv->mark_init(c);
+            if (!ok && c)
+                drv->close(c);
+            r->mark_conn = ok ? c : NULL;
+            atomic_store(&r->mark_state, ok ? 1 : -1);
+        }
+        pthread_mutex_unlock(&r->mark_mu);
+        state = atomic_load(&r->mark_state);
+    }
+    return state == 1 ? drv->change_mark(r->mark_conn) : 0;
+}
+
 static void fill_ops(struct store_ops *o)
 {
     o->close = rules_close;
     o->shared = rules_shared;
     o->schema_version = schema_version;
+    o->change_mark = change_mark;
     rules_users_ops(o);
     rules_sessions_ops(o);
     rules_uploads_ops(o);
@@ -89,6 +118,7 @@ int rules_open_pool(const struct sql_driver *drv, const char *location, unsigned
     *out = NULL;
     fill_ops(&r->ops);
     r->base.ops = &r->ops;
+    pthread_mutex_init(&r->mark_mu, NULL);
     if (sql_pool_new(drv, location, sql_flags, pool_conns, &r->pool, err) ||
         migrate(r->pool, err)) {
         rules_close(&r->base);

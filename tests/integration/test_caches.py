@@ -7,6 +7,8 @@
 - Upload snapshots (src/http/h_progress.c, PostgreSQL with the change feed): polling node A
   while node B receives and processes an upload, the counters never go back and A reaches
   the final counts; a clear on A is seen on A at once.
+- Upload snapshots on SQLite (the store's change mark): a commit by another process is
+  seen by the very next poll.
 The PostgreSQL tests skip only when SHOEBOX_TEST_PG is unset (`make test` sets it).
 """
 import os
@@ -68,6 +70,46 @@ class TestSessionCacheOneNode(unittest.TestCase):
         r = c.json("POST", "/photos/clear-upload-progress/")
         self.assertEqual(r.status, 200, r.text)
         self.assertEqual(c.get(PROGRESS, headers=JSON).json()["status"], "idle")
+
+
+@unittest.skipIf(harness.test_db_is_pg(), "SQLite's change mark (PostgreSQL has the feed)")
+class TestUploadSnapshotsSqlite(unittest.TestCase):
+    """On SQLite a poll answers from the upload's last row while the store's change mark
+    (the WAL index header) stays the same: a commit by any other process must end that
+    at once, the very next poll reads it."""
+
+    def setUp(self):
+        self.srv = harness.Server(users={"alice": "pw-cache"}, args=["--workers", "0"])
+        self.addCleanup(self.srv.cleanup)
+        self.srv.start()
+        self.images = photos.Images()
+        self.addCleanup(self.images.cleanup)
+
+    def test_a_commit_by_another_process_is_seen_by_the_next_poll(self):
+        import sqlite3
+        c = self.srv.client()
+        self.assertEqual(c.login("alice", "pw-cache").status, 303)
+        parts = [photos.Part("csrfmiddlewaretoken", value=c.cookies["csrftoken"]),
+                 photos.Part("expected", value="1000"),  # stays 'receiving'
+                 photos.data_part("a.jpg", self.images.jpeg(1))]
+        ctype, length, body = photos.multipart(parts)
+        r = c.request("POST", "/photos/upload/", body=b"".join(body),
+                      headers={"Content-Type": ctype, "Content-Length": str(length), **JSON})
+        self.assertEqual(r.status, 202, r.text)
+        uid = r.json()["upload_id"]
+        url = f"{PROGRESS}?upload={uid}"
+        db = sqlite3.connect(self.srv.db, timeout=10)
+        self.addCleanup(db.close)
+        for i in range(5):
+            polls = [c.get(url, headers=JSON).json() for _ in range(3)]  # kept after the first
+            self.assertEqual(len({(p["version"], p["bytes_received"]) for p in polls}), 1, polls)
+            with db:  # one commit of this (test) process, not the server's
+                db.execute("UPDATE uploads SET bytes_received = bytes_received + 777, "
+                           "version = version + 1 WHERE id = ?", (uid,))
+            p = c.get(url, headers=JSON).json()
+            self.assertEqual((p["version"], p["bytes_received"]),
+                             (polls[-1]["version"] + 1, polls[-1]["bytes_received"] + 777),
+                             f"round {i}: the poll after the commit answered {p}")
 
 
 class TestCachesTwoNodes(Nodes):

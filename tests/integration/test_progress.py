@@ -15,6 +15,7 @@ import http.client
 import json
 import math
 import os
+import re
 import selectors
 import socket
 import sys
@@ -312,6 +313,19 @@ class ProgressTest(unittest.TestCase):
         # Bad ids.
         self.assertEqual(c.get(PROGRESS + "?upload=abc").status, 400)
         self.assertEqual(c.get(PROGRESS + "?upload=999").status, 404)
+
+    def test_a_poll_writes_its_access_line(self):
+        # the line is formatted by hand (server.c access_line): every field, in order
+        srv = self.server()
+        c = self.login(srv)
+        self.progress(c)
+        self.assertEqual(c.get(PROGRESS + "?upload=999").status, 404)
+        line = re.compile(r'event=request method="GET" path="/photos/upload-progress/" '
+                          r'status=(\d+) bytes=(\d+) dur_ms=\d+\.\d user="alice"$', re.M)
+        got = wait_until(lambda: (lambda m: m if len(m) >= 2 else None)(
+            line.findall(srv.log())), timeout=10, what="the polls' access lines")
+        self.assertEqual([s for s, _ in got[-2:]], ["200", "404"])
+        self.assertGreater(int(got[-2][1]), 100)  # the progress object's bytes
 
     def test_mixed_upload_counts_move_forward_and_match_outcomes(self):
         # --lease 5: a file whose outcome cannot be recorded fails in seconds, not minutes.

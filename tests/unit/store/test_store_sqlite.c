@@ -1602,6 +1602,62 @@ START_TEST(test_change_feed)
 }
 END_TEST
 
+/* A commit by another process, on its own store: the change mark must see it. */
+static void add_bytes_in_child(int64_t up)
+{
+    struct store *st = NULL;
+    struct err err = {0};
+
+    if (store_open(dbpath, &st, &err) || st->ops->upload_add_bytes(st, up, 5, T0, &err))
+        _exit(1);
+    st->ops->close(st);
+    _exit(0);
+}
+
+/* The change mark (h_progress.c keeps an upload's row while it stays the same):
+ * it moves with every commit, this store's, another store's, another
+ * process's, and stays put while nothing is committed (reads included). */
+START_TEST(test_change_mark)
+{
+    struct err err = {0};
+    struct store *s2 = NULL;
+    int64_t bob = mkuser("bob"), up = mkupload(bob, 0, 10);
+    uint64_t m0, m1, m2, m3;
+    int status = 0;
+    pid_t pid;
+
+    m0 = S->ops->change_mark(S);
+#ifdef TESTDIR_PG
+    ck_assert_uint_eq(m0, 0);  /* PostgreSQL: the change feed tells instead */
+    return;
+#endif
+    ck_assert_uint_ne(m0, 0);
+    (void)upload(up);
+    ck_assert_uint_eq(S->ops->change_mark(S), m0);
+    ck_assert_int_eq(S->ops->upload_add_bytes(S, up, 10, T0, &err), 0);
+    m1 = S->ops->change_mark(S);
+    ck_assert_uint_ne(m1, m0);
+    ck_assert_uint_eq(S->ops->change_mark(S), m1);
+
+    ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+    ck_assert_int_eq(s2->ops->upload_add_bytes(s2, up, 10, T0, &err), 0);
+    m2 = S->ops->change_mark(S);
+    ck_assert_uint_ne(m2, m1);
+    s2->ops->close(s2);
+
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        add_bytes_in_child(up);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    m3 = S->ops->change_mark(S);
+    ck_assert_uint_ne(m3, m2);
+    ck_assert_int_eq(upload(up).bytes_received, 25);
+    ck_assert_uint_eq(S->ops->change_mark(S), m3);
+}
+END_TEST
+
 START_TEST(test_health_check)
 {
     struct err err = {0};
@@ -1710,6 +1766,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_health_check);
     tcase_add_test(tc, test_node_requests_expire_with_the_node);
     tcase_add_test(tc, test_change_feed);
+    tcase_add_test(tc, test_change_mark);
     tcase_add_test(tc, test_photos);
     tcase_add_test(tc, test_photo_page);
     tcase_add_test(tc, test_photo_delete_refs);
