@@ -4,7 +4,8 @@
  *
  * DESIGN
  * Threads: one jobs thread (run()) besides the caller. It wakes every
- * TICK_MS or when jobs_notify() signals, and then, in order:
+ * TICK_MS (TAIL_TICK_MS while a batch's next may open at a file's end, the
+ * overlap below) or when jobs_notify() signals, and then, in order:
  *   1. reaps dead worker processes (waitpid WNOHANG), fails or requeues the file
  *      each held (store file_release with JOBS_CRASH_ATTEMPTS, "decoder crashed")
  *      and starts a replacement (with a pause if they keep dying);
@@ -72,6 +73,11 @@
 #include "store/store.h"
 
 #define TICK_MS 100
+/* While an upload's batch is down to its last files with the next batch ready, one
+ * file's end lets the overlap open it: the jobs thread looks this often instead, so
+ * a worker that ran out of work waits ~this rather than up to TICK_MS (a pass is a
+ * few small queries; the state lasts about one file). */
+#define TAIL_TICK_MS 10
 #define RESPAWN_PAUSE_MS 1000   /* a worker that dies within this of its start waits this */
 #define STOP_GRACE_MS 10000     /* workers get this long to finish their file at shutdown */
 #define NODE_BEAT_MS 1000       /* a node's heartbeat (shared stores) */
@@ -291,6 +297,7 @@ struct sched_pass {
     struct jobs *j;
     int64_t now;
     bool opened;
+    bool tail;  /* an upload's next batch may open at the next file's end (overlap) */
     int64_t *seen;  /* upload ids listed in this pass */
     size_t nseen, capseen;
     struct store_sched *later;  /* ready uploads within their batch delay (yield) */
@@ -362,6 +369,9 @@ static void schedule_one(void *ctx, const struct store_sched *s)
         /* The overlap: the store opens it only if none of these waits for a worker. */
         if (s->in_flight <= overlap_of(j) && s->in_flight_before == 0)
             open_next(p, s, 0);
+        else if (overlap_of(j) > 0 && s->in_flight == overlap_of(j) + 1 &&
+                 s->in_flight_before == 0)
+            p->tail = true;
         return;
     }
     if (s->current_batch > 0 && p->now < s->last_batch_end_at + j->o.batch_delay_ms) {
@@ -372,11 +382,12 @@ static void schedule_one(void *ctx, const struct store_sched *s)
     open_next(p, s, 0);
 }
 
-static bool schedule(struct jobs *j)
+static bool schedule(struct jobs *j, bool *tail)
 {
     struct sched_pass p = {.j = j, .now = time_now_ms()};
     struct err err = {0};
 
+    *tail = false;
     if (j->st->ops->sched_list(j->st, schedule_one, &p, &err)) {
         log_error("jobs", "sched.list_failed", "msg=%s", LOG_Q(err.msg));
         free(p.seen);
@@ -399,6 +410,7 @@ static bool schedule(struct jobs *j)
     }
     free(p.seen);
     free(p.later);
+    *tail = p.tail;
     return p.opened;
 }
 
@@ -476,13 +488,14 @@ static void *run(void *arg)
 {
     struct jobs *j = arg;
     int64_t last_release = 0;
+    bool tail = false;
 
     for (;;) {
         bool told;
         struct timespec until;
 
         pthread_mutex_lock(&j->mu);
-        until = time_after_ms(CLOCK_REALTIME, TICK_MS);
+        until = time_after_ms(CLOCK_REALTIME, tail ? TAIL_TICK_MS : TICK_MS);
         while (!j->wake && !j->stopping &&
                pthread_cond_timedwait(&j->cond, &j->mu, &until) != ETIMEDOUT)
             ;
@@ -502,7 +515,7 @@ static void *run(void *arg)
             close_idle(j);
             last_release = time_mono_ms();
         }
-        if (schedule(j) || told || spawned)
+        if (schedule(j, &tail) || told || spawned)
             wake_workers(j);
     }
     /* Here, not after the join: the workers' death signal fires when this thread ends. */
