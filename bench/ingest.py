@@ -15,6 +15,7 @@ Writes build/bench/ingest.json and appends nothing anywhere else.
 import concurrent.futures
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -98,6 +99,8 @@ def shoebox_run(folder):
             "uploaded": r.get("uploaded"), "failed": r.get("failed"),
             "first_thumbnail_s": first,
             "peak_rss_mib": (r.get("server") or {}).get("rss_peak_sum_mib"),
+            "cpu_s": (r.get("server") or {}).get("cpu_s"),
+            "cpu_ms_per_photo": per_photo_ms((r.get("server") or {}).get("cpu_s"), r.get("uploaded")),
             "other_cpu_s": (r.get("cpu") or {}).get("other_cpu_s")}
 
 
@@ -160,14 +163,24 @@ for i, path in enumerate(sys.argv[2:]):
 """
 
 
+def per_photo_ms(cpu_s, photos):
+    return round(1000 * cpu_s / photos, 1) if cpu_s is not None and photos else None
+
+
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed_peer(name, files, fn):
     outdir = tempfile.mkdtemp(prefix=f"shoebox-peer-{name}-")
-    start = time.time()
+    start, cpu0 = time.time(), children_cpu_s()
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         list(ex.map(lambda part: fn(part, outdir), split(files, 2)))
-    wall = time.time() - start
+    wall, cpu = time.time() - start, children_cpu_s() - cpu0
     shutil.rmtree(outdir, ignore_errors=True)
-    return {"wall_s": round(wall, 2), "photos_per_s": round(len(files) / wall, 2)}
+    return {"wall_s": round(wall, 2), "photos_per_s": round(len(files) / wall, 2),
+            "cpu_s": round(cpu, 2), "cpu_ms_per_photo": per_photo_ms(cpu, len(files))}
 
 
 def pil_peer(files, outdir):
@@ -192,17 +205,23 @@ def main():
     # ROUNDS rounds, each timing Shoebox and both peers back to back, and the
     # verdict from the medians. Every round's figures stay in the JSON.
     for r in range(ROUNDS):
+        load_before = os.getloadavg()[0]
         one = {"shoebox": shoebox_run(folder),
                "vipsthumbnail_2proc": timed_peer("vips", files, vips_peer),
                "pillow_draft_2proc": timed_peer("pil", files, pil_peer)}
         best = max(one["vipsthumbnail_2proc"]["photos_per_s"], one["pillow_draft_2proc"]["photos_per_s"])
         if one["shoebox"]["photos_per_s"]:
             one["shoebox_vs_fastest_peer"] = round(one["shoebox"]["photos_per_s"] / best, 2)
+        # The machine is shared: the load average around each round, and CPU per
+        # photo (server + workers; the peers' processes), which neighbours move less.
+        one["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         res["rounds"].append(one)
-        print(f"round {r + 1}/{ROUNDS}: shoebox {one['shoebox']['photos_per_s']} photos/s, "
+        print(f"round {r + 1}/{ROUNDS}: shoebox {one['shoebox']['photos_per_s']} photos/s "
+              f"({one['shoebox']['cpu_ms_per_photo']} ms CPU/photo), "
               f"vipsthumbnail {one['vipsthumbnail_2proc']['photos_per_s']}, "
-              f"Pillow draft {one['pillow_draft_2proc']['photos_per_s']}, "
-              f"ratio {one.get('shoebox_vs_fastest_peer')}", flush=True)
+              f"Pillow draft {one['pillow_draft_2proc']['photos_per_s']} "
+              f"({one['pillow_draft_2proc']['cpu_ms_per_photo']} ms CPU/photo), "
+              f"ratio {one.get('shoebox_vs_fastest_peer')}, load {one['load_average']}", flush=True)
     rounds = res["rounds"]
     med = {k: median([x[k]["photos_per_s"] for x in rounds])
            for k in ("shoebox", "vipsthumbnail_2proc", "pillow_draft_2proc")}

@@ -4,14 +4,19 @@
  *
  * DESIGN
  * Threads: one jobs thread (run()) besides the caller. It wakes every
- * TICK_MS or when jobs_notify() signals, and then, in order:
+ * TICK_MS (TAIL_TICK_MS while a batch's next may open at a file's end, the
+ * overlap below) or when jobs_notify() signals, and then, in order:
  *   1. reaps dead worker processes (waitpid WNOHANG), fails or requeues the file
  *      each held (store file_release with JOBS_CRASH_ATTEMPTS, "decoder crashed")
  *      and starts a replacement (with a pause if they keep dying);
  *   2. requeues files whose lease expired (a worker elsewhere vanished);
  *   3. schedules: for each unfinished upload (store sched_list) whose current
  *      batch is over, opens the next batch when it is full (batch_size files
- *      waiting) or the upload has finished arriving: store sched_assign. Within
+ *      waiting) or the upload has finished arriving: store sched_assign. With
+ *      --batch-pacing yield the next batch also opens once the current one has no
+ *      file left to claim, at most workers - 1 of its files are still in a worker
+ *      and no other upload has a file waiting (the overlap: a worker is idle, and
+ *      takes the next batch instead of waiting for the last file). Within
  *      batch_delay of its last batch's end an upload yields: its batch is tried
  *      after the pass has opened every other ready batch, and opens only if no
  *      other upload has a file waiting for a worker (the store checks that in
@@ -68,6 +73,11 @@
 #include "store/store.h"
 
 #define TICK_MS 100
+/* While an upload's batch is down to its last files with the next batch ready, one
+ * file's end lets the overlap open it: the jobs thread looks this often instead, so
+ * a worker that ran out of work waits ~this rather than up to TICK_MS (a pass is a
+ * few small queries; the state lasts about one file). */
+#define TAIL_TICK_MS 10
 #define RESPAWN_PAUSE_MS 1000   /* a worker that dies within this of its start waits this */
 #define STOP_GRACE_MS 10000     /* workers get this long to finish their file at shutdown */
 #define NODE_BEAT_MS 1000       /* a node's heartbeat (shared stores) */
@@ -206,17 +216,17 @@ static bool supervise(struct jobs *j)
 
 /* ---- batches ---- */
 
-static struct open_batch *find_batch(struct jobs *j, int64_t upload_id)
+static struct open_batch *find_batch(struct jobs *j, int64_t upload_id, int64_t batch_no)
 {
     for (size_t i = 0; i < j->nbatches; i++)
-        if (j->batches[i].upload_id == upload_id)
+        if (j->batches[i].upload_id == upload_id && j->batches[i].batch_no == batch_no)
             return &j->batches[i];
     return NULL;
 }
 
 static void batch_started(struct jobs *j, int64_t upload_id, int64_t batch_no, int64_t files)
 {
-    struct open_batch *b = find_batch(j, upload_id);
+    struct open_batch *b = find_batch(j, upload_id, batch_no);
 
     if (!b) {
         if (j->nbatches == j->capbatches) {
@@ -236,6 +246,20 @@ static void batch_ended(struct jobs *j, struct open_batch *b)
              (long long)b->upload_id, (long long)b->batch_no, (long long)b->files,
              (long long)(time_mono_ms() - b->started_at));
     *b = j->batches[--j->nbatches];
+}
+
+/* Closes the upload's batches with no file left in flight: all of them when none of
+ * its files is, the previous one (an overlap) when only the current one's are. */
+static void end_batches(struct jobs *j, const struct store_sched *s)
+{
+    for (size_t i = 0; i < j->nbatches;) {
+        struct open_batch *b = &j->batches[i];
+        if (b->upload_id == s->upload_id &&
+            (s->in_flight == 0 || (b->batch_no < s->current_batch && s->in_flight_before == 0)))
+            batch_ended(j, b);
+        else
+            i++;
+    }
 }
 
 /* ---- uploads cut off by a restart ---- */
@@ -273,6 +297,7 @@ struct sched_pass {
     struct jobs *j;
     int64_t now;
     bool opened;
+    bool tail;  /* an upload's next batch may open at the next file's end (overlap) */
     int64_t *seen;  /* upload ids listed in this pass */
     size_t nseen, capseen;
     struct store_sched *later;  /* ready uploads within their batch delay (yield) */
@@ -284,6 +309,15 @@ static int64_t batch_size_of(const struct jobs *j, const struct store_sched *s)
     return s->batch_size > 0 ? s->batch_size : j->o.batch_size;
 }
 
+/* Files of an upload's previous batch that may still be in a worker when its next
+ * batch opens: with --batch-pacing yield, one fewer than the workers, so a worker
+ * that finds nothing left to claim takes the next batch instead of idling until
+ * the previous one's last file is done (store sched_assign's overlap). */
+static int64_t overlap_of(const struct jobs *j)
+{
+    return j->o.batch_pacing == JOBS_PACE_YIELD && j->o.workers > 1 ? j->o.workers - 1 : 0;
+}
+
 /* Opens the upload's next batch; yield_ms > 0 lets it give way (store sched_assign). */
 static void open_next(struct sched_pass *p, const struct store_sched *s, int64_t yield_ms)
 {
@@ -292,7 +326,7 @@ static void open_next(struct sched_pass *p, const struct store_sched *s, int64_t
     int64_t assigned = 0;
 
     if (j->st->ops->sched_assign(j->st, s->upload_id, s->current_batch + 1, batch_size_of(j, s),
-                                 p->now, yield_ms, &assigned, &err)) {
+                                 p->now, yield_ms, overlap_of(j), &assigned, &err)) {
         log_error("jobs", "batch.assign_failed", "upload=%lld msg=%s",
                   (long long)s->upload_id, LOG_Q(err.msg));
         return;
@@ -325,16 +359,21 @@ static void schedule_one(void *ctx, const struct store_sched *s)
 {
     struct sched_pass *p = ctx;
     struct jobs *j = p->j;
-    struct open_batch *b = find_batch(j, s->upload_id);
     bool arrived = s->arrived || (s->open_requests == 0 && is_resumed(j, s->upload_id));
 
     note_seen(p, s->upload_id);
-    if (s->in_flight > 0)
-        return;
-    if (b)
-        batch_ended(j, b);
+    end_batches(j, s);
     if (s->unassigned == 0 || (s->unassigned < batch_size_of(j, s) && !arrived))
         return;
+    if (s->in_flight > 0) {
+        /* The overlap: the store opens it only if none of these waits for a worker. */
+        if (s->in_flight <= overlap_of(j) && s->in_flight_before == 0)
+            open_next(p, s, 0);
+        else if (overlap_of(j) > 0 && s->in_flight == overlap_of(j) + 1 &&
+                 s->in_flight_before == 0)
+            p->tail = true;
+        return;
+    }
     if (s->current_batch > 0 && p->now < s->last_batch_end_at + j->o.batch_delay_ms) {
         if (j->o.batch_pacing == JOBS_PACE_YIELD)
             try_later(p, s);
@@ -343,11 +382,12 @@ static void schedule_one(void *ctx, const struct store_sched *s)
     open_next(p, s, 0);
 }
 
-static bool schedule(struct jobs *j)
+static bool schedule(struct jobs *j, bool *tail)
 {
     struct sched_pass p = {.j = j, .now = time_now_ms()};
     struct err err = {0};
 
+    *tail = false;
     if (j->st->ops->sched_list(j->st, schedule_one, &p, &err)) {
         log_error("jobs", "sched.list_failed", "msg=%s", LOG_Q(err.msg));
         free(p.seen);
@@ -370,6 +410,7 @@ static bool schedule(struct jobs *j)
     }
     free(p.seen);
     free(p.later);
+    *tail = p.tail;
     return p.opened;
 }
 
@@ -447,13 +488,14 @@ static void *run(void *arg)
 {
     struct jobs *j = arg;
     int64_t last_release = 0;
+    bool tail = false;
 
     for (;;) {
         bool told;
         struct timespec until;
 
         pthread_mutex_lock(&j->mu);
-        until = time_after_ms(CLOCK_REALTIME, TICK_MS);
+        until = time_after_ms(CLOCK_REALTIME, tail ? TAIL_TICK_MS : TICK_MS);
         while (!j->wake && !j->stopping &&
                pthread_cond_timedwait(&j->cond, &j->mu, &until) != ETIMEDOUT)
             ;
@@ -473,7 +515,7 @@ static void *run(void *arg)
             close_idle(j);
             last_release = time_mono_ms();
         }
-        if (schedule(j) || told || spawned)
+        if (schedule(j, &tail) || told || spawned)
             wake_workers(j);
     }
     /* Here, not after the join: the workers' death signal fires when this thread ends. */

@@ -172,6 +172,7 @@ struct store_sched {
     int64_t upload_id, batch_size, current_batch;
     int64_t unassigned;   /* RECEIVED files */
     int64_t in_flight;    /* QUEUED + PROCESSING files */
+    int64_t in_flight_before;  /* of those, in batches before current_batch (an overlap) */
     bool arrived;         /* no open request and expected reached: no more files come */
     int64_t open_requests;  /* requests sending files into it now */
     int64_t last_batch_end_at;
@@ -310,12 +311,16 @@ struct store_ops {
      * and sets current_batch. *assigned says how many moved. Compare-and-set:
      * only when batch_no is current_batch + 1 and no file of the upload is QUEUED
      * or PROCESSING, else nothing moves (*assigned 0): another scheduler opened
-     * it first. The yield (yield_ms > 0, the batch delay): until yield_ms after the
+     * it first. The overlap (overlap > 0): the batch also opens while batch_no - 1
+     * has no QUEUED file left and at most `overlap` PROCESSING ones (and no file of an
+     * older batch is in flight), provided no other upload has a QUEUED file due by
+     * `now`. The yield (yield_ms > 0, the batch delay): until yield_ms after the
      * upload's last batch ended, the batch opens only while no other upload has a
      * QUEUED file due by `now` (a file waiting for a worker); else nothing moves
-     * and *assigned is 0. Both are read in the transaction that opens the batch. */
+     * and *assigned is 0. All are read in the transaction that opens the batch. */
     int (*sched_assign)(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
-                        int64_t now, int64_t yield_ms, int64_t *assigned, struct err *err);
+                        int64_t now, int64_t yield_ms, int64_t overlap, int64_t *assigned,
+                        struct err *err);
 
     /* --- workers --- */
     /* Claims the oldest QUEUED file whose retry time has come: PROCESSING, owner,

@@ -23,6 +23,7 @@ static void each_sched(struct sql_stmt *s, void *p)
         .arrived = sql_col_int64(s, 5) != 0,
         .last_batch_end_at = sql_col_int64(s, 6),
         .open_requests = sql_col_int64(s, 7),
+        .in_flight_before = sql_col_int64(s, 8),
     };
 
     e->cb(e->ctx, &x);
@@ -36,7 +37,11 @@ static int sched_list(struct store *st, store_sched_cb cb, void *ctx, struct err
                     "SELECT id, batch_size, current_batch, queued_files, "
                     "total - processed - queued_files, "
                     "CASE WHEN open_requests = 0 AND total >= expected THEN 1 ELSE 0 END, "
-                    "last_batch_end_at, open_requests FROM uploads WHERE finished_at = 0 "
+                    "last_batch_end_at, open_requests, CASE WHEN processed + queued_files < "
+                    "total THEN (SELECT COUNT(*) FROM upload_files f "
+                    "WHERE f.upload_id = uploads.id AND f.state IN ('queued', 'processing') "
+                    "AND f.batch_no < uploads.current_batch) ELSE 0 END "
+                    "FROM uploads WHERE finished_at = 0 "
                     "AND (queued_files > 0 OR processed + queued_files < total) ORDER BY id",
                     NOARGS, each_sched, &e, err);
 }
@@ -45,32 +50,41 @@ static int sched_list(struct store *st, store_sched_cb cb, void *ctx, struct err
  * Compare-and-set: batch batch_no opens only right after batch_no - 1 and while
  * none of the upload's files is in flight, whatever another node's scheduler
  * did since it listed the upload. A scheduler that lost the race assigns
- * nothing (it never opens the same batch twice, or skips one). Then the yield:
- * within yield_ms of the last batch's end, a file of another upload waiting for
- * a worker (QUEUED and due) keeps this batch closed; the other upload's files
- * are read without a lock, so two nodes may both open (the pace is best effort,
- * the batch numbers are not). */
+ * nothing (it never opens the same batch twice, or skips one). The overlap
+ * (overlap > 0): it also opens while batch batch_no - 1 has no file left to
+ * claim, at most `overlap` of its files are still in a worker (none of an older
+ * batch) and no other upload has a file waiting for a worker: a worker is idle,
+ * and it takes the new batch instead of waiting for the last file's end. Then
+ * the yield: within yield_ms of the last batch's end, a file of another upload
+ * waiting for a worker (QUEUED and due) keeps this batch closed; the other
+ * upload's files are read without a lock, so two nodes may both open (the pace
+ * is best effort, the batch numbers are not). */
 static int batch_may_open(struct sql_conn *c, int64_t upload_id, int64_t batch_no, int64_t now,
-                          int64_t yield_ms, bool *open, struct err *err)
+                          int64_t yield_ms, int64_t overlap, bool *open, struct err *err)
 {
     int64_t busy = 0, waiting = 0;
     int r;
 
     *open = false;
+    /* 0: nothing in flight; 2: only the previous batch's last files, all claimed. */
     r = sql_scalar(c, &busy, "check the batch to open",
-                   "SELECT CASE WHEN current_batch = ?2 - 1 THEN 0 ELSE 1 END + "
-                   "(SELECT COUNT(*) FROM upload_files WHERE upload_id = ?1 "
-                   "AND state IN ('queued', 'processing')) FROM uploads WHERE id = ?1",
-                   ARGS(VI(upload_id), VI(batch_no)), err);
-    if (r <= 0 || busy > 0)
+                   "SELECT CASE WHEN current_batch <> ?2 - 1 THEN 1 "
+                   "WHEN NOT EXISTS (SELECT 1 FROM upload_files WHERE upload_id = ?1 "
+                   "AND state IN ('queued', 'processing')) THEN 0 "
+                   "WHEN ?3 > 0 AND (SELECT COUNT(*) FROM upload_files WHERE upload_id = ?1 "
+                   "AND state = 'processing') <= ?3 AND NOT EXISTS (SELECT 1 FROM upload_files "
+                   "WHERE upload_id = ?1 AND (state = 'queued' OR (state = 'processing' "
+                   "AND batch_no <> ?2 - 1))) THEN 2 ELSE 1 END FROM uploads WHERE id = ?1",
+                   ARGS(VI(upload_id), VI(batch_no), VI(overlap)), err);
+    if (r <= 0 || busy == 1)
         return r < 0 ? -1 : 0;
-    if (yield_ms > 0) {
+    if (busy == 2 || yield_ms > 0) {
         r = sql_scalar(c, &waiting, "check for uploads waiting for a worker",
                        "SELECT COUNT(*) FROM uploads u WHERE u.id = ?1 "
-                       "AND ?2 < u.last_batch_end_at + ?3 AND EXISTS (SELECT 1 "
+                       "AND (?4 = 1 OR ?2 < u.last_batch_end_at + ?3) AND EXISTS (SELECT 1 "
                        "FROM upload_files f WHERE f.state = 'queued' AND f.available_at <= ?2 "
                        "AND f.upload_id <> ?1)",
-                       ARGS(VI(upload_id), VI(now), VI(yield_ms)), err);
+                       ARGS(VI(upload_id), VI(now), VI(yield_ms), VI(busy == 2)), err);
         if (r < 0)
             return -1;
     }
@@ -79,7 +93,8 @@ static int batch_may_open(struct sql_conn *c, int64_t upload_id, int64_t batch_n
 }
 
 static int sched_assign(struct store *st, int64_t upload_id, int64_t batch_no, int64_t limit,
-                        int64_t now, int64_t yield_ms, int64_t *assigned, struct err *err)
+                        int64_t now, int64_t yield_ms, int64_t overlap, int64_t *assigned,
+                        struct err *err)
 {
     struct sql_conn *c = NULL;
     struct rules_delta d = {0};
@@ -95,7 +110,7 @@ static int sched_assign(struct store *st, int64_t upload_id, int64_t batch_no, i
     if (!c)
         return -1;
     if (sql_begin(c, err) || rules_lock_upload(c, upload_id, err) ||
-        batch_may_open(c, upload_id, batch_no, now, yield_ms, &open, err))
+        batch_may_open(c, upload_id, batch_no, now, yield_ms, overlap, &open, err))
         goto out;
     if (!open) {
         sql_rollback(c);

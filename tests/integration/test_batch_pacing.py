@@ -118,16 +118,47 @@ class Pacing(unittest.TestCase):
         ev = self.events()
         starts = [e[2] for e in ev if e[:2] == ("batch.start", uid)]
         self.assertEqual(starts, [1, 2, 3])
-        # Each batch opened after the previous one's files were all done, and within
-        # its delay: nothing else waited, so nothing paused.
+        # Each batch opened once the previous one had no file left to claim and a
+        # worker was idle (the overlap: at most one of 2 workers still on it), after
+        # every file of the batch before that, and within its delay: nothing else
+        # waited, so nothing paused.
         for batch in (2, 3):
+            start = ev.index(("batch.start", uid, batch))
+            done_before = [i for i, e in enumerate(ev[:start])
+                           if e == ("file.done", uid, batch - 1)]
+            self.assertGreaterEqual(len(done_before), 3 - 1, ev)
+            older = [i for i, e in enumerate(ev)
+                     if e[:2] == ("file.done", uid) and e[2] < batch - 1]
+            self.assertTrue(all(i < start for i in older), ev)
             _, prev_end = self.batch_times(uid, batch - 1)
             opened, _ = self.batch_times(uid, batch)
-            self.assertGreaterEqual(opened, prev_end)
             self.assertLess(opened, prev_end + LONG_DELAY * 1000)
-            done_before = [i for i, e in enumerate(ev) if e == ("file.done", uid, batch - 1)]
-            self.assertEqual(len(done_before), 3)
-            self.assertLess(max(done_before), ev.index(("batch.start", uid, batch)))
+
+    def test_next_batch_opens_while_the_last_file_is_in_a_worker(self):
+        # Two workers, batches of 3; batch 1's last file takes 4 s (decode_slow). Once
+        # the other worker has nothing left to claim, batch 2 opens for it: it does not
+        # idle until the slow file is done.
+        c = self.server("--workers", "2", "--batch-size", "3", "--batch-delay",
+                        str(LONG_DELAY), "--faults", "decode_slow@slow")
+        names = ["p0.jpg", "p1.jpg", "slow-p2.jpg", "p3.jpg", "p4.jpg", "p5.jpg"]
+        uid = self.send(c, names, 1)
+        fin = wait_finished(c, uid, timeout=PROMPT)
+        self.assertEqual((fin["total"], fin["uploaded"], fin["current_batch"]), (6, 6, 2))
+        slow = self.srv.query("SELECT id, batch_no FROM upload_files WHERE upload_id = ? "
+                              "AND name = 'slow-p2.jpg'", (uid,))[0]
+        self.assertEqual(slow[1], 1)
+        log = self.srv.log()
+        slow_done = re.search(rf"event=file\.done upload={uid} batch=1 file={slow[0]}\b", log)
+        start2 = re.search(rf"event=batch\.start upload={uid} batch=2\b", log)
+        self.assertIsNotNone(slow_done)
+        self.assertIsNotNone(start2)
+        self.assertLess(start2.start(), slow_done.start(), "batch 2 waited for the slow file")
+        # The progress said so: batch 2 is current while batch 1's file was still going.
+        rows = self.srv.query("SELECT MIN(queued_at) FROM upload_files WHERE upload_id = ? "
+                              "AND batch_no = 2", (uid,))
+        slow_end = self.srv.query("SELECT updated_at FROM upload_files WHERE id = ?",
+                                  (slow[0],))[0][0]
+        self.assertLess(rows[0][0], slow_end)
 
     def test_strict_pacing_waits_the_delay_out(self):
         delay = 2

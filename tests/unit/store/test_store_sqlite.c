@@ -115,16 +115,23 @@ static void counters(int64_t id, int64_t total, int64_t processed, int64_t uploa
     ck_assert_int_eq(u.queued_files, queued);
 }
 
-/* sched_assign with the batch delay's yield (yield_ms, 0 = none). */
-static int64_t assign_y(int64_t upload_id, int64_t batch, int64_t limit, int64_t now,
-                        int64_t yield_ms)
+/* sched_assign with the batch delay's yield (yield_ms, 0 = none) and the overlap. */
+static int64_t assign_o(int64_t upload_id, int64_t batch, int64_t limit, int64_t now,
+                        int64_t yield_ms, int64_t overlap)
 {
     struct err err = {0};
     int64_t n = -1;
 
-    ck_assert_msg(S->ops->sched_assign(S, upload_id, batch, limit, now, yield_ms, &n, &err) == 0,
+    ck_assert_msg(S->ops->sched_assign(S, upload_id, batch, limit, now, yield_ms, overlap, &n,
+                                       &err) == 0,
                   "%s", err.msg);
     return n;
+}
+
+static int64_t assign_y(int64_t upload_id, int64_t batch, int64_t limit, int64_t now,
+                        int64_t yield_ms)
+{
+    return assign_o(upload_id, batch, limit, now, yield_ms, 0);
 }
 
 static int64_t assign(int64_t upload_id, int64_t batch, int64_t limit, int64_t now)
@@ -485,6 +492,70 @@ START_TEST(test_assign_yields)
     ck_assert_int_eq(assign_y(a, 3, 2, end + 1000, 1000), 2);     /* over: a opens, c or not */
     ck_assert_int_eq(upload(a).current_batch, 3);
     counters(a, 6, 4, 4, 0, 0, 0);
+}
+END_TEST
+
+/* The overlap: with overlap > 0 the next batch opens once the current one has no
+ * file left to claim and at most `overlap` of its files are in a worker, never
+ * while a file of an older batch is in flight (two batches at most) and never while
+ * another upload's file waits for a worker; sched_list counts the older batch's
+ * files in flight apart. */
+START_TEST(test_assign_overlaps)
+{
+    struct store_result ok;
+    int64_t bob = mkuser("bob");
+    int64_t a = mkupload(bob, 9, 3), b = mkupload(bob, 1, 3);
+    struct store_claim c1, c2, c3, d1, d2, d3, e1;
+    struct scheds x;
+
+    const char *names[] = {"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"};
+    const char *shas[] = {SHA_A, SHA_B, SHA_C, SHA_D, SHA_E, SHA_A, SHA_B, SHA_C, SHA_D};
+
+    for (int i = 0; i < 9; i++)
+        add_file(a, bob, names[i], shas[i], "spool/a", NULL);
+    add_file(b, bob, "b0", SHA_E, "spool/b", NULL);
+    ck_assert_int_eq(assign_o(a, 1, 3, T0 + 1, 0, 1), 3);
+    c1 = claim("w1", T0 + 2);
+    c2 = claim("w2", T0 + 3);
+    ck_assert_int_eq(assign_o(a, 2, 3, T0 + 4, 0, 1), 0);  /* a file left to claim */
+    ok = ok_result("a.jpg", SHA_A, "");
+    finish(c1.file.id, "w1", &ok, T0 + 5);
+    c3 = claim("w1", T0 + 6);
+    ck_assert_int_eq(c3.file.batch_no, 1);
+    ck_assert_int_eq(assign_o(a, 2, 3, T0 + 7, 0, 1), 0);  /* two in workers: none idle */
+    ok = ok_result("a.jpg", SHA_B, "");
+    finish(c2.file.id, "w2", &ok, T0 + 8);
+    /* All claimed, one in a worker: the literal rule waits, the overlap opens. */
+    ck_assert_int_eq(assign_o(a, 2, 3, T0 + 9, 0, 0), 0);
+    ck_assert_int_eq(assign_o(a, 2, 3, T0 + 10, 1000, 1), 3);
+    ck_assert_int_eq(upload(a).current_batch, 2);
+    x = sched();
+    ck_assert_int_eq(x.n, 2);
+    ck_assert_int_eq(x.s[0].upload_id, a);
+    ck_assert_int_eq(x.s[0].in_flight, 4);
+    ck_assert_int_eq(x.s[0].in_flight_before, 1);
+    d1 = claim("w2", T0 + 11);
+    d2 = claim("w2", T0 + 12);
+    d3 = claim("w2", T0 + 13);
+    ck_assert_int_eq(d3.file.batch_no, 2);
+    ok = ok_result("a.jpg", SHA_C, "");
+    finish(d1.file.id, "w2", &ok, T0 + 14);
+    ok = ok_result("a.jpg", SHA_D, "");
+    finish(d2.file.id, "w2", &ok, T0 + 15);
+    /* Batch 1's last file is still in a worker: batch 3 waits, whatever the overlap. */
+    ck_assert_int_eq(assign_o(a, 3, 3, T0 + 16, 0, 5), 0);
+    ok = ok_result("a.jpg", SHA_E, "");
+    finish(c3.file.id, "w1", &ok, T0 + 17);
+    ck_assert_int_eq(sched().s[0].in_flight_before, 0);
+    ck_assert_int_eq(upload(a).last_batch_end_at, 0);  /* batch 2 is still going */
+    /* Another upload's file waits for a worker: no worker is idle, batch 3 waits. */
+    ck_assert_int_eq(assign(b, 1, 3, T0 + 18), 1);
+    ck_assert_int_eq(assign_o(a, 3, 3, T0 + 19, 0, 1), 0);
+    e1 = claim("w1", T0 + 20);
+    ck_assert_int_eq(e1.file.upload_id, b);
+    ck_assert_int_eq(assign_o(a, 3, 3, T0 + 21, 0, 1), 3);
+    ck_assert_int_eq(upload(a).current_batch, 3);
+    counters(a, 9, 5, 5, 0, 0, 0);
 }
 END_TEST
 
@@ -1748,6 +1819,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_upload_lifecycle);
     tcase_add_test(tc, test_assign_compare_and_set);
     tcase_add_test(tc, test_assign_yields);
+    tcase_add_test(tc, test_assign_overlaps);
     tcase_add_test(tc, test_ingest_rejected_file);
     tcase_add_loop_test(tc, test_finish_conditions, 0,
                         sizeof(finish_rows) / sizeof(finish_rows[0]));
