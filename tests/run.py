@@ -93,7 +93,7 @@ def run_child(cmd, env, timeout):
     """subprocess.run(capture_output, text) that tells CHILDREN about the process."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, errors="replace",
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     with CHILDREN_LOCK:
         CHILDREN.add(proc)
     try:
@@ -108,18 +108,23 @@ def run_child(cmd, env, timeout):
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
-def stop_children():
-    """SIGTERM every child (an integration worker unwinds its tests' cleanups), then wait."""
+def stop_children(grace=10):
+    """SIGTERM every child's process group (a child and the servers its tests started),
+    SIGKILL what is left after grace seconds."""
     with CHILDREN_LOCK:
         procs = list(CHILDREN)
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in procs:
+            try:
+                os.killpg(p.pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
 
 
 DURATIONS_FILE = ".test-durations.json"   # in the build directory: each job's last time
@@ -456,7 +461,9 @@ def run_in_process(job, test):
 def worker_main(result_path, ids):
     """run.py --worker RESULT ID...: run these integration tests (one class) here, output
     to stdout, counts and per-test times as JSON to RESULT."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    def interrupted(*_):   # unittest records SystemExit as a test error and goes on
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)
     sys.path.insert(0, INTEGRATION)
     suite = unittest.TestLoader().loadTestsFromNames(ids)
     CountingResult.pass_name = os.environ.get("SHOEBOX_TEST_PASS", "")
