@@ -360,7 +360,7 @@ S3_SUITES = ("test_pipeline",)
 INTEGRATION = os.path.join(ROOT, "tests", "integration")
 # Integration classes much longer than the rest, run as several jobs (each with its own
 # setUpClass): each of their tests starts its own server(s), setUpClass only makes images.
-SPLIT = {"test_crash.CrashTest": 4, "test_progress.ProgressTest": 2}
+SPLIT = {"test_crash.CrashTest": 6, "test_progress.ProgressTest": 2}
 
 
 def test_ids(suite):
