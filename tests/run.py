@@ -7,7 +7,10 @@ integration tests (tests/integration/test_*.py, driving the real binary), then t
 pipeline, progress and crash integration tests once more on PostgreSQL (SHOEBOX_TEST_DB=pg:
 every harness Server gets its own database on the run's PostgreSQL), reported as
 "integration (PostgreSQL)",
-end-to-end browser tests (tests/e2e/run.mjs, when present).
+end-to-end browser tests (tests/e2e/run.mjs, when present). That is the order of the
+output; after the rules everything runs as jobs, up to -j at once (class Job,
+run_sections), the longest first, and the end lists the slowest jobs and tests and each
+pass's wall time.
 
 Before the unit and integration tests it starts ONE throwaway PostgreSQL for the whole
 run (tests/pgserver.py, when the server binaries are installed; `make test` installs
@@ -24,7 +27,7 @@ SHOEBOX_TEST_S3_ACCESS_KEY, SHOEBOX_TEST_S3_SECRET_KEY and SHOEBOX_TEST_S3_DIR; 
 their own key prefix in its bucket (harness.s3_blobs(), tests/unit/store/test_s3.c).
 
 Usage: tests/run.py [--build DIR] [--sanitize] [--only unit|fuzz|integration|pg-integration|e2e|rules]
-                   [-k PATTERN]
+                   [-k PATTERN] [-j JOBS]
 (pg-integration: only the PostgreSQL run of the pipeline, progress and crash tests)
 """
 import argparse
