@@ -91,12 +91,12 @@ static int open_upload(struct upload_req *u)
         }
         if (rc)
             goto store_error;
-    } else if (st->ops->upload_create(st, http_user(req)->id, u->expected, o->batch_size, now,
-                                      &u->upload_id, &err)) {
+        if (st->ops->upload_request_begin(st, u->upload_id, u->expected, bytes, now, &err))
+            goto store_error;
+    } else if (st->ops->upload_open(st, http_user(req)->id, u->expected, o->batch_size, bytes,
+                                    now, &u->upload_id, &err)) {
         goto store_error;
     }
-    if (st->ops->upload_request_begin(st, u->upload_id, u->expected, bytes, now, &err))
-        goto store_error;
     u->request_open = true;
     if (session_set_upload(st, http_session_digest(req), u->upload_id, &err))
         log_warn("http", "upload.session_failed", "upload=%lld msg=%s",

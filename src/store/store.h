@@ -260,6 +260,10 @@ struct store_ops {
     /* --- uploads --- */
     int (*upload_create)(struct store *st, int64_t user_id, int64_t expected, int64_t batch_size,
                          int64_t now, int64_t *id, struct err *err);
+    /* upload_create and upload_request_begin of its first request in one transaction:
+     * when it fails there is no upload (none that no request will ever send into). */
+    int (*upload_open)(struct store *st, int64_t user_id, int64_t expected, int64_t batch_size,
+                       int64_t bytes_total, int64_t now, int64_t *id, struct err *err);
     /* STORE_NOT_FOUND when absent or owned by another user (user_id 0 = any owner). */
     int (*upload_get)(struct store *st, int64_t id, int64_t user_id, struct store_upload *out,
                       struct err *err);

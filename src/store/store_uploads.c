@@ -120,27 +120,56 @@ static const char *no_upload(char *buf, size_t n, int64_t id)
     return buf;
 }
 
-static int upload_create(struct store *st, int64_t user_id, int64_t expected,
+/* Inside c's transaction: one more request sends into upload id (its node's). */
+static int begin_request(struct store *st, struct sql_conn *c, int64_t id, int64_t expected,
+                         int64_t bytes_total, int64_t now, struct err *err)
+{
+    int64_t n = sql_run(c, "start a request",
+                        "UPDATE uploads SET open_requests = open_requests + 1, "
+                        "expected = CASE WHEN ?2 > expected THEN ?2 ELSE expected END, "
+                        "bytes_total = bytes_total + CASE WHEN ?3 > 0 THEN ?3 ELSE 0 END, "
+                        "finished_at = 0, version = version + 1, updated_at = ?4 WHERE id = ?1",
+                        ARGS(VI(id), VI(expected), VI(bytes_total), VI(now)), err);
+
+    if (n < 0)
+        return -1;
+    if (n == 0) {
+        char missing[64];
+
+        return err_set(err, ERR_PERMANENT, "store", "cannot start a request: %s",
+                       no_upload(missing, sizeof(missing), id));
+    }
+    /* The request is this node's: it ends with the node (node_heartbeat). */
+    return rules_node_request(st, c, id, +1, err);
+}
+
+/* Inserts a new upload inside c's transaction. */
+static int insert_upload(struct sql_conn *c, int64_t user_id, int64_t expected,
                          int64_t batch_size, int64_t now, int64_t *id, struct err *err)
 {
-    struct sql_conn *c = NULL;
-    int64_t new_id = 0;
-    int rc = -1;
-
     if (batch_size < 1 || expected < 0 || expected > LIMIT_UPLOAD_FILES)
         return err_set(err, ERR_PERMANENT, "store",
                        "cannot create upload: batch size %lld or expected files %lld out of range",
                        (long long)batch_size, (long long)expected);
-    c = sql_pool_borrow(POOL(st), err);
+    return sql_scalar(c, id, "create an upload", "INSERT INTO uploads (user_id, created_at, "
+                      "updated_at, expected, batch_size) VALUES (?1, ?2, ?2, ?3, ?4) RETURNING id",
+                      ARGS(VI(user_id), VI(now), VI(expected), VI(batch_size)), err) == 1 ? 0 : -1;
+}
+
+/* A new upload; with bytes_total >= 0 also its first request (upload_open), in the
+ * same transaction, so a failure leaves no upload that nothing sends into. */
+static int create(struct store *st, int64_t user_id, int64_t expected, int64_t batch_size,
+                  int64_t bytes_total, int64_t now, int64_t *id, struct err *err)
+{
+    struct sql_conn *c = sql_pool_borrow(POOL(st), err);
+    int64_t new_id = 0;
+    int rc = -1;
+
     if (!c)
         return -1;
-    if (sql_begin(c, err))
-        goto out;
-    if (sql_scalar(c, &new_id, "create an upload", "INSERT INTO uploads (user_id, created_at, "
-                   "updated_at, expected, batch_size) VALUES (?1, ?2, ?2, ?3, ?4) RETURNING id",
-                   ARGS(VI(user_id), VI(now), VI(expected), VI(batch_size)), err) != 1)
-        goto out;
-    if (sql_commit(c, err))
+    if (sql_begin(c, err) || insert_upload(c, user_id, expected, batch_size, now, &new_id, err) ||
+        (bytes_total >= 0 && begin_request(st, c, new_id, expected, bytes_total, now, err)) ||
+        sql_commit(c, err))
         goto out;
     if (id)
         *id = new_id;
@@ -149,6 +178,19 @@ static int upload_create(struct store *st, int64_t user_id, int64_t expected,
 out:
     sql_pool_give_back(POOL(st), c);
     return rc;
+}
+
+static int upload_create(struct store *st, int64_t user_id, int64_t expected,
+                         int64_t batch_size, int64_t now, int64_t *id, struct err *err)
+{
+    return create(st, user_id, expected, batch_size, -1, now, id, err);
+}
+
+static int upload_open(struct store *st, int64_t user_id, int64_t expected, int64_t batch_size,
+                       int64_t bytes_total, int64_t now, int64_t *id, struct err *err)
+{
+    return create(st, user_id, expected, batch_size, bytes_total < 0 ? 0 : bytes_total, now, id,
+                  err);
 }
 
 static int upload_get(struct store *st, int64_t id, int64_t user_id, struct store_upload *out,
@@ -189,7 +231,6 @@ static int upload_request_begin(struct store *st, int64_t id, int64_t expected,
                                 int64_t bytes_total, int64_t now, struct err *err)
 {
     struct sql_conn *c;
-    int64_t n;
     int rc = -1;
 
     if (expected > LIMIT_UPLOAD_FILES)
@@ -198,27 +239,9 @@ static int upload_request_begin(struct store *st, int64_t id, int64_t expected,
     c = sql_pool_borrow(POOL(st), err);
     if (!c)
         return -1;
-    if (sql_begin(c, err))
-        goto out;
-    n = sql_run(c, "start a request",
-                "UPDATE uploads SET open_requests = open_requests + 1, "
-                "expected = CASE WHEN ?2 > expected THEN ?2 ELSE expected END, "
-                "bytes_total = bytes_total + CASE WHEN ?3 > 0 THEN ?3 ELSE 0 END, "
-                "finished_at = 0, version = version + 1, updated_at = ?4 WHERE id = ?1",
-                ARGS(VI(id), VI(expected), VI(bytes_total), VI(now)), err);
-    if (n < 0)
-        goto out;
-    if (n == 0) {
-        char missing[64];
-        err_set(err, ERR_PERMANENT, "store", "cannot start a request: %s",
-                no_upload(missing, sizeof(missing), id));
-        goto out;
-    }
-    /* The request is this node's: it ends with the node (node_heartbeat). */
-    if (rules_node_request(st, c, id, +1, err) || sql_commit(c, err))
-        goto out;
-    rc = 0;
-out:
+    if (sql_begin(c, err) == 0 && begin_request(st, c, id, expected, bytes_total, now, err) == 0 &&
+        sql_commit(c, err) == 0)
+        rc = 0;
     sql_pool_give_back(POOL(st), c);
     return rc;
 }
@@ -396,6 +419,7 @@ out:
 void rules_uploads_ops(struct store_ops *o)
 {
     o->upload_create = upload_create;
+    o->upload_open = upload_open;
     o->upload_get = upload_get;
     o->upload_list = upload_list;
     o->upload_request_begin = upload_request_begin;

@@ -835,6 +835,31 @@ START_TEST(test_upload_list)
 }
 END_TEST
 
+/* upload_open is one transaction: a failed commit leaves no upload behind (a multipart
+ * request answered 503 is sent again as a new upload; the first must not wait forever
+ * for files), and a good one has its first request open with the announced bytes. */
+START_TEST(test_upload_open_is_one_transaction)
+{
+    struct err err = {0};
+    int64_t ids[8] = {0};
+    int64_t id = 0, bob = mkuser("bob");
+
+    ck_assert_int_eq(fault_arm("commit=1"), 0);
+    ck_assert_int_eq(S->ops->upload_open(S, bob, 6, 15, 4096, T0, &id, &err), -1);
+    ck_assert_int_eq(err.cls, ERR_TRANSIENT);
+    ck_assert_int_eq(fault_arm(""), 0);
+    ck_assert_int_eq(S->ops->upload_list(S, bob, 0, count_upload, ids, &err), 0);
+    ck_assert_int_eq(ids[0], 0);
+    ck_assert_int_eq(S->ops->upload_open(S, bob, 6, 15, 4096, T0, &id, &err), 0);
+    ck_assert_int_eq(upload(id).open_requests, 1);
+    ck_assert_int_eq(upload(id).expected, 6);
+    ck_assert_int_eq(upload(id).bytes_total, 4096);
+    ck_assert_int_eq(S->ops->upload_request_end(S, id, T0 + 1, &err), 0);
+    ck_assert_int_eq(S->ops->upload_get(S, id, bob, &(struct store_upload){0}, &err),
+                     STORE_NOT_FOUND);  /* no file came: an empty upload is dropped */
+}
+END_TEST
+
 /* ---- workers: crash, retry, lease ---- */
 
 START_TEST(test_release_after_crash)
@@ -1825,6 +1850,7 @@ static Suite *suite(void)
                         sizeof(finish_rows) / sizeof(finish_rows[0]));
     tcase_add_test(tc, test_upload_misc);
     tcase_add_test(tc, test_upload_list);
+    tcase_add_test(tc, test_upload_open_is_one_transaction);
     tcase_add_test(tc, test_release_after_crash);
     tcase_add_test(tc, test_retry);
     tcase_add_test(tc, test_lease_lost);
