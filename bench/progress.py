@@ -181,8 +181,10 @@ def main():
         t0 = time.monotonic()
         for i in range(STREAMS):
             cu, uid_u = followed[i // PER_USER]
+            # the server takes at most 256 connections from one address (hardening):
+            # 200 streams from each of 127.0.0.2, .3, ...
             streams.append(RawStream(srv.port, f"/photos/upload-progress/stream?upload={uid_u}",
-                                     cu.cookies))
+                                     cu.cookies, source=f"127.0.0.{2 + i // 200}"))
         pump(streams, lambda: all(s.events() for s in streams), 60, "first events")
         open_s = time.monotonic() - t0
         bad = [s.status for s in streams if s.status != 200 or s.closed]

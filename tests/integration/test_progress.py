@@ -133,8 +133,11 @@ class RawStream:
     """One SSE stream over a raw non-blocking socket (HTTP/1.1, chunked decoded),
     so that hundreds fit in one thread with a selector."""
 
-    def __init__(self, port, path, cookies):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, path, cookies, source=None):
+        """source: the local address to connect from (any of 127.0.0.0/8), for more
+        streams than the server allows one address (LIMIT_CONNECTIONS_PER_ADDR)."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(source, 0) if source else None)
         cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                            f"Cookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n").encode())
