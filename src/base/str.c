@@ -94,6 +94,21 @@ bool str_ends_with(const char *s, const char *suffix)
     return n >= m && memcmp(s + n - m, suffix, m) == 0;
 }
 
+const char *str_from_int64(int64_t v, char out[STR_INT64_LEN])
+{
+    size_t i = STR_INT64_LEN;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    out[--i] = '\0';
+    do {
+        out[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[--i] = '-';
+    return out + i;
+}
+
 void str_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -20,6 +20,10 @@ bool str_ends_with(const char *s, const char *suffix);
  * they are not both hex digits (p[1] is not read when p[0] is not one, so a
  * NUL-terminated string may end anywhere). */
 int str_unhex2(const char *p);
+/* The decimal digits of v, NUL-terminated, at the end of out: returns where they start.
+ * No printf (used on paths that run for every request). */
+#define STR_INT64_LEN 21
+const char *str_from_int64(int64_t v, char out[STR_INT64_LEN]);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void str_hex(const unsigned char *in, size_t n, char *out);
 /* Constant-time comparison of two NUL-terminated strings. */

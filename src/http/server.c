@@ -510,18 +510,9 @@ static void line_add(struct line *l, const char *s)
 
 static void line_int(struct line *l, long long v)
 {
-    char d[24];
-    size_t i = sizeof(d);
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char d[STR_INT64_LEN];
 
-    d[--i] = '\0';
-    do {
-        d[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        d[--i] = '-';
-    line_add(l, d + i);
+    line_add(l, str_from_int64(v, d));
 }
 
 static void line_quoted(struct line *l, const char *s)

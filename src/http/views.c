@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/str.h"
 #include "base/timeutil.h"
 
 static json_t *num_or_null(double v)
@@ -225,17 +226,9 @@ json_t *view_upload(struct store *st, const struct store_upload *u, bool with_fi
 /* Decimal digits of v (no printf: this runs for every poll of every page). */
 static void text_digits(struct buf *b, int64_t v)
 {
-    char d[24];
-    size_t i = sizeof(d);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char d[STR_INT64_LEN];
 
-    do {
-        d[--i] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        d[--i] = '-';
-    buf_add(b, d + i, sizeof(d) - i);
+    buf_adds(b, str_from_int64(v, d));
 }
 
 static void text_key(struct buf *b, const char *key)

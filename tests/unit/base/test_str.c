@@ -90,6 +90,19 @@ START_TEST(helpers)
 }
 END_TEST
 
+START_TEST(from_int64)
+{
+    char d[STR_INT64_LEN];
+
+    ck_assert_str_eq(str_from_int64(0, d), "0");
+    ck_assert_str_eq(str_from_int64(7, d), "7");
+    ck_assert_str_eq(str_from_int64(-42, d), "-42");
+    ck_assert_str_eq(str_from_int64(1234567890123LL, d), "1234567890123");
+    ck_assert_str_eq(str_from_int64(INT64_MAX, d), "9223372036854775807");
+    ck_assert_str_eq(str_from_int64(INT64_MIN, d), "-9223372036854775808");
+}
+END_TEST
+
 START_TEST(unhex)
 {
     ck_assert_int_eq(str_unhex2("00"), 0);
@@ -141,6 +154,7 @@ int main(void)
     tcase_add_test(tc, doubles);
     tcase_add_test(tc, helpers);
     tcase_add_test(tc, unhex);
+    tcase_add_test(tc, from_int64);
     tcase_add_test(tc, buffers);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
