@@ -109,6 +109,19 @@ const char *str_from_int64(int64_t v, char out[STR_INT64_LEN])
     return out + i;
 }
 
+const char *str_from_tenths(double v, char out[STR_TENTHS_LEN])
+{
+    int64_t tenths = (int64_t)floor(v * 10.0 + 0.5);
+    const char *whole = str_from_int64(tenths / 10, out);
+    size_t n = strlen(whole);
+
+    memmove(out, whole, n);
+    out[n] = '.';
+    out[n + 1] = (char)('0' + tenths % 10);
+    out[n + 2] = '\0';
+    return out;
+}
+
 void str_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -24,6 +24,10 @@ int str_unhex2(const char *p);
  * No printf (used on paths that run for every request). */
 #define STR_INT64_LEN 21
 const char *str_from_int64(int64_t v, char out[STR_INT64_LEN]);
+/* v rounded to one decimal ("12.3", "0.5"), the same way at the end of out: for the
+ * millisecond and percent figures written on every request. v must be >= 0. */
+#define STR_TENTHS_LEN (STR_INT64_LEN + 2)
+const char *str_from_tenths(double v, char out[STR_TENTHS_LEN]);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void str_hex(const unsigned char *in, size_t n, char *out);
 /* Constant-time comparison of two NUL-terminated strings. */

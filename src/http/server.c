@@ -530,7 +530,7 @@ static void access_line(struct http_req *req, double dur_ms, bool completed)
 {
     char buf[LOG_LINE_MAX];
     struct line l = {buf, 0, sizeof(buf)};
-    long long tenths = (long long)(dur_ms * 10.0 + 0.5);
+    char num[STR_TENTHS_LEN];
 
     buf[0] = '\0';
     line_add(&l, "method=");
@@ -542,9 +542,7 @@ static void access_line(struct http_req *req, double dur_ms, bool completed)
     line_add(&l, " bytes=");
     line_int(&l, (long long)req->bytes);
     line_add(&l, " dur_ms=");
-    line_int(&l, tenths / 10);
-    line_add(&l, ".");
-    line_int(&l, tenths % 10);
+    line_add(&l, str_from_tenths(dur_ms, num));
     line_add(&l, " user=");
     line_quoted(&l, req->session.valid ? req->user.name : "-");
     if (!completed)

@@ -276,7 +276,7 @@ void view_progress_text(const struct progress *p, const char *errors_json, struc
      * ASCII words and times ISO 8601, so nothing here needs escaping. The
      * percent has one decimal (jansson would print 33.299999999999997 for the
      * same double). */
-    int64_t tenths;
+    char num[STR_TENTHS_LEN];
 
     buf_addc(out, '{');
     text_int_or_null(out, "upload_id", p->upload_id, p->upload_id != 0);
@@ -296,11 +296,8 @@ void view_progress_text(const struct progress *p, const char *errors_json, struc
     text_int(out, "current_batch", p->current_batch);
     text_int(out, "total_batches", p->total_batches);
     text_int(out, "batch_size", p->batch_size);
-    tenths = (int64_t)floor(p->percent * 10.0 + 0.5);
     text_key(out, "percent");
-    text_digits(out, tenths / 10);
-    buf_addc(out, '.');
-    text_digits(out, tenths % 10);
+    buf_adds(out, str_from_tenths(p->percent, num));
     buf_addc(out, ',');
     text_int(out, "bytes_received", p->bytes_received);
     text_int_or_null(out, "bytes_total", p->bytes_total, p->bytes_total != 0);

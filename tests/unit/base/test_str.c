@@ -103,6 +103,19 @@ START_TEST(from_int64)
 }
 END_TEST
 
+START_TEST(from_tenths)
+{
+    char d[STR_TENTHS_LEN];
+
+    ck_assert_str_eq(str_from_tenths(0.0, d), "0.0");
+    ck_assert_str_eq(str_from_tenths(0.04, d), "0.0");
+    ck_assert_str_eq(str_from_tenths(0.05, d), "0.1");
+    ck_assert_str_eq(str_from_tenths(12.34, d), "12.3");
+    ck_assert_str_eq(str_from_tenths(99.96, d), "100.0");
+    ck_assert_str_eq(str_from_tenths(1234567.25, d), "1234567.3");
+}
+END_TEST
+
 START_TEST(unhex)
 {
     ck_assert_int_eq(str_unhex2("00"), 0);
@@ -155,6 +168,7 @@ int main(void)
     tcase_add_test(tc, helpers);
     tcase_add_test(tc, unhex);
     tcase_add_test(tc, from_int64);
+    tcase_add_test(tc, from_tenths);
     tcase_add_test(tc, buffers);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
