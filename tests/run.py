@@ -480,6 +480,23 @@ def worker_main(result_path, ids):
     return 0
 
 
+def install_e2e_packages(t):
+    """npm ci once, before the e2e jobs start: each script would otherwise install the
+    packages itself when they are missing, and three concurrent `npm ci` runs delete
+    each other's node_modules under the scripts already using it."""
+    here = os.path.join(ROOT, "tests", "e2e")
+    with open(os.path.join(here, "package.json")) as f:
+        deps = json.load(f)["dependencies"]
+    if all(os.path.exists(os.path.join(here, "node_modules", d, "package.json")) for d in deps):
+        return
+    print("--- installing the e2e tests' npm packages (npm ci --prefix tests/e2e)", flush=True)
+    r = subprocess.run(["npm", "ci", "--prefix", here, "--no-audit", "--no-fund"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    if r.returncode != 0:
+        t.add("e2e: npm ci --prefix tests/e2e", failed=1, detail=r.stdout)
+        print(r.stdout[-4000:], flush=True)
+
+
 def e2e_jobs(env, pattern=""):
     """tests/e2e/run.mjs (the pages in Chromium) and tests/e2e/tus.mjs (real tus clients,
     the upload page's tus transport); -k picks the scripts whose name contains it."""
@@ -618,6 +635,7 @@ def main():
         if only in (None, "integration", "pg-integration") and pg and rgw:
             sections.append(integration_section(env, args.pattern, pg=True, s3=True))
         if only in (None, "e2e"):
+            install_e2e_packages(t)
             sections.append(Section("e2e", e2e_jobs(env, args.pattern)))
         sections = [s for s in sections if s]
         print(f"--- {sum(len(s.jobs) for s in sections)} jobs, up to {args.jobs} at once "

@@ -124,16 +124,31 @@ export async function loadPlaywright() {
   return pw.chromium || (pw.default && pw.default.chromium);
 }
 
-// npm ci when a dependency of package.json is missing from node_modules.
+// npm ci when a dependency of package.json is missing from node_modules. npm ci
+// first deletes node_modules, so concurrent scripts take turns: the first makes the
+// lock directory and installs, the others wait for it and then find the packages.
 export async function installDeps() {
   const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(HERE, "package.json"), "utf8")).dependencies);
-  if (deps.some((d) => !fs.existsSync(path.join(HERE, "node_modules", d, "package.json")))) {
+  const missing = () => deps.some((d) => !fs.existsSync(path.join(HERE, "node_modules", d, "package.json")));
+  if (!missing()) return true;
+  const lock = path.join(HERE, ".npm-install.lock");
+  for (const began = Date.now(); ;) {
+    try { fs.mkdirSync(lock); break; } catch (e) { if (e.code !== "EEXIST") throw e; }
+    let age = 0;
+    try { age = Date.now() - fs.statSync(lock).mtimeMs; } catch { continue; }
+    if (age > 600000) fs.rmSync(lock, { recursive: true, force: true }); // its owner died
+    if (Date.now() - began > 600000) return false;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  try {
+    if (!missing()) return true;
     log("installing the test's npm packages (npm ci --prefix tests/e2e)");
     const r = spawnSync("npm", ["ci", "--prefix", HERE, "--no-audit", "--no-fund"],
                         { encoding: "utf8", stdio: "inherit", timeout: 300000 });
     return r.status === 0;
+  } finally {
+    fs.rmSync(lock, { recursive: true, force: true });
   }
-  return true;
 }
 
 // Collects console errors and page errors of every page of a context.
