@@ -5,8 +5,12 @@
  * LIMIT_HEIF_META_BYTES), index its items, locations, references and
  * properties; check the primary item is an 8-bit 4:2:0 'hvc1' image or a
  * 'grid' of them with only irot as a transform; decode each tile with one
- * HEVC decoder (hevc.c, flushed between tiles) into three full-size planes;
- * scale the planes to the preview size; convert YCbCr to RGB there; rotate.
+ * HEVC decoder (hevc.c, flushed between tiles) and box-shrink its three
+ * planes into place by the integer part of the scale (a 12 MP plane is never
+ * made: the tile is shrunk while it is in the cache); scale the planes the
+ * rest of the way, luma to the preview size and chroma to half of it (the
+ * preview's JPEG is 4:2:0); convert YCbCr to RGB with fixed-point tables;
+ * rotate.
  */
 #include "media/heifgrid.h"
 
@@ -65,9 +69,14 @@ struct heif {
     int ntiles;
 };
 
-/* The decoded picture: full-size planes, then scaled. */
+/* The decoded picture. Each tile's planes are box-shrunk by k as they are
+ * pasted (k = 1 when the tiles do not fall on whole blocks), so what is kept
+ * is sw x sh, not the full size; the rest of the scaling is done on that. */
 struct planes {
-    int w, h, cw, ch; /* luma and chroma sizes */
+    int w, h, cw, ch; /* full luma and chroma sizes */
+    int ow, oh;       /* the result's size; chroma is scaled to half of it */
+    int k[2];         /* box factor per tile: [0] luma, [1] chroma */
+    int sw[2], sh[2]; /* kept sizes, ceil(full / k) */
     unsigned char *y, *cb, *cr;
 };
 
@@ -396,24 +405,26 @@ static int check_hvcc(const struct prop *p)
 }
 
 /* Copy a decoded tile (at least tw x th) into the planes at (x0, y0), cut at
- * the tile's and the planes' edges. */
+ * the tile's and the planes' edges, box-shrunk by the plane's k. Returns 0,
+ * -1 when the picture does not fit, -2 out of memory. */
 static int paste(struct planes *pl, const struct hevc_picture *pic, int tw, int th, int x0,
                  int y0)
 {
     if (pic->w < tw || pic->h < th)
         return -1; /* a smaller picture would leave part of the tile unwritten */
     for (int c = 0; c < 3; c++) {
-        int sub = c ? 2 : 1;
+        int sub = c ? 2 : 1, k = pl->k[c > 0], sw = pl->sw[c > 0];
         int pw = c ? pl->cw : pl->w, ph = c ? pl->ch : pl->h;
         int iw = (tw + sub - 1) / sub, ih = (th + sub - 1) / sub;
         unsigned char *dst = c == 0 ? pl->y : c == 1 ? pl->cb : pl->cr;
         int cx = x0 / sub, cy = y0 / sub;
         int w = iw < pw - cx ? iw : pw - cx, h = ih < ph - cy ? ih : ph - cy;
-        if (cx < 0 || cy < 0 || w <= 0 || h <= 0 || pic->stride[c] < w)
+        if (cx < 0 || cy < 0 || w <= 0 || h <= 0 || pic->stride[c] < w || cx % k || cy % k)
             return -1;
-        for (int y = 0; y < h; y++)
-            memcpy(dst + (size_t)(cy + y) * (size_t)pw + (size_t)cx,
-                   pic->plane[c] + (size_t)y * (size_t)pic->stride[c], (size_t)w);
+        dst += (size_t)(cy / k) * (size_t)sw + (size_t)(cx / k);
+        if (boxshrink_buf(pic->plane[c], (size_t)pic->stride[c], w, h, 1, k, dst,
+                          (size_t)sw) != 0)
+            return -2; /* no memory */
     }
     return 0;
 }
@@ -441,7 +452,14 @@ static enum heifgrid_rc decode_tile(const struct heif *h, struct hevc *dec, cons
         snprintf(why, cap, "tile %u: %s", it->id, msg);
         goto out;
     }
-    if (paste(pl, &pic, tw, th, x0, y0) != 0) {
+    switch (paste(pl, &pic, tw, th, x0, y0)) {
+    case 0:
+        break;
+    case -2:
+        rc = HEIFGRID_NO_MEMORY;
+        snprintf(why, cap, "out of memory");
+        goto out;
+    default:
         snprintf(why, cap, "tile %u decoded to %dx%d pixels, not %dx%d", it->id, pic.w, pic.h,
                  tw, th);
         goto out;
@@ -524,9 +542,37 @@ static bool size_matches(uint32_t w, uint32_t hh, int rot, int64_t disp_w, int64
     return (rot & 1) ? (hh == disp_w && w == disp_h) : (w == disp_w && hh == disp_h);
 }
 
+/* The box factor for a plane of w x h going to ow x oh, whose tiles are
+ * bw x bh each (the first cols - 1 and rows - 1 of them whole): the integer
+ * part of the scale, when every tile starts on a whole block; else 1. */
+static int box_factor(int w, int h, int ow, int oh, int bw, int bh, int cols, int rows)
+{
+    int k = w / ow < h / oh ? w / ow : h / oh;
+
+    if (k < 2)
+        return 1;
+    k = k > 255 ? 255 : k;
+    return (cols > 1 && bw % k) || (rows > 1 && bh % k) ? 1 : k;
+}
+
+/* Sizes: the result's (long side min_long, never upscaled), the box factors,
+ * the kept planes'. */
+static void plan(struct planes *pl, int tw, int th, int cols, int rows, int min_long)
+{
+    int lng = pl->w > pl->h ? pl->w : pl->h;
+    double s = lng > min_long ? (double)min_long / lng : 1.0;
+
+    pl->ow = (int)ceil(pl->w * s), pl->oh = (int)ceil(pl->h * s);
+    pl->k[0] = box_factor(pl->w, pl->h, pl->ow, pl->oh, tw, th, cols, rows);
+    pl->k[1] = box_factor(pl->cw, pl->ch, (pl->ow + 1) / 2, (pl->oh + 1) / 2, tw / 2, th / 2,
+                          cols, rows);
+    pl->sw[0] = (pl->w + pl->k[0] - 1) / pl->k[0], pl->sh[0] = (pl->h + pl->k[0] - 1) / pl->k[0];
+    pl->sw[1] = (pl->cw + pl->k[1] - 1) / pl->k[1], pl->sh[1] = (pl->ch + pl->k[1] - 1) / pl->k[1];
+}
+
 static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, int rot,
-                                      int64_t disp_w, int64_t disp_h, struct planes *pl,
-                                      char *why, size_t cap)
+                                      int64_t disp_w, int64_t disp_h, int min_long,
+                                      struct planes *pl, char *why, size_t cap)
 {
     int rows, cols;
     uint32_t w, hh, tw = 0, th = 0;
@@ -549,9 +595,10 @@ static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, int
         (uint64_t)tw * (uint64_t)(cols - 1) >= w || (uint64_t)th * (uint64_t)(rows - 1) >= hh ||
         (cols > 1 && (tw & 1)) || (rows > 1 && (th & 1)))
         return HEIFGRID_NOT_HANDLED;
-    pl->y = malloc((size_t)pl->w * (size_t)pl->h);
-    pl->cb = malloc((size_t)pl->cw * (size_t)pl->ch);
-    pl->cr = malloc((size_t)pl->cw * (size_t)pl->ch);
+    plan(pl, (int)tw, (int)th, cols, rows, min_long);
+    pl->y = malloc((size_t)pl->sw[0] * (size_t)pl->sh[0]);
+    pl->cb = malloc((size_t)pl->sw[1] * (size_t)pl->sh[1]);
+    pl->cr = malloc((size_t)pl->sw[1] * (size_t)pl->sh[1]);
     dec = hevc_new();
     if (!pl->y || !pl->cb || !pl->cr || !dec) {
         hevc_free(dec);
@@ -614,33 +661,56 @@ static void matrix_of(int mc, double *kr, double *kb)
     }
 }
 
-static unsigned char clamp8(double v)
+/* The conversion as 16.16 fixed-point tables, as libjpeg's: Y's term (with
+ * the rounding half) and each chroma term, indexed by the 8-bit sample. */
+struct yuv_tab {
+    int32_t y[256], rv[256], gu[256], gv[256], bu[256];
+};
+
+static void yuv_tab_init(struct yuv_tab *t, int mc, bool full)
 {
-    return v <= 0 ? 0 : v >= 255 ? 255 : (unsigned char)(v + 0.5);
+    double kr, kb, kg, ys = full ? 1.0 : 255.0 / 219, cs = full ? 1.0 : 255.0 / 224;
+    double yo = full ? 0 : 16, one = 65536.0;
+
+    matrix_of(mc, &kr, &kb);
+    kg = 1 - kr - kb;
+    for (int i = 0; i < 256; i++) {
+        double c = (i - 128) * cs * one;
+        t->y[i] = (int32_t)lround((i - yo) * ys * one) + 32768;
+        t->rv[i] = (int32_t)lround(2 * (1 - kr) * c);
+        t->gu[i] = (int32_t)lround(-2 * kb * (1 - kb) / kg * c);
+        t->gv[i] = (int32_t)lround(-2 * kr * (1 - kr) / kg * c);
+        t->bu[i] = (int32_t)lround(2 * (1 - kb) * c);
+    }
 }
 
-/* YCbCr planes (same size, in memory) to interleaved RGB. */
+static unsigned char clamp16(int32_t v)
+{
+    return v <= 0 ? 0 : v >= 255 << 16 ? 255 : (unsigned char)(v >> 16);
+}
+
+/* YCbCr planes (in memory; chroma at half the size, rounded up, each of its
+ * pixels covering 2 x 2 of luma) to interleaved RGB. The preview's JPEG has
+ * 4:2:0 chroma again, so scaling chroma to full size first would only cost. */
 static VipsImage *to_rgb(VipsImage *y, VipsImage *cb, VipsImage *cr, int mc, bool full)
 {
     int w = y->Xsize, h = y->Ysize;
     size_t sy = VIPS_IMAGE_SIZEOF_LINE(y), sc = VIPS_IMAGE_SIZEOF_LINE(cb);
     unsigned char *rgb = malloc((size_t)w * (size_t)h * 3), *o = rgb;
-    const unsigned char *py = VIPS_IMAGE_ADDR(y, 0, 0), *pb = VIPS_IMAGE_ADDR(cb, 0, 0),
-                        *pr = VIPS_IMAGE_ADDR(cr, 0, 0);
-    double kr, kb, kg, ys = full ? 1.0 : 255.0 / 219, cs = full ? 1.0 : 255.0 / 224;
-    double yo = full ? 0 : 16;
+    struct yuv_tab t;
 
     if (!rgb)
         return NULL;
-    matrix_of(mc, &kr, &kb);
-    kg = 1 - kr - kb;
+    yuv_tab_init(&t, mc, full);
     for (int j = 0; j < h; j++) {
+        const unsigned char *py = VIPS_IMAGE_ADDR(y, 0, 0) + (size_t)j * sy;
+        const unsigned char *pb = VIPS_IMAGE_ADDR(cb, 0, 0) + (size_t)(j / 2) * sc;
+        const unsigned char *pr = VIPS_IMAGE_ADDR(cr, 0, 0) + (size_t)(j / 2) * sc;
         for (int i = 0; i < w; i++) {
-            double Y = (py[(size_t)j * sy + i] - yo) * ys;
-            double B = (pb[(size_t)j * sc + i] - 128) * cs, R = (pr[(size_t)j * sc + i] - 128) * cs;
-            *o++ = clamp8(Y + 2 * (1 - kr) * R);
-            *o++ = clamp8(Y - (2 * kr * (1 - kr) * R + 2 * kb * (1 - kb) * B) / kg);
-            *o++ = clamp8(Y + 2 * (1 - kb) * B);
+            int32_t Y = t.y[py[i]], U = pb[i / 2], V = pr[i / 2];
+            *o++ = clamp16(Y + t.rv[V]);
+            *o++ = clamp16(Y + t.gu[U] + t.gv[V]);
+            *o++ = clamp16(Y + t.bu[U]);
         }
     }
     return media_image_adopt(rgb, w, h, 3, VIPS_INTERPRETATION_sRGB);
@@ -656,12 +726,9 @@ static const struct prop *colr_of(const struct heif *h, const struct item *pr)
     return p ? p : t ? item_prop(h, t, FOURCC('c', 'o', 'l', 'r')) : NULL;
 }
 
-static VipsImage *convert(const struct heif *h, const struct item *pr, struct planes *pl,
-                          int min_long)
+static VipsImage *convert(const struct heif *h, const struct item *pr, struct planes *pl)
 {
-    int lng = pl->w > pl->h ? pl->w : pl->h;
-    double s = lng > min_long ? (double)min_long / lng : 1.0;
-    int ow = (int)ceil(pl->w * s), oh = (int)ceil(pl->h * s);
+    int ow = pl->ow, oh = pl->oh;
     VipsImage *y = NULL, *cb = NULL, *cr = NULL, *rgb = NULL;
     const struct prop *colr = colr_of(h, pr);
     int mc = 6;
@@ -671,9 +738,9 @@ static VipsImage *convert(const struct heif *h, const struct item *pr, struct pl
         mc = colr->body.p[8] << 8 | colr->body.p[9];
         full = colr->body.p[10] & 0x80;
     }
-    y = scale_plane(pl->y, pl->w, pl->h, ow, oh);
-    cb = scale_plane(pl->cb, pl->cw, pl->ch, ow, oh);
-    cr = scale_plane(pl->cr, pl->cw, pl->ch, ow, oh);
+    y = scale_plane(pl->y, pl->sw[0], pl->sh[0], ow, oh);
+    cb = scale_plane(pl->cb, pl->sw[1], pl->sh[1], (ow + 1) / 2, (oh + 1) / 2);
+    cr = scale_plane(pl->cr, pl->sw[1], pl->sh[1], (ow + 1) / 2, (oh + 1) / 2);
     if (y && cb && cr)
         rgb = to_rgb(y, cb, cr, mc, full);
     if (rgb && colr && colr->body.n > 4 &&
@@ -720,9 +787,9 @@ static enum heifgrid_rc run(struct heif *h, int64_t disp_w, int64_t disp_h, int 
     pr = find_item(h, h->primary);
     if (!pr || transforms(h, pr, &rot) != 0)
         return HEIFGRID_NOT_HANDLED;
-    rc = decode_planes(h, pr, rot, disp_w, disp_h, &pl, why, cap);
+    rc = decode_planes(h, pr, rot, disp_w, disp_h, min_long, &pl, why, cap);
     if (rc == HEIFGRID_OK) {
-        img = convert(h, pr, &pl, min_long);
+        img = convert(h, pr, &pl);
         img = img ? rotate(img, rot) : NULL;
         if (!img)
             rc = HEIFGRID_NO_MEMORY;

@@ -7,9 +7,10 @@
  * tile from YCbCr 4:2:0 to planar RGB 4:4:4 with per-pixel float arithmetic
  * before pasting it, then converts the whole 12 MP image again to what the
  * caller asked for; that is ~30 % of its decode time (perf, iPhone photos),
- * and the full-size RGB copies are most of a worker's memory. Here the tiles'
- * Y, Cb and Cr planes are pasted as they are, scaled to the preview size
- * plane by plane, and only the ~1.5 MP result is converted to RGB.
+ * and the full-size RGB copies are most of a worker's memory. Here each
+ * tile's Y, Cb and Cr planes are box-shrunk as they are pasted, scaled to the
+ * preview size plane by plane, and only the ~1.5 MP result is converted to
+ * RGB.
  * libheif 1.15 has no API for a tile's coded data, so this file reads the few
  * ISOBMFF boxes it needs itself (meta: pitm, iinf, iloc, iref, iprp, idat),
  * every size checked against what was read. Anything it does not expect

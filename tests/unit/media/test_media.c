@@ -500,7 +500,8 @@ static VipsImage *noise_image(int w, int h, int bands, unsigned seed, unsigned c
 START_TEST(test_boxshrink_mean)
 {
     static const int shapes[][4] = {{37, 23, 3, 5}, {40, 40, 1, 4}, {9, 7, 4, 3}, {5, 5, 3, 1},
-                                    {255, 3, 2, 255}};
+                                    {255, 3, 2, 255}, {64, 32, 1, 2}, {33, 17, 1, 2},
+                                    {1, 1, 1, 2},     {35, 9, 2, 2}};
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         int w = shapes[s][0], h = shapes[s][1], bands = shapes[s][2], k = shapes[s][3];
         unsigned char *px;
@@ -527,6 +528,42 @@ START_TEST(test_boxshrink_mean)
         g_object_unref(out);
         g_object_unref(in);
         free(px);
+    }
+}
+END_TEST
+
+/* boxshrink_buf between rows with gaps (a decoded tile's stride, a plane's
+ * width) writes the same pixels as boxshrink, and nothing beyond each row. */
+START_TEST(test_boxshrink_buf_strides)
+{
+    static const int shapes[][3] = {{33, 17, 2}, {64, 30, 2}, {37, 23, 5}, {20, 20, 1}};
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        int w = shapes[s][0], h = shapes[s][1], k = shapes[s][2];
+        int ow = (w + k - 1) / k, oh = (h + k - 1) / k;
+        size_t ss = (size_t)w + 13, ds = (size_t)ow + 7;
+        unsigned char *px, *src = malloc(ss * (size_t)h), *dst = malloc(ds * (size_t)oh);
+        VipsImage *in = noise_image(w, h, 1, (unsigned)s + 40, &px), *want;
+
+        ck_assert_ptr_nonnull(src);
+        ck_assert_ptr_nonnull(dst);
+        memset(src, 0xEE, ss * (size_t)h);
+        memset(dst, 0xAB, ds * (size_t)oh);
+        for (int y = 0; y < h; y++)
+            memcpy(src + (size_t)y * ss, px + (size_t)y * (size_t)w, (size_t)w);
+        ck_assert_int_eq(boxshrink_buf(src, ss, w, h, 1, k, dst, ds), 0);
+        want = boxshrink(in, k);
+        ck_assert_ptr_nonnull(want);
+        for (int y = 0; y < oh; y++) {
+            ck_assert_mem_eq(dst + (size_t)y * ds, VIPS_IMAGE_ADDR(want, 0, y), (size_t)ow);
+            for (size_t x = (size_t)ow; x < ds; x++)
+                ck_assert_uint_eq(dst[(size_t)y * ds + x], 0xAB);
+        }
+        ck_assert_int_eq(boxshrink_buf(src, ss, w, h, 1, 0, dst, ds), -1);
+        g_object_unref(want);
+        g_object_unref(in);
+        free(px);
+        free(src);
+        free(dst);
     }
 }
 END_TEST
@@ -667,6 +704,7 @@ int main(void)
     tcase_add_loop_test(gen, test_limits, 0, (int)(sizeof(limit_rows) / sizeof(limit_rows[0])));
     tcase_add_test(gen, test_huge_header);
     tcase_add_test(gen, test_boxshrink_mean);
+    tcase_add_test(gen, test_boxshrink_buf_strides);
     tcase_add_test(gen, test_boxshrink_vips);
     tcase_add_test(gen, test_jpegenc);
     tcase_add_test(gen, test_no_upscale);
