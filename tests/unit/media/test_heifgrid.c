@@ -5,6 +5,7 @@
  * source (within HEVC and resampling error), damage reported as damage.
  */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,61 @@ START_TEST(test_grid_decodes)
     ck_assert_ptr_null(got);
     g_object_unref(src);
     unlink(path);
+}
+END_TEST
+
+/* Ramps across the whole image (red with x, green with y): a tile pasted
+ * in the wrong place, or a block shrunk across a tile edge, shows. */
+static VipsImage *ramps(int w, int h)
+{
+    unsigned char *px = malloc((size_t)w * (size_t)h * 3);
+    VipsImage *img;
+
+    ck_assert_ptr_nonnull(px);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            unsigned char *p = px + ((size_t)y * w + x) * 3;
+            p[0] = (unsigned char)(x * 255 / (w - 1));
+            p[1] = (unsigned char)(y * 255 / (h - 1));
+            p[2] = (unsigned char)(x < w / 2 ? 70 : 180);
+        }
+    img = vips_image_new_from_memory_copy(px, (size_t)w * (size_t)h * 3, w, h, 3,
+                                          VIPS_FORMAT_UCHAR);
+    free(px);
+    ck_assert_ptr_nonnull(img);
+    return img;
+}
+
+/* Each tile is box-shrunk by the integer part of the scale as it is pasted
+ * when its planes hold whole blocks (k 2 and 4 on 512 px tiles, chroma 256),
+ * and the whole plane is scaled when they do not (k 3): the same picture
+ * either way, odd sizes (partial blocks at the right and bottom) included. */
+START_TEST(test_box_factors)
+{
+    static const int sizes[][2] = {{1800, 1200}, {1801, 1201}};
+    static const int longs[] = {880, 600, 400, 1440};
+    struct heicgen_opts o = {.tile = 512, .quality = 90};
+
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        int w = sizes[i][0], h = sizes[i][1];
+        VipsImage *src = ramps(w, h);
+        char path[256], why[256];
+
+        write_heic("ramps.heic", src, &o, path, sizeof(path));
+        for (size_t j = 0; j < sizeof(longs) / sizeof(longs[0]); j++) {
+            VipsImage *got = NULL;
+            double sc = (double)longs[j] / w;
+            ck_assert_int_eq(heifgrid_decode(path, w, h, longs[j], &got, why, sizeof(why)),
+                             HEIFGRID_OK);
+            ck_assert_int_eq(got->Xsize, (int)ceil(w * sc));
+            ck_assert_int_eq(got->Ysize, (int)ceil(h * sc));
+            ck_assert_msg(diff_to(got, src, 0) < 4.0, "%dx%d to %d: differs from the source",
+                          w, h, longs[j]);
+            g_object_unref(got);
+        }
+        g_object_unref(src);
+        unlink(path);
+    }
 }
 END_TEST
 
@@ -339,6 +395,7 @@ int main(void)
     }
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_grid_decodes);
+    tcase_add_test(tc, test_box_factors);
     tcase_add_test(tc, test_single_image);
     tcase_add_test(tc, test_grid_orientation);
     tcase_add_test(tc, test_damaged_tile);
