@@ -11,7 +11,10 @@ invariants hold:
     buffer, emptied once intake has handed the bytes off to the blob store);
   - every file under DATA/blobs is a key of a photo or an original a failed file holds,
     and every key of a photo exists;
-  - no temporary file ("*.tmp.*") is left anywhere under DATA.
+  - no temporary file ("*.tmp.*") is left anywhere under DATA;
+  - no upload is left without a file: one whose first request was cut before a file was
+    complete is deleted (on PostgreSQL once a heartbeat has closed its dead node's
+    request, NODE_EXPIRE_S; until then it is listed as receiving, never as finished).
 
 Each test starts its own server with a fresh data dir; waits poll with deadlines.
 The database is read directly (srv.query: SQLite read only, or psql) where the API does
@@ -35,6 +38,9 @@ from harness import Server, test_db_is_pg, wait_until
 USER, PASSWORD = "alice", "crash test pw"
 TERMINAL = ("done", "duplicate", "failed")
 BASE_ARGS = ["--batch-delay", "0.1", "--workers", "2", "--batch-size", "8"]
+# jobs.c NODE_EXPIRE_MS: a PostgreSQL node silent this long is gone and its requests are
+# closed by a living node's heartbeat (one a second).
+NODE_EXPIRE_S = 10
 
 
 def _children(pid):
@@ -212,8 +218,33 @@ class CrashTest(unittest.TestCase):
                    what="the dead server's workers to exit")
 
     # --------------------------------------------------------- invariants
+    def uploads_with_files(self, c):
+        """The user's uploads, once none is left without a file. The upload of a first
+        request cut before a file was complete has none and is deleted when that request
+        ends: at once when the client goes away, at the restart's sweep after a kill on
+        SQLite. On PostgreSQL a killed node's request stays open until a living node's
+        heartbeat finds the node silent NODE_EXPIRE_S and closes it: until then the upload
+        is listed as receiving (a request is open), and a check that lists it and then
+        reads it gets 404 once the heartbeat has deleted it. So the check waits for those
+        to go, and asserts that an upload without a file is only ever one still receiving
+        (never one finished with no file, shown as failed forever)."""
+        def listed():
+            uploads = self.api(c, "/api/uploads?limit=500")["uploads"]
+            empty = [u for u in uploads if u["total"] == 0]
+            for u in empty:
+                self.assertEqual(u["phase"], "receiving",
+                                 f"an upload without a file that no request sends into: {u}")
+            return None if empty else {"uploads": uploads}
+        if not test_db_is_pg():
+            found = listed()
+            self.assertIsNotNone(found, "an upload without a file after the restart's sweep")
+            return found["uploads"]
+        return wait_until(listed, timeout=3 * NODE_EXPIRE_S, interval=0.2,
+                          what="uploads without a file (a killed node's requests) to "
+                               "be deleted by a heartbeat")["uploads"]
+
     def check_invariants(self, srv, c):
-        uploads = self.api(c, "/api/uploads?limit=500")["uploads"]
+        uploads = self.uploads_with_files(c)
         files = []
         for u in uploads:
             st = self.wait_finished(c, u["upload_id"])
@@ -276,6 +307,21 @@ class CrashTest(unittest.TestCase):
         for p in photo_list:
             self.assertTrue(p["original_url"])
         return files
+
+    def assert_uploads_add_up(self, c):
+        """Every upload listed has files, each name once, all processed, and counters that
+        add up (after check_invariants: nothing is still arriving)."""
+        for s in self.api(c, "/api/uploads?limit=500")["uploads"]:
+            u = self.upload_state(c, s["upload_id"])
+            states = [f["state"] for f in u["files"]]
+            self.assertGreater(u["total"], 0, u)
+            self.assertEqual(u["total"], len(states), u)
+            self.assertEqual(len({f["file_name"] for f in u["files"]}), len(states), u)
+            self.assertEqual(u["processed"], u["total"], u)
+            self.assertEqual(u["uploaded"], states.count("done"), u)
+            self.assertEqual(u["duplicates"], states.count("duplicate"), u)
+            self.assertEqual(u["failed"], states.count("failed"), u)
+            self.assertEqual(u["uploaded"] + u["duplicates"] + u["failed"], u["processed"], u)
 
     def assert_all_done(self, files, names):
         by_name = {f["file_name"]: f for f in files}
@@ -806,20 +852,45 @@ class CrashTest(unittest.TestCase):
             names = [f["file_name"] for f in u["files"]]
             self.assertEqual(sorted(names), sorted(q.filename for q in p.parts),
                              f"upload {p.upload_id}: files differ from those sent")
-        for s in self.api(c, "/api/uploads?limit=500")["uploads"]:
-            u = self.upload_state(c, s["upload_id"])
-            states = [f["state"] for f in u["files"]]
-            self.assertGreater(u["total"], 0, u)
-            self.assertEqual(u["total"], len(states), u)
-            self.assertEqual(len({f["file_name"] for f in u["files"]}), len(states), u)
-            self.assertEqual(u["processed"], u["total"], u)
-            self.assertEqual(u["uploaded"], states.count("done"), u)
-            self.assertEqual(u["duplicates"], states.count("duplicate"), u)
-            self.assertEqual(u["failed"], states.count("failed"), u)
-            self.assertEqual(u["uploaded"] + u["duplicates"] + u["failed"], u["processed"], u)
+        self.assert_uploads_add_up(c)
         print(f"kill test: {self.KILLS} kills, {len(files)} files, "
               f"{sum(p.resends for p in pages)} requests sent again, "
               f"{len(interrupted)} interrupted too often", flush=True)
+
+    def test_first_request_cut_by_a_kill_before_its_first_file(self):
+        """The kill test's flake, made exact: a page's first request (no `upload`) is cut
+        by a kill after the server created its upload and before its first file was
+        complete, and the page sends it again, into a new upload. The first upload has no
+        file. SQLite's restart sweep deletes it; on PostgreSQL it is listed as receiving
+        until a heartbeat finds its node silent NODE_EXPIRE_S and deletes it, which the
+        kill test's checks raced (listed, then 404). The checks wait for it to go; then
+        every upload has its files and counters that add up."""
+        srv = self.start(["--upload-idle", "3"])
+        c = self.login(srv)
+        s = self.cut_request(srv, c, "?expected=1", 1000)
+        wait_until(lambda: "event=upload.receiving" in srv.log(), timeout=10,
+                   what="the first request's upload to be created")
+        self.kill_server(srv)
+        s.close()
+        srv.start()
+        c = self.login(srv)
+        empty = [u for u in self.api(c, "/api/uploads")["uploads"] if u["total"] == 0]
+        if test_db_is_pg():
+            # The window the kill test's checks fell into (the restart took well under
+            # NODE_EXPIRE_S): the dead node's request is still open.
+            self.assertEqual([u["phase"] for u in empty], ["receiving"], empty)
+        else:
+            self.assertEqual(empty, [])
+        r = self.post_parts(c, self.distinct(1, "cut"), "?expected=1")
+        self.assertEqual(r.status, 202, r.text)
+        uid = r.json()["upload_id"]
+        self.wait_finished(c, uid)
+        files = self.check_invariants(srv, c)
+        self.assertEqual([(f["file_name"], f["state"]) for f in files], [("cut-000.jpg", "done")])
+        self.assertEqual([u["upload_id"] for u in self.api(c, "/api/uploads")["uploads"]], [uid])
+        self.assert_uploads_add_up(c)
+        if test_db_is_pg():
+            self.assertIn("event=node.expired", srv.log())
 
 
 class Page(threading.Thread):
