@@ -527,6 +527,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         .batch_delay_ms = (int64_t)(cfg->batch_delay * 1000.0),
         .batch_pacing = strcmp(cfg->batch_pacing, "strict") ? JOBS_PACE_YIELD : JOBS_PACE_STRICT,
         .upload_idle_ms = cfg->upload_idle * 1000,
+        .tus_expire_ms = cfg->tus_expire * 1000,
         .keep_uploads = keep,
         .n_keep_uploads = n_keep,
         .workers = default_workers(cfg),

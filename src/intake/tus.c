@@ -528,7 +528,9 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
                     "no such upload of yours: leave out 'upload' to start a new one");
             return TUS_NOT_FOUND;
         }
-        if (rc)
+        /* A change to the upload: one without a file is kept until every tus
+         * upload pointing to it has expired, counted from its last change. */
+        if (rc || st->ops->upload_add_bytes(st, upload_id, 0, time_now_ms(), err))
             return TUS_ERROR;
     } else if (st->ops->upload_create(st, user_id, 1, t->o.batch_size, time_now_ms(),
                                       &upload_id, err)) {

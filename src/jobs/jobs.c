@@ -82,6 +82,11 @@
 #define STOP_GRACE_MS 10000     /* workers get this long to finish their file at shutdown */
 #define NODE_BEAT_MS 1000       /* a node's heartbeat (shared stores) */
 #define NODE_EXPIRE_MS 10000    /* a node silent this long is gone: its requests are closed */
+/* An upload without any file is deleted this long (at most; never more than
+ * --tus-expire itself) after the last tus upload that could complete into it
+ * expired: the expiry sweeper's period and the clocks of several nodes are
+ * within it. */
+#define EMPTY_UPLOAD_SLACK_MS 60000
 
 struct worker {
     pid_t pid;          /* 0 = not running */
@@ -472,16 +477,27 @@ static void stop_workers(struct jobs *j)
 
 /* A page that announced more files than it sent (closed tab, lost network)
  * would keep its upload "receiving" forever: after upload_idle_ms without a
- * request or a change, the upload goes on with the files it has. */
+ * request or a change, the upload goes on with the files it has. One that
+ * has no file at all waits until every tus upload that could still complete
+ * into it has expired (each tus creation and each committed PATCH changes the
+ * upload), then is deleted: there is nothing in it to show. */
 static void close_idle(struct jobs *j)
 {
     struct err err = {0};
-    int64_t closed = 0, now = time_now_ms();
+    int64_t closed = 0, dropped = 0, now = time_now_ms();
+    int64_t slack = j->o.tus_expire_ms < EMPTY_UPLOAD_SLACK_MS ? j->o.tus_expire_ms
+                                                                : EMPTY_UPLOAD_SLACK_MS;
+    int64_t wait = j->o.upload_idle_ms > j->o.tus_expire_ms + slack
+                       ? j->o.upload_idle_ms
+                       : j->o.tus_expire_ms + slack;
 
-    if (j->st->ops->upload_close_idle(j->st, now - j->o.upload_idle_ms, now, &closed, &err))
+    if (j->st->ops->upload_close_idle(j->st, now - j->o.upload_idle_ms, now - wait, now,
+                                      &closed, &dropped, &err))
         log_error("jobs", "upload.close_idle_failed", "msg=%s", LOG_Q(err.msg));
-    else if (closed)
+    if (closed)
         log_warn("jobs", "upload.idle_closed", "uploads=%lld", (long long)closed);
+    if (dropped)
+        log_info("jobs", "upload.empty_dropped", "uploads=%lld", (long long)dropped);
 }
 
 static void *run(void *arg)

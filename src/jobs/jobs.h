@@ -46,6 +46,9 @@ struct jobs_opts {
     int64_t batch_delay_ms;
     enum jobs_pacing batch_pacing;
     int64_t upload_idle_ms;      /* an upload waiting for announced files stops after this */
+    /* --tus-expire: an upload without any file keeps waiting this long after its
+     * last change (a tus upload pointing to it may still complete), then goes. */
+    int64_t tus_expire_ms;
     /* Uploads tus files in progress point to (intake tus_upload_refs): the start-up
      * sweep keeps them though they have no file yet. Borrowed for jobs_start. */
     const int64_t *keep_uploads;

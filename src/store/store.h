@@ -304,9 +304,13 @@ struct store_ops {
                                  const int64_t *keep, size_t n_keep, struct err *err);
     /* Uploads still waiting for announced files (total < expected) with no request
      * open and no change since idle_before stop waiting: expected becomes total, and
-     * they finish once their files have outcomes. *closed counts them. */
-    int (*upload_close_idle)(struct store *st, int64_t idle_before, int64_t now,
-                             int64_t *closed, struct err *err);
+     * they finish once their files have outcomes. *closed counts them. One without
+     * any file is not finished (it would only show as "failed" with nothing in it):
+     * it keeps waiting, as a tus upload pointing to it may still complete, and is
+     * deleted once unchanged since empty_before; *dropped counts those. */
+    int (*upload_close_idle)(struct store *st, int64_t idle_before, int64_t empty_before,
+                             int64_t now, int64_t *closed, int64_t *dropped,
+                             struct err *err);
 
     /* --- scheduling (the server's batch scheduler) --- */
     /* Unfinished uploads with unassigned or in-flight files. */

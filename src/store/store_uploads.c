@@ -385,31 +385,33 @@ out:
     return rc;
 }
 
-static int upload_close_idle(struct store *st, int64_t idle_before, int64_t now,
-                             int64_t *closed, struct err *err)
+static int upload_close_idle(struct store *st, int64_t idle_before, int64_t empty_before,
+                             int64_t now, int64_t *closed, int64_t *dropped, struct err *err)
 {
     struct sql_conn *c = sql_pool_borrow(POOL(st), err);
-    int64_t n;
+    int64_t n, d;
     int rc = -1;
 
-    if (closed)
-        *closed = 0;
+    *closed = *dropped = 0;
     if (!c)
         return -1;
     if (sql_begin(c, err))
         goto out;
     n = sql_run(c, "close idle uploads", "UPDATE uploads SET expected = total, "
                 "version = version + 1, updated_at = ?2 WHERE finished_at = 0 "
-                "AND open_requests = 0 AND total < expected AND updated_at < ?1",
+                "AND open_requests = 0 AND total > 0 AND total < expected AND updated_at < ?1",
                 ARGS(VI(idle_before), VI(now)), err);
     if (n < 0)
         goto out;
     if (n > 0 && sql_run(c, "finish uploads", finish_all, ARGS(VI(now)), err) < 0)
         goto out;
-    if (sql_commit(c, err))
+    d = sql_run(c, "drop empty idle uploads", "DELETE FROM uploads WHERE finished_at = 0 "
+                "AND open_requests = 0 AND total = 0 AND updated_at < ?1",
+                ARGS(VI(empty_before)), err);
+    if (d < 0 || sql_commit(c, err))
         goto out;
-    if (closed)
-        *closed = n;
+    *closed = n;
+    *dropped = d;
     rc = 0;
 out:
     sql_pool_give_back(POOL(st), c);

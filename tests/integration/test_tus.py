@@ -592,6 +592,44 @@ class TestDurability(unittest.TestCase):
         self.assertEqual(received(), total)
 
 
+class TestEmptyUpload(TusBase):
+    """An upload opened with POST /api/uploads that has no file yet is not finished
+    by --upload-idle (it would show as "failed" with nothing in it): a tus upload
+    pointing to it may still complete. Once every such tus upload has expired it is
+    deleted."""
+    ARGS = TusBase.ARGS + ["--upload-idle", "1", "--tus-expire", "3"]
+
+    def open_upload(self, expected):
+        r = self.t.c.json("POST", "/api/uploads", {"expected": expected})
+        self.assertEqual(r.status, 201, r.text)
+        return r.json()["upload_id"]
+
+    def test_a_file_completing_after_the_idle_time_counts(self):
+        uid = self.open_upload(1)
+        data = self.images.jpeg(21)
+        url = self.t.create_url(len(data), metadata=meta(filename="late.jpg", upload=uid))
+        time.sleep(2.5)                       # idle > --upload-idle, tus upload alive
+        u = self.upload_state(uid)
+        self.assertEqual((u["phase"], u["total"], u["finished_at"]), ("receiving", 0, None), u)
+        self.assertEqual(self.t.patch(url, 0, data).status, 204)
+        u = self.wait_done(uid, n=1)
+        self.assertEqual((u["status"], u["total"], u["uploaded"], u["failed"]),
+                         ("completed", 1, 1, 0), u)
+
+    def test_an_upload_no_file_reaches_goes_after_the_tus_expiry(self):
+        uid = self.open_upload(2)
+        began = time.monotonic()
+        harness.wait_until(lambda: time.monotonic() - began > 2, timeout=5, what="idle")
+        u = self.upload_state(uid)
+        self.assertEqual((u["phase"], u["total"], u["finished_at"]), ("receiving", 0, None), u)
+        harness.wait_until(lambda: self.t.c.get(f"/api/uploads/{uid}").status == 404,
+                           timeout=30, what="the empty upload deleted")
+        self.assertGreater(time.monotonic() - began, 3)   # not before the tus expiry
+        self.assertIn("upload.empty_dropped", self.server.log())
+        listed = self.t.c.get("/api/uploads?limit=500").json()["uploads"]
+        self.assertNotIn(uid, [x["upload_id"] for x in listed])
+
+
 class TestExpiry(unittest.TestCase):
     def test_expired_partial_upload_is_removed(self):
         server = harness.Server(users={USER: PASSWORD}, args=["--tus-expire", "1"])

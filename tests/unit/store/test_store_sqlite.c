@@ -739,6 +739,41 @@ START_TEST(test_finish_conditions)
 }
 END_TEST
 
+/* An upload that never got a file (opened for tus files that have not
+ * completed) is not finished when idle: it would show as "failed" with
+ * nothing in it. It keeps waiting until empty_before, then is deleted; one
+ * with a request open is kept either way. */
+START_TEST(test_empty_upload_idle)
+{
+    struct err err = {0};
+    struct store_upload u;
+    int64_t bob = mkuser("bob");
+    int64_t empty = mkupload(bob, 3, 10), sending = mkupload(bob, 3, 10);
+    int64_t closed = -1, dropped = -1;
+
+    ck_assert_int_eq(S->ops->upload_request_begin(S, sending, 0, 0, T0, &err), 0);
+    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, T0, T0 + 20, &closed, &dropped, &err),
+                     0);
+    ck_assert_int_eq(closed, 0);
+    ck_assert_int_eq(dropped, 0);
+    ck_assert_int_eq(upload(empty).finished_at, 0); /* still waiting */
+    ck_assert_int_eq(upload(empty).expected, 3);
+    ck_assert_int_eq(S->ops->upload_add_bytes(S, empty, 0, T0 + 5, &err), 0); /* a tus creation */
+    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, T0 + 5, T0 + 20, &closed, &dropped,
+                                               &err),
+                     0);
+    ck_assert_int_eq(dropped, 0);
+    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, T0 + 6, T0 + 20, &closed, &dropped,
+                                               &err),
+                     0);
+    ck_assert_int_eq(closed, 0);
+    ck_assert_int_eq(dropped, 1);
+    ck_assert_int_eq(S->ops->upload_get(S, empty, 0, &u, &err), STORE_NOT_FOUND);
+    ck_assert_int_eq(upload(sending).open_requests, 1);
+    ck_assert_int_eq(upload(sending).finished_at, 0);
+}
+END_TEST
+
 START_TEST(test_upload_misc)
 {
     struct err err = {0};
@@ -793,10 +828,13 @@ START_TEST(test_upload_misc)
     ck_assert_int_eq(S->ops->upload_get(S, pointed, 0, &u, &err), 0);
 
     /* nobody sends the 4 missing files: idle since T0 + 9 */
-    int64_t closed = -1;
-    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 9, T0 + 20, &closed, &err), 0);
+    int64_t closed = -1, dropped = -1;
+    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 9, 0, T0 + 20, &closed, &dropped, &err),
+                     0);
     ck_assert_int_eq(closed, 0);                       /* not idle long enough */
-    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, T0 + 20, &closed, &err), 0);
+    ck_assert_int_eq(dropped, 0);
+    ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, 0, T0 + 20, &closed, &dropped, &err),
+                     0);
     ck_assert_int_eq(closed, 1);
     ck_assert_int_eq(upload(up).expected, 1);          /* goes on with what it has */
     ck_assert_int_eq(upload(up).finished_at, T0 + 20);
@@ -1849,6 +1887,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_finish_conditions, 0,
                         sizeof(finish_rows) / sizeof(finish_rows[0]));
     tcase_add_test(tc, test_upload_misc);
+    tcase_add_test(tc, test_empty_upload_idle);
     tcase_add_test(tc, test_upload_list);
     tcase_add_test(tc, test_upload_open_is_one_transaction);
     tcase_add_test(tc, test_release_after_crash);
