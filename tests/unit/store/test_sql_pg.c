@@ -507,12 +507,16 @@ START_TEST(test_password_never_in_messages)
     ck_assert_int_eq(D->open(nodb, 0, &c, &err), -1);
     ck_assert_msg(strstr(err.msg, "does not exist"), "%s", err.msg);
     ck_assert_msg(!strstr(err.msg, real), "%s", err.msg);
-    /* the server echoing the password in an error: scrubbed */
+    /* the server echoing the password in an error: scrubbed. The value starts
+     * with a letter, so the error is always "invalid input syntax": a hex
+     * password opening with 10 or more digits made it "out of range" instead. */
+    char echoed[sizeof(real) + 1];
+    snprintf(echoed, sizeof(echoed), "x%s", real);
     c = conn_open();
-    ck_assert_int_eq(run(c, "SELECT ?1::int", SQL_ARGS(SQL_VT(real)), &err), -1);
+    ck_assert_int_eq(run(c, "SELECT ?1::int", SQL_ARGS(SQL_VT(echoed)), &err), -1);
     ck_assert_msg(strstr(err.msg, "invalid input syntax"), "%s", err.msg);
     ck_assert_msg(!strstr(err.msg, real), "%s", err.msg);
-    ck_assert_msg(strstr(err.msg, "***"), "%s", err.msg);
+    ck_assert_msg(strstr(err.msg, "\"x***\""), "%s", err.msg);
     D->close(c);
 }
 END_TEST
