@@ -773,8 +773,11 @@ async function main() {
     });
     if (cluster) {
       await test("both web nodes served the pages", async () => {
+        // Each node a fair share of the requests (the balancer alternates), whether or
+        // not the tests that need the test data ran.
         const counts = srv.requestsPerNode();
-        assert(counts.every((n) => n > 50), "requests per node: " + counts.join(", "));
+        const total = counts.reduce((a, b) => a + b, 0);
+        assert(total > 40 && counts.every((n) => n > total / 4), "requests per node: " + counts.join(", "));
       });
     }
     await context.close();

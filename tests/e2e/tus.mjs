@@ -210,7 +210,10 @@ async function nodeClient(srv, work) {
   const tus = await import("tus-js-client");
   const seed = Number(process.env.TUS_SEED) || (Date.now() % 100000);
   const rand = prng(seed);
-  const files = testdataPhotos().concat(makeNoiseJpegs(path.join(work, "node"), 4, 1600, 1400, "noise"));
+  // At least ~10 MiB in all, so the 1-3 MB gaps below give 3 drops or more: without the
+  // test data, more generated photos.
+  const data = testdataPhotos();
+  const files = data.concat(makeNoiseJpegs(path.join(work, "node"), data.length ? 4 : 8, 1600, 1400, "noise"));
   const fileBytes = sum(files.map(sizeOf));
   // A drop every 1-3 MB of request body, at a random offset; 300 ms without a connection.
   const proxy = new DropProxy(srv.port, { gap: () => Math.floor((1 + 2 * rand()) * 1024 * 1024), downMs: 300 });
