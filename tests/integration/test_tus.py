@@ -630,6 +630,29 @@ class TestEmptyUpload(TusBase):
         self.assertNotIn(uid, [x["upload_id"] for x in listed])
 
 
+class TestLateFile(TusBase):
+    """A tus file that completes after --upload-idle finished its upload (with the files
+    it had) reopens the upload: counted, processed, and the upload finishes again."""
+    ARGS = TusBase.ARGS + ["--upload-idle", "1", "--tus-expire", "30"]
+
+    def test_a_late_file_reopens_a_finished_upload(self):
+        r = self.t.c.json("POST", "/api/uploads", {"expected": 2})
+        self.assertEqual(r.status, 201, r.text)
+        uid = r.json()["upload_id"]
+        first, late = self.images.jpeg(31), self.images.jpeg(32)
+        url1 = self.t.create_url(len(first), metadata=meta(filename="first.jpg", upload=uid))
+        url2 = self.t.create_url(len(late), metadata=meta(filename="late.jpg", upload=uid))
+        self.assertEqual(self.t.patch(url1, 0, first).status, 204)
+        u = self.wait_done(uid, n=1)              # idle: goes on with the one file it has
+        self.assertEqual((u["status"], u["total"], u["uploaded"]), ("completed", 1, 1), u)
+        self.assertEqual(self.t.patch(url2, 0, late).status, 204)
+        u = harness.wait_until(lambda: (lambda v: v["processed"] == 2 and v["finished_at"] and v)(
+            self.upload_state(uid)), timeout=60, what="the late file processed")
+        self.assertEqual((u["status"], u["total"], u["uploaded"], u["failed"]),
+                         ("completed", 2, 2, 0), u)
+        self.assertEqual(sorted(f["file_name"] for f in u["files"]), ["first.jpg", "late.jpg"])
+
+
 class TestExpiry(unittest.TestCase):
     def test_expired_partial_upload_is_removed(self):
         server = harness.Server(users={USER: PASSWORD}, args=["--tus-expire", "1"])
