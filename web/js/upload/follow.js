@@ -11,6 +11,7 @@ import { newRow, touch } from "./rows.js";
 import { schedule } from "./render.js";
 
 export function adopt(id) {
+  if (st.uploadId !== Number(id)) st.minVersion = 0;
   st.uploadId = Number(id);
   try { window.sessionStorage.setItem(KEY, String(id)); } catch (e) { /* private mode */ }
   ui.reportLink.href = "/photos/uploads/" + st.uploadId + "/";
@@ -60,6 +61,7 @@ export function isDone(p) { return p && p.status !== "processing" && p.status !=
 export function onProgress(p) {
   if (!p || !p.upload_id || Number(p.upload_id) !== st.uploadId) return;
   if (st.progress && st.progress.upload_id === p.upload_id && p.version < st.progress.version) return;
+  if (p.version < st.minVersion) return;
   var changed = !st.progress || st.progress.version !== p.version;
   st.progress = p;
   if (isDone(p) && !st.sending) {
@@ -68,8 +70,10 @@ export function onProgress(p) {
       stopFollow();
       scheduleFiles(true);
     }
-  } else if (changed) {
-    scheduleFiles(false);
+  } else {
+    // Processing again (a retry from another tab, say) after the page saw it done.
+    if (st.final && !isDone(p)) { st.final = false; startFollow(); }
+    if (changed) scheduleFiles(false);
   }
   schedule();
 }

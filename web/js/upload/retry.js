@@ -24,6 +24,10 @@ export function retryFile(fileId) {
       if (st.progress) {
         st.progress.errors = (st.progress.errors || []).filter(function (e) { return e.file_id !== fileId; });
       }
+      // The retry committed a newer version. On several web nodes the stream may
+      // first answer from a node that has not heard of it yet: that older, finished
+      // state must not end the following.
+      st.minVersion = Math.max(st.minVersion, (st.progress ? st.progress.version : 0) + 1);
       st.final = false;
       startFollow();
       return null;
@@ -111,6 +115,7 @@ export function resetUpload(forget) {
   }
   st.uploadId = 0;
   st.progress = null;
+  st.minVersion = 0;
   st.final = false;
   st.resumeInto = false;
   st.lastStatus = "";
