@@ -12,6 +12,7 @@
  * the write(2) so that lines keep their order.
  */
 #include "base/log.h"
+#include "base/str.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -114,17 +115,6 @@ static const char *level_name(enum log_level l)
     return names[l];
 }
 
-/* s onto line at len, leaving room for the '\n'; the new length. */
-static size_t put(char *line, size_t cap, size_t len, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n > cap - len - 2)
-        n = cap - len - 2;
-    memcpy(line + len, s, n);
-    return len + n;
-}
-
 /* "ts=YYYY-MM-DDTHH:MM:SS." of second sec into line (room for 32 bytes): the
  * date is formatted once a second per thread, not per line (a busy server's
  * access log writes thousands a second). */
@@ -163,13 +153,14 @@ static size_t format_line(char *line, size_t cap, enum log_level level, const ch
     line[len++] = (char)('0' + ms / 100);
     line[len++] = (char)('0' + ms / 10 % 10);
     line[len++] = (char)('0' + ms % 10);
-    len = put(line, cap, len, "Z level=");
-    len = put(line, cap, len, level_name(level));
-    len = put(line, cap, len, " comp=");
-    len = put(line, cap, len, comp);
-    len = put(line, cap, len, " event=");
-    len = put(line, cap, len, event);
-    len = put(line, cap, len, " ");
+    /* cap - 1: room is left for the '\n' */
+    str_append(line, cap - 1, &len, "Z level=");
+    str_append(line, cap - 1, &len, level_name(level));
+    str_append(line, cap - 1, &len, " comp=");
+    str_append(line, cap - 1, &len, comp);
+    str_append(line, cap - 1, &len, " event=");
+    str_append(line, cap - 1, &len, event);
+    str_append(line, cap - 1, &len, " ");
     n = vsnprintf(line + len, cap - len - 1, fmt, ap);
     if (n > 0)
         len += (size_t)n < cap - len - 1 ? (size_t)n : cap - len - 2;

@@ -122,6 +122,17 @@ const char *str_from_tenths(double v, char out[STR_TENTHS_LEN])
     return out;
 }
 
+void str_append(char *out, size_t cap, size_t *len, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n > cap - *len - 1)
+        n = cap - *len - 1;
+    memcpy(out + *len, s, n);
+    *len += n;
+    out[*len] = '\0';
+}
+
 void str_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

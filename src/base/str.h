@@ -28,6 +28,10 @@ const char *str_from_int64(int64_t v, char out[STR_INT64_LEN]);
  * millisecond and percent figures written on every request. v must be >= 0. */
 #define STR_TENTHS_LEN (STR_INT64_LEN + 2)
 const char *str_from_tenths(double v, char out[STR_TENTHS_LEN]);
+/* s onto out (room for cap bytes, *len of them used, *len < cap) at *len, cut so
+ * that out stays NUL-terminated; *len moves past it. For lines put together
+ * without printf on per-request paths. */
+void str_append(char *out, size_t cap, size_t *len, const char *s);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void str_hex(const unsigned char *in, size_t n, char *out);
 /* Constant-time comparison of two NUL-terminated strings. */

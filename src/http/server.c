@@ -499,13 +499,7 @@ struct line {
 
 static void line_add(struct line *l, const char *s)
 {
-    size_t n = strlen(s);
-
-    if (n > l->cap - l->len - 1)
-        n = l->cap - l->len - 1;
-    memcpy(l->p + l->len, s, n);
-    l->len += n;
-    l->p[l->len] = '\0';
+    str_append(l->p, l->cap, &l->len, s);
 }
 
 static void line_int(struct line *l, long long v)

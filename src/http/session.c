@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/str.h"
+
 struct slot {
     const struct store *st;             /* NULL: empty */
     char digest[SESSION_TOKEN_LEN + 1];
@@ -215,38 +217,20 @@ int session_set_upload(struct store *st, const char *digest, int64_t upload_id,
     return rc < 0 ? -1 : 0;
 }
 
-/* s onto out (room n) at *len, cut to fit with its '\0'. */
-static void cookie_add(char *out, size_t n, size_t *len, const char *s)
-{
-    size_t k = strlen(s);
-
-    if (k > n - *len - 1)
-        k = n - *len - 1;
-    memcpy(out + *len, s, k);
-    *len += k;
-    out[*len] = '\0';
-}
-
 /* Every answer to a logged-in request carries it (the sliding expiry), a
  * progress poll's included: put together without printf. */
 void session_cookie(char *out, size_t n, const char *token, int64_t age_s, bool secure)
 {
-    char digits[24];
-    size_t len = 0, d = sizeof(digits);
-    uint64_t age = token && age_s > 0 ? (uint64_t)age_s : 0;
+    char digits[STR_INT64_LEN];
+    size_t len = 0;
 
     if (n == 0)
         return;
     out[0] = '\0';
-    digits[--d] = '\0';
-    do {
-        digits[--d] = (char)('0' + age % 10);
-        age /= 10;
-    } while (age);
-    cookie_add(out, n, &len, SESSION_COOKIE "=");
-    cookie_add(out, n, &len, token ? token : "");
-    cookie_add(out, n, &len, "; Max-Age=");
-    cookie_add(out, n, &len, digits + d);
-    cookie_add(out, n, &len, "; Path=/; HttpOnly; SameSite=Lax");
-    cookie_add(out, n, &len, secure ? "; Secure" : "");
+    str_append(out, n, &len, SESSION_COOKIE "=");
+    str_append(out, n, &len, token ? token : "");
+    str_append(out, n, &len, "; Max-Age=");
+    str_append(out, n, &len, str_from_int64(token && age_s > 0 ? age_s : 0, digits));
+    str_append(out, n, &len, "; Path=/; HttpOnly; SameSite=Lax");
+    str_append(out, n, &len, secure ? "; Secure" : "");
 }

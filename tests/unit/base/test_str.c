@@ -103,6 +103,29 @@ START_TEST(from_int64)
 }
 END_TEST
 
+/* Appends up to the room, always NUL-terminated, and never past cap. */
+START_TEST(append)
+{
+    char out[8];
+    size_t len = 0;
+
+    memset(out, 'x', sizeof(out));
+    out[0] = '\0';
+    str_append(out, sizeof(out), &len, "ab");
+    str_append(out, sizeof(out), &len, "");
+    str_append(out, sizeof(out), &len, "cd");
+    ck_assert_str_eq(out, "abcd");
+    ck_assert_uint_eq(len, 4);
+    str_append(out, sizeof(out), &len, "efghij");
+    ck_assert_str_eq(out, "abcdefg");
+    ck_assert_uint_eq(len, 7);
+    str_append(out, sizeof(out), &len, "k");
+    ck_assert_str_eq(out, "abcdefg");
+    str_append(out, 6, (len = 3, &len), "zzzz"); /* a smaller room: cut at 5 */
+    ck_assert_str_eq(out, "abczz");
+}
+END_TEST
+
 START_TEST(from_tenths)
 {
     char d[STR_TENTHS_LEN];
@@ -169,6 +192,7 @@ int main(void)
     tcase_add_test(tc, unhex);
     tcase_add_test(tc, from_int64);
     tcase_add_test(tc, from_tenths);
+    tcase_add_test(tc, append);
     tcase_add_test(tc, buffers);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
