@@ -47,6 +47,21 @@ void cursor_add(struct buf *b, const struct store_photo_key *k)
     buf_addf(b, "_%lld_%lld", (long long)k->created_at, (long long)k->id);
 }
 
+static const struct store_photo_key *empty_edge(const struct store_page *pg)
+{
+    return pg->from == STORE_PAGE_OFFSET ? NULL : &pg->key;
+}
+
+const struct store_photo_key *cursor_newer_edge(const struct store_page *pg)
+{
+    return pg->n ? &pg->first : empty_edge(pg);
+}
+
+const struct store_photo_key *cursor_older_edge(const struct store_page *pg)
+{
+    return pg->n ? &pg->last : empty_edge(pg);
+}
+
 int cursor_request(const char *before, const char *after, struct store_page *pg, char *msg,
                    size_t msg_size)
 {

@@ -15,6 +15,11 @@
 int cursor_parse(const char *s, struct store_photo_key *k);
 /* Appends k, percent-encoded for a query string. */
 void cursor_add(struct buf *b, const struct store_photo_key *k);
+/* Where the page's newer (prev) and older (next) links start: its first and last
+ * photo; on an empty cursor page the cursor itself; NULL on an empty offset page
+ * (past the end). */
+const struct store_photo_key *cursor_newer_edge(const struct store_page *pg);
+const struct store_photo_key *cursor_older_edge(const struct store_page *pg);
 
 /*
  * The page a request asks for, from its before= or after= (at most one, and not with

@@ -63,7 +63,6 @@ void h_api_photos(struct http_req *req)
     struct err err = {0};
     struct store_page pg = {.user_id = http_user(req)->id};
     const char *before = http_query(req, "before"), *after = http_query(req, "after");
-    const struct store_photo_key *edge;
     char msg[160];
     json_t *list, *o;
 
@@ -92,11 +91,8 @@ void h_api_photos(struct http_req *req)
     json_object_set_new(o, "offset",
                         pg.from == STORE_PAGE_OFFSET ? json_integer(pg.offset) : json_null());
     json_object_set_new(o, "photos", list);
-    /* An empty cursor page has no ends: its links go from the cursor itself (an empty
-     * offset page, past the end, has none). */
-    edge = pg.from == STORE_PAGE_OFFSET ? NULL : &pg.key;
-    json_object_set_new(o, "next", page_url(&pg, "before", pg.n ? &pg.last : edge, pg.older));
-    json_object_set_new(o, "prev", page_url(&pg, "after", pg.n ? &pg.first : edge, pg.newer));
+    json_object_set_new(o, "next", page_url(&pg, "before", cursor_older_edge(&pg), pg.older));
+    json_object_set_new(o, "prev", page_url(&pg, "after", cursor_newer_edge(&pg), pg.newer));
     http_send_json(req, 200, o);
 }
 

@@ -57,17 +57,16 @@ static void step_link(struct buf *b, int64_t page, const char *side,
 /* Newer, a window of page numbers, older. Nothing for a single page. */
 static void pagination(struct buf *b, const struct store_page *pg, int64_t page, int64_t pages)
 {
-    const struct store_photo_key *edge = pg->from == STORE_PAGE_OFFSET ? NULL : &pg->key;
     char num[24];
 
     if (pages <= 1 && !pg->newer && !pg->older)
         return;
     buf_adds(b, "<nav class=\"pagination\" aria-label=\"Pages\">");
     if (pg->newer)
-        step_link(b, page - 1, "after", pg->n ? &pg->first : edge, "&larr; Newer");
+        step_link(b, page - 1, "after", cursor_newer_edge(pg), "&larr; Newer");
     for (int64_t i = 1; i <= pages; i++) {
-        bool edge_num = i == 1 || i == pages || (i >= page - 2 && i <= page + 2);
-        if (!edge_num) {
+        bool edge = i == 1 || i == pages || (i >= page - 2 && i <= page + 2);
+        if (!edge) {
             if (i == 2 || i == pages - 1)
                 buf_adds(b, "<span class=\"page-gap\">&hellip;</span>");
             continue;
@@ -76,7 +75,7 @@ static void pagination(struct buf *b, const struct store_page *pg, int64_t page,
         page_link(b, i, num, "page-num", i == page);
     }
     if (pg->older)
-        step_link(b, page + 1, "before", pg->n ? &pg->last : edge, "Older &rarr;");
+        step_link(b, page + 1, "before", cursor_older_edge(pg), "Older &rarr;");
     buf_adds(b, "</nav>");
 }
 
