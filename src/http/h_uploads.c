@@ -171,8 +171,10 @@ static int load_report(struct http_req *req, struct store *st, const struct stor
     r->csrf = http_csrf_token(req);
     if (st->ops->upload_errors(st, u->id, add_error_row, r, err))
         return -1;
-    return st->ops->photo_list(st, http_user(req)->id, u->id, REPORT_PHOTOS_MAX, 0,
-                               add_photo_tile, r, NULL, err);
+    struct store_page pg = {.user_id = http_user(req)->id, .upload_id = u->id,
+                            .limit = REPORT_PHOTOS_MAX, .from = STORE_PAGE_OFFSET};
+
+    return st->ops->photo_page(st, &pg, add_photo_tile, r, err);
 }
 
 void h_upload_report(struct http_req *req)

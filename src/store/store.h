@@ -381,12 +381,8 @@ struct store_ops {
     /* STORE_NOT_FOUND when the user has no photo with that content. */
     int (*photo_find_sha)(struct store *st, int64_t user_id, const char *sha256,
                           struct store_photo *out, struct err *err);
-    /* upload_id 0 = all the user's photos. Newest first (taken_at, then created_at);
-     * `limit` 0 = all. *total (optional) gets the count without limit/offset. */
-    int (*photo_list)(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
-                      int64_t offset, store_photo_cb cb, void *ctx, int64_t *total,
-                      struct err *err);
-    /* One page of pg->limit photos in the order of photo_list, all read in one
+    /* One page of the user's photos (pg->upload_id 0: all of them), newest first
+     * (taken_at, then created_at, then id); pg->limit 0 = all. Read in one
      * snapshot: a cursor page (BEFORE/AFTER) is one index range scan, an OFFSET page
      * is walked to from the nearer end of the list (the total is kept per user, not
      * counted), so the first and the last pages cost the same. Fills pg's out part. */

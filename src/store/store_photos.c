@@ -367,20 +367,6 @@ out:
     return rc;
 }
 
-static int photo_list(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
-                      int64_t offset, store_photo_cb cb, void *ctx, int64_t *total,
-                      struct err *err)
-{
-    struct store_page pg = {.user_id = user_id, .upload_id = upload_id, .limit = limit,
-                            .from = STORE_PAGE_OFFSET, .offset = offset};
-
-    if (photo_page(st, &pg, cb, ctx, err))
-        return -1;
-    if (total)
-        *total = pg.total;
-    return 0;
-}
-
 /* ---- deleting ---- */
 
 static int photo_delete(struct store *st, int64_t id, int64_t user_id, struct store_photo *out,
@@ -442,7 +428,6 @@ void rules_photos_ops(struct store_ops *o)
 {
     o->photo_get = photo_get;
     o->photo_find_sha = photo_find_sha;
-    o->photo_list = photo_list;
     o->photo_page = photo_page;
     o->photo_delete = photo_delete;
     o->blob_refs = blob_refs;

@@ -138,17 +138,6 @@ static int f_session_delete(struct store *st, const char *digest, struct err *er
 }
 
 /* The fake library is empty. */
-static int f_photo_list(struct store *st, int64_t user_id, int64_t upload_id, int64_t limit,
-                        int64_t offset, store_photo_cb cb, void *ctx, int64_t *total,
-                        struct err *err)
-{
-    (void)st, (void)user_id, (void)upload_id, (void)limit, (void)offset, (void)cb, (void)ctx;
-    (void)err;
-    if (total)
-        *total = 0;
-    return 0;
-}
-
 static int f_photo_page(struct store *st, struct store_page *pg, store_photo_cb cb, void *ctx,
                         struct err *err)
 {
@@ -172,7 +161,6 @@ static const struct store_ops fake_ops = {
     .session_get = f_session_get,
     .session_touch = f_session_touch,
     .session_delete = f_session_delete,
-    .photo_list = f_photo_list,
     .photo_page = f_photo_page,
     .health_check = f_health,
 };
