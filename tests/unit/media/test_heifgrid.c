@@ -315,6 +315,24 @@ START_TEST(test_damaged_tile)
 }
 END_TEST
 
+/* Finds the box bytes `box` in the first 4 KB of the file (the meta box) and
+ * overwrites n bytes at offset `at` from its start with `with`. */
+static void patch_box(const char *path, const unsigned char *box, size_t box_len, long at,
+                      const char *with, size_t n)
+{
+    unsigned char buf[4096], *found;
+    FILE *f = fopen(path, "r+b");
+    size_t got;
+
+    ck_assert_ptr_nonnull(f);
+    got = fread(buf, 1, sizeof(buf), f);
+    found = memmem(buf, got, box, box_len);
+    ck_assert_ptr_nonnull(found);
+    ck_assert_int_eq(fseek(f, (long)(found - buf) + at, SEEK_SET), 0);
+    ck_assert_uint_eq(fwrite(with, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 /* Tiles whose ispe says 508x508 where their pictures are 504x504 (rows of
  * 512 bytes in the decoder): each picture would leave 4 columns and rows of
  * its place in the planes unwritten or filled from past its rows' ends.
@@ -326,20 +344,9 @@ START_TEST(test_tile_smaller_than_ispe)
     struct heicgen_opts o = {.tile = 504, .quality = 80};
     VipsImage *src = pattern(1008, 1008), *got = NULL;
     char path[256], why[256];
-    unsigned char buf[4096];
-    unsigned char *at;
-    FILE *f;
-    size_t n;
 
     write_heic("small_tiles.heic", src, &o, path, sizeof(path));
-    f = fopen(path, "r+b");
-    ck_assert_ptr_nonnull(f);
-    n = fread(buf, 1, sizeof(buf), f);
-    at = memmem(buf, n, tile_ispe, sizeof(tile_ispe));
-    ck_assert_ptr_nonnull(at);
-    ck_assert_int_eq(fseek(f, (long)(at - buf) + 8, SEEK_SET), 0);
-    ck_assert_int_eq(fwrite("\0\0\x01\xfc\0\0\x01\xfc", 1, 8, f), 8);
-    ck_assert_int_eq(fclose(f), 0);
+    patch_box(path, tile_ispe, sizeof(tile_ispe), 8, "\0\0\x01\xfc\0\0\x01\xfc", 8);
     ck_assert_int_eq(heifgrid_decode(path, 1008, 1008, 1440, &got, why, sizeof(why)),
                      HEIFGRID_DAMAGED);
     ck_assert_ptr_null(got);
@@ -359,20 +366,9 @@ START_TEST(test_hostile_tile_size)
     struct heicgen_opts o = {.tile = 512, .quality = 80};
     VipsImage *src = pattern(1024, 1024), *got = NULL;
     char path[256], why[256];
-    unsigned char buf[4096];
-    unsigned char *at;
-    FILE *f;
-    size_t n;
 
     write_heic("hostile.heic", src, &o, path, sizeof(path));
-    f = fopen(path, "r+b");
-    ck_assert_ptr_nonnull(f);
-    n = fread(buf, 1, sizeof(buf), f);
-    at = memmem(buf, n, tile_ispe, sizeof(tile_ispe));
-    ck_assert_ptr_nonnull(at);
-    ck_assert_int_eq(fseek(f, (long)(at - buf) + 12, SEEK_SET), 0);
-    ck_assert_int_eq(fwrite("\x80\0\0\0", 1, 4, f), 4);
-    ck_assert_int_eq(fclose(f), 0);
+    patch_box(path, tile_ispe, sizeof(tile_ispe), 12, "\x80\0\0\0", 4);
     ck_assert_int_eq(heifgrid_decode(path, 1024, 1024, 1440, &got, why, sizeof(why)),
                      HEIFGRID_NOT_HANDLED);
     ck_assert_ptr_null(got);
