@@ -74,7 +74,7 @@ struct heif {
  * is sw x sh, not the full size; the rest of the scaling is done on that. */
 struct planes {
     int w, h, cw, ch; /* full luma and chroma sizes */
-    int ow, oh;       /* the result's size; chroma is scaled to half of it */
+    int ow[2], oh[2]; /* the result's size: [0] luma, [1] chroma (half, rounded up) */
     int k[2];         /* box factor per tile: [0] luma, [1] chroma */
     int sw[2], sh[2]; /* kept sizes, ceil(full / k) */
     unsigned char *y, *cb, *cr;
@@ -562,10 +562,10 @@ static void plan(struct planes *pl, int tw, int th, int cols, int rows, int min_
     int lng = pl->w > pl->h ? pl->w : pl->h;
     double s = lng > min_long ? (double)min_long / lng : 1.0;
 
-    pl->ow = (int)ceil(pl->w * s), pl->oh = (int)ceil(pl->h * s);
-    pl->k[0] = box_factor(pl->w, pl->h, pl->ow, pl->oh, tw, th, cols, rows);
-    pl->k[1] = box_factor(pl->cw, pl->ch, (pl->ow + 1) / 2, (pl->oh + 1) / 2, tw / 2, th / 2,
-                          cols, rows);
+    pl->ow[0] = (int)ceil(pl->w * s), pl->oh[0] = (int)ceil(pl->h * s);
+    pl->ow[1] = (pl->ow[0] + 1) / 2, pl->oh[1] = (pl->oh[0] + 1) / 2;
+    pl->k[0] = box_factor(pl->w, pl->h, pl->ow[0], pl->oh[0], tw, th, cols, rows);
+    pl->k[1] = box_factor(pl->cw, pl->ch, pl->ow[1], pl->oh[1], tw / 2, th / 2, cols, rows);
     pl->sw[0] = (pl->w + pl->k[0] - 1) / pl->k[0], pl->sh[0] = (pl->h + pl->k[0] - 1) / pl->k[0];
     pl->sw[1] = (pl->cw + pl->k[1] - 1) / pl->k[1], pl->sh[1] = (pl->ch + pl->k[1] - 1) / pl->k[1];
 }
@@ -728,7 +728,6 @@ static const struct prop *colr_of(const struct heif *h, const struct item *pr)
 
 static VipsImage *convert(const struct heif *h, const struct item *pr, struct planes *pl)
 {
-    int ow = pl->ow, oh = pl->oh;
     VipsImage *y = NULL, *cb = NULL, *cr = NULL, *rgb = NULL;
     const struct prop *colr = colr_of(h, pr);
     int mc = 6;
@@ -738,9 +737,9 @@ static VipsImage *convert(const struct heif *h, const struct item *pr, struct pl
         mc = colr->body.p[8] << 8 | colr->body.p[9];
         full = colr->body.p[10] & 0x80;
     }
-    y = scale_plane(pl->y, pl->sw[0], pl->sh[0], ow, oh);
-    cb = scale_plane(pl->cb, pl->sw[1], pl->sh[1], (ow + 1) / 2, (oh + 1) / 2);
-    cr = scale_plane(pl->cr, pl->sw[1], pl->sh[1], (ow + 1) / 2, (oh + 1) / 2);
+    y = scale_plane(pl->y, pl->sw[0], pl->sh[0], pl->ow[0], pl->oh[0]);
+    cb = scale_plane(pl->cb, pl->sw[1], pl->sh[1], pl->ow[1], pl->oh[1]);
+    cr = scale_plane(pl->cr, pl->sw[1], pl->sh[1], pl->ow[1], pl->oh[1]);
     if (y && cb && cr)
         rgb = to_rgb(y, cb, cr, mc, full);
     if (rgb && colr && colr->body.n > 4 &&
