@@ -36,8 +36,10 @@ class Balancer {
   handle(req, res) {
     const port = this.pick(req);
     this.counts.set(port, this.counts.get(port) + 1);
+    // A fresh connection to the node for each request: a pooled one could be the one the
+    // node is closing for idleness just then (the same race, one hop further).
     const up = http.request({ host: "127.0.0.1", port, method: req.method, path: req.url,
-                              headers: req.headers }, (r) => {
+                              headers: req.headers, agent: false }, (r) => {
       const loc = r.headers.location || "";
       const m = req.method === "POST" && loc.match(/\/photos\/tus\/([0-9a-f]{8})/);
       if (m) this.tus.set(m[1], port);
@@ -98,6 +100,10 @@ export class Cluster {
     this.balancer = new Balancer(ports);
     this.port = this.port || await freePort();
     this.balancer.server = http.createServer((q, s) => this.balancer.handle(q, s));
+    // Node closes a client's idle connection after 5 s by default, and a client that sends
+    // its next request on it at that moment reads ECONNRESET (the keep-alive race, which a
+    // browser test must not stumble on): the balancer keeps idle connections open.
+    this.balancer.server.keepAliveTimeout = 0;
     await new Promise((r) => this.balancer.server.listen(this.port, "127.0.0.1", r));
     this.base = `http://127.0.0.1:${this.port}`;
   }

@@ -170,8 +170,15 @@ export async function login(page, base) {
   await Promise.all([page.waitForURL(base + "/photos/"), page.click("button[type=submit]")]);
 }
 
+// A GET is idempotent: asked again once when the connection it went out on was reset (a
+// pooled keep-alive connection the server closed for idleness as the request was sent).
 export async function serverJSON(page, base, url) {
-  const r = await page.request.get(base + url, { headers: { Accept: "application/json" } });
+  const get = () => page.request.get(base + url, { headers: { Accept: "application/json" } });
+  let r;
+  try { r = await get(); } catch (e) {
+    if (!/ECONNRESET|socket hang up/.test(String(e.message))) throw e;
+    r = await get();
+  }
   assert(r.ok(), `${url} answered ${r.status()}`);
   return r.json();
 }
