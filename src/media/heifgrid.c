@@ -326,22 +326,26 @@ static const struct prop *item_prop(const struct heif *h, const struct item *it,
     return NULL;
 }
 
-/* Read item data into a new malloc'd buffer of it->len bytes. */
-static unsigned char *item_data(const struct heif *h, const struct item *it)
+/* Read item data into *out, a new malloc'd buffer of it->len bytes. 0; -1
+ * when it lies outside the file (or idat) or cannot be read; -2 out of
+ * memory. */
+static int item_data(const struct heif *h, const struct item *it, unsigned char **out)
 {
     unsigned char *buf;
     uint64_t end;
 
+    *out = NULL;
     if (it->method < 0 || __builtin_add_overflow(it->off, it->len, &end))
-        return NULL;
+        return -1;
     if (it->method == 1 ? end > h->idat.n : end > h->file_size)
-        return NULL;
+        return -1;
     buf = malloc((size_t)it->len);
     if (!buf)
-        return NULL;
+        return -2;
     if (it->method == 1) {
         memcpy(buf, h->idat.p + it->off, (size_t)it->len);
-        return buf;
+        *out = buf;
+        return 0;
     }
     for (size_t got = 0; got < it->len;) {
         ssize_t n = pread(h->fd, buf + got, (size_t)it->len - got, (off_t)(it->off + got));
@@ -349,14 +353,16 @@ static unsigned char *item_data(const struct heif *h, const struct item *it)
             continue;
         if (n <= 0) {
             free(buf);
-            return NULL;
+            return -1;
         }
         got += (size_t)n;
     }
-    return buf;
+    *out = buf;
+    return 0;
 }
 
-/* The top-level meta box, read whole. 0, or -1 (none, too big, unreadable). */
+/* The top-level meta box, read whole. 0; -1 (none, too big, unreadable); -2
+ * out of memory. */
 static int read_meta(struct heif *h)
 {
     uint64_t pos = 0;
@@ -383,7 +389,9 @@ static int read_meta(struct heif *h)
             if (size - hlen > LIMIT_HEIF_META_BYTES)
                 return -1;
             h->meta = malloc((size_t)(size - hlen) + 1);
-            if (!h->meta || pread(h->fd, h->meta, (size_t)(size - hlen), (off_t)(pos + hlen)) !=
+            if (!h->meta)
+                return -2;
+            if (pread(h->fd, h->meta, (size_t)(size - hlen), (off_t)(pos + hlen)) !=
                                 (ssize_t)(size - hlen))
                 return -1;
             m = (struct rd){h->meta, (size_t)(size - hlen), 0, false};
@@ -442,13 +450,26 @@ static enum heifgrid_rc decode_tile(const struct heif *h, struct hevc *dec, cons
 
     if (it->type != FOURCC('h', 'v', 'c', '1') || ls == 0)
         return HEIFGRID_NOT_HANDLED;
-    data = item_data(h, it);
-    if (!data) {
+    switch (item_data(h, it, &data)) {
+    case 0:
+        break;
+    case -2:
+        rc = HEIFGRID_NO_MEMORY;
+        snprintf(why, cap, "out of memory reading HEVC tile %u", it->id);
+        goto out;
+    default:
         snprintf(why, cap, "cannot read HEVC tile %u", it->id);
         goto out;
     }
-    if (hevc_decode(dec, hvcc->body.p, hvcc->body.n, data, (size_t)it->len, ls, &pic, msg,
-                    sizeof(msg)) != 0) {
+    switch (hevc_decode(dec, hvcc->body.p, hvcc->body.n, data, (size_t)it->len, ls, &pic, msg,
+                        sizeof(msg))) {
+    case HEVC_OK:
+        break;
+    case HEVC_NO_MEMORY:
+        rc = HEIFGRID_NO_MEMORY;
+        snprintf(why, cap, "tile %u: %s", it->id, msg);
+        goto out;
+    default:
         snprintf(why, cap, "tile %u: %s", it->id, msg);
         goto out;
     }
@@ -457,7 +478,7 @@ static enum heifgrid_rc decode_tile(const struct heif *h, struct hevc *dec, cons
         break;
     case -2:
         rc = HEIFGRID_NO_MEMORY;
-        snprintf(why, cap, "out of memory");
+        snprintf(why, cap, "out of memory pasting HEVC tile %u", it->id);
         goto out;
     default:
         snprintf(why, cap, "tile %u decoded to %dx%d pixels, not %dx%d", it->id, pic.w, pic.h,
@@ -484,7 +505,8 @@ static bool ispe_of(const struct heif *h, const struct item *it, uint32_t *w, ui
     return !r.bad && *w > 0 && *hh > 0;
 }
 
-/* Grid layout of the primary: rows, columns, output size; or one image. */
+/* Grid layout of the primary: rows, columns, output size; or one image.
+ * 0; -1 when not one this file decodes; -2 out of memory. */
 static int layout(struct heif *h, const struct item *pr, int *rows, int *cols, uint32_t *w,
                   uint32_t *hh)
 {
@@ -499,9 +521,14 @@ static int layout(struct heif *h, const struct item *pr, int *rows, int *cols, u
     }
     if (pr->type != FOURCC('g', 'r', 'i', 'd') || pr->len > 64)
         return -1;
-    d = item_data(h, pr);
-    if (!d)
+    switch (item_data(h, pr, &d)) {
+    case 0:
+        break;
+    case -2:
+        return -2;
+    default:
         return -1;
+    }
     r = (struct rd){d, (size_t)pr->len, 0, false};
     rd_skip(&r, 1);
     {
@@ -576,10 +603,15 @@ static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, int
 {
     int rows, cols;
     uint32_t w, hh, tw = 0, th = 0;
-    struct hevc *dec;
+    struct hevc *dec = NULL;
     enum heifgrid_rc rc;
+    int lrc = layout(h, pr, &rows, &cols, &w, &hh);
 
-    if (layout(h, pr, &rows, &cols, &w, &hh) != 0 || !size_matches(w, hh, rot, disp_w, disp_h))
+    if (lrc == -2) {
+        snprintf(why, cap, "out of memory reading the HEIF grid");
+        return HEIFGRID_NO_MEMORY;
+    }
+    if (lrc != 0 || !size_matches(w, hh, rot, disp_w, disp_h))
         return HEIFGRID_NOT_HANDLED; /* libheif sees another image: let it decode */
     pl->w = (int)w, pl->h = (int)hh, pl->cw = (int)((w + 1) / 2), pl->ch = (int)((hh + 1) / 2);
     for (int t = 0; t < h->ntiles; t++) {
@@ -599,10 +631,17 @@ static enum heifgrid_rc decode_planes(struct heif *h, const struct item *pr, int
     pl->y = malloc((size_t)pl->sw[0] * (size_t)pl->sh[0]);
     pl->cb = malloc((size_t)pl->sw[1] * (size_t)pl->sh[1]);
     pl->cr = malloc((size_t)pl->sw[1] * (size_t)pl->sh[1]);
-    dec = hevc_new();
-    if (!pl->y || !pl->cb || !pl->cr || !dec) {
-        hevc_free(dec);
+    if (!pl->y || !pl->cb || !pl->cr) {
+        snprintf(why, cap, "out of memory for the %dx%d picture's planes", pl->sw[0], pl->sh[0]);
         return HEIFGRID_NO_MEMORY;
+    }
+    switch (hevc_new(&dec, why, cap)) {
+    case HEVC_OK:
+        break;
+    case HEVC_NO_MEMORY:
+        return HEIFGRID_NO_MEMORY;
+    default:
+        return HEIFGRID_NOT_HANDLED; /* no decoder here: libheif has its own */
     }
     rc = HEIFGRID_OK;
     for (int t = 0; t < h->ntiles && rc == HEIFGRID_OK; t++)
@@ -779,9 +818,13 @@ static enum heifgrid_rc run(struct heif *h, int64_t disp_w, int64_t disp_h, int 
     const struct item *pr;
     enum heifgrid_rc rc = HEIFGRID_NOT_HANDLED;
     VipsImage *img;
-    int rot = 0;
+    int rot = 0, mrc = read_meta(h);
 
-    if (read_meta(h) != 0)
+    if (mrc == -2) {
+        snprintf(why, cap, "out of memory reading the HEIF boxes");
+        return HEIFGRID_NO_MEMORY;
+    }
+    if (mrc != 0)
         return HEIFGRID_NOT_HANDLED;
     pr = find_item(h, h->primary);
     if (!pr || transforms(h, pr, &rot) != 0)
@@ -790,8 +833,11 @@ static enum heifgrid_rc run(struct heif *h, int64_t disp_w, int64_t disp_h, int 
     if (rc == HEIFGRID_OK) {
         img = convert(h, pr, &pl);
         img = img ? rotate(img, rot) : NULL;
-        if (!img)
+        if (!img) {
+            /* libvips fails here only for want of memory (or of a thread) */
+            snprintf(why, cap, "out of memory scaling the HEIC picture");
             rc = HEIFGRID_NO_MEMORY;
+        }
         *out = img;
     }
     free(pl.y);
@@ -810,8 +856,10 @@ enum heifgrid_rc heifgrid_decode(const char *path, int64_t disp_w, int64_t disp_
     *out = NULL;
     if (why_len)
         why[0] = '\0';
-    if (!h)
+    if (!h) {
+        snprintf(why, why_len, "out of memory reading the HEIF boxes");
         return HEIFGRID_NO_MEMORY;
+    }
     h->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (h->fd >= 0 && fstat(h->fd, &st) == 0) {
         h->file_size = (uint64_t)st.st_size;

@@ -11,8 +11,8 @@
  * Input is what a HEIF file stores: the hvcC box (its parameter sets) and the
  * item's coded data, NAL units each prefixed by its length. A picture with any
  * decoding error is refused, never concealed: hostile files reach this code.
- * Every pixel of a returned picture was decoded or is 0 (frames are zeroed
- * when allocated), never memory left from elsewhere.
+ * Every pixel of a returned picture was decoded, never memory left from
+ * elsewhere.
  */
 #ifndef SHOEBOX_MEDIA_HEVC_H
 #define SHOEBOX_MEDIA_HEVC_H
@@ -30,18 +30,31 @@ struct hevc_picture {
     int stride[3];
 };
 
-/* A new decoder, NULL when out of memory (or libavcodec has no HEVC decoder).
- * Free with hevc_free(). One decoder serves any number of pictures, also
- * after a failed one. */
-struct hevc *hevc_new(void);
+enum hevc_rc {
+    HEVC_OK = 0,
+    HEVC_DAMAGED = 1,     /* the data is damaged, or not one 8-bit 4:2:0 picture */
+    HEVC_NO_MEMORY = 2,   /* memory ran out (under RLIMIT_AS: also a thread's stack); the
+                           * same data may well decode later */
+    HEVC_UNAVAILABLE = 3, /* hevc_new only: libavcodec has no HEVC decoder, or refuses
+                           * to open it for another reason */
+};
+
+/* A new decoder in *out (NULL unless HEVC_OK), to free with hevc_free().
+ * HEVC_OK, HEVC_NO_MEMORY or HEVC_UNAVAILABLE, with a message for a person
+ * in why. One decoder serves any number of pictures, also after a failed
+ * one. */
+enum hevc_rc hevc_new(struct hevc **out, char *why, size_t why_len);
 void hevc_free(struct hevc *d);
 
 /* Decode one picture from hvcc (the hvcC box body, hvcc_len bytes) and data
  * (data_len bytes of NAL units, each after a big-endian length of nal_len_size
- * bytes, 1-4). 0 and *pic; -1 when the data is damaged, is not one 8-bit 4:2:0
- * picture, or memory ran out, with a message for a person in why. */
-int hevc_decode(struct hevc *d, const unsigned char *hvcc, size_t hvcc_len,
-                const unsigned char *data, size_t data_len, int nal_len_size,
-                struct hevc_picture *pic, char *why, size_t why_len);
+ * bytes, 1-4). HEVC_OK and *pic; HEVC_DAMAGED when the data is damaged or is
+ * not one 8-bit 4:2:0 picture, or when some of the picture was never decoded
+ * (a slice ended early); HEVC_NO_MEMORY when memory ran out. A message for a
+ * person in why on failure. Bytes flipped inside a slice's data mostly go
+ * unnoticed: libavcodec 5.1 decodes them to noise (see hevc.c). */
+enum hevc_rc hevc_decode(struct hevc *d, const unsigned char *hvcc, size_t hvcc_len,
+                         const unsigned char *data, size_t data_len, int nal_len_size,
+                         struct hevc_picture *pic, char *why, size_t why_len);
 
 #endif
