@@ -392,7 +392,7 @@ static int read_meta(struct heif *h)
             if (!h->meta)
                 return -2;
             if (pread(h->fd, h->meta, (size_t)(size - hlen), (off_t)(pos + hlen)) !=
-                                (ssize_t)(size - hlen))
+                (ssize_t)(size - hlen))
                 return -1;
             m = (struct rd){h->meta, (size_t)(size - hlen), 0, false};
             return parse_meta(h, m);

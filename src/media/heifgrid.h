@@ -28,7 +28,8 @@ enum heifgrid_rc {
     HEIFGRID_OK = 0,
     HEIFGRID_NOT_HANDLED = 1, /* use the libvips path */
     HEIFGRID_DAMAGED = 2,     /* corrupt data: why says what */
-    HEIFGRID_NO_MEMORY = 3,
+    HEIFGRID_NO_MEMORY = 3,   /* out of memory (libavcodec's included): try again later;
+                               * why says where */
 };
 
 /* Decode the primary image of the HEIC at path, whose displayed size libheif

@@ -42,14 +42,6 @@
 static char tmpdir[] = "/tmp/test_heifgrid_oom.XXXXXX";
 static char path[256];
 
-/* LeakSanitizer's hook (the UBSan-only build): x265 3.5 leaks its frame
- * filters' buffers on every encoder (heicgen); not ours to fix. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:libx265.so\n";
-}
-
 /* Texture everywhere (every tile has real slice data to decode). */
 static int write_image(void)
 {
