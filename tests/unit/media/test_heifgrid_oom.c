@@ -202,8 +202,8 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("heifgrid_oom");
-    TCase *tc = tcase_create("rlimit");
+    Suite *s;
+    TCase *tc;
     SRunner *sr;
     struct err e = {0};
     int failed, status = 0;
@@ -235,6 +235,8 @@ int main(void)
                 threads());
         return 1;
     }
+    s = suite_create("heifgrid_oom");
+    tc = tcase_create("rlimit");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_memory_sweep);
     suite_add_tcase(s, tc);
