@@ -51,8 +51,8 @@ void hevc_free(struct hevc *d);
  * bytes, 1-4). HEVC_OK and *pic; HEVC_DAMAGED when the data is damaged or is
  * not one 8-bit 4:2:0 picture, or when some of the picture was never decoded
  * (a slice ended early); HEVC_NO_MEMORY when memory ran out. A message for a
- * person in why on failure. Bytes flipped inside a slice's data mostly go
- * unnoticed: libavcodec 5.1 decodes them to noise (see hevc.c). */
+ * person in why on failure. Bytes flipped inside a slice's data can still
+ * go unnoticed: libavcodec 5.1 may decode them to noise (see hevc.c). */
 enum hevc_rc hevc_decode(struct hevc *d, const unsigned char *hvcc, size_t hvcc_len,
                          const unsigned char *data, size_t data_len, int nal_len_size,
                          struct hevc_picture *pic, char *why, size_t why_len);
