@@ -170,15 +170,16 @@ export async function login(page, base) {
   await Promise.all([page.waitForURL(base + "/photos/"), page.click("button[type=submit]")]);
 }
 
-// A GET is idempotent: asked again once when the connection it went out on was reset (a
-// pooled keep-alive connection the server closed for idleness as the request was sent).
+// page.request and route.fetch() go through the context's APIRequestContext, which pools
+// keep-alive connections with no idle limit of its own (http.Agent({ keepAlive: true })).
+// The server shuts a connection that sent no request for LIMIT_HEADER_MS (10 s, its guard)
+// down, a balancer or proxy may close idle ones too: a GET sent on a pooled connection
+// just as it is cut reads ECONNRESET ("socket hang up"). A GET is idempotent: Playwright
+// asks it again once then (maxRetries retries on ECONNRESET only). Pass to every GET.
+export const RETRY_RESET = Object.freeze({ maxRetries: 1 });
+
 export async function serverJSON(page, base, url) {
-  const get = () => page.request.get(base + url, { headers: { Accept: "application/json" } });
-  let r;
-  try { r = await get(); } catch (e) {
-    if (!/ECONNRESET|socket hang up/.test(String(e.message))) throw e;
-    r = await get();
-  }
+  const r = await page.request.get(base + url, { headers: { Accept: "application/json" }, ...RETRY_RESET });
   assert(r.ok(), `${url} answered ${r.status()}`);
   return r.json();
 }

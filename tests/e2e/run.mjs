@@ -9,10 +9,11 @@
 // load balancer (cluster.mjs; tests/run.py runs that pass when both servers are up).
 // The last line is "e2e: N passed, N failed, N skipped" (tests/run.py parses it).
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import {
   ROOT, BIN, TESTDATA, CHROMIUM, CHROMIUM_ARGS, USER, PASSWORD, tally, log, test, assert, eq, finish,
-  waitFor, Server, loadPlaywright, watch, track, login, serverJSON,
+  waitFor, Server, loadPlaywright, watch, track, login, serverJSON, RETRY_RESET,
 } from "./lib.mjs";
 import { Cluster } from "./cluster.mjs";
 
@@ -132,7 +133,7 @@ async function main() {
   const noData = haveData ? "" : `no test data at ${TESTDATA} (set SHOEBOX_TESTDATA)`;
   if (!fs.existsSync(CHROMIUM)) {
     log(`SKIP all: ${CHROMIUM} is missing (apt-get install chromium)`);
-    tally.skipped += 20; // every test below
+    tally.skipped += 21; // every test below
     return;
   }
   if (!fs.existsSync(BIN)) {
@@ -143,7 +144,7 @@ async function main() {
   const chromium = await loadPlaywright();
   if (!chromium) {
     log("SKIP all: playwright-core could not be installed");
-    tally.skipped += 20; // every test below
+    tally.skipped += 21; // every test below
     return;
   }
 
@@ -179,6 +180,39 @@ async function main() {
       await login(page, base);
       await page.waitForSelector("h1:has-text('Your photos')");
       eq(await page.locator(".site-nav .user").textContent(), USER, "user shown in the header");
+    });
+
+    // The keep-alive race, made certain: a server that answers a connection's first request
+    // and resets the connection when the next one arrives on it (what the server's guard
+    // does to a pooled connection idle 10 s, at the moment a request is sent).
+    await test("a GET on a pooled connection that is reset as it goes out is asked again (RETRY_RESET)", async () => {
+      let requests = 0, conns = 0;
+      const socks = new Set();
+      const cutter = net.createServer((sock) => {
+        conns++;
+        socks.add(sock);
+        let mine = 0, head = "";
+        sock.on("error", () => {});
+        sock.on("data", (d) => {
+          head += d.toString("latin1");
+          for (let at; (at = head.indexOf("\r\n\r\n")) >= 0; head = head.slice(at + 4)) {
+            requests++;
+            if (mine++ === 0) sock.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=300\r\n\r\nok");
+            else return sock.resetAndDestroy();
+          }
+        });
+      });
+      await new Promise((r) => cutter.listen(0, "127.0.0.1", r));
+      try {
+        const url = `http://127.0.0.1:${cutter.address().port}/`;
+        eq(await (await page.request.get(url, RETRY_RESET)).text(), "ok", "first GET");
+        const again = await page.request.get(url, RETRY_RESET);
+        eq(await again.text(), "ok", "second GET, asked again on a new connection");
+        eq(`${requests} requests on ${conns} connections`, "3 requests on 2 connections", "what the server saw");
+      } finally {
+        cutter.close();
+        for (const c of socks) c.destroy();
+      }
     });
 
     await test("upload page renders the form, tips and limits", async () => {
@@ -474,7 +508,7 @@ async function main() {
         // The first answer after the reload is what the server says early on: still
         // processing, nothing stored yet. (The stream then brings the real, final state.)
         await page.route(url, async (route) => {
-          const r = await route.fetch();
+          const r = await route.fetch(RETRY_RESET);
           const body = Object.assign(await r.json(), { status: "processing", phase: "processing", processed: 0,
             uploaded: 0, duplicates: 0, failed: 0, percent: 0, finished_at: null, errors: [] });
           await route.fulfill({ response: r, json: body });
@@ -540,7 +574,7 @@ async function main() {
       eq(page.url(), base + `/photos/${ph.id}/`, "dismissed: still on the page");
       page.once("dialog", (d) => d.accept());
       await Promise.all([page.waitForURL(base + "/photos/"), page.click("a.js-delete")]);
-      const r = await page.request.get(base + `/api/photos/${ph.id}`);
+      const r = await page.request.get(base + `/api/photos/${ph.id}`, RETRY_RESET);
       eq(r.status(), 404, "photo gone");
       page.on("dialog", (d) => { errors.dialogs = (errors.dialogs || []).concat(d.message()); d.dismiss().catch(() => {}); });
     }, { skip: noData });
