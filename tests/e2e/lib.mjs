@@ -57,11 +57,22 @@ export async function waitFor(pred, { timeout = 20000, interval = 100, what = "c
 }
 
 // ---- the server ----
+// A free loopback port that stays ours until a server binds it (harness.py free_port()):
+// a port merely bound and closed could go to another job's bind(0) or outgoing connection
+// first. Left in TIME_WAIT by a connection to itself that the listening side closes first,
+// the kernel gives it to no bind(0) or connect() for 60 s, while a server that sets
+// SO_REUSEADDR (libmicrohttpd; Node's listen) binds it at once.
 export function freePort() {
   return new Promise((resolve, reject) => {
-    const s = net.createServer();
+    const s = net.createServer((a) => a.end());   // the active close: TIME_WAIT on the port
     s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.listen(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      const c = net.connect(port, "127.0.0.1");
+      c.once("error", reject);
+      c.resume();                                  // its 'end' answers the FIN with ours
+      c.once("close", () => s.close(() => resolve(port)));
+    });
   });
 }
 
