@@ -32,8 +32,8 @@ else:
           "console.log(await freePort());")
     port = int(subprocess.run(["node", "--input-type=module", "-e", js, "file://" + sys.argv[3]],
                               capture_output=True, text=True, check=True, timeout=30).stdout)
-target = socket.socket()
-target.bind(("127.0.0.2", 0))
+target = socket.socket()                 # where the connect()s go: on 127.0.0.1 too, as
+target.bind(("127.0.0.1", 0))            # a port on another address would not clash
 target.listen(64)
 held = [target]
 for i in range(24):                      # more than the range holds
