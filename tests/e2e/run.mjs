@@ -367,7 +367,7 @@ async function main() {
       await page.click("#upload-submit");
       await page.waitForSelector("#progress:not([hidden])");
       await page.waitForFunction(() => /sent/.test(document.getElementById("net-text").textContent) &&
-                                       /\/s/.test(document.getElementById("net-text").textContent), null, { timeout: 15000 });
+                                       /\/s/.test(document.getElementById("net-text").textContent), null, { timeout: 30000 });
       eq(await page.locator("#bar").getAttribute("role"), "progressbar", "progressbar role");
       // For the picture: wait (briefly) until processing has started while files still arrive.
       await page.waitForFunction(() => Number(document.getElementById("bar").getAttribute("aria-valuenow")) > 0 &&
@@ -535,7 +535,7 @@ async function main() {
       const n = await imgs.count();
       for (let i = 0; i < n; i++) await imgs.nth(i).scrollIntoViewIfNeeded();
       await page.waitForFunction(() => [...document.querySelectorAll("#gallery-grid img.tile-img")]
-        .every((img) => img.complete && img.naturalWidth > 0), null, { timeout: 15000 });
+        .every((img) => img.complete && img.naturalWidth > 0), null, { timeout: 30000 });
       await page.evaluate(() => window.scrollTo(0, 0));
       await noHorizontalScroll(page, "gallery (desktop)");
       await shot(page, "gallery", "desktop");
