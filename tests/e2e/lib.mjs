@@ -64,7 +64,7 @@ export async function waitFor(pred, { timeout = 20000, interval = 100, what = "c
 // SO_REUSEADDR (libmicrohttpd; Node's listen) binds it at once.
 export function freePort() {
   return new Promise((resolve, reject) => {
-    const s = net.createServer((a) => a.end());   // the active close: TIME_WAIT on the port
+    const s = net.createServer((a) => { a.on("error", () => {}); a.end(); });   // the active close: TIME_WAIT on the port
     s.once("error", reject);
     s.listen(0, "127.0.0.1", () => {
       const port = s.address().port;
