@@ -1,6 +1,7 @@
 """The test helpers' own promises that the rest of the suite leans on when jobs run side by
 side: a port from harness.free_port() (Python) or freePort() (tests/e2e/lib.mjs) is not
-handed to another process before the test's server binds it.
+handed to another process before the test's server binds it; a job tests/run.py kills for
+its time takes the processes it started along.
 
 Shown in a private network namespace (unshare -n, root only; skipped elsewhere) whose
 ephemeral range has ten ports: after free_port(), other sockets' bind(("", 0)) and
@@ -12,10 +13,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import unittest
 
+import harness
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-LIB_MJS = os.path.join(os.path.dirname(HERE), "e2e", "lib.mjs")
+TESTS = os.path.dirname(HERE)
+LIB_MJS = os.path.join(TESTS, "e2e", "lib.mjs")
 
 # Runs inside the namespace; argv[1] is "python" or "node" (whose helper gives the port).
 SCRIPT = r"""
@@ -83,6 +89,40 @@ class FreePort(unittest.TestCase):
 
     def test_node_free_port_is_kept_until_a_server_binds_it(self):
         self.check("node")
+
+
+class RunChildTimeout(unittest.TestCase):
+    def test_a_job_killed_for_its_time_takes_its_processes_along(self):
+        """A job past its time (run.py run_child) that started a server: the server goes
+        too, at once. (Killing only the job left the server running beside the next jobs,
+        holding the job's output pipe, so run_child waited for it as well.)"""
+        if TESTS not in sys.path:
+            sys.path.insert(0, TESTS)
+        import run
+        job = ("import subprocess, sys, time\n"
+               "p = subprocess.Popen(['sleep', '30'])\n"     # its server, on the job's stdout
+               "print(p.pid, flush=True)\n"
+               "time.sleep(30)\n")
+        got = {}
+        t = threading.Thread(target=lambda: got.update(
+            r=run.run_child([sys.executable, "-c", job], dict(os.environ), timeout=1)))
+        began = time.monotonic()
+        t.start()
+        t.join(timeout=15)
+        self.assertIn("r", got, "run_child still waiting 15 s after the job's 1 s timeout")
+        self.assertIn("killed after 1 s", got["r"].stderr)
+        pid = int(got["r"].stdout.split()[0])
+        gone = harness.wait_until(lambda: not alive(pid), timeout=5, what="the job's server to end")
+        self.assertTrue(gone)
+        self.assertLess(time.monotonic() - began, 15)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 if __name__ == "__main__":
