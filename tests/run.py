@@ -102,7 +102,13 @@ def run_child(cmd, env, timeout):
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        # Its whole process group (start_new_session): the servers its tests started would
+        # otherwise run on beside the jobs that follow, and the pipes they hold open would
+        # keep communicate() waiting.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            proc.kill()
         out, err = proc.communicate()
         err += f"\n(killed after {timeout} s)"
     finally:

@@ -21,9 +21,19 @@ def tmp_parent(env_var):
 
 
 def free_port():
+    """A free loopback port that stays ours until the server binds it (as
+    tests/integration/harness.py free_port(), which says why): left in TIME_WAIT, it goes
+    to no other bind(0) or connect() for 60 s; PostgreSQL and Ceph bind with SO_REUSEADDR."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        s.listen(1)
+        port = s.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            a, _ = s.accept()
+            a.close()        # the active close: the TIME_WAIT is on `port`
+            c.recv(1)
+        return port
 
 
 def alive(pid):

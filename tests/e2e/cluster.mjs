@@ -37,7 +37,8 @@ class Balancer {
     const port = this.pick(req);
     this.counts.set(port, this.counts.get(port) + 1);
     // A fresh connection to the node for each request: a pooled one could be the one the
-    // node is closing for idleness just then (the same race, one hop further).
+    // node is closing for idleness just then (its guard shuts one down after 10 s without
+    // a request, LIMIT_HEADER_MS: the same race, one hop further).
     const up = http.request({ host: "127.0.0.1", port, method: req.method, path: req.url,
                               headers: req.headers, agent: false }, (r) => {
       const loc = r.headers.location || "";

@@ -57,11 +57,22 @@ export async function waitFor(pred, { timeout = 20000, interval = 100, what = "c
 }
 
 // ---- the server ----
+// A free loopback port that stays ours until a server binds it (harness.py free_port()):
+// a port merely bound and closed could go to another job's bind(0) or outgoing connection
+// first. Left in TIME_WAIT by a connection to itself that the listening side closes first,
+// the kernel gives it to no bind(0) or connect() for 60 s, while a server that sets
+// SO_REUSEADDR (libmicrohttpd; Node's listen) binds it at once.
 export function freePort() {
   return new Promise((resolve, reject) => {
-    const s = net.createServer();
+    const s = net.createServer((a) => { a.on("error", () => {}); a.end(); });   // the active close: TIME_WAIT on the port
     s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+    s.listen(0, "127.0.0.1", () => {
+      const port = s.address().port;
+      const c = net.connect(port, "127.0.0.1");
+      c.once("error", reject);
+      c.resume();                                  // its 'end' answers the FIN with ours
+      c.once("close", () => s.close(() => resolve(port)));
+    });
   });
 }
 
@@ -170,15 +181,16 @@ export async function login(page, base) {
   await Promise.all([page.waitForURL(base + "/photos/"), page.click("button[type=submit]")]);
 }
 
-// A GET is idempotent: asked again once when the connection it went out on was reset (a
-// pooled keep-alive connection the server closed for idleness as the request was sent).
+// page.request and route.fetch() go through the context's APIRequestContext, which pools
+// keep-alive connections with no idle limit of its own (http.Agent({ keepAlive: true })).
+// The server shuts a connection that sent no request for LIMIT_HEADER_MS (10 s, its guard)
+// down, a balancer or proxy may close idle ones too: a GET sent on a pooled connection
+// just as it is cut reads ECONNRESET ("socket hang up"). A GET is idempotent: Playwright
+// asks it again once then (maxRetries retries on ECONNRESET only). Pass to every GET.
+export const RETRY_RESET = Object.freeze({ maxRetries: 1 });
+
 export async function serverJSON(page, base, url) {
-  const get = () => page.request.get(base + url, { headers: { Accept: "application/json" } });
-  let r;
-  try { r = await get(); } catch (e) {
-    if (!/ECONNRESET|socket hang up/.test(String(e.message))) throw e;
-    r = await get();
-  }
+  const r = await page.request.get(base + url, { headers: { Accept: "application/json" }, ...RETRY_RESET });
   assert(r.ok(), `${url} answered ${r.status()}`);
   return r.json();
 }

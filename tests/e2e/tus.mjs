@@ -473,7 +473,7 @@ async function main() {
         // Settled: the broken PATCHes are over on the server.
         let held = await offsets();
         await waitFor(async () => { const again = await offsets(); const same = JSON.stringify(again) === JSON.stringify(held); held = again; return same; },
-                      { timeout: 10000, interval: 500, what: "the server's offsets to settle" });
+                      { timeout: 30000, interval: 500, what: "the server's offsets to settle" });
         const missing = sum(held.map((h) => h.length - h.offset));
         assert(held.every((h) => h.offset < h.length), "both big files unfinished: " + JSON.stringify(held));
         proxy.reset();

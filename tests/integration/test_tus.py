@@ -597,7 +597,11 @@ class TestEmptyUpload(TusBase):
     by --upload-idle (it would show as "failed" with nothing in it): a tus upload
     pointing to it may still complete. Once every such tus upload has expired it is
     deleted."""
-    ARGS = TusBase.ARGS + ["--upload-idle", "1", "--tus-expire", "3"]
+    # The tus uploads live 6 s: the test's requests between 1 s (--upload-idle) and the
+    # expiry get 3.5 s on a loaded machine (with 3 s, a 0.6 s stall had the late PATCH
+    # answered 410 Gone).
+    TUS_EXPIRE = 6
+    ARGS = TusBase.ARGS + ["--upload-idle", "1", "--tus-expire", str(TUS_EXPIRE)]
 
     def open_upload(self, expected):
         r = self.t.c.json("POST", "/api/uploads", {"expected": expected})
@@ -617,6 +621,7 @@ class TestEmptyUpload(TusBase):
                          ("completed", 1, 1, 0), u)
 
     def test_an_upload_no_file_reaches_goes_after_the_tus_expiry(self):
+        before = time.monotonic()     # the upload, and so its expiry, starts after this
         uid = self.open_upload(2)
         began = time.monotonic()
         harness.wait_until(lambda: time.monotonic() - began > 2, timeout=5, what="idle")
@@ -624,7 +629,7 @@ class TestEmptyUpload(TusBase):
         self.assertEqual((u["phase"], u["total"], u["finished_at"]), ("receiving", 0, None), u)
         harness.wait_until(lambda: self.t.c.get(f"/api/uploads/{uid}").status == 404,
                            timeout=30, what="the empty upload deleted")
-        self.assertGreater(time.monotonic() - began, 3)   # not before the tus expiry
+        self.assertGreater(time.monotonic() - before, self.TUS_EXPIRE)  # not before the tus expiry
         self.assertIn("upload.empty_dropped", self.server.log())
         listed = self.t.c.get("/api/uploads?limit=500").json()["uploads"]
         self.assertNotIn(uid, [x["upload_id"] for x in listed])
@@ -655,7 +660,9 @@ class TestLateFile(TusBase):
 
 class TestExpiry(unittest.TestCase):
     def test_expired_partial_upload_is_removed(self):
-        server = harness.Server(users={USER: PASSWORD}, args=["--tus-expire", "1"])
+        # 3 s: the PATCH after the creation, and the look at the directory after the
+        # PATCH, each must come within the expiry (1 s left a loaded machine too little).
+        server = harness.Server(users={USER: PASSWORD}, args=["--tus-expire", "3"])
         try:
             server.start()
             t = Tus(server)
