@@ -15,6 +15,7 @@ Runs on SQLite, and on PostgreSQL in the pg-integration pass (tests/run.py PG_SU
 """
 import os
 import socket
+import time
 import unittest
 
 import harness
@@ -103,21 +104,26 @@ class TermBase(unittest.TestCase):
         self.assertEqual(status, 200)
         return s
 
-    def read_to_end(self, s):
-        """Everything the stream sends until the server ends it (socket timeout: fail)."""
+    def read_to_end(self, s, timeout=20):
+        """Everything the stream sends until the server ends it; fails when it has not
+        ended within timeout seconds (it sends a ping every 15 s while open)."""
         data = b""
+        deadline = time.monotonic() + timeout
         try:
-            while True:
-                chunk = s.recv(65536)
+            while time.monotonic() < deadline:
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
                 if not chunk:
                     return data
                 data += chunk
                 if data.endswith(b"0\r\n\r\n"):   # the chunked body's end
                     return data
-        except socket.timeout:
-            self.fail("the progress stream did not end; it sent:\n" + data.decode()[-2000:])
         finally:
             s.close()
+        self.fail("the progress stream did not end; it sent:\n" + data.decode()[-2000:])
 
 
 class TestTermination(TermBase):
