@@ -419,7 +419,9 @@ out:
 }
 
 /* Inside c's transaction, after a file less is expected: finish the upload when
- * that was all it waited for, or delete it when it is left with nothing at all. */
+ * that was all it waited for, or delete it when it is left with nothing at all
+ * (and no session keeps it as its current upload: a page opened later would ask
+ * for it, a 404). */
 static int after_drop(struct sql_conn *c, int64_t id, int64_t now, bool *deleted,
                       struct err *err)
 {
@@ -430,7 +432,10 @@ static int after_drop(struct sql_conn *c, int64_t id, int64_t now, bool *deleted
     if (d < 0)
         return -1;
     *deleted = d > 0;
-    return d > 0 ? 0 : rules_check_finished(c, id, now, NULL, err);
+    if (d == 0)
+        return rules_check_finished(c, id, now, NULL, err);
+    return sql_run(c, "forget the deleted upload", "UPDATE sessions SET current_upload = 0 "
+                   "WHERE current_upload = ?1", ARGS(VI(id)), err) < 0 ? -1 : 0;
 }
 
 static int upload_drop_expected(struct store *st, int64_t id, int64_t now, bool *lowered,

@@ -824,6 +824,24 @@ START_TEST(test_drop_expected)
 }
 END_TEST
 
+/* A deleted upload is no session's current upload any more (a page would ask for it). */
+START_TEST(test_drop_expected_forgets_the_session)
+{
+    struct err err = {0};
+    struct store_session ss;
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 1, 10);
+    bool lowered = false, deleted = false;
+
+    ck_assert_int_eq(S->ops->session_create(S, "digest1", bob, T0, T0 + 3600000, &err), 0);
+    ck_assert_int_eq(S->ops->session_set_upload(S, "digest1", up, &err), 0);
+    ck_assert_int_eq(S->ops->upload_drop_expected(S, up, T0 + 1, &lowered, &deleted, &err), 0);
+    ck_assert(lowered && deleted);
+    ck_assert_int_eq(S->ops->session_get(S, "digest1", T0 + 2, &ss, &err), 0);
+    ck_assert_int_eq(ss.current_upload, 0);
+}
+END_TEST
+
 START_TEST(test_drop_expected_missing)
 {
     struct err err = {0};
@@ -1964,6 +1982,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_upload_misc);
     tcase_add_loop_test(tc, test_drop_expected, 0, sizeof(drop_rows) / sizeof(drop_rows[0]));
     tcase_add_test(tc, test_drop_expected_missing);
+    tcase_add_test(tc, test_drop_expected_forgets_the_session);
     tcase_add_test(tc, test_empty_upload_idle);
     tcase_add_test(tc, test_upload_list);
     tcase_add_test(tc, test_upload_open_is_one_transaction);
