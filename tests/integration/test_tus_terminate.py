@@ -13,6 +13,7 @@ Every assertion is on state (the API, the database, the log), none on timing.
 
 Runs on SQLite, and on PostgreSQL in the pg-integration pass (tests/run.py PG_SUITES).
 """
+import json
 import os
 import socket
 import time
@@ -104,6 +105,29 @@ class TermBase(unittest.TestCase):
         self.assertEqual(status, 200)
         return s
 
+    def read_event(self, s, pred, timeout=20):
+        """The first progress event on stream s whose JSON satisfies pred; fails when none
+        has come within timeout seconds."""
+        data = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in data.decode("utf-8", "replace").split("\n"):
+                try:
+                    event = json.loads(line[6:]) if line.startswith("data: ") else None
+                except ValueError:
+                    event = None                     # not all of it has come yet
+                if event and pred(event):
+                    return event
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk
+        self.fail("no such progress event; the stream sent:\n" + data.decode()[-2000:])
+
     def read_to_end(self, s, timeout=20):
         """Everything the stream sends until the server ends it; fails when it has not
         ended within timeout seconds (it sends a ping every 15 s while open)."""
@@ -134,6 +158,8 @@ class TestTermination(TermBase):
         url, _, _ = self.half(uid, 3, "c.jpg")
         before = self.state(uid)
         self.assertEqual((before["phase"], before["total"]), ("receiving", 2), before)
+        stream = self.open_stream(uid)
+        self.read_event(stream, lambda p: p["phase"] == "receiving")
         r = self.delete(url)
         self.assertEqual(r.status, 204, r.text)
         # committed before the answer: progress shows it at once, with a new version
@@ -141,6 +167,9 @@ class TestTermination(TermBase):
         self.assertNotEqual(now["phase"], "receiving", now)
         self.assertGreater(now["version"], before["version"])
         self.assertEqual(self.expected(uid), 2)
+        # and a page following the stream sees it without waiting
+        self.read_event(stream, lambda p: p["phase"] != "receiving")
+        stream.close()
         u = self.wait_finished(uid)
         self.assertEqual((u["status"], u["total"], u["uploaded"], u["failed"]),
                          ("completed", 2, 2, 0), u)
