@@ -28,7 +28,7 @@ their own key prefix in its bucket (harness.s3_blobs(), tests/unit/store/test_s3
 
 Usage: tests/run.py [--build DIR] [--sanitize] [--only unit|fuzz|integration|pg-integration|e2e|rules]
                    [-k PATTERN] [-j JOBS]
-(pg-integration: only the PostgreSQL run of the pipeline, progress, crash, batch pacing and library tests)
+(pg-integration: only the PostgreSQL run of the pipeline, progress, crash, batch pacing, library and tus termination tests)
 """
 import argparse
 import glob
@@ -362,7 +362,8 @@ def print_slowest(jobs, n=15):
 
 
 # Run a second time with SHOEBOX_TEST_DB=pg: their servers use PostgreSQL.
-PG_SUITES = ("test_pipeline", "test_progress", "test_crash", "test_batch_pacing", "test_library")
+PG_SUITES = ("test_pipeline", "test_progress", "test_crash", "test_batch_pacing", "test_library",
+             "test_tus_terminate")
 # And the pipeline once more on PostgreSQL + S3 (SHOEBOX_TEST_BLOBS=s3: the run's RADOS
 # Gateway holds originals, thumbnails and previews).
 S3_SUITES = ("test_pipeline",)

@@ -394,8 +394,11 @@ static void hub_tick(void)
 
     for (size_t i = 0; i < n; i++) {
         struct store_upload u;
-        if (upload_read(hub.st, ids[i].upload_id, 0, &u, &err) == 0)
+        int rc = upload_read(hub.st, ids[i].upload_id, 0, &u, &err);
+        if (rc == 0)
             ids[i].version = u.version;
+        else if (rc == STORE_NOT_FOUND)
+            ids[i].version = -2;  /* deleted: not too_soon's -1, so its streams wake and end */
     }
 
     pthread_mutex_lock(&hub.mu);
@@ -504,7 +507,8 @@ static void queue_out(struct stream *s, char *data)
     s->last_write_ms = time_mono_ms();
 }
 
-/* Build the next event if the upload moved; true when something was queued. */
+/* Build the next event if the upload moved; true when something was queued or
+ * the stream is over (s->finished). */
 static bool next_event(struct http_req *req, struct stream *s)
 {
     struct store *st = http_store(req);
@@ -520,7 +524,14 @@ static bool next_event(struct http_req *req, struct stream *s)
         s->version_sent = 0;
         s->finished = true;
     } else {
-        if (upload_read(st, s->upload_id, s->user_id, &u, &err))
+        int rc = upload_read(st, s->upload_id, s->user_id, &u, &err);
+        if (rc == STORE_NOT_FOUND) {
+            /* Deleted (it ended with no file in it): nothing more will come. The
+             * stream ends; the page's next read of it is a 404. */
+            s->finished = true;
+            return true;
+        }
+        if (rc)
             return false;
         if (u.version == s->version_sent)
             return false;

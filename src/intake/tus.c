@@ -502,6 +502,39 @@ static enum tus_result finish_if_complete(struct tus *t, struct entry *e, struct
     return r;
 }
 
+/* A creation refused for its length names a file its Shoebox upload will never
+ * get: it is recorded there FAILED with the reason, as a multipart file over the
+ * limit is, so the upload does not wait for it and its report says why. Only into
+ * the user's own upload; a failure is logged (the upload then waits
+ * --upload-idle for the file, as before). */
+static void record_refused(struct tus *t, int64_t user_id, int64_t upload_id, const char *name,
+                           int64_t length, const struct err *why)
+{
+    struct store *st = t->o.store;
+    struct store_upload u;
+    char shown[LIMIT_FILENAME_BYTES + 1];
+    struct store_file_new f = {.upload_id = upload_id, .user_id = user_id, .name = shown,
+                               .sha256 = "", .format = "", .spool = "", .size = length,
+                               .failed = true, .error = why};
+    struct err e = {0};
+    int64_t file_id = 0;
+
+    if (st->ops->upload_get(st, upload_id, user_id, &u, &e) != 0)
+        return;  /* not the user's, or gone: the 413 says it all */
+    ingest_display_name(name, shown, sizeof(shown));
+    if (st->ops->upload_add_file(st, &f, time_now_ms(), &file_id, &e) < 0) {
+        log_warn("intake", "tus.record_failed", "upload=%lld name=%s msg=%s",
+                 (long long)upload_id, LOG_Q(shown), LOG_Q(e.msg));
+        return;
+    }
+    metrics_add(METRICS_FILES_FAILED, 1);
+    log_info("intake", "file.failed", "upload=%lld file=%lld name=%s size=%lld stage=%s msg=%s",
+             (long long)upload_id, (long long)file_id, LOG_Q(shown), (long long)length,
+             why->stage, LOG_Q(why->msg));
+    if (t->o.jobs)
+        jobs_notify(t->o.jobs);
+}
+
 /* ------------------------------------------------------------------ API */
 
 enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64_t upload_id,
@@ -519,6 +552,8 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
         char lim[32];
         ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
         err_set(err, ERR_PERMANENT, "receive", "the file is larger than %s", lim);
+        if (upload_id > 0)
+            record_refused(t, user_id, upload_id, name, length, err);
         return TUS_TOO_LARGE;
     }
     if (upload_id > 0) {
@@ -921,10 +956,14 @@ void tus_patch_abort(struct tus_write *w)
     free_write(w);
 }
 
-static void remove_files(struct tus *t, struct entry *e)
+/* Removes the upload's files. True when this call removed its info file: the
+ * one termination that counts when two processes sharing DATA/tus/ take the
+ * same upload at once (unlink decides; an entry's mutex is per process). */
+static bool remove_files(struct tus *t, struct entry *e)
 {
     char path[4096];
     struct err err = {0};
+    bool removed = true;
 
     if (e->fd >= 0)
         close(e->fd);
@@ -933,11 +972,41 @@ static void remove_files(struct tus *t, struct entry *e)
     if (unlink(path) < 0 && errno != ENOENT)
         log_warn("intake", "tus.unlink_failed", "id=%s errno=%d", e->id, errno);
     path_of(t, e->id, ".info", path, sizeof(path));
-    if (unlink(path) < 0 && errno != ENOENT)
-        log_warn("intake", "tus.unlink_failed", "id=%s errno=%d", e->id, errno);
+    if (unlink(path) < 0) {
+        removed = false;
+        if (errno != ENOENT)
+            log_warn("intake", "tus.unlink_failed", "id=%s errno=%d", e->id, errno);
+    }
     if (fs_fsync_dir(t->dir, &err))
         log_warn("intake", "tus.fsync_failed", "msg=%s", LOG_Q(err.msg));
     e->deleted = true;
+    return removed;
+}
+
+/* A terminated file will never arrive: its Shoebox upload expects one file less
+ * (store upload_drop_expected), so it goes on at once with the files it has, or
+ * goes when it has none and expects none. Called after the info file is gone, so
+ * a crash in between loses the count rather than making it twice: the upload then
+ * waits --upload-idle, as it did before terminations counted. */
+static void drop_expected(struct tus *t, const struct tus_info *i)
+{
+    struct store *st = t->o.store;
+    struct err err = {0};
+    bool lowered = false, deleted = false;
+    int rc = st->ops->upload_drop_expected(st, i->upload_id, time_now_ms(), &lowered, &deleted,
+                                           &err);
+
+    if (rc < 0) {
+        log_warn("intake", "tus.drop_failed", "id=%s upload=%lld msg=%s", i->id,
+                 (long long)i->upload_id, LOG_Q(err.msg));
+        return;
+    }
+    if (rc == STORE_NOT_FOUND || !lowered)
+        return;
+    log_info("intake", "upload.file_dropped", "upload=%lld id=%s name=%s deleted=%d",
+             (long long)i->upload_id, i->id, LOG_Q(i->name), deleted);
+    if (t->o.jobs)
+        jobs_notify(t->o.jobs);
 }
 
 enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struct err *err)
@@ -949,15 +1018,28 @@ enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struc
         return TUS_NOT_FOUND;
     e = entry_get(t, id);
     r = check_access(t, e, user_id, err);
-    if (r == TUS_OK || r == TUS_GONE) {
-        if (e->writing) {
-            e->writing = false;
-            e->gen++;
-        }
-        remove_files(t, e);
-        log_info("intake", "tus.terminated", "id=%s", id);
-        r = TUS_OK;
+    if (r != TUS_OK && r != TUS_GONE)
+        goto out;
+    if (e->writing) {  /* its later bytes are refused (409): the file is not to come */
+        e->writing = false;
+        e->gen++;
     }
+    /* Every byte arrived: it is a file of the upload (recorded now if a crash cut
+     * its recording off); only the tus resource goes. A store that cannot record
+     * it now keeps it, for the client to ask again. */
+    bool whole = e->info.length >= 0 && e->info.offset == e->info.length;
+    if (whole && finish_if_complete(t, e, err) == TUS_ERROR) {
+        r = TUS_ERROR;
+        goto out;
+    }
+    err_clear(err);
+    bool removed = remove_files(t, e);
+    log_info("intake", "tus.terminated", "id=%s upload=%lld complete=%d", id,
+             (long long)e->info.upload_id, whole);
+    if (!whole && removed)
+        drop_expected(t, &e->info);
+    r = TUS_OK;
+out:
     entry_put(t, e);
     return r;
 }

@@ -119,7 +119,8 @@ const struct tus_opts *tus_opts(const struct tus *t);
 
 /* A new upload of user_id: length -1 = deferred. upload_id 0 opens a Shoebox
  * upload of its own (expected 1); otherwise it must be the user's
- * (TUS_NOT_FOUND). TUS_TOO_LARGE over max_file_size. */
+ * (TUS_NOT_FOUND). TUS_TOO_LARGE over max_file_size; with upload_id the refused
+ * file is recorded there FAILED (the upload does not wait for it). */
 enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64_t upload_id,
                            const char *name, const char *type, struct tus_info *out,
                            struct err *err);
@@ -150,8 +151,13 @@ enum tus_result tus_patch_end(struct tus_write *w, struct tus_info *out, struct 
  * announced. Frees w. NULL-safe. */
 void tus_patch_abort(struct tus_write *w);
 
-/* Termination: removes the upload's files (a complete one's bytes stay with
- * the store). A PATCH still writing is superseded. */
+/* Termination. A PATCH still writing is superseded (its later bytes refused).
+ * An upload whose bytes are all there is a file of its Shoebox upload: recorded
+ * if a crash cut that off (TUS_ERROR when the store cannot: nothing removed),
+ * then only its tus files go. Otherwise its files are removed and the Shoebox
+ * upload expects one file less (store upload_drop_expected): the call whose
+ * unlink removed the info file counts it, so it counts at most once, across a
+ * second DELETE, a restart, and processes sharing DATA/tus/. */
 enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struct err *err);
 
 /* Removes every upload whose expiry is before now_ms; *removed counts them.

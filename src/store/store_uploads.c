@@ -418,6 +418,59 @@ out:
     return rc;
 }
 
+/* Inside c's transaction, after a file less is expected: finish the upload when
+ * that was all it waited for, or delete it when it is left with nothing at all
+ * (and no session keeps it as its current upload: a page opened later would ask
+ * for it, a 404). */
+static int after_drop(struct sql_conn *c, int64_t id, int64_t now, bool *deleted,
+                      struct err *err)
+{
+    int64_t d = sql_run(c, "delete an upload left empty", "DELETE FROM uploads WHERE id = ?1 "
+                        "AND expected = 0 AND total = 0 AND open_requests = 0",
+                        ARGS(VI(id)), err);
+
+    if (d < 0)
+        return -1;
+    *deleted = d > 0;
+    if (d == 0)
+        return rules_check_finished(c, id, now, NULL, err);
+    return sql_run(c, "forget the deleted upload", "UPDATE sessions SET current_upload = 0 "
+                   "WHERE current_upload = ?1", ARGS(VI(id)), err) < 0 ? -1 : 0;
+}
+
+static int upload_drop_expected(struct store *st, int64_t id, int64_t now, bool *lowered,
+                                bool *deleted, struct err *err)
+{
+    struct sql_conn *c = sql_pool_borrow(POOL(st), err);
+    int64_t n, found = 0;
+    int rc = -1;
+
+    *lowered = *deleted = false;
+    if (!c)
+        return -1;
+    if (sql_begin(c, err) || rules_lock_upload(c, id, err))
+        goto out;
+    n = sql_run(c, "expect one file less", "UPDATE uploads SET expected = expected - 1, "
+                "version = version + 1, updated_at = ?2 WHERE id = ?1 AND expected > total",
+                ARGS(VI(id), VI(now)), err);
+    if (n < 0)
+        goto out;
+    if (n == 0) {
+        int r = sql_scalar(c, &found, "read the upload", "SELECT id FROM uploads WHERE id = ?1",
+                           ARGS(VI(id)), err);
+        if (r >= 0)
+            rc = r == 0 ? STORE_NOT_FOUND : 0;
+        goto out;  /* nothing written: giving the connection back rolls back */
+    }
+    if (after_drop(c, id, now, deleted, err) || sql_commit(c, err))
+        goto out;
+    *lowered = true;
+    rc = 0;
+out:
+    sql_pool_give_back(POOL(st), c);
+    return rc;
+}
+
 void rules_uploads_ops(struct store_ops *o)
 {
     o->upload_create = upload_create;
@@ -430,4 +483,5 @@ void rules_uploads_ops(struct store_ops *o)
     o->upload_set_cleared = upload_set_cleared;
     o->upload_reset_requests = upload_reset_requests;
     o->upload_close_idle = upload_close_idle;
+    o->upload_drop_expected = upload_drop_expected;
 }

@@ -526,6 +526,54 @@ async function main() {
       }
     }, { skip: noData });
 
+    await test("an upload whose only file is cancelled ends on the page: nothing stored, no script error", async () => {
+      // Another client (tus-js-client's abort(true), Uppy's cancel) opens an upload of one
+      // file, starts it and terminates it; the page follows that upload (as after a reload).
+      // The server deletes the upload (no file, none to come) and ends its stream; the
+      // page's next read is a 404, which it takes as the upload's end.
+      const problems = [];
+      const onError = (e) => problems.push(e.message);
+      page.on("pageerror", onError);
+      try {
+        await page.goto(base + "/photos/upload/");
+        const t = await page.evaluate(async () => {
+          const h = { "X-CSRFToken": window.Shoebox.csrfToken(), "Tus-Resumable": "1.0.0" };
+          const r = await fetch("/api/uploads", { method: "POST", body: JSON.stringify({ expected: 1 }),
+            headers: Object.assign({ "Content-Type": "application/json" }, h) });
+          const id = (await r.json()).upload_id;
+          const c = await fetch("/photos/tus/", { method: "POST", headers: Object.assign({ "Upload-Length": "1000",
+            "Upload-Metadata": "filename " + btoa("cancelled.jpg") + ",upload " + btoa(String(id)) }, h) });
+          const url = c.headers.get("Location");
+          const p = await fetch(url, { method: "PATCH", body: new Uint8Array(100),
+            headers: Object.assign({ "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0" }, h) });
+          sessionStorage.setItem("shoebox.upload", String(id));
+          return { id, url, created: c.status, patched: p.status };
+        });
+        eq([t.created, t.patched].join(" "), "201 204", "creation and PATCH");
+        await page.reload();
+        await page.waitForFunction(() => document.getElementById("progress").getAttribute("data-state") === "uploading",
+                                   null, { timeout: 10000 });
+        const before = errors.length;
+        const status = await page.evaluate(async (url) => (await fetch(url, { method: "DELETE",
+          headers: { "X-CSRFToken": window.Shoebox.csrfToken(), "Tus-Resumable": "1.0.0" } })).status, t.url);
+        eq(status, 204, "DELETE");
+        await page.waitForFunction(() => document.getElementById("progress").getAttribute("data-state") === "ended",
+                                   null, { timeout: 15000 });
+        eq(await page.locator("#status-badge").textContent(), "Nothing stored", "badge");
+        eq(await page.locator("#progress-title").textContent(), "No file was stored", "title");
+        assert((await page.locator("#progress-note").textContent()).includes(`Upload #${t.id} ended with no file in it`),
+               "the note says why");
+        assert(await page.locator("#report-link").isHidden(), "no link to the removed upload's report");
+        eq(await page.evaluate(() => sessionStorage.getItem("shoebox.upload")), null, "forgotten for a reload");
+        eq(problems.join("; "), "", "script errors");
+        // The 404s that told the page are the signal, not errors: Chromium logs them.
+        const added = errors.splice(before);
+        errors.push(...added.filter((e) => !/status of 404/.test(e)));
+      } finally {
+        page.off("pageerror", onError);
+      }
+    });
+
     await test("gallery shows the new thumbnails", async () => {
       await page.goto(base + "/photos/");
       const tiles = page.locator("#gallery-grid .tile");

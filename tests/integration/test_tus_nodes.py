@@ -157,6 +157,30 @@ class TwoNodes(unittest.TestCase):
         self.assertEqual(len(re.findall(r"event=tus\.complete ", self.a.log() + self.b.log())),
                          2)
 
+    def test_terminated_on_its_node_counts_once_and_both_nodes_see_it(self):
+        """A DELETE that reaches the other node is 404 and lowers nothing; on the node that
+        holds the tus upload it counts once, and the upload goes on with the file it has,
+        as either node shows."""
+        uid = self.open_upload(self.ta, 2)
+        full = self.images.jpeg(4, 640, 480)
+        url_full = self.create(self.tb, uid, "full.jpg", full)
+        self.assertEqual(self.tb.patch(url_full, 0, full).status, 204)
+        part = self.images.jpeg(5, 640, 480)
+        url = self.create(self.ta, uid, "cancelled.jpg", part)
+        self.assertEqual(self.ta.patch(url, 0, part[:len(part) // 2]).status, 204)
+
+        def expected():
+            return harness.query(self.db, "SELECT expected FROM uploads WHERE id = ?", (uid,))[0][0]
+        self.assertEqual(self.tb.c.request("DELETE", url, headers=self.tb.h()).status, 404)
+        self.assertEqual(expected(), 2)
+        self.assertEqual(self.ta.c.request("DELETE", url, headers=self.ta.h()).status, 204)
+        self.assertEqual(self.ta.c.request("DELETE", url, headers=self.ta.h()).status, 404)
+        self.assertEqual(expected(), 1)
+        u = self.wait_processed(uid, 1)                       # read through B
+        self.assertEqual((u["status"], u["total"], u["uploaded"]), ("completed", 1, 1), u)
+        r = self.ta.c.get(f"/api/uploads/{uid}")
+        self.assertEqual((r.status, r.json()["status"]), (200, "completed"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -774,6 +774,85 @@ START_TEST(test_empty_upload_idle)
 }
 END_TEST
 
+/* upload_drop_expected: a file the upload expected will never come. Rows: expected,
+ * files recorded (rejected: each has its outcome), files received (no outcome yet),
+ * a request open; then what the drop does: lowered, deleted, expected after, finished. */
+static const struct {
+    int64_t expected, rejected, received;
+    bool request;
+    bool lowered, deleted;
+    int64_t expected_after;
+    bool finished;
+} drop_rows[] = {
+    {3, 2, 0, false, true, false, 2, true},    /* the rest has its outcome: finished */
+    {3, 1, 1, false, true, false, 2, false},   /* a file still to process */
+    {3, 1, 0, false, true, false, 2, false},   /* another file still to come */
+    {1, 0, 0, false, true, true, 0, false},    /* nothing in it, nothing to come: gone */
+    {1, 0, 0, true, true, false, 0, false},    /* ... unless a request still sends into it */
+    {2, 2, 0, false, false, false, 2, true},   /* every expected file is there: no change */
+    {0, 0, 0, false, false, false, 0, false},  /* 0 = unknown: nothing to lower */
+};
+
+START_TEST(test_drop_expected)
+{
+    struct err err = {0};
+    struct err why = {.cls = ERR_PERMANENT, .stage = "receive", .msg = "too large"};
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, drop_rows[_i].expected, 10);
+    bool lowered = !drop_rows[_i].lowered, deleted = !drop_rows[_i].deleted;
+    struct store_upload u;
+
+    if (drop_rows[_i].request)
+        ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+    for (int64_t i = 0; i < drop_rows[_i].rejected; i++)
+        add_file(up, bob, "r.jpg", "", "", &why);
+    for (int64_t i = 0; i < drop_rows[_i].received; i++)
+        add_file(up, bob, "f.jpg", SHA_A, "spool/f", NULL);
+    int64_t version = upload(up).version;
+    ck_assert_int_eq(S->ops->upload_drop_expected(S, up, T0 + 50, &lowered, &deleted, &err), 0);
+    ck_assert_int_eq(lowered, drop_rows[_i].lowered);
+    ck_assert_int_eq(deleted, drop_rows[_i].deleted);
+    if (drop_rows[_i].deleted) {
+        ck_assert_int_eq(S->ops->upload_get(S, up, 0, &u, &err), STORE_NOT_FOUND);
+        return;
+    }
+    u = upload(up);
+    ck_assert_int_eq(u.expected, drop_rows[_i].expected_after);
+    ck_assert_int_eq(u.finished_at != 0, drop_rows[_i].finished);
+    /* a change is a new version (progress and SSE show it); no change, none */
+    ck_assert_int_eq(u.version > version, drop_rows[_i].lowered);
+}
+END_TEST
+
+/* A deleted upload is no session's current upload any more (a page would ask for it). */
+START_TEST(test_drop_expected_forgets_the_session)
+{
+    struct err err = {0};
+    struct store_session ss;
+    int64_t bob = mkuser("bob");
+    int64_t up = mkupload(bob, 1, 10);
+    bool lowered = false, deleted = false;
+
+    ck_assert_int_eq(S->ops->session_create(S, "digest1", bob, T0, T0 + 3600000, &err), 0);
+    ck_assert_int_eq(S->ops->session_set_upload(S, "digest1", up, &err), 0);
+    ck_assert_int_eq(S->ops->upload_drop_expected(S, up, T0 + 1, &lowered, &deleted, &err), 0);
+    ck_assert(lowered && deleted);
+    ck_assert_int_eq(S->ops->session_get(S, "digest1", T0 + 2, &ss, &err), 0);
+    ck_assert_int_eq(ss.current_upload, 0);
+}
+END_TEST
+
+START_TEST(test_drop_expected_missing)
+{
+    struct err err = {0};
+    bool lowered = true, deleted = true;
+
+    ck_assert_int_eq(S->ops->upload_drop_expected(S, 999, T0, &lowered, &deleted, &err),
+                     STORE_NOT_FOUND);
+    ck_assert(!lowered && !deleted);
+}
+END_TEST
+
 START_TEST(test_upload_misc)
 {
     struct err err = {0};
@@ -1901,6 +1980,9 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_finish_conditions, 0,
                         sizeof(finish_rows) / sizeof(finish_rows[0]));
     tcase_add_test(tc, test_upload_misc);
+    tcase_add_loop_test(tc, test_drop_expected, 0, sizeof(drop_rows) / sizeof(drop_rows[0]));
+    tcase_add_test(tc, test_drop_expected_missing);
+    tcase_add_test(tc, test_drop_expected_forgets_the_session);
     tcase_add_test(tc, test_empty_upload_idle);
     tcase_add_test(tc, test_upload_list);
     tcase_add_test(tc, test_upload_open_is_one_transaction);

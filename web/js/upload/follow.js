@@ -4,15 +4,18 @@
 // breaks (onProgress keeps the newest version in st.progress). The file list with
 // states and photo ids is fetched apart (scheduleFiles/fetchFiles -> applyFiles,
 // which matches server files to rows), and which photos have a thumbnail
-// (fetchThumbs).
+// (fetchThumbs). An upload the server deleted while followed (it ended with no file
+// in it: every file it expected was cancelled) ends its stream, and the next read of
+// it is a 404: uploadGone() stops following it and the panel says nothing was stored.
 
-import { ui, st, KEY, bySid, thumbs, follow, filesFetch, parseJSON, getJSON } from "./state.js";
+import { ui, st, KEY, bySid, thumbs, follow, filesFetch, parseJSON, getJSON, announce } from "./state.js";
 import { newRow, touch } from "./rows.js";
 import { schedule } from "./render.js";
 
 export function adopt(id) {
   if (st.uploadId !== Number(id)) st.minVersion = 0;
   st.uploadId = Number(id);
+  st.ended = 0;
   try { window.sessionStorage.setItem(KEY, String(id)); } catch (e) { /* private mode */ }
   ui.reportLink.href = "/photos/uploads/" + st.uploadId + "/";
   ui.reportLink.hidden = false;
@@ -48,12 +51,29 @@ export function startFollow() {
 function poll() {
   var id = st.uploadId;
   follow.timer = window.setTimeout(function tick() {
-    getJSON("/photos/upload-progress/?upload=" + id).then(onProgress, function () {}).then(function () {
+    getJSON("/photos/upload-progress/?upload=" + id).then(onProgress, function (err) {
+      if (err && err.status === 404) uploadGone(id);
+    }).then(function () {
       if (st.uploadId === id && !st.final && follow.id === id && !follow.es)
         follow.timer = window.setTimeout(tick, 1000);
       else follow.timer = 0;
     });
   }, 0);
+}
+
+// The followed upload is gone from the server (404). Files sent later (a retry of one
+// not sent) open a new upload: st.uploadId is 0 again.
+export function uploadGone(id) {
+  if (st.uploadId !== id) return;
+  stopFollow();
+  st.ended = id;
+  st.uploadId = 0;
+  st.final = true;
+  st.resumeInto = false;
+  try { window.sessionStorage.removeItem(KEY); } catch (e) { /* ignore */ }
+  ui.reportLink.hidden = true;
+  announce("Upload #" + id + " ended with no file in it: nothing was stored");
+  schedule();
 }
 
 export function isDone(p) { return p && p.status !== "processing" && p.status !== "idle"; }
@@ -100,7 +120,9 @@ function fetchFiles() {
     applyFiles(p.files || []);
     onProgress(p);
     return fetchThumbs(id, p);
-  }).catch(function () {}).then(function () {
+  }).catch(function (err) {
+    if (err && err.status === 404) uploadGone(id);
+  }).then(function () {
     filesFetch.busy = false;
     if (filesFetch.again) { filesFetch.again = false; scheduleFiles(st.final); }
     schedule();

@@ -35,6 +35,7 @@ function statusOf() {
   var p = st.progress;
   var unsent = st.rows.some(function (r) { return r.local === "unsent" && !r.sid && !r.missing; });
   if (st.sending) return net.waiting > 0 ? "reconnecting" : "uploading";
+  if (st.ended) return "ended";
   if (st.rows.some(function (r) { return r.missing; })) return "paused";
   if (!p) return st.uploadId ? "processing" : (unsent ? "failed" : "uploading");
   if (p.status === "processing") {
@@ -47,7 +48,7 @@ function statusOf() {
 }
 const LABELS = {
   uploading: "Uploading", reconnecting: "Reconnecting\u2026", paused: "Unfinished", processing: "Processing", completed: "Completed",
-  partial: "Completed with errors", failed: "Failed",
+  partial: "Completed with errors", failed: "Failed", ended: "Nothing stored",
 };
 
 function titleOf(s, p) {
@@ -59,6 +60,7 @@ function titleOf(s, p) {
     case "processing": return "Processing " + plural(total, "file", "files");
     case "completed": return total === 1 ? "Your photo is in your library" : "All " + total + " files are in your library";
     case "partial": return (p.uploaded + p.duplicates) + " of " + plural(total, "file", "files") + " stored";
+    case "ended": return "No file was stored";
     default:
       if (p && p.status === "processing") return "Some files could not be sent";
       return "The upload failed";
@@ -136,7 +138,11 @@ function renderProgress() {
   ui.retryAll.hidden = actionable + unsent === 0 || s === "uploading" || s === "reconnecting";
   ui.galleryLink.hidden = !p || !(p.uploaded > 0) || !isDone(p);
   ui.clear.disabled = st.sending > 0;
-  if (missing && !st.sending) {
+  if (st.ended && !st.sending) {
+    ui.note.hidden = false;
+    ui.note.textContent = "Upload #" + st.ended + " ended with no file in it (its files were cancelled, or none arrived in time), " +
+      "so the server removed it." + (unsent ? " Files sent again go into a new upload." : "");
+  } else if (missing && !st.sending) {
     ui.note.hidden = false;
     ui.note.textContent = "The page was left while " + plural(missing, "file was", "files were") +
       " being sent. Choose the same files again: only what is missing is sent" +

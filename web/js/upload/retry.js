@@ -117,6 +117,7 @@ export function resetUpload(forget) {
   st.progress = null;
   st.minVersion = 0;
   st.final = false;
+  st.ended = 0;
   st.resumeInto = false;
   st.lastStatus = "";
   st.errorsKey = "";

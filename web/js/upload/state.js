@@ -42,6 +42,7 @@ export const st = {
   progress: null,         // the latest progress JSON
   sending: 0,             // sendRows() calls running
   final: false,
+  ended: 0,               // the upload the server deleted, ended with no file in it (follow.js uploadGone)
   minVersion: 0,          // older progress is stale (a retry's 202 means the server moved on)
   resumeInto: false,      // after a reload mid-send: new files join this upload
   skippedDone: 0,         // files chosen again after a reload that were complete already
