@@ -317,10 +317,11 @@ struct store_ops {
      * new count implies: the upload finishes at once when each file it has has its
      * outcome and no request is open, and one left with no file, nothing expected
      * and no request open is deleted (*deleted), as an upload that ends without a
-     * file always is (sessions whose current upload it was then have none). *lowered is false when nothing was owed (every expected file
-     * has arrived, or expected is 0, unknown): nothing is written then. Not
-     * idempotent: the caller calls it once per file (tus.c: the DELETE that removed
-     * the tus upload's info). STORE_NOT_FOUND when absent. */
+     * file always is (sessions whose current upload it was then have none).
+     * *lowered is false when nothing was owed (every expected file has arrived, or
+     * expected is 0, unknown): nothing is written then. Not idempotent: the caller
+     * calls it once per file (tus.c: the DELETE that removed the tus upload's
+     * info). STORE_NOT_FOUND when absent. */
     int (*upload_drop_expected)(struct store *st, int64_t id, int64_t now, bool *lowered,
                                 bool *deleted, struct err *err);
 
