@@ -118,18 +118,15 @@ class Pacing(unittest.TestCase):
         ev = self.events()
         starts = [e[2] for e in ev if e[:2] == ("batch.start", uid)]
         self.assertEqual(starts, [1, 2, 3])
-        # Each batch opened once the previous one had no file left to claim and a
-        # worker was idle (the overlap: at most one of 2 workers still on it), after
-        # every file of the batch before that, and within its delay: nothing else
-        # waited, so nothing paused.
+        # Each batch opened within its delay: nothing else waited, so nothing paused.
+        # (When it may open, with the previous batch's last file still in a worker, is
+        # the store's rule, asserted exactly on both databases by test_store's
+        # test_assign_overlaps. The log cannot show it: a worker writes file.done after
+        # its commit, so the scheduler, woken by that commit, may log the next
+        # batch.start first; seen once in a sanitizer run.)
         for batch in (2, 3):
-            start = ev.index(("batch.start", uid, batch))
-            done_before = [i for i, e in enumerate(ev[:start])
-                           if e == ("file.done", uid, batch - 1)]
-            self.assertGreaterEqual(len(done_before), 3 - 1, ev)
-            older = [i for i, e in enumerate(ev)
-                     if e[:2] == ("file.done", uid) and e[2] < batch - 1]
-            self.assertTrue(all(i < start for i in older), ev)
+            self.assertLess(ev.index(("batch.start", uid, batch - 1)),
+                            ev.index(("batch.start", uid, batch)), ev)
             _, prev_end = self.batch_times(uid, batch - 1)
             opened, _ = self.batch_times(uid, batch)
             self.assertLess(opened, prev_end + LONG_DELAY * 1000)
