@@ -31,6 +31,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/sanitizer.h"
 #include "base/secret.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
@@ -43,14 +44,6 @@
 #include "store/blob.h"
 #include "store/s3.h"
 #include "store/store.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
 
 struct command {
     const char *name;
@@ -597,7 +590,7 @@ out:
 
 static void limit_memory(int64_t bytes)
 {
-#ifndef UNDER_ASAN
+#if !UNDER_ASAN
     struct rlimit rl = {.rlim_cur = (rlim_t)bytes, .rlim_max = (rlim_t)bytes};
 
     if (setrlimit(RLIMIT_AS, &rl) < 0)

@@ -23,17 +23,10 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
+#include "base/sanitizer.h"
 #include "heicgen.h"
 #include "media/heifgrid.h"
 #include "media/media.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
 
 #define SIDE 1024 /* 2 x 2 tiles of 512 px, as an iPhone's */
 #define TILE 512
@@ -209,7 +202,7 @@ int main(void)
     int failed, status = 0;
     pid_t pid;
 
-#ifdef UNDER_ASAN
+#if UNDER_ASAN
     printf("SKIP: AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot be "
            "set near the process's size\n");
     return 77;

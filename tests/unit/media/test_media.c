@@ -16,21 +16,11 @@
 #include <unistd.h>
 #include <vips/vips.h>
 
+#include "base/sanitizer.h"
 #include "media/boxshrink.h"
 #include "media/exif.h"
 #include "media/jpegenc.h"
 #include "media/media.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 #define MAX_ROWS 256
 #define NCOLS 14
