@@ -21,9 +21,13 @@ def tmp_parent(env_var):
 
 
 def free_port():
-    """A free loopback port that stays ours until the server binds it (as
-    tests/integration/harness.py free_port(), which says why): left in TIME_WAIT, it goes
-    to no other bind(0) or connect() for 60 s; PostgreSQL and Ceph bind with SO_REUSEADDR."""
+    """A free loopback port that stays ours until a server binds it. A port merely bound
+    and closed is free for anyone: another job's bind(("", 0)) or outgoing connection
+    could take it before our server does, which then cannot listen. So the port is left
+    in TIME_WAIT (a connection to itself, closed on the listening side first): for 60 s
+    the kernel hands it to no bind(0) and no connect(), while a server that sets
+    SO_REUSEADDR (libmicrohttpd, Node, PostgreSQL, Ceph) binds it at once. The
+    integration tests' servers take theirs from here too (harness.free_port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", 0))
@@ -32,7 +36,7 @@ def free_port():
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             a, _ = s.accept()
             a.close()        # the active close: the TIME_WAIT is on `port`
-            c.recv(1)
+            c.recv(1)        # its FIN has arrived; closing c now ends the connection
         return port
 
 

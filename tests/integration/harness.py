@@ -38,6 +38,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -47,6 +48,9 @@ ROOT = os.environ.get("SHOEBOX_ROOT",
                       os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BIN = os.environ.get("SHOEBOX_BIN", os.path.join(ROOT, "build", "shoebox"))
 TESTDATA = os.environ.get("SHOEBOX_TESTDATA", "")
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from throwaway import free_port  # noqa: E402,F401  (a port no other job takes first)
 
 
 def have_testdata():
@@ -190,25 +194,6 @@ def query(db, sql, params=()):
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
-
-
-def free_port():
-    """A free loopback port that stays ours until a server binds it. A port merely bound
-    and closed is free for anyone: another job's bind(("", 0)) or outgoing connection
-    could take it before our server does, which then cannot listen. So the port is left
-    in TIME_WAIT (a connection to itself, closed on the listening side first): for 60 s
-    the kernel hands it to no bind(0) and no connect(), while a server that sets
-    SO_REUSEADDR (libmicrohttpd, Node, PostgreSQL) binds it at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        port = s.getsockname()[1]
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
-            a, _ = s.accept()
-            a.close()        # the active close: the TIME_WAIT is on `port`
-            c.recv(1)        # its FIN has arrived; closing c now ends the connection
-        return port
 
 
 class Server:

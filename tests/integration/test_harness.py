@@ -18,6 +18,7 @@ import time
 import unittest
 
 import harness
+from throwaway import alive  # noqa: E402 (harness put tests/ on the path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
@@ -115,14 +116,6 @@ class RunChildTimeout(unittest.TestCase):
         gone = harness.wait_until(lambda: not alive(pid), timeout=5, what="the job's server to end")
         self.assertTrue(gone)
         self.assertLess(time.monotonic() - began, 15)
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 if __name__ == "__main__":
