@@ -26,6 +26,21 @@ from test_tus import OCTET, PASSWORD, USER, Tus, TusBase, meta, read_answer
 LONG = ["--upload-idle", "3600", "--tus-expire", "3600"]
 
 
+
+def received(s, timeout):
+    """What socket s sends, chunk by chunk, for at most timeout seconds; b"" last when
+    the server closed it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return
+        yield chunk
+        if not chunk:
+            return
+
 class TermBase(unittest.TestCase):
     ARGS = ["--batch-delay", "0.1", "--workers", "1"] + LONG
 
@@ -109,8 +124,8 @@ class TermBase(unittest.TestCase):
         """The first progress event on stream s whose JSON satisfies pred; fails when none
         has come within timeout seconds."""
         data = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        for chunk in received(s, timeout):
+            data += chunk
             for line in data.decode("utf-8", "replace").split("\n"):
                 try:
                     event = json.loads(line[6:]) if line.startswith("data: ") else None
@@ -118,32 +133,16 @@ class TermBase(unittest.TestCase):
                     event = None                     # not all of it has come yet
                 if event and pred(event):
                     return event
-            s.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            data += chunk
         self.fail("no such progress event; the stream sent:\n" + data.decode()[-2000:])
 
     def read_to_end(self, s, timeout=20):
         """Everything the stream sends until the server ends it; fails when it has not
         ended within timeout seconds (it sends a ping every 15 s while open)."""
         data = b""
-        deadline = time.monotonic() + timeout
         try:
-            while time.monotonic() < deadline:
-                s.settimeout(max(0.1, deadline - time.monotonic()))
-                try:
-                    chunk = s.recv(65536)
-                except socket.timeout:
-                    break
-                if not chunk:
-                    return data
+            for chunk in received(s, timeout):
                 data += chunk
-                if data.endswith(b"0\r\n\r\n"):   # the chunked body's end
+                if not chunk or data.endswith(b"0\r\n\r\n"):  # closed, or the chunked end
                     return data
         finally:
             s.close()
