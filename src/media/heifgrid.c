@@ -446,6 +446,7 @@ static enum heifgrid_rc decode_tile(const struct heif *h, struct hevc *dec, cons
     struct hevc_picture pic;
     unsigned char *data = NULL;
     enum heifgrid_rc rc = HEIFGRID_DAMAGED;
+    enum hevc_rc dr;
     char msg[128];
 
     if (it->type != FOURCC('h', 'v', 'c', '1') || ls == 0)
@@ -461,15 +462,10 @@ static enum heifgrid_rc decode_tile(const struct heif *h, struct hevc *dec, cons
         snprintf(why, cap, "cannot read HEVC tile %u", it->id);
         goto out;
     }
-    switch (hevc_decode(dec, hvcc->body.p, hvcc->body.n, data, (size_t)it->len, ls, &pic, msg,
-                        sizeof(msg))) {
-    case HEVC_OK:
-        break;
-    case HEVC_NO_MEMORY:
-        rc = HEIFGRID_NO_MEMORY;
-        snprintf(why, cap, "tile %u: %s", it->id, msg);
-        goto out;
-    default:
+    dr = hevc_decode(dec, hvcc->body.p, hvcc->body.n, data, (size_t)it->len, ls, &pic, msg,
+                     sizeof(msg));
+    if (dr != HEVC_OK) {
+        rc = dr == HEVC_NO_MEMORY ? HEIFGRID_NO_MEMORY : HEIFGRID_DAMAGED;
         snprintf(why, cap, "tile %u: %s", it->id, msg);
         goto out;
     }
