@@ -508,6 +508,7 @@ static int layout(struct heif *h, const struct item *pr, int *rows, int *cols, u
 {
     unsigned char *d;
     struct rd r;
+    int got;
 
     if (pr->type == FOURCC('h', 'v', 'c', '1')) {
         *rows = *cols = 1;
@@ -517,14 +518,9 @@ static int layout(struct heif *h, const struct item *pr, int *rows, int *cols, u
     }
     if (pr->type != FOURCC('g', 'r', 'i', 'd') || pr->len > 64)
         return -1;
-    switch (item_data(h, pr, &d)) {
-    case 0:
-        break;
-    case -2:
-        return -2;
-    default:
-        return -1;
-    }
+    got = item_data(h, pr, &d);
+    if (got != 0)
+        return got; /* item_data's -1 and -2 are layout's */
     r = (struct rd){d, (size_t)pr->len, 0, false};
     rd_skip(&r, 1);
     {
