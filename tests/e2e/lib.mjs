@@ -57,7 +57,7 @@ export async function waitFor(pred, { timeout = 20000, interval = 100, what = "c
 }
 
 // ---- the server ----
-// A free loopback port that stays ours until a server binds it (harness.py free_port()):
+// A free loopback port that stays ours until a server binds it (as tests/throwaway.py free_port()):
 // a port merely bound and closed could go to another job's bind(0) or outgoing connection
 // first. Left in TIME_WAIT by a connection to itself that the listening side closes first,
 // the kernel gives it to no bind(0) or connect() for 60 s, while a server that sets
