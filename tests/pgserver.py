@@ -26,7 +26,7 @@ the `postgres` system user (created by Debian's postgresql-common) through setpr
 DIR is chowned to it. As any other user they run as that user.
 
 Users: `postgres` is the bootstrap superuser, trusted on the unix socket only. `shoebox`
-(LOGIN CREATEDB, not a superuser) has a random password; TCP (127.0.0.1) asks every user
+(LOGIN CREATEDB, member of pg_signal_backend, not a superuser) has a random password; TCP (127.0.0.1) asks every user
 for a scram-sha-256 password, the unix socket trusts everyone.
 
 Speed: initdb takes 1-3 s on a loaded machine, so the first start initdb's a template
@@ -440,6 +440,11 @@ def start(dir=None, cleanup_at_exit=True, start_timeout=30.0, host="127.0.0.1", 
                     continue    # lost a race for the port with another process
                 raise PgError("postgres did not start; log:\n" + log[-4000:])
         srv.psql(f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{srv.password}'")
+        # DROP DATABASE ... WITH (FORCE) ends every session in the database, autovacuum's
+        # workers included; those belong to no role, and PostgreSQL 15 lets only members
+        # of pg_signal_backend end them, so without this a test's cleanup fails whenever
+        # autovacuum happens to be working in its database.
+        srv.psql(f"GRANT pg_signal_backend TO {ROLE}")
         srv._wait_ready()
         with open(os.path.join(dir, STATE), "w") as f:
             json.dump({"port": srv.port, "password": srv.password, "bindir": bindir}, f)

@@ -1,7 +1,8 @@
 """The test helpers' own promises that the rest of the suite leans on when jobs run side by
 side: a port from harness.free_port() (Python) or freePort() (tests/e2e/lib.mjs) is not
 handed to another process before the test's server binds it; a job tests/run.py kills for
-its time takes the processes it started along.
+its time takes the processes it started along; a test's database is dropped at its
+cleanup even while autovacuum is working in it.
 
 Shown in a private network namespace (unshare -n, root only; skipped elsewhere) whose
 ephemeral range has ten ports: after free_port(), other sockets' bind(("", 0)) and
@@ -116,6 +117,35 @@ class RunChildTimeout(unittest.TestCase):
         gone = harness.wait_until(lambda: not alive(pid), timeout=5, what="the job's server to end")
         self.assertTrue(gone)
         self.assertLess(time.monotonic() - began, 15)
+
+
+class PgDropWhileAutovacuum(unittest.TestCase):
+    def test_the_test_role_drops_a_database_autovacuum_is_working_in(self):
+        """pg_drop_database()'s DROP ... WITH (FORCE), as the tests' role, while an
+        autovacuum worker is in the database: without the role's pg_signal_backend
+        (tests/pgserver.py) PostgreSQL 15 refuses to end the worker and the cleanup fails,
+        as it once did on CI. Autovacuum is slowed here so that its worker stays."""
+        if TESTS not in sys.path:
+            sys.path.insert(0, TESTS)
+        import pgserver
+        if not pgserver.available():
+            raise unittest.SkipTest("PostgreSQL is not installed")
+        pg = pgserver.start()
+        self.addCleanup(pg.stop)
+        for setting in ("autovacuum_naptime = 1", "autovacuum_vacuum_cost_delay = 100",
+                        "autovacuum_vacuum_cost_limit = 1"):
+            pg.psql("ALTER SYSTEM SET " + setting)
+        pg.psql("SELECT pg_reload_conf()")
+        url = pg.create_db("sbt_autovacuum")
+        harness.psql(url, "CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 50000);"
+                          " UPDATE t SET a = a + 1")
+        harness.wait_until(lambda: pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+            " AND datname = 'sbt_autovacuum'").strip() != "0",
+            timeout=60, interval=0.2, what="an autovacuum worker in the database")
+        harness.psql(pg.url("postgres"), 'DROP DATABASE "sbt_autovacuum" WITH (FORCE)')
+        self.assertEqual(pg.psql(
+            "SELECT count(*) FROM pg_database WHERE datname = 'sbt_autovacuum'").strip(), "0")
 
 
 if __name__ == "__main__":
