@@ -86,6 +86,13 @@ int rules_check_finished(struct sql_conn *c, int64_t upload_id, int64_t now, boo
  * still queued or processing. */
 int rules_check_batch_end(struct sql_conn *c, int64_t upload_id, int64_t now, struct err *err);
 
+/* Runs sql, a DELETE FROM uploads of uploads without any file, and clears the
+ * current upload of every session that pointed to one of them (a page opened later
+ * would ask for it): the one way the rules delete uploads. Returns how many went,
+ * or -1. */
+int64_t rules_delete_uploads(struct sql_conn *c, const char *what, const char *sql,
+                             const struct sql_val *v, size_t n, struct err *err);
+
 /* ---- files (store_files.c) ---- */
 
 #define FILE_COLS \

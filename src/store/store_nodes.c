@@ -156,8 +156,9 @@ static int close_gone(struct sql_conn *c, const struct gone_req *g, int64_t now,
                 "DELETE FROM node_requests WHERE node = ?1 AND upload_id = ?2",
                 ARGS(VT(g->node), VI(g->upload_id)), err) < 0 ||
         /* as upload_request_end: an upload that got no file is dropped */
-        sql_run(c, "delete an empty upload", "DELETE FROM uploads WHERE id = ?1 "
-                "AND open_requests = 0 AND total = 0", ARGS(VI(g->upload_id)), err) < 0)
+        rules_delete_uploads(c, "delete an empty upload", "DELETE FROM uploads WHERE id = ?1 "
+                             "AND open_requests = 0 AND total = 0",
+                             ARGS(VI(g->upload_id)), err) < 0)
         return -1;
     return rules_check_finished(c, g->upload_id, now, NULL, err);
 }

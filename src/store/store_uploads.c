@@ -246,13 +246,30 @@ static int upload_request_begin(struct store *st, int64_t id, int64_t expected,
     return rc;
 }
 
-/* An upload no request sends into and without any file (id 0: every such upload)
- * is deleted: its first request was cut off before a file was complete, and an
- * empty upload would only show as "failed" with no reason. */
+int64_t rules_delete_uploads(struct sql_conn *c, const char *what, const char *sql,
+                             const struct sql_val *v, size_t n, struct err *err)
+{
+    int64_t d = sql_run(c, what, sql, v, n, err);
+
+    if (d <= 0)
+        return d;
+    if (sql_run(c, "forget deleted uploads", "UPDATE sessions SET current_upload = 0 "
+                "WHERE current_upload <> 0 AND NOT EXISTS (SELECT 1 FROM uploads "
+                "WHERE uploads.id = sessions.current_upload)", NOARGS, err) < 0)
+        return -1;
+    return d;
+}
+
+/* An upload no request sends into and without any file is deleted: its first
+ * request was cut off before a file was complete, and an empty upload would only
+ * show as "failed" with no reason. */
 static int drop_empty(struct sql_conn *c, int64_t id, struct err *err)
 {
-    return sql_run(c, "delete an empty upload", "DELETE FROM uploads WHERE (?1 = 0 OR id = ?1) "
-                   "AND open_requests = 0 AND total = 0", ARGS(VI(id)), err) < 0 ? -1 : 0;
+    int64_t d = rules_delete_uploads(c, "delete an empty upload", "DELETE FROM uploads "
+                                     "WHERE id = ?1 AND open_requests = 0 AND total = 0",
+                                     ARGS(VI(id)), err);
+
+    return d < 0 ? -1 : 0;
 }
 
 static int upload_request_end(struct store *st, int64_t id, int64_t now, struct err *err)
@@ -350,8 +367,8 @@ static int drop_empty_at_start(struct sql_conn *c, int64_t drop_before, const in
     if (r < 0)
         goto out;
     for (size_t i = 0; i < n; i++)
-        if (sql_run(c, "delete an empty upload", "DELETE FROM uploads WHERE id = ?1 "
-                    "AND total = 0", ARGS(VI(ids[i])), err) < 0)
+        if (rules_delete_uploads(c, "delete an empty upload", "DELETE FROM uploads "
+                                 "WHERE id = ?1 AND total = 0", ARGS(VI(ids[i])), err) < 0)
             goto out;
     rc = 0;
 out:
@@ -405,9 +422,9 @@ static int upload_close_idle(struct store *st, int64_t idle_before, int64_t empt
         goto out;
     if (n > 0 && sql_run(c, "finish uploads", finish_all, ARGS(VI(now)), err) < 0)
         goto out;
-    d = sql_run(c, "drop empty idle uploads", "DELETE FROM uploads WHERE finished_at = 0 "
-                "AND open_requests = 0 AND total = 0 AND updated_at < ?1",
-                ARGS(VI(empty_before)), err);
+    d = rules_delete_uploads(c, "drop empty idle uploads", "DELETE FROM uploads "
+                             "WHERE finished_at = 0 AND open_requests = 0 AND total = 0 "
+                             "AND updated_at < ?1", ARGS(VI(empty_before)), err);
     if (d < 0 || sql_commit(c, err))
         goto out;
     *closed = n;
@@ -419,23 +436,18 @@ out:
 }
 
 /* Inside c's transaction, after a file less is expected: finish the upload when
- * that was all it waited for, or delete it when it is left with nothing at all
- * (and no session keeps it as its current upload: a page opened later would ask
- * for it, a 404). */
+ * that was all it waited for, or delete it when it is left with nothing at all. */
 static int after_drop(struct sql_conn *c, int64_t id, int64_t now, bool *deleted,
                       struct err *err)
 {
-    int64_t d = sql_run(c, "delete an upload left empty", "DELETE FROM uploads WHERE id = ?1 "
-                        "AND expected = 0 AND total = 0 AND open_requests = 0",
-                        ARGS(VI(id)), err);
+    int64_t d = rules_delete_uploads(c, "delete an upload left empty", "DELETE FROM uploads "
+                                     "WHERE id = ?1 AND expected = 0 AND total = 0 "
+                                     "AND open_requests = 0", ARGS(VI(id)), err);
 
     if (d < 0)
         return -1;
     *deleted = d > 0;
-    if (d == 0)
-        return rules_check_finished(c, id, now, NULL, err);
-    return sql_run(c, "forget the deleted upload", "UPDATE sessions SET current_upload = 0 "
-                   "WHERE current_upload = ?1", ARGS(VI(id)), err) < 0 ? -1 : 0;
+    return d == 0 ? rules_check_finished(c, id, now, NULL, err) : 0;
 }
 
 static int upload_drop_expected(struct store *st, int64_t id, int64_t now, bool *lowered,

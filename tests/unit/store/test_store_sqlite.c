@@ -824,21 +824,67 @@ START_TEST(test_drop_expected)
 }
 END_TEST
 
-/* A deleted upload is no session's current upload any more (a page would ask for it). */
-START_TEST(test_drop_expected_forgets_the_session)
+/* Every way an upload without files is deleted: no session keeps it as its current
+ * upload (a page opened later would ask for it), while a session whose upload stays
+ * keeps it. */
+enum empty_path { BY_REQUEST_END, BY_RESTART, BY_IDLE, BY_DROP_EXPECTED, BY_GONE_NODE };
+
+static void delete_empty_by(enum empty_path path, int64_t up)
+{
+    struct err err = {0};
+    struct store *s2 = NULL;
+    int64_t n1 = 0, n2 = 0;
+    bool lowered = false, deleted = false;
+
+    switch (path) {
+    case BY_REQUEST_END:
+        ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+        ck_assert_int_eq(S->ops->upload_request_end(S, up, T0 + 1, &err), 0);
+        break;
+    case BY_RESTART:
+        ck_assert_int_eq(S->ops->upload_reset_requests(S, T0 + 9, T0 + 5, NULL, 0, &err), 0);
+        break;
+    case BY_IDLE:
+        ck_assert_int_eq(S->ops->upload_close_idle(S, T0 + 10, T0 + 5, T0 + 20, &n1, &n2, &err),
+                         0);
+        ck_assert_int_eq(n2, 1);
+        break;
+    case BY_DROP_EXPECTED:
+        ck_assert_int_eq(S->ops->upload_drop_expected(S, up, T0 + 1, &lowered, &deleted, &err),
+                         0);
+        ck_assert(lowered && deleted);
+        break;
+    case BY_GONE_NODE:
+        ck_assert_int_eq(store_open(dbpath, &s2, &err), 0);
+        ck_assert_int_eq(S->ops->node_register(S, "host:1:100", T0, &err), 0);
+        ck_assert_int_eq(s2->ops->node_register(s2, "host:2:200", T0, &err), 0);
+        ck_assert_int_eq(S->ops->upload_request_begin(S, up, 0, 0, T0, &err), 0);
+        ck_assert_int_eq(s2->ops->node_heartbeat(s2, T0 + 20000, T0 + 10000, &n1, &err), 0);
+        ck_assert_int_eq(n1, 1);
+        s2->ops->close(s2);
+        break;
+    }
+}
+
+START_TEST(test_deleted_upload_is_no_sessions_current)
 {
     struct err err = {0};
     struct store_session ss;
+    struct store_upload u;
     int64_t bob = mkuser("bob");
-    int64_t up = mkupload(bob, 1, 10);
-    bool lowered = false, deleted = false;
+    int64_t gone = mkupload(bob, 1, 10), kept = mkupload(bob, 0, 10);
 
+    add_file(kept, bob, "a.jpg", SHA_A, "spool/a", NULL);
     ck_assert_int_eq(S->ops->session_create(S, "digest1", bob, T0, T0 + 3600000, &err), 0);
-    ck_assert_int_eq(S->ops->session_set_upload(S, "digest1", up, &err), 0);
-    ck_assert_int_eq(S->ops->upload_drop_expected(S, up, T0 + 1, &lowered, &deleted, &err), 0);
-    ck_assert(lowered && deleted);
+    ck_assert_int_eq(S->ops->session_create(S, "digest2", bob, T0, T0 + 3600000, &err), 0);
+    ck_assert_int_eq(S->ops->session_set_upload(S, "digest1", gone, &err), 0);
+    ck_assert_int_eq(S->ops->session_set_upload(S, "digest2", kept, &err), 0);
+    delete_empty_by((enum empty_path)_i, gone);
+    ck_assert_int_eq(S->ops->upload_get(S, gone, 0, &u, &err), STORE_NOT_FOUND);
     ck_assert_int_eq(S->ops->session_get(S, "digest1", T0 + 2, &ss, &err), 0);
     ck_assert_int_eq(ss.current_upload, 0);
+    ck_assert_int_eq(S->ops->session_get(S, "digest2", T0 + 2, &ss, &err), 0);
+    ck_assert_int_eq(ss.current_upload, kept);
 }
 END_TEST
 
@@ -1982,7 +2028,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_upload_misc);
     tcase_add_loop_test(tc, test_drop_expected, 0, sizeof(drop_rows) / sizeof(drop_rows[0]));
     tcase_add_test(tc, test_drop_expected_missing);
-    tcase_add_test(tc, test_drop_expected_forgets_the_session);
+    tcase_add_loop_test(tc, test_deleted_upload_is_no_sessions_current, BY_REQUEST_END,
+                        BY_GONE_NODE + 1);
     tcase_add_test(tc, test_empty_upload_idle);
     tcase_add_test(tc, test_upload_list);
     tcase_add_test(tc, test_upload_open_is_one_transaction);
