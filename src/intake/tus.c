@@ -758,8 +758,8 @@ static void end_deferred(struct tus_write *w, size_t len)
 
     /* Its size is not known: only that it is over the limit. */
     ingest_format_size(w->t->o.max_file_size, lim, sizeof(lim));
-    err_set(&w->why, ERR_PERMANENT, "receive", "the file is larger than %s: more than that was sent",
-            lim);
+    err_set(&w->why, ERR_PERMANENT, "receive",
+            "the file is larger than %s: more than that was sent", lim);
     end_too_large(w->t, w->e, reached, &w->why);
     w->ended = true;
 }
