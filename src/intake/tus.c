@@ -665,6 +665,45 @@ enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct 
     return r;
 }
 
+/* A PATCH's Upload-Length (new_length >= 0) sets a deferred length. One over
+ * max_file_size ends the upload (end_too_large): TUS_TOO_LARGE. Under e->mu. */
+static enum tus_result set_length(struct tus *t, struct entry *e, int64_t new_length,
+                                  struct err *err)
+{
+    char size[32], lim[32];
+
+    if (new_length < 0)
+        return TUS_OK;
+    if (e->info.length >= 0 && e->info.length != new_length) {
+        err_set(err, ERR_PERMANENT, "receive", "Upload-Length is already %lld",
+                (long long)e->info.length);
+        return TUS_BAD;
+    }
+    if (new_length > t->o.max_file_size) {
+        ingest_format_size(new_length, size, sizeof(size));
+        ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
+        if (!strcmp(size, lim)) { /* just over: rounded they look the same */
+            snprintf(size, sizeof(size), "%lld bytes", (long long)new_length);
+            snprintf(lim, sizeof(lim), "%lld bytes", (long long)t->o.max_file_size);
+        }
+        err_set(err, ERR_PERMANENT, "receive", "the file is %s, larger than %s", size, lim);
+        end_too_large(t, e, new_length, err);
+        return TUS_TOO_LARGE;
+    }
+    if (new_length < e->info.offset) {
+        err_set(err, ERR_PERMANENT, "receive", "Upload-Length is below the offset");
+        return TUS_BAD;
+    }
+    if (e->info.length >= 0)
+        return TUS_OK;
+    e->info.length = new_length;
+    if (save_info(t, e, err)) {
+        e->info.length = -1;
+        return TUS_ERROR;
+    }
+    return TUS_OK;
+}
+
 enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, int64_t offset,
                                 int64_t new_length, const char *checksum_alg,
                                 const unsigned char *checksum, size_t checksum_len,
@@ -685,36 +724,9 @@ enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, 
         log_info("intake", "tus.takeover", "id=%s offset=%lld", e->id, (long long)e->wr_offset);
         stop_writer(t, e);
     }
-    if (new_length >= 0) {
-        if (e->info.length >= 0 && e->info.length != new_length) {
-            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is already %lld",
-                    (long long)e->info.length);
-            r = TUS_BAD;
-            goto out;
-        }
-        if (new_length > t->o.max_file_size) {
-            char size[32], lim[32];
-            ingest_format_size(new_length, size, sizeof(size));
-            ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
-            err_set(err, ERR_PERMANENT, "receive", "the file is %s, larger than %s", size, lim);
-            end_too_large(t, e, new_length, err);
-            r = TUS_TOO_LARGE;
-            goto out;
-        }
-        if (new_length < e->info.offset) {
-            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is below the offset");
-            r = TUS_BAD;
-            goto out;
-        }
-        if (e->info.length < 0) {
-            e->info.length = new_length;
-            if (save_info(t, e, err)) {
-                e->info.length = -1;
-                r = TUS_ERROR;
-                goto out;
-            }
-        }
-    }
+    r = set_length(t, e, new_length, err);
+    if (r != TUS_OK)
+        goto out;
     if (offset != e->info.offset) {
         err_set(err, ERR_PERMANENT, "receive", "Upload-Offset %lld is not the upload's offset %lld",
                 (long long)offset, (long long)e->info.offset);
@@ -1133,16 +1145,17 @@ static bool stale_info(const struct tus *t, const struct entry *e, int64_t now_m
     return stat(path, &sb) == 0 && (int64_t)sb.st_mtime * 1000 + t->o.expire_ms < now_ms;
 }
 
-/* "24 h", "30 min", "3 s": a duration for a person, rounded down to its unit. */
+/* "24 h", "90 min", "3 s": a duration for a person, in the largest unit that
+ * states it exactly (--tus-expire is whole seconds). */
 static void format_duration(int64_t ms, char *out, size_t n)
 {
     int64_t s = ms / 1000;
 
     if (s >= 2 * 86400 && s % 86400 == 0)
         snprintf(out, n, "%lld days", (long long)(s / 86400));
-    else if (s >= 3600)
+    else if (s >= 3600 && s % 3600 == 0)
         snprintf(out, n, "%lld h", (long long)(s / 3600));
-    else if (s >= 60)
+    else if (s >= 60 && s % 60 == 0)
         snprintf(out, n, "%lld min", (long long)(s / 60));
     else
         snprintf(out, n, "%lld s", (long long)s);

@@ -425,6 +425,13 @@ START_TEST(test_deferred_over_limit_fails_the_file)
     ck_assert_str_eq(f.name, "a.jpg");
     ck_assert_str_eq(f.error_msg, "the file is 2 MB, larger than 1 MB");
     ck_assert_int_eq(f.size, (1 << 20) * 2);
+    /* just over the limit: in bytes, where the rounded sizes would look the same */
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(tus_create(t, user, -1, 0, "j.jpg", "", &a, &e), TUS_OK);
+    ck_assert_int_eq(tus_patch_begin(t, a.id, user, 0, (1 << 20) + 1, NULL, NULL, 0, &w, &i2, &e),
+                     TUS_TOO_LARGE);
+    ck_assert_str_eq(e.msg, "the file is 1048577 bytes, larger than 1048576 bytes");
+    ck_assert_int_eq(failed_files(a.upload_id, NULL), 1);
 
     memset(&e, 0, sizeof(e));
     ck_assert_int_eq(tus_create(t, user, -1, 0, "b.jpg", "", &b, &e), TUS_OK);
