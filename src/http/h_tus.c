@@ -466,7 +466,9 @@ static void create_end(struct http_req *req)
             return;
         }
         if (r == TUS_CHECKSUM || r == TUS_TOO_LARGE) {
-            /* The upload exists (Location); its data did not count. */
+            /* The upload exists (Location); its data did not count. Bytes past
+             * --max-file-size with a deferred length ended it (later requests 404):
+             * the 413 says why, and the file is a failed file of its upload. */
             add_int(req, "Upload-Offset", i.offset);
             send_result(req, r, &err);
             return;

@@ -77,9 +77,12 @@ struct tus_write {
     int64_t bytes;            /* received in this request */
     int64_t reported;         /* of them, told to the store (upload_add_bytes) */
     int64_t upload_id;        /* the Shoebox upload at the start (read without the lock) */
+    bool ended;               /* this writer ended the upload (end_too_large): why says why */
+    struct err why;
 };
 
 static void add_bytes(struct tus_write *w);
+static bool remove_files(struct tus *t, struct entry *e);
 
 /* ---------------------------------------------------------------- paths */
 
@@ -502,19 +505,19 @@ static enum tus_result finish_if_complete(struct tus *t, struct entry *e, struct
     return r;
 }
 
-/* A creation refused for its length names a file its Shoebox upload will never
- * get: it is recorded there FAILED with the reason, as a multipart file over the
- * limit is, so the upload does not wait for it and its report says why. Only into
- * the user's own upload; a failure is logged (the upload then waits
- * --upload-idle for the file, as before). */
-static void record_refused(struct tus *t, int64_t user_id, int64_t upload_id, const char *name,
-                           int64_t length, const struct err *why)
+/* A file its Shoebox upload will never get (a creation refused for its length,
+ * a deferred length over the limit, an expired partial upload) is recorded there
+ * FAILED with the reason, as a multipart file over the limit is, so the upload
+ * does not wait for it and its report says why. Only into the user's own upload;
+ * a failure is logged (the upload then waits --upload-idle for the file). */
+static void record_failed(struct tus *t, int64_t user_id, int64_t upload_id, const char *name,
+                          int64_t size, const struct err *why)
 {
     struct store *st = t->o.store;
     struct store_upload u;
     char shown[LIMIT_FILENAME_BYTES + 1];
     struct store_file_new f = {.upload_id = upload_id, .user_id = user_id, .name = shown,
-                               .sha256 = "", .format = "", .spool = "", .size = length,
+                               .sha256 = "", .format = "", .spool = "", .size = size,
                                .failed = true, .error = why};
     struct err e = {0};
     int64_t file_id = 0;
@@ -529,10 +532,32 @@ static void record_refused(struct tus *t, int64_t user_id, int64_t upload_id, co
     }
     metrics_add(METRICS_FILES_FAILED, 1);
     log_info("intake", "file.failed", "upload=%lld file=%lld name=%s size=%lld stage=%s msg=%s",
-             (long long)upload_id, (long long)file_id, LOG_Q(shown), (long long)length,
+             (long long)upload_id, (long long)file_id, LOG_Q(shown), (long long)size,
              why->stage, LOG_Q(why->msg));
     if (t->o.jobs)
         jobs_notify(t->o.jobs);
+}
+
+/* A deferred-length upload whose length (declared, or reached by its bytes) is
+ * over max_file_size can never complete: it ends at once, as a creation refused
+ * for its length does. Its files go (later requests: 404, as after a
+ * termination) and, when this call's unlink removed its info (once, also across
+ * processes sharing DATA/tus/), it is recorded FAILED in its upload with why:
+ * a crash in between loses the record (the upload waits --upload-idle), never
+ * makes it twice. Under e->mu. */
+static void end_too_large(struct tus *t, struct entry *e, int64_t size, const struct err *why)
+{
+    bool removed;
+
+    if (e->writing) {
+        e->writing = false;
+        e->gen++;
+    }
+    removed = remove_files(t, e);
+    log_info("intake", "tus.too_large", "id=%s upload=%lld size=%lld", e->id,
+             (long long)e->info.upload_id, (long long)size);
+    if (removed)
+        record_failed(t, e->info.user_id, e->info.upload_id, e->info.name, size, why);
 }
 
 /* ------------------------------------------------------------------ API */
@@ -553,7 +578,7 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
         ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
         err_set(err, ERR_PERMANENT, "receive", "the file is larger than %s", lim);
         if (upload_id > 0)
-            record_refused(t, user_id, upload_id, name, length, err);
+            record_failed(t, user_id, upload_id, name, length, err);
         return TUS_TOO_LARGE;
     }
     if (upload_id > 0) {
@@ -640,6 +665,45 @@ enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct 
     return r;
 }
 
+/* A PATCH's Upload-Length (new_length >= 0) sets a deferred length. One over
+ * max_file_size ends the upload (end_too_large): TUS_TOO_LARGE. Under e->mu. */
+static enum tus_result set_length(struct tus *t, struct entry *e, int64_t new_length,
+                                  struct err *err)
+{
+    char size[32], lim[32];
+
+    if (new_length < 0)
+        return TUS_OK;
+    if (e->info.length >= 0 && e->info.length != new_length) {
+        err_set(err, ERR_PERMANENT, "receive", "Upload-Length is already %lld",
+                (long long)e->info.length);
+        return TUS_BAD;
+    }
+    if (new_length > t->o.max_file_size) {
+        ingest_format_size(new_length, size, sizeof(size));
+        ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
+        if (!strcmp(size, lim)) { /* just over: rounded they look the same */
+            snprintf(size, sizeof(size), "%lld bytes", (long long)new_length);
+            snprintf(lim, sizeof(lim), "%lld bytes", (long long)t->o.max_file_size);
+        }
+        err_set(err, ERR_PERMANENT, "receive", "the file is %s, larger than %s", size, lim);
+        end_too_large(t, e, new_length, err);
+        return TUS_TOO_LARGE;
+    }
+    if (new_length < e->info.offset) {
+        err_set(err, ERR_PERMANENT, "receive", "Upload-Length is below the offset");
+        return TUS_BAD;
+    }
+    if (e->info.length >= 0)
+        return TUS_OK;
+    e->info.length = new_length;
+    if (save_info(t, e, err)) {
+        e->info.length = -1;
+        return TUS_ERROR;
+    }
+    return TUS_OK;
+}
+
 enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, int64_t offset,
                                 int64_t new_length, const char *checksum_alg,
                                 const unsigned char *checksum, size_t checksum_len,
@@ -660,32 +724,9 @@ enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, 
         log_info("intake", "tus.takeover", "id=%s offset=%lld", e->id, (long long)e->wr_offset);
         stop_writer(t, e);
     }
-    if (new_length >= 0) {
-        if (e->info.length >= 0 && e->info.length != new_length) {
-            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is already %lld",
-                    (long long)e->info.length);
-            r = TUS_BAD;
-            goto out;
-        }
-        if (new_length > t->o.max_file_size) {
-            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is over the size limit");
-            r = TUS_TOO_LARGE;
-            goto out;
-        }
-        if (new_length < e->info.offset) {
-            err_set(err, ERR_PERMANENT, "receive", "Upload-Length is below the offset");
-            r = TUS_BAD;
-            goto out;
-        }
-        if (e->info.length < 0) {
-            e->info.length = new_length;
-            if (save_info(t, e, err)) {
-                e->info.length = -1;
-                r = TUS_ERROR;
-                goto out;
-            }
-        }
-    }
+    r = set_length(t, e, new_length, err);
+    if (r != TUS_OK)
+        goto out;
     if (offset != e->info.offset) {
         err_set(err, ERR_PERMANENT, "receive", "Upload-Offset %lld is not the upload's offset %lld",
                 (long long)offset, (long long)e->info.offset);
@@ -720,6 +761,21 @@ out:
     return r;
 }
 
+/* Under e->mu: the bytes of a deferred-length upload went past max_file_size with
+ * len more: it can never complete (end_too_large). */
+static void end_deferred(struct tus_write *w, size_t len)
+{
+    char lim[32];
+    int64_t reached = w->e->wr_offset + (int64_t)len;
+
+    /* Its size is not known: only that it is over the limit. */
+    ingest_format_size(w->t->o.max_file_size, lim, sizeof(lim));
+    err_set(&w->why, ERR_PERMANENT, "receive",
+            "the file is larger than %s: more than that was sent", lim);
+    end_too_large(w->t, w->e, reached, &w->why);
+    w->ended = true;
+}
+
 enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len)
 {
     struct entry *e = w->e;
@@ -735,6 +791,8 @@ enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len
     int64_t limit = e->info.length >= 0 ? e->info.length : w->t->o.max_file_size;
     if ((uint64_t)len > (uint64_t)(limit - e->wr_offset)) {
         w->status = TUS_TOO_LARGE;
+        if (e->info.length < 0)
+            end_deferred(w, len);
         goto out;
     }
     const char *p = data;
@@ -895,6 +953,10 @@ enum tus_result tus_patch_end(struct tus_write *w, struct tus_info *out, struct 
     enum tus_result r = w->status;
 
     pthread_mutex_lock(&e->mu);
+    if (w->ended) {
+        err_set(err, ERR_PERMANENT, "receive", "%s", w->why.msg);
+        goto out;
+    }
     if (e->gen != w->gen || e->deleted) {
         err_set(err, ERR_PERMANENT, "receive",
                 "another request took this upload over: ask its offset (HEAD) and go on");
@@ -1083,6 +1145,104 @@ static bool stale_info(const struct tus *t, const struct entry *e, int64_t now_m
     return stat(path, &sb) == 0 && (int64_t)sb.st_mtime * 1000 + t->o.expire_ms < now_ms;
 }
 
+/* "24 h", "90 min", "3 s": a duration for a person, in the largest unit that
+ * states it exactly (--tus-expire is whole seconds). */
+static void format_duration(int64_t ms, char *out, size_t n)
+{
+    int64_t s = ms / 1000;
+
+    if (s >= 2 * 86400 && s % 86400 == 0)
+        snprintf(out, n, "%lld days", (long long)(s / 86400));
+    else if (s >= 3600 && s % 3600 == 0)
+        snprintf(out, n, "%lld h", (long long)(s / 3600));
+    else if (s >= 60 && s % 60 == 0)
+        snprintf(out, n, "%lld min", (long long)(s / 60));
+    else
+        snprintf(out, n, "%lld s", (long long)s);
+}
+
+struct same_name {
+    const struct tus_info *i;
+    bool found;
+};
+
+/* A file of the upload with the tus upload's name whose bytes all arrived (it has
+ * a content hash; a refused one has none) and, when known, its length. */
+static void find_same_name(void *ctx, const struct store_file *f)
+{
+    struct same_name *s = ctx;
+    char shown[LIMIT_FILENAME_BYTES + 1];
+
+    ingest_display_name(s->i->name, shown, sizeof(shown));
+    if (f->sha256[0] && !strcmp(f->name, shown) && (s->i->length < 0 || f->size == s->i->length))
+        s->found = true;
+}
+
+/* Did the file arrive in its upload another way? Its client, told 404 by a node
+ * that does not hold this half (several web nodes), sent it again through another
+ * tus upload: the half left behind is no failed file. A store that cannot tell
+ * says no (the failure is recorded). */
+static bool arrived_elsewhere(struct tus *t, const struct tus_info *i)
+{
+    struct store *st = t->o.store;
+    struct same_name s = {.i = i};
+    struct err err = {0};
+
+    if (st->ops->upload_files(st, i->upload_id, find_same_name, &s, &err))
+        return false;
+    return s.found;
+}
+
+/* An expired partial upload is a file its Shoebox upload will never get (its client
+ * stopped): recorded FAILED there with a reason a person can act on. */
+static void record_expired(struct tus *t, const struct tus_info *i)
+{
+    char at[32], len[32], dur[32];
+    struct err why = {0};
+
+    if (arrived_elsewhere(t, i)) {
+        log_info("intake", "tus.expired_sent_again", "id=%s upload=%lld name=%s", i->id,
+                 (long long)i->upload_id, LOG_Q(i->name));
+        return;
+    }
+    ingest_format_size(i->offset, at, sizeof(at));
+    ingest_format_size(i->length, len, sizeof(len));
+    format_duration(t->o.expire_ms, dur, sizeof(dur));
+    if (i->length >= 0)
+        err_set(&why, ERR_PERMANENT, "receive",
+                "the upload stopped at %s of %s and was not resumed within %s; "
+                "send the file again", at, len, dur);
+    else
+        err_set(&why, ERR_PERMANENT, "receive",
+                "the upload stopped at %s and was not resumed within %s; send the file again",
+                at, dur);
+    record_failed(t, i->user_id, i->upload_id, i->name, i->length >= 0 ? i->length : i->offset,
+                  &why);
+}
+
+/* An expired upload goes; false when it is kept for the next sweep. One whose bytes
+ * all arrived is recorded first if a crash cut that off (a store that cannot keeps
+ * it). A partial one is recorded FAILED in its upload (record_expired) when this
+ * call's unlink removed its info: once, also with processes sharing DATA/tus/;
+ * other web nodes have their own DATA/tus/. A crash between the unlink and the
+ * record loses the record (the upload waits --upload-idle), never makes it twice.
+ * A terminated upload has no files left to expire. Under e->mu. */
+static bool expire(struct tus *t, struct entry *e)
+{
+    struct err err = {0};
+
+    if (finish_if_complete(t, e, &err) == TUS_ERROR) {
+        log_warn("intake", "tus.complete_failed", "id=%s msg=%s", e->id, LOG_Q(err.msg));
+        return false;
+    }
+    bool partial = e->info.file_id == 0;
+    log_info("intake", "tus.expired", "id=%s upload=%lld offset=%lld complete=%d", e->id,
+             (long long)e->info.upload_id, (long long)e->info.offset, !partial);
+    if (remove_files(t, e) && partial)
+        record_expired(t, &e->info);
+    return true;
+}
+
 int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
 {
     size_t n = 0;
@@ -1094,10 +1254,8 @@ int tus_sweep(struct tus *t, int64_t now_ms, int *removed)
     for (size_t i = 0; i < n; i++) {
         struct entry *e = tus_id_ok(ids[i]) ? entry_get(t, ids[i]) : NULL;
         if (e && !e->deleted && !e->writing && e->info.expires_ms < now_ms) {
-            log_info("intake", "tus.expired", "id=%s offset=%lld complete=%d", e->id,
-                     (long long)e->info.offset, e->info.file_id > 0);
-            remove_files(t, e);
-            (*removed)++;
+            if (expire(t, e))
+                (*removed)++;
         } else if (e && e->deleted && stale_info(t, e, now_ms)) {
             log_info("intake", "tus.expired", "id=%s damaged=1", e->id);
             remove_files(t, e);

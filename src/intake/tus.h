@@ -42,7 +42,21 @@
  *
  * Expiry: every upload expires expire_ms after its last PATCH; a sweeper
  * thread removes expired uploads' files (complete ones only lose their info
- * file; their bytes belong to the store).
+ * file; their bytes belong to the store). A partial one is a file its Shoebox
+ * upload will never get: it is recorded there FAILED with the reason ("the
+ * upload stopped at 3.2 MB of 10 MB and was not resumed within 24 h; send the
+ * file again"), unless the upload already has that file (same name, all its
+ * bytes: sent again through another tus upload).
+ *
+ * A tus file that can never complete ends as a recorded file at once, each in
+ * one way: a creation over max_file_size is recorded FAILED (413); a deferred
+ * length that goes over it (declared in a PATCH, or reached by the bytes) ends
+ * the tus upload (later requests 404) and is recorded FAILED (413); a
+ * termination lowers the upload's expected count; an expiry, above. The ones
+ * that remove files count once: the call whose unlink removed the info file
+ * records (or lowers), across a restart and processes sharing DATA/tus/; a
+ * crash between the unlink and the store loses the record (the upload then
+ * waits --upload-idle), never makes it twice.
  */
 #ifndef SHOEBOX_INTAKE_TUS_H
 #define SHOEBOX_INTAKE_TUS_H
@@ -133,7 +147,9 @@ enum tus_result tus_head(struct tus *t, const char *id, int64_t user_id, struct 
 
 /*
  * A PATCH starts at offset. new_length >= 0 sets a deferred length (TUS_BAD
- * if it differs from a known one or is below the offset). checksum_alg (NULL
+ * if it differs from a known one or is below the offset; TUS_TOO_LARGE over
+ * max_file_size, which ends the upload: its file is recorded FAILED in its
+ * Shoebox upload, err says why, and the upload is gone). checksum_alg (NULL
  * = none) is "sha1", "sha256" or "md5" (the caller rejects others) and
  * checksum its raw expected digest. On TUS_OK *w is the writer; out is the
  * state before the request.
@@ -142,7 +158,9 @@ enum tus_result tus_patch_begin(struct tus *t, const char *id, int64_t user_id, 
                                 int64_t new_length, const char *checksum_alg,
                                 const unsigned char *checksum, size_t checksum_len,
                                 struct tus_write **w, struct tus_info *out, struct err *err);
-/* Bytes of the body. Returns TUS_OK, or the sticky outcome (the rest is dropped). */
+/* Bytes of the body. Returns TUS_OK, or the sticky outcome (the rest is dropped).
+ * Bytes of a deferred-length upload past max_file_size end it as above
+ * (TUS_TOO_LARGE; tus_patch_end then gives the reason). */
 enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len);
 /* The body is complete: verify, commit, complete the file when offset ==
  * length. out gets the new state. Frees w. */
@@ -161,7 +179,9 @@ void tus_patch_abort(struct tus_write *w);
 enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struct err *err);
 
 /* Removes every upload whose expiry is before now_ms; *removed counts them.
- * The sweeper calls it; tests may too. */
+ * A partial one is recorded FAILED in its Shoebox upload (see Expiry above);
+ * a complete one whose recording a crash cut off is recorded first (kept for
+ * the next sweep when the store cannot). The sweeper calls it; tests may too. */
 int tus_sweep(struct tus *t, int64_t now_ms, int *removed);
 
 /* This node's tag (TUS_NODE_LEN hex digits, kept in DATA/tus/node). */

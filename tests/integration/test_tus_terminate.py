@@ -310,5 +310,111 @@ class TestRefusedCreation(TermBase):
                          [(0,)])
 
 
+class EndedBase(TermBase):
+    """A tus file that can never complete is a failed file of its upload at once."""
+
+    def progress(self, uid):
+        """The upload as GET /photos/upload-progress/?upload=ID&files=1 shows it."""
+        r = self.t.c.get(f"/photos/upload-progress/?upload={uid}&files=1")
+        self.assertEqual(r.status, 200, r.text)
+        return r.json()
+
+    def failed_file(self, uid, name):
+        """The progress once upload uid finished (before --upload-idle, an hour: without
+        the fix the wait runs out), and its one failed file of that name."""
+        self.wait_finished(uid)
+        p = self.progress(uid)
+        self.assertIsNotNone(p["finished_at"], p)
+        self.assertNotEqual(p["phase"], "receiving", p)
+        bad = [f for f in p["files"] if f["file_name"] == name]
+        self.assertEqual(len(bad), 1, p["files"])
+        self.assertEqual((bad[0]["state"], bad[0]["stage"], bad[0]["retryable"]),
+                         ("failed", "receive", False), bad[0])
+        return p, bad[0]
+
+    def assert_gone(self, url):
+        """The tus upload ended: HEAD, PATCH and DELETE answer 404, as after a termination."""
+        self.assertEqual(self.t.head(url).status, 404)
+        self.assertEqual(self.t.patch(url, 0, b"x").status, 404)
+        self.assertEqual(self.delete(url).status, 404)
+        name = url.rsplit("/", 1)[1]
+        self.assertEqual([n for n in os.listdir(os.path.join(self.server.data, "tus"))
+                          if n.startswith(name)], [])
+
+
+class TestDeferredTooLarge(EndedBase):
+    ARGS = TermBase.ARGS + ["--max-file-size", "1MB"]
+
+    def create_deferred(self, uid, name):
+        r = self.t.create(None, metadata=meta(filename=name, upload=uid))
+        self.assertEqual(r.status, 201, r.text)
+        url = r.header("Location")
+        self.assertEqual(self.t.patch(url, 0, b"\xff\xd8\xff\xe0" * 256).status, 204)
+        return url
+
+    def test_declared_length_over_the_limit_fails_the_file_at_once(self):
+        uid = self.open_upload(2)
+        self.send(uid, 20, "small.jpg")
+        url = self.create_deferred(uid, "huge.jpg")
+        r = self.t.patch(url, 1024, b"y" * 100, extra={"Upload-Length": str(2 * 1024 * 1024)})
+        self.assertEqual(r.status, 413, r.text)
+        p, bad = self.failed_file(uid, "huge.jpg")
+        self.assertEqual(bad["error"], "the file is 2 MB, larger than 1 MB")
+        self.assertEqual(r.text.strip(), bad["error"])       # the 413 says the same
+        self.assertEqual((p["status"], p["total"], p["uploaded"], p["failed"]),
+                         ("completed", 2, 1, 1), p)
+        self.assert_gone(url)
+        self.assertEqual(self.progress(uid)["failed"], 1)    # recorded once
+
+    def test_bytes_past_the_limit_fail_the_file_at_once(self):
+        uid = self.open_upload(1)
+        url = self.create_deferred(uid, "endless.jpg")
+        r = self.t.patch(url, 1024, b"z" * (1024 * 1024))
+        self.assertEqual(r.status, 413, r.text)
+        p, bad = self.failed_file(uid, "endless.jpg")
+        self.assertEqual(bad["error"], "the file is larger than 1 MB: more than that was sent")
+        self.assertEqual(r.text.strip(), bad["error"])       # the 413 says the same
+        self.assertEqual((p["status"], p["total"], p["failed"]), ("failed", 1, 1), p)
+        self.assert_gone(url)
+        self.assertEqual(self.progress(uid)["failed"], 1)
+
+
+class TestExpiredPartial(EndedBase):
+    # 3 s: the PATCHes after each creation must come within it on a loaded machine.
+    ARGS = ["--batch-delay", "0.1", "--workers", "1", "--upload-idle", "3600",
+            "--tus-expire", "3"]
+
+    def test_expired_partial_file_is_a_failed_file_with_the_reason(self):
+        """Of three files, one complete, one cancelled (DELETE) and one left half sent,
+        only the half is a failed file once its tus upload expires."""
+        uid = self.open_upload(3)
+        self.send(uid, 21, "whole.jpg")
+        url, data, half = self.half(uid, 22, "half.jpg")
+        cancelled, _, _ = self.half(uid, 23, "cancelled.jpg")
+        self.assertEqual(self.delete(cancelled).status, 204)
+        p, bad = self.failed_file(uid, "half.jpg")
+        self.assertRegex(bad["error"], r"^the upload stopped at [0-9.]+ KB of [0-9.]+ KB and was "
+                                       r"not resumed within 3 s; send the file again$")
+        self.assertEqual((p["status"], p["total"], p["uploaded"], p["failed"]),
+                         ("completed", 2, 1, 1), p)
+        self.assert_gone(url)
+        # the complete file's tus upload has expired too (before or with the half's):
+        # it is no failed file, nor is the cancelled one
+        harness.wait_until(lambda: self.server.log().count("event=tus.expired") >= 2,
+                           timeout=20, what="both tus uploads expired")
+        log = self.server.log()
+        self.assertEqual(log.count("event=file.failed"), 1, log)
+        # The page offers no retry (retryable false); a retry sent anyway is refused
+        # clearly and changes nothing, however often.
+        for _ in range(2):
+            r = self.t.c.json("POST", f"/photos/uploads/{uid}/files/{bad['id']}/retry")
+            self.assertEqual(r.status, 409, r.text)
+            self.assertIn("upload it again", r.json()["error"])
+        after = self.progress(uid)
+        self.assertEqual((after["status"], after["total"], after["failed"], after["finished_at"]),
+                         (p["status"], 2, 1, p["finished_at"]), after)
+        self.assertEqual([f["state"] for f in after["files"] if f["id"] == bad["id"]],
+                         ["failed"])
+
 if __name__ == "__main__":
     unittest.main()

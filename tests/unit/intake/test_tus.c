@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "base/sha256.h"
+#include "base/timeutil.h"
 #include "intake/tus.h"
 #include "store/blob.h"
 #include "store/store.h"
@@ -386,6 +387,120 @@ START_TEST(test_sweep_removes_expired)
 }
 END_TEST
 
+/* The files of upload id and the one that failed (the last, if several). */
+static int failed_files(int64_t upload_id, struct store_file *last)
+{
+    struct one_file seen = {0};
+    struct err e = {0};
+    int n = 0;
+
+    ck_assert_int_eq(st->ops->upload_errors(st, upload_id, collect, &seen, &e), 0);
+    n = seen.n;
+    if (last)
+        *last = seen.f;
+    return n;
+}
+
+/* A deferred length declared over the limit, or reached by the bytes: the tus
+ * upload ends at once (404 after) and is a FAILED file of its upload, once,
+ * saying the size and the limit. */
+START_TEST(test_deferred_over_limit_fails_the_file)
+{
+    struct tus *t = new_tus(3600000);
+    struct tus_info a, b, i2;
+    struct tus_write *w;
+    struct store_file f;
+    struct err e = {0};
+    unsigned char *big = jpeg_bytes((1 << 20) + 1);
+    int64_t off;
+
+    ck_assert_int_eq(tus_create(t, user, -1, 0, "a.jpg", "", &a, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, a.id, 0, "\xff\xd8\xff\xe0", 4, &off), TUS_OK);
+    ck_assert_int_eq(tus_patch_begin(t, a.id, user, 4, (1 << 20) * 2, NULL, NULL, 0, &w, &i2, &e),
+                     TUS_TOO_LARGE);
+    ck_assert_str_eq(e.msg, "the file is 2 MB, larger than 1 MB");
+    ck_assert(!exists(a.id, ".bin") && !exists(a.id, ".info"));
+    ck_assert_int_eq(tus_head(t, a.id, user, &i2, &e), TUS_NOT_FOUND);
+    ck_assert_int_eq(failed_files(a.upload_id, &f), 1);
+    ck_assert_str_eq(f.name, "a.jpg");
+    ck_assert_str_eq(f.error_msg, "the file is 2 MB, larger than 1 MB");
+    ck_assert_int_eq(f.size, (1 << 20) * 2);
+    /* just over the limit: in bytes, where the rounded sizes would look the same */
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(tus_create(t, user, -1, 0, "j.jpg", "", &a, &e), TUS_OK);
+    ck_assert_int_eq(tus_patch_begin(t, a.id, user, 0, (1 << 20) + 1, NULL, NULL, 0, &w, &i2, &e),
+                     TUS_TOO_LARGE);
+    ck_assert_str_eq(e.msg, "the file is 1048577 bytes, larger than 1048576 bytes");
+    ck_assert_int_eq(failed_files(a.upload_id, NULL), 1);
+
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(tus_create(t, user, -1, 0, "b.jpg", "", &b, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, b.id, 0, big, 1000, &off), TUS_OK);
+    ck_assert_int_eq(tus_patch_begin(t, b.id, user, 1000, -1, NULL, NULL, 0, &w, &i2, &e), TUS_OK);
+    ck_assert_int_eq(tus_patch_data(w, big + 1000, (1 << 20)), TUS_TOO_LARGE);
+    ck_assert_int_eq(tus_patch_data(w, "x", 1), TUS_TOO_LARGE);  /* sticky */
+    ck_assert_int_eq(tus_patch_end(w, &i2, &e), TUS_TOO_LARGE);
+    ck_assert_str_eq(e.msg, "the file is larger than 1 MB: more than that was sent");
+    ck_assert_int_eq(tus_head(t, b.id, user, &i2, &e), TUS_NOT_FOUND);
+    ck_assert_int_eq(failed_files(b.upload_id, &f), 1);
+    ck_assert_str_eq(f.error_msg, "the file is larger than 1 MB: more than that was sent");
+    /* a known length is not this case: bytes past it are refused, the upload stays */
+    memset(&e, 0, sizeof(e));
+    ck_assert_int_eq(tus_create(t, user, 10, 0, "c.jpg", "", &a, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, a.id, 0, big, 11, &off), TUS_TOO_LARGE);
+    ck_assert_int_eq(tus_head(t, a.id, user, &i2, &e), TUS_OK);
+    ck_assert_int_eq(failed_files(a.upload_id, NULL), 0);
+    tus_free(t);
+    free(big);
+}
+END_TEST
+
+/* An expired partial upload is a FAILED file of its upload with the reason,
+ * recorded once: a second sweep, and a second process sharing DATA/tus/, find
+ * nothing to do. A complete upload, a terminated one, and a half whose file
+ * arrived through another tus upload record nothing. */
+START_TEST(test_expired_partial_fails_the_file_once)
+{
+    struct tus *t = new_tus(1000), *t2 = new_tus(1000);
+    struct tus_info a, c, d, h, i2;
+    struct store_file f;
+    struct err e = {0};
+    unsigned char *b = jpeg_bytes(3000);
+    int64_t off, up;
+    int removed = -1;
+
+    ck_assert_int_eq(st->ops->upload_create(st, user, 5, 10, time_now_ms(), &up, &e), 0);
+    ck_assert_int_eq(tus_create(t, user, 3000, up, "a.jpg", "", &a, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, a.id, 0, b, 1500, &off), TUS_OK);
+    ck_assert_int_eq(tus_create(t, user, 3000, up, "c.jpg", "", &c, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, c.id, 0, b, 3000, &off), TUS_OK);          /* complete */
+    ck_assert_int_eq(tus_create(t, user, 3000, up, "d.jpg", "", &d, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, d.id, 0, b, 100, &off), TUS_OK);
+    ck_assert_int_eq(tus_delete(t, d.id, user, &e), TUS_OK);             /* terminated */
+    ck_assert_int_eq(tus_create(t, user, 3000, up, "h.jpg", "", &h, &e), TUS_OK);
+    ck_assert_int_eq(patch(t, h.id, 0, b, 100, &off), TUS_OK);           /* a half left */
+    ck_assert_int_eq(tus_create(t2, user, 3000, up, "h.jpg", "", &i2, &e), TUS_OK);
+    ck_assert_int_eq(patch(t2, i2.id, 0, b, 3000, &off), TUS_OK);        /* sent again */
+    ck_assert_int_eq(failed_files(up, NULL), 0);
+
+    ck_assert_int_eq(tus_sweep(t, time_now_ms() + 3600000, &removed), 0);
+    ck_assert_int_eq(removed, 4);   /* a, c, h and the complete second h */
+    ck_assert_int_eq(tus_sweep(t, time_now_ms() + 3600000, &removed), 0);
+    ck_assert_int_eq(removed, 0);
+    ck_assert_int_eq(tus_sweep(t2, time_now_ms() + 3600000, &removed), 0);
+    ck_assert_int_eq(removed, 0);
+    ck_assert_int_eq(failed_files(up, &f), 1);
+    ck_assert_str_eq(f.name, "a.jpg");
+    ck_assert_str_eq(f.error_stage, "receive");
+    ck_assert_str_eq(f.error_msg, "the upload stopped at 1.5 KB of 2.9 KB and was not resumed "
+                                  "within 1 s; send the file again");
+    ck_assert_int_eq(tus_head(t, a.id, user, &i2, &e), TUS_NOT_FOUND);
+    tus_free(t);
+    tus_free(t2);
+    free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tus");
@@ -406,6 +521,8 @@ int main(void)
     tcase_add_test(tc, test_checksum_mismatch_keeps_offset);
     tcase_add_test(tc, test_takeover);
     tcase_add_test(tc, test_sweep_removes_expired);
+    tcase_add_test(tc, test_deferred_over_limit_fails_the_file);
+    tcase_add_test(tc, test_expired_partial_fails_the_file_once);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
