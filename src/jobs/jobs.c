@@ -211,21 +211,22 @@ static void release_held(struct jobs *j, struct worker *w, bool no_memory)
     if (no_memory) {
         err_set(&why, ERR_PERMANENT, "decode",
                 "not enough memory to decode this image (each worker may use %s: "
-                "--worker-memory)", limit);
+                "--worker-memory)",
+                limit);
         attempts = 1;
     } else {
         err_set(&why, ERR_PERMANENT, "decode", "decoder crashed");
     }
     if (j->st->ops->file_release(j->st, owner, time_now_ms(), attempts, &why, &released, &err))
-        log_error("jobs", "worker.release_failed", "pid=%ld msg=%s", (long)w->pid,
-                  LOG_Q(err.msg));
+        log_error("jobs", "worker.release_failed", "pid=%ld msg=%s", (long)w->pid, LOG_Q(err.msg));
     else if (released)
         log_warn("jobs", "worker.files_released", "pid=%ld files=%lld", (long)w->pid,
                  (long long)released);
     else if (no_memory)
         log_error("jobs", "worker.no_memory_idle",
                   "pid=%ld msg=\"a worker ran out of memory holding no file: --worker-memory "
-                  "(%s) may be too small for a worker to start\"", (long)w->pid, limit);
+                  "(%s) may be too small for a worker to start\"",
+                  (long)w->pid, limit);
 }
 
 static void worker_died(struct jobs *j, struct worker *w, int status)
