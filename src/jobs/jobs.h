@@ -32,7 +32,7 @@ struct media_opts;
 #define JOBS_CRASH_ATTEMPTS 2
 /* The exit status of a worker process that ran out of memory (a failed GLib
  * allocation under --worker-memory: media_exit_on_no_memory). No other exit of a
- * worker uses it (0: stopped, 1: could not start, 127: exec failed). The file it
+ * worker uses it (0: stopped, 1 or 2: could not start, 127: exec failed). The file it
  * held fails at once with a reason naming --worker-memory: the same image needs
  * the same memory again, so a retry would only fail the same way. */
 #define JOBS_EXIT_NO_MEMORY 86
