@@ -524,6 +524,7 @@ static int cmd_serve(struct config *cfg, int argc, char **argv)
         .keep_uploads = keep,
         .n_keep_uploads = n_keep,
         .workers = default_workers(cfg),
+        .worker_memory = cfg->worker_memory,
         .data_dir = cfg->data_dir,
         .exe = exe,
         .worker_argv = wargv,
@@ -637,6 +638,9 @@ static int run_worker(struct config *cfg)
      * finish by then is taken back when its lease, no longer renewed, expires. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
+    /* Before the limit (this allocates): a GLib allocation that fails under it ends the
+     * worker with a status serve reads as "out of memory", not as a crash. */
+    media_exit_on_no_memory(JOBS_EXIT_NO_MEMORY);
     limit_memory(cfg->worker_memory);
     /* A worker's commits may be lost to a power cut without losing a photo: the
      * file is then processed again from its durable original. */
@@ -723,6 +727,7 @@ static int run_host(struct config *cfg)
     wargv = worker_argv(exe, cfg, metrics_fd);
     struct jobs_opts jo = {
         .workers = cfg->processes > 0 ? (int)cfg->processes : default_workers(cfg),
+        .worker_memory = cfg->worker_memory,
         .data_dir = temp,
         .exe = exe,
         .worker_argv = wargv,

@@ -7,8 +7,10 @@
  * TICK_MS (TAIL_TICK_MS while a batch's next may open at a file's end, the
  * overlap below) or when jobs_notify() signals, and then, in order:
  *   1. reaps dead worker processes (waitpid WNOHANG), fails or requeues the file
- *      each held (store file_release with JOBS_CRASH_ATTEMPTS, "decoder crashed")
- *      and starts a replacement (with a pause if they keep dying);
+ *      each held (store file_release with JOBS_CRASH_ATTEMPTS, "decoder crashed";
+ *      one that exited JOBS_EXIT_NO_MEMORY fails it at once, "not enough memory
+ *      ... --worker-memory") and starts a replacement (with a pause if they keep
+ *      dying);
  *   2. requeues files whose lease expired (a worker elsewhere vanished);
  *   3. schedules: for each unfinished upload (store sched_list) whose current
  *      batch is over, opens the next batch when it is full (batch_size files
@@ -171,27 +173,77 @@ static void wake_workers(struct jobs *j)
     }
 }
 
-static void worker_died(struct jobs *j, struct worker *w, int status)
+/* bytes as a person reads a size: "64 MB", "1.5 GB" (binary units, as intake's
+ * ingest_format_size writes them). */
+static void format_size(int64_t bytes, char *out, size_t n)
 {
-    char owner[64];
+    static const char *const units[] = {"KB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    int u = -1;
+    long long tenths;
+
+    if (bytes < 1024) {
+        snprintf(out, n, "%lld bytes", (long long)bytes);
+        return;
+    }
+    while (v >= 1024 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    tenths = (long long)(v * 10 + 0.5);
+    if (tenths % 10 == 0)
+        snprintf(out, n, "%lld %s", tenths / 10, units[u]);
+    else
+        snprintf(out, n, "%lld.%lld %s", tenths / 10, tenths % 10, units[u]);
+}
+
+/* The file a dead worker held: a crash is tried again (JOBS_CRASH_ATTEMPTS) and then
+ * fails as "decoder crashed"; running out of memory fails it at once, saying which
+ * limit (the same image would need the same memory again). */
+static void release_held(struct jobs *j, struct worker *w, bool no_memory)
+{
+    char owner[64], limit[32];
     struct err why = {0}, err = {0};
-    int64_t released = 0;
-    int64_t now = time_mono_ms();
+    int64_t released = 0, attempts = JOBS_CRASH_ATTEMPTS;
 
     snprintf(owner, sizeof(owner), "%s/%ld", sweep_hostname(), (long)w->pid);
-    if (WIFSIGNALED(status))
+    format_size(j->o.worker_memory, limit, sizeof(limit));
+    if (no_memory) {
+        err_set(&why, ERR_PERMANENT, "decode",
+                "not enough memory to decode this image (each worker may use %s: "
+                "--worker-memory)",
+                limit);
+        attempts = 1;
+    } else {
+        err_set(&why, ERR_PERMANENT, "decode", "decoder crashed");
+    }
+    if (j->st->ops->file_release(j->st, owner, time_now_ms(), attempts, &why, &released, &err))
+        log_error("jobs", "worker.release_failed", "pid=%ld msg=%s", (long)w->pid, LOG_Q(err.msg));
+    else if (released)
+        log_warn("jobs", "worker.files_released", "pid=%ld files=%lld", (long)w->pid,
+                 (long long)released);
+    else if (no_memory)
+        log_error("jobs", "worker.no_memory_idle",
+                  "pid=%ld msg=\"a worker ran out of memory holding no file: --worker-memory "
+                  "(%s) may be too small for a worker to start\"",
+                  (long)w->pid, limit);
+}
+
+static void worker_died(struct jobs *j, struct worker *w, int status)
+{
+    struct err err = {0};
+    int64_t now = time_mono_ms();
+    bool no_memory = WIFEXITED(status) && WEXITSTATUS(status) == JOBS_EXIT_NO_MEMORY;
+
+    if (no_memory)
+        log_error("jobs", "worker.out_of_memory", "pid=%ld limit=%lld", (long)w->pid,
+                  (long long)j->o.worker_memory);
+    else if (WIFSIGNALED(status))
         log_error("jobs", "worker.died", "pid=%ld signal=%d", (long)w->pid, WTERMSIG(status));
     else
         log_warn("jobs", "worker.exited", "pid=%ld status=%d", (long)w->pid, WEXITSTATUS(status));
     metrics_add(METRICS_WORKER_DEATHS, 1);
-    err_set(&why, ERR_PERMANENT, "decode", "decoder crashed");
-    if (j->st->ops->file_release(j->st, owner, time_now_ms(), JOBS_CRASH_ATTEMPTS, &why,
-                                 &released, &err))
-        log_error("jobs", "worker.release_failed", "pid=%ld msg=%s", (long)w->pid,
-                  LOG_Q(err.msg));
-    else if (released)
-        log_warn("jobs", "worker.files_released", "pid=%ld files=%lld", (long)w->pid,
-                 (long long)released);
+    release_held(j, w, no_memory);
     /* A blob it was writing when it died: its pid is in the temporary name. */
     size_t temps = 0;
     if (j->bs->ops->remove_temps(j->bs, (long)w->pid, &temps, &err) == 0 && temps)

@@ -5,7 +5,8 @@
  * scheduler thread (on a shared store also the node's heartbeat and its ear on
  * the change feed, feed.h) and a supervisor thread that starts `--workers` worker
  * processes (`shoebox worker`, the same binary), restarts any that dies, and
- * fails the file a dead worker held ("decoder crashed") once it has had its retry.
+ * fails the file a dead worker held ("decoder crashed") once it has had its retry,
+ * or at once when it ran out of memory (JOBS_EXIT_NO_MEMORY).
  * In `shoebox worker` (jobs_worker_run): claim a file through the store with a
  * lease, decode it (media), store original and thumbnails (blob), record the
  * outcome (store), repeat. Workers on other machines run the same loop against
@@ -29,6 +30,12 @@ struct media_opts;
 #define JOBS_MAX_ATTEMPTS 3
 /* A file whose worker died is tried once more, then fails as "decoder crashed". */
 #define JOBS_CRASH_ATTEMPTS 2
+/* The exit status of a worker process that ran out of memory (a failed GLib
+ * allocation under --worker-memory: media_exit_on_no_memory). No other exit of a
+ * worker uses it (0: stopped, 1 or 2: could not start, 127: exec failed). The file it
+ * held fails at once with a reason naming --worker-memory: the same image needs
+ * the same memory again, so a retry would only fail the same way. */
+#define JOBS_EXIT_NO_MEMORY 86
 /* A worker told to stop (SIGTERM: a stop, or its server died) finishes its file
  * within this or is ended: long enough for an ordinary photo, short enough that a
  * file it hangs on goes back to the queue soon (its lease is no longer renewed). */
@@ -54,6 +61,7 @@ struct jobs_opts {
     const int64_t *keep_uploads;
     size_t n_keep_uploads;
     int workers;                 /* worker processes to start; 0 = none (a web-only node) */
+    int64_t worker_memory;       /* each worker's address-space limit (--worker-memory) */
     const char *data_dir;
     const char *exe;             /* path of the shoebox binary, for worker processes */
     char *const *worker_argv;    /* full argv for a worker (argv[0] = exe), NULL-terminated */

@@ -19,7 +19,9 @@
  * Transient errors (I/O, memory, busy database) go back to the queue with
  * backoff (file_defer) until JOBS_MAX_ATTEMPTS; permanent ones fail the file.
  * A crash anywhere is recovered by the server: the lease is released, the
- * file retried once, then failed as "decoder crashed". Between files, a file
+ * file retried once, then failed as "decoder crashed"; a failed GLib allocation
+ * (main.c: media_exit_on_no_memory) ends the process with JOBS_EXIT_NO_MEMORY,
+ * and the file fails at once for the memory limit. Between files, a file
  * still leased to this worker is one it lost track of: given back at once
  * (give_back_lost).
  */

@@ -60,6 +60,35 @@ int media_init(const char *argv0, int vips_concurrency, struct err *err)
     return 0;
 }
 
+/* The status of media_exit_on_no_memory; written once before any thread. */
+static int no_memory_status;
+
+/* GLib's fatal messages. No allocation here (there is none to be had): only
+ * write(2) and _exit. A failed write of the line changes nothing: the status
+ * tells the parent. */
+static void glib_error_handler(const gchar *domain, GLogLevelFlags level, const gchar *message,
+                               gpointer data)
+{
+    static const char head[] = "level=fatal comp=media event=no_memory msg=\"GLib: ";
+    ssize_t ignored;
+
+    if (message && strstr(message, "failed to allocate")) {
+        ignored = write(STDERR_FILENO, head, sizeof(head) - 1);
+        ignored = write(STDERR_FILENO, message, strnlen(message, ERR_MSG_MAX));
+        ignored = write(STDERR_FILENO, "\"\n", 2);
+        (void)ignored;
+        _exit(no_memory_status);
+    }
+    g_log_default_handler(domain, level, message, data);
+}
+
+void media_exit_on_no_memory(int status)
+{
+    no_memory_status = status;
+    /* ERROR is always fatal: a handler is chosen for ERROR | FATAL. */
+    g_log_set_handler("GLib", G_LOG_LEVEL_ERROR | G_LOG_FLAG_FATAL, glib_error_handler, NULL);
+}
+
 void media_thread_shutdown(void)
 {
     vips_thread_shutdown();

@@ -91,6 +91,16 @@ struct media_output {
 int media_init(const char *argv0, int vips_concurrency, struct err *err);
 /* Each thread that used libvips calls this before it exits. */
 void media_thread_shutdown(void);
+/* A worker process, once, before media_init() (and before its memory limit, as
+ * this allocates GLib's handler): from now on a GLib allocation that fails,
+ * which GLib answers with abort() by design (g_malloc: "failed to allocate N
+ * bytes", libvips' and libnsgif's pixel buffers among them), writes one line
+ * to stderr and ends the process with _exit(status) instead, so its parent can
+ * tell an image too large for the memory limit from a crash. Other fatal GLib
+ * messages keep GLib's default. With no memory left even to format GLib's
+ * message, GLib recurses in its own logging and the process dies of a signal:
+ * that stays a crash. */
+void media_exit_on_no_memory(int status);
 void media_opts_default(struct media_opts *o);
 
 /* Process the file at path. out is filled on success; release it with

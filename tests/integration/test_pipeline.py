@@ -2,7 +2,7 @@
 
 Every file of ../shared/testdata in one request, checked against MANIFEST.tsv;
 a 100 MB + 1 byte file among good ones; 1 and 200 files; duplicates; retry; a
-decoder crash on one file. Crash recovery and I/O fault points: test_crash.py.
+decoder crash on one file; an image too large for --worker-memory. Crash recovery and I/O fault points: test_crash.py.
 """
 import os
 import struct
@@ -370,6 +370,54 @@ class TestDuplicates(PipelineCase):
         mine = self.c.get("/api/photos").json()["photos"][0]
         self.assertEqual(bob.get(f"/api/photos/{mine['id']}").status, 404)
         self.assertEqual(bob.get(mine["thumbnail_url"]).status, 404)
+
+
+def big_gif(w, h):
+    """A w x h GIF of 59 bytes: one frame whose LZW data is one pixel (libnsgif fills
+    the rest). libvips' GIF loader asks GLib for the whole frame, w * h * 4 bytes, in
+    one g_malloc, which aborts the process when it fails."""
+    return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+            + b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02\x02\x44\x01\x00\x3b")
+
+
+@unittest.skipIf(os.environ.get("SHOEBOX_SANITIZE") == "1",
+                 "no RLIMIT_AS under AddressSanitizer (src/base/sanitizer.h)")
+class TestWorkerMemory(PipelineCase):
+    """A GIF whose frame needs 453 MB (10900 x 10900, just under --max-pixels) under a
+    384 MB --worker-memory (an idle worker maps about 225 MB, its libraries): GLib's
+    g_malloc fails in the worker, which ends with JOBS_EXIT_NO_MEMORY instead of an
+    abort; the file fails at once, saying which limit, and the others are stored."""
+    server_args = ["--batch-delay", "0", "--worker-memory", "384M"]
+
+    def test_image_too_large_for_the_memory_limit_says_so(self):
+        parts = [photos.data_part("ok0.jpg", self.images.jpeg(1)),
+                 photos.data_part("huge.gif", big_gif(10900, 10900)),
+                 photos.data_part("ok1.jpg", self.images.jpeg(2))]
+        files = self.files_by_name(wait_finished(self.c, self.send(parts)))
+        self.assertEqual(files["huge.gif"]["state"], "failed")
+        self.assertEqual(files["huge.gif"]["error"],
+                         "not enough memory to decode this image "
+                         "(each worker may use 384 MB: --worker-memory)")
+        self.assertEqual(files["huge.gif"]["attempts"], 1)   # no crash retry: it would fail again
+        self.assertTrue(files["huge.gif"]["retryable"])      # after --worker-memory is raised
+        self.assertEqual((files["ok0.jpg"]["state"], files["ok1.jpg"]["state"]), ("done", "done"))
+        log = self.srv.log()
+        self.assertIn("event=worker.out_of_memory", log)
+        self.assertIn("failed to allocate 475240000 bytes", log)
+        self.assertNotIn("event=worker.died", log)
+
+    def test_limit_too_small_for_a_worker_to_start_is_logged(self):
+        """--worker-memory's minimum (64 MB) is below what a worker maps before it decodes
+        anything (its libraries, ~225 MB): it runs out of memory in vips_init. The log says
+        so in words, not as a crash."""
+        self.srv.stop()
+        self.srv.args = ["--batch-delay", "0", "--worker-memory", "64M", "--workers", "1"]
+        self.srv.start()
+        harness.wait_until(lambda: "event=worker.no_memory_idle" in self.srv.log(), timeout=60,
+                           what="worker.no_memory_idle in the log")
+        log = self.srv.log()
+        self.assertIn("--worker-memory (64 MB) may be too small for a worker to start", log)
+        self.assertIn("event=worker.out_of_memory", log)
 
 
 class TestRetryAndCrash(PipelineCase):
