@@ -62,7 +62,7 @@ static const struct opt opts[] = {
     {"processes", "SHOEBOX_PROCESSES", OPT_INT, F(processes), "-1", -1, 256, CMD_WORKER,
      "decoder processes this worker host supervises (-1 = one per core; 0 = decode in this "
      "process, as serve starts it)"},
-    {"worker-memory", "SHOEBOX_WORKER_MEMORY", OPT_SIZE, F(worker_memory), "2G", 64 << 20,
+    {"worker-memory", "SHOEBOX_WORKER_MEMORY", OPT_SIZE, F(worker_memory), "2G", LIMIT_WORKER_MEMORY_MIN,
      (double)(1ULL << 40), PROC, "address-space limit of each worker process"},
     {"http-threads", "SHOEBOX_HTTP_THREADS", OPT_INT, F(http_threads), "0", 0, 256, CMD_SERVE,
      "HTTP thread pool size (0 = one per core, at least 2)"},
@@ -141,10 +141,17 @@ static int set_value(struct config *cfg, const struct opt *o, const char *v, str
         *(double *)p = d;
         break;
     }
-    if (d < o->min || d > o->max)
-        return err_set(err, ERR_PERMANENT, "config", "--%s must be between %g and %g, not '%s'",
-                       o->flag, o->min, o->max, v);
-    return 0;
+    if (d >= o->min && d <= o->max)
+        return 0;
+    if (o->type == OPT_SIZE) {
+        char lo[32], hi[32];
+        str_format_size((int64_t)o->min, lo, sizeof(lo));
+        str_format_size((int64_t)o->max, hi, sizeof(hi));
+        return err_set(err, ERR_PERMANENT, "config", "--%s must be between %s and %s, not '%s'",
+                       o->flag, lo, hi, v);
+    }
+    return err_set(err, ERR_PERMANENT, "config", "--%s must be between %g and %g, not '%s'",
+                   o->flag, o->min, o->max, v);
 }
 
 void config_defaults(struct config *cfg)

@@ -11,6 +11,11 @@
 /* Pixel limit default: 120 Mpx covers 100 MP medium-format sensors; decoding
  * 120 Mpx x 3 bytes x 2 workers stays under half a gigabyte. */
 #define LIMIT_PIXELS_DEFAULT (120ULL * 1000 * 1000)
+/* Least --worker-memory (a worker's address space): a worker maps ~225 MB before it
+ * decodes anything (libvips, libheif, LibRaw and their libraries, measured on Debian 12),
+ * and below that every worker dies in vips_init and is restarted, once a second, for
+ * ever. A limit that leaves room for a small photo is refused at start instead. */
+#define LIMIT_WORKER_MEMORY_MIN (256LL * 1024 * 1024)
 /* Longest side: libvips and libjpeg handle 65535, but no camera exceeds 32768. */
 #define LIMIT_DIMENSION 32768
 /* Parts in one multipart request: a browser page sends a few hundred at a time. */

@@ -82,6 +82,28 @@ int str_to_size(const char *s, uint64_t *out)
     return 0;
 }
 
+void str_format_size(int64_t bytes, char *out, size_t n)
+{
+    static const char *const units[] = {"KB", "MB", "GB", "TB"};
+    double v = (double)bytes;
+    int u = -1;
+    long long tenths;
+
+    if (bytes < 1024) {
+        snprintf(out, n, "%lld bytes", (long long)bytes);
+        return;
+    }
+    while (v >= 1024 && u < 3) {
+        v /= 1024;
+        u++;
+    }
+    tenths = (long long)(v * 10 + 0.5);
+    if (tenths % 10 == 0)
+        snprintf(out, n, "%lld %s", tenths / 10, units[u]);
+    else
+        snprintf(out, n, "%lld.%lld %s", tenths / 10, tenths % 10, units[u]);
+}
+
 bool str_starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

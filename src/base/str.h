@@ -14,6 +14,9 @@ int str_to_uint64(const char *s, uint64_t *out);
 int str_to_double(const char *s, double *out);
 /* "100MB", "64k", "1G", plain bytes; binary multiples (1 MB = 1048576). */
 int str_to_size(const char *s, uint64_t *out);
+/* A size for messages: "100 MB", "1.5 GB", "512 KB", "10 bytes" (binary units, as
+ * str_to_size reads them). */
+void str_format_size(int64_t bytes, char *out, size_t n);
 bool str_starts_with(const char *s, const char *prefix);
 bool str_ends_with(const char *s, const char *suffix);
 /* The byte written as two hex digits (either case) at p[0], p[1], or -1 when

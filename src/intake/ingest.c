@@ -164,28 +164,6 @@ void ingest_display_name(const char *in, char *out, size_t n)
         snprintf(out, n, "unnamed");
 }
 
-void ingest_format_size(int64_t bytes, char *out, size_t n)
-{
-    static const char *units[] = {"KB", "MB", "GB", "TB"};
-    double v = (double)bytes;
-    int u = -1;
-    long long tenths;
-
-    if (bytes < 1024) {
-        snprintf(out, n, "%lld bytes", (long long)bytes);
-        return;
-    }
-    while (v >= 1024 && u < 3) {
-        v /= 1024;
-        u++;
-    }
-    tenths = (long long)(v * 10 + 0.5);
-    if (tenths % 10 == 0)
-        snprintf(out, n, "%lld %s", tenths / 10, units[u]);
-    else
-        snprintf(out, n, "%lld.%lld %s", tenths / 10, tenths % 10, units[u]);
-}
-
 /* The display name shortened for a message. */
 static void msg_name(const struct ingest *ing, char out[MSG_NAME_MAX + 4])
 {
@@ -366,7 +344,7 @@ static int record_too_large(struct ingest *ing)
     struct err why = {0};
 
     msg_name(ing, nm);
-    ingest_format_size(ing->max_file_size, limit, sizeof(limit));
+    str_format_size(ing->max_file_size, limit, sizeof(limit));
     err_set(&why, ERR_PERMANENT, "receive", "'%s' is larger than %s", nm, limit);
     drop_spool(ing);
     return record(ing, true, &why);

@@ -122,9 +122,6 @@ const int64_t *ingest_file_ids(const struct ingest *ing, size_t *n);
  */
 void ingest_display_name(const char *in, char *out, size_t n);
 
-/* Size for messages: "100 MB", "1.5 GB", "512 KB", "10 bytes" (binary units). */
-void ingest_format_size(int64_t bytes, char *out, size_t n);
-
 /*
  * The second door (tus): a file that is already complete and fsynced at
  * DATA/spool_rel (size bytes, SHA-256 sha_hex computed by the caller across

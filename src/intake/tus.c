@@ -575,7 +575,7 @@ enum tus_result tus_create(struct tus *t, int64_t user_id, int64_t length, int64
 
     if (length > t->o.max_file_size) {
         char lim[32];
-        ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
+        str_format_size(t->o.max_file_size, lim, sizeof(lim));
         err_set(err, ERR_PERMANENT, "receive", "the file is larger than %s", lim);
         if (upload_id > 0)
             record_failed(t, user_id, upload_id, name, length, err);
@@ -680,8 +680,8 @@ static enum tus_result set_length(struct tus *t, struct entry *e, int64_t new_le
         return TUS_BAD;
     }
     if (new_length > t->o.max_file_size) {
-        ingest_format_size(new_length, size, sizeof(size));
-        ingest_format_size(t->o.max_file_size, lim, sizeof(lim));
+        str_format_size(new_length, size, sizeof(size));
+        str_format_size(t->o.max_file_size, lim, sizeof(lim));
         if (!strcmp(size, lim)) { /* just over: rounded they look the same */
             snprintf(size, sizeof(size), "%lld bytes", (long long)new_length);
             snprintf(lim, sizeof(lim), "%lld bytes", (long long)t->o.max_file_size);
@@ -769,7 +769,7 @@ static void end_deferred(struct tus_write *w, size_t len)
     int64_t reached = w->e->wr_offset + (int64_t)len;
 
     /* Its size is not known: only that it is over the limit. */
-    ingest_format_size(w->t->o.max_file_size, lim, sizeof(lim));
+    str_format_size(w->t->o.max_file_size, lim, sizeof(lim));
     err_set(&w->why, ERR_PERMANENT, "receive",
             "the file is larger than %s: more than that was sent", lim);
     end_too_large(w->t, w->e, reached, &w->why);
@@ -1205,8 +1205,8 @@ static void record_expired(struct tus *t, const struct tus_info *i)
                  (long long)i->upload_id, LOG_Q(i->name));
         return;
     }
-    ingest_format_size(i->offset, at, sizeof(at));
-    ingest_format_size(i->length, len, sizeof(len));
+    str_format_size(i->offset, at, sizeof(at));
+    str_format_size(i->length, len, sizeof(len));
     format_duration(t->o.expire_ms, dur, sizeof(dur));
     if (i->length >= 0)
         err_set(&why, ERR_PERMANENT, "receive",

@@ -67,6 +67,7 @@
 
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/str.h"
 #include "base/timeutil.h"
 #include "base/xalloc.h"
 #include "jobs/feed.h"
@@ -173,30 +174,6 @@ static void wake_workers(struct jobs *j)
     }
 }
 
-/* bytes as a person reads a size: "64 MB", "1.5 GB" (binary units, as intake's
- * ingest_format_size writes them). */
-static void format_size(int64_t bytes, char *out, size_t n)
-{
-    static const char *const units[] = {"KB", "MB", "GB", "TB"};
-    double v = (double)bytes;
-    int u = -1;
-    long long tenths;
-
-    if (bytes < 1024) {
-        snprintf(out, n, "%lld bytes", (long long)bytes);
-        return;
-    }
-    while (v >= 1024 && u < 3) {
-        v /= 1024;
-        u++;
-    }
-    tenths = (long long)(v * 10 + 0.5);
-    if (tenths % 10 == 0)
-        snprintf(out, n, "%lld %s", tenths / 10, units[u]);
-    else
-        snprintf(out, n, "%lld.%lld %s", tenths / 10, tenths % 10, units[u]);
-}
-
 /* The file a dead worker held: a crash is tried again (JOBS_CRASH_ATTEMPTS) and then
  * fails as "decoder crashed"; running out of memory fails it at once, saying which
  * limit (the same image would need the same memory again). */
@@ -207,7 +184,7 @@ static void release_held(struct jobs *j, struct worker *w, bool no_memory)
     int64_t released = 0, attempts = JOBS_CRASH_ATTEMPTS;
 
     snprintf(owner, sizeof(owner), "%s/%ld", sweep_hostname(), (long)w->pid);
-    format_size(j->o.worker_memory, limit, sizeof(limit));
+    str_format_size(j->o.worker_memory, limit, sizeof(limit));
     if (no_memory) {
         err_set(&why, ERR_PERMANENT, "decode",
                 "not enough memory to decode this image (each worker may use %s: "

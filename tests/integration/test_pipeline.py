@@ -406,19 +406,6 @@ class TestWorkerMemory(PipelineCase):
         self.assertIn("failed to allocate 475240000 bytes", log)
         self.assertNotIn("event=worker.died", log)
 
-    def test_limit_too_small_for_a_worker_to_start_is_logged(self):
-        """--worker-memory's minimum (64 MB) is below what a worker maps before it decodes
-        anything (its libraries, ~225 MB): it runs out of memory in vips_init. The log says
-        so in words, not as a crash."""
-        self.srv.stop()
-        self.srv.args = ["--batch-delay", "0", "--worker-memory", "64M", "--workers", "1"]
-        self.srv.start()
-        harness.wait_until(lambda: "event=worker.no_memory_idle" in self.srv.log(), timeout=60,
-                           what="worker.no_memory_idle in the log")
-        log = self.srv.log()
-        self.assertIn("--worker-memory (64 MB) may be too small for a worker to start", log)
-        self.assertIn("event=worker.out_of_memory", log)
-
 
 class TestRetryAndCrash(PipelineCase):
     server_args = ["--batch-delay", "0", "--faults", "decode_crash@boom"]

@@ -60,6 +60,8 @@ static const struct flag_case flag_cases[] = {
     {{"--batch-pacing", "fast"}, 2, -1},
     {{"--max-file-size", "100MB"}, 2, 0},
     {{"--max-file-size", "12 MB"}, 2, -1},
+    {{"--worker-memory", "256M"}, 2, 0},  /* LIMIT_WORKER_MEMORY_MIN */
+    {{"--worker-memory", "255M"}, 2, -1},
     {{"--session-age"}, 1, -1},          /* missing value */
     {{"--no-such-option", "1"}, 2, -1},
     {{"--secure-cookies"}, 1, 0},        /* boolean without value */
@@ -88,6 +90,20 @@ START_TEST(flags_table)
     ck_assert_msg(rc == fc->ok, "case %d (%s): rc %d, %s", _i, fc->args[0], rc, err.msg);
     if (rc)
         ck_assert_msg(err.msg[0] != '\0', "an error needs a message");
+}
+END_TEST
+
+/* A size out of range is said in sizes, not in bytes as a float. */
+START_TEST(size_range_in_words)
+{
+    const char *args[] = {"--worker-memory", "128M"};
+    struct config c;
+    struct err err = {0};
+    int npos;
+    bool help;
+
+    ck_assert_int_eq(parse(&c, CMD_SERVE, 2, args, &npos, &help, &err), -1);
+    ck_assert_str_eq(err.msg, "--worker-memory must be between 256 MB and 1 TB, not '128M'");
 }
 END_TEST
 
@@ -179,6 +195,7 @@ int main(void)
 
     tcase_add_test(tc, defaults);
     tcase_add_loop_test(tc, flags_table, 0, sizeof(flag_cases) / sizeof(flag_cases[0]));
+    tcase_add_test(tc, size_range_in_words);
     tcase_add_test(tc, values_land);
     tcase_add_test(tc, env_then_flags);
     tcase_add_test(tc, help_flag);

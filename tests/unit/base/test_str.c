@@ -43,6 +43,32 @@ START_TEST(sizes)
 }
 END_TEST
 
+/* str_format_size: what messages say of a size. */
+static const struct {
+    int64_t bytes;
+    const char *out;
+} shown_sizes[] = {
+    {0, "0 bytes"},
+    {10, "10 bytes"},
+    {1023, "1023 bytes"},
+    {1024, "1 KB"},
+    {1536, "1.5 KB"},
+    {512 * 1024, "512 KB"},
+    {100LL * 1024 * 1024, "100 MB"},
+    {1536LL * 1024 * 1024, "1.5 GB"},
+    {2LL * 1024 * 1024 * 1024 * 1024, "2 TB"},
+    {5000LL * 1024 * 1024 * 1024 * 1024, "5000 TB"},
+};
+
+START_TEST(format_sizes)
+{
+    char out[32];
+
+    str_format_size(shown_sizes[_i].bytes, out, sizeof(out));
+    ck_assert_str_eq(out, shown_sizes[_i].out);
+}
+END_TEST
+
 START_TEST(ints)
 {
     int64_t v;
@@ -186,6 +212,7 @@ int main(void)
     int failed;
 
     tcase_add_loop_test(tc, sizes, 0, sizeof(size_cases) / sizeof(size_cases[0]));
+    tcase_add_loop_test(tc, format_sizes, 0, sizeof(shown_sizes) / sizeof(shown_sizes[0]));
     tcase_add_test(tc, ints);
     tcase_add_test(tc, doubles);
     tcase_add_test(tc, helpers);

@@ -663,33 +663,6 @@ START_TEST(test_display_name_cut)
 }
 END_TEST
 
-struct size_case {
-    int64_t bytes;
-    const char *out;
-};
-
-static const struct size_case sizes[] = {
-    {0, "0 bytes"},
-    {10, "10 bytes"},
-    {1023, "1023 bytes"},
-    {1024, "1 KB"},
-    {1536, "1.5 KB"},
-    {512 * 1024, "512 KB"},
-    {100LL * 1024 * 1024, "100 MB"},
-    {1536LL * 1024 * 1024, "1.5 GB"},
-    {2LL * 1024 * 1024 * 1024 * 1024, "2 TB"},
-    {5000LL * 1024 * 1024 * 1024 * 1024, "5000 TB"},
-};
-
-START_TEST(test_format_size)
-{
-    char out[32];
-
-    ingest_format_size(sizes[_i].bytes, out, sizeof(out));
-    ck_assert_str_eq(out, sizes[_i].out);
-}
-END_TEST
-
 /* ------------------------------------------- driven by the multipart parser */
 
 /* How the upload handler wires the two: plain fields are collected (csrf,
@@ -890,7 +863,6 @@ static Suite *ingest_suite(void)
     tcase_add_test(tc, test_bad_opts);
     tcase_add_loop_test(tc, test_display_name, 0, (int)(sizeof(names) / sizeof(names[0])));
     tcase_add_test(tc, test_display_name_cut);
-    tcase_add_loop_test(tc, test_format_size, 0, (int)(sizeof(sizes) / sizeof(sizes[0])));
     tcase_add_test(tc, test_with_multipart);
     tcase_add_test(tc, test_real_store);
     suite_add_tcase(s, tc);
