@@ -405,10 +405,17 @@ class ProgressTest(unittest.TestCase):
         self.assertEqual(photos.get("total", len(photos.get("photos", []))), 20)
 
     def test_current_batch_steps_through_ceil_n_over_15(self):
-        srv = self.server(args=["--batch-delay", "0.3"])
+        """current_batch shows 1, 2, 3 for 31 files. One worker, and the first file of
+        batches 1 and 2 takes 4 s to decode (decode_slow): each batch is current for at
+        least that long, so the polls see it even on a loaded machine. (Without the
+        slow files, batch 1 could end while the upload's answer was still on its way,
+        and the first poll saw 2: CI, PostgreSQL.)"""
+        srv = self.server(args=["--batch-delay", "0.3", "--workers", "1",
+                                "--faults", "worker:decode_slow@slow"])
         c = self.login(srv)
         n = 31
-        uid = self.upload(c, [(f"p{i}.jpg", jpeg(i)) for i in range(n)])["upload_id"]
+        names = [f"p{i}-slow.jpg" if i in (0, 15) else f"p{i}.jpg" for i in range(n)]
+        uid = self.upload(c, [(name, jpeg(i)) for i, name in enumerate(names)])["upload_id"]
         poll = Poller(c)
         self.addCleanup(poll.close)
         batches, prev = [], 0
