@@ -62,8 +62,9 @@ static const struct opt opts[] = {
     {"processes", "SHOEBOX_PROCESSES", OPT_INT, F(processes), "-1", -1, 256, CMD_WORKER,
      "decoder processes this worker host supervises (-1 = one per core; 0 = decode in this "
      "process, as serve starts it)"},
-    {"worker-memory", "SHOEBOX_WORKER_MEMORY", OPT_SIZE, F(worker_memory), "2G", LIMIT_WORKER_MEMORY_MIN,
-     (double)(1ULL << 40), PROC, "address-space limit of each worker process"},
+    {"worker-memory", "SHOEBOX_WORKER_MEMORY", OPT_SIZE, F(worker_memory), "2G",
+     LIMIT_WORKER_MEMORY_MIN, (double)(1ULL << 40), PROC,
+     "address-space limit of each worker process"},
     {"http-threads", "SHOEBOX_HTTP_THREADS", OPT_INT, F(http_threads), "0", 0, 256, CMD_SERVE,
      "HTTP thread pool size (0 = one per core, at least 2)"},
     {"lease", "SHOEBOX_LEASE", OPT_INT, F(lease_seconds), "120", 1, 86400, PROC,

@@ -77,8 +77,7 @@ struct tus_write {
     int64_t bytes;            /* received in this request */
     int64_t reported;         /* of them, told to the store (upload_add_bytes) */
     int64_t upload_id;        /* the Shoebox upload at the start (read without the lock) */
-    bool ended;               /* this writer ended the upload (end_too_large): why says why */
-    struct err why;
+    struct err why;           /* set: this writer ended the upload (end_too_large), and why */
 };
 
 static void add_bytes(struct tus_write *w);
@@ -336,6 +335,15 @@ static void drop_uncommitted(struct entry *e)
 
 /* A writer still at work is stopped: its bytes so far are committed (or
  * dropped when they await a checksum), its later bytes are refused. */
+/* The request writing into e (if any) loses it: its later bytes are refused (409). */
+static void cut_writer(struct entry *e)
+{
+    if (e->writing) {
+        e->writing = false;
+        e->gen++;
+    }
+}
+
 static void stop_writer(struct tus *t, struct entry *e)
 {
     struct err err = {0};
@@ -347,8 +355,7 @@ static void stop_writer(struct tus *t, struct entry *e)
             log_warn("intake", "tus.commit_failed", "id=%s msg=%s", e->id, LOG_Q(err.msg));
         drop_uncommitted(e);
     }
-    e->writing = false;
-    e->gen++;
+    cut_writer(e);
 }
 
 /* The Shoebox upload the file goes into must still be there: a file is never
@@ -549,10 +556,7 @@ static void end_too_large(struct tus *t, struct entry *e, int64_t size, const st
 {
     bool removed;
 
-    if (e->writing) {
-        e->writing = false;
-        e->gen++;
-    }
+    cut_writer(e);
     removed = remove_files(t, e);
     log_info("intake", "tus.too_large", "id=%s upload=%lld size=%lld", e->id,
              (long long)e->info.upload_id, (long long)size);
@@ -773,7 +777,6 @@ static void end_deferred(struct tus_write *w, size_t len)
     err_set(&w->why, ERR_PERMANENT, "receive",
             "the file is larger than %s: more than that was sent", lim);
     end_too_large(w->t, w->e, reached, &w->why);
-    w->ended = true;
 }
 
 enum tus_result tus_patch_data(struct tus_write *w, const void *data, size_t len)
@@ -953,7 +956,7 @@ enum tus_result tus_patch_end(struct tus_write *w, struct tus_info *out, struct 
     enum tus_result r = w->status;
 
     pthread_mutex_lock(&e->mu);
-    if (w->ended) {
+    if (err_is_set(&w->why)) {
         err_set(err, ERR_PERMANENT, "receive", "%s", w->why.msg);
         goto out;
     }
@@ -1082,10 +1085,7 @@ enum tus_result tus_delete(struct tus *t, const char *id, int64_t user_id, struc
     r = check_access(t, e, user_id, err);
     if (r != TUS_OK && r != TUS_GONE)
         goto out;
-    if (e->writing) {  /* its later bytes are refused (409): the file is not to come */
-        e->writing = false;
-        e->gen++;
-    }
+    cut_writer(e);  /* the file is not to come */
     /* Every byte arrived: it is a file of the upload (recorded now if a crash cut
      * its recording off); only the tus resource goes. A store that cannot record
      * it now keeps it, for the client to ask again. */
@@ -1162,7 +1162,8 @@ static void format_duration(int64_t ms, char *out, size_t n)
 }
 
 struct same_name {
-    const struct tus_info *i;
+    char shown[LIMIT_FILENAME_BYTES + 1];  /* the tus upload's name as files are named */
+    int64_t length;                        /* -1: not known */
     bool found;
 };
 
@@ -1171,10 +1172,8 @@ struct same_name {
 static void find_same_name(void *ctx, const struct store_file *f)
 {
     struct same_name *s = ctx;
-    char shown[LIMIT_FILENAME_BYTES + 1];
 
-    ingest_display_name(s->i->name, shown, sizeof(shown));
-    if (f->sha256[0] && !strcmp(f->name, shown) && (s->i->length < 0 || f->size == s->i->length))
+    if (f->sha256[0] && !strcmp(f->name, s->shown) && (s->length < 0 || f->size == s->length))
         s->found = true;
 }
 
@@ -1185,9 +1184,10 @@ static void find_same_name(void *ctx, const struct store_file *f)
 static bool arrived_elsewhere(struct tus *t, const struct tus_info *i)
 {
     struct store *st = t->o.store;
-    struct same_name s = {.i = i};
+    struct same_name s = {.length = i->length};
     struct err err = {0};
 
+    ingest_display_name(i->name, s.shown, sizeof(s.shown));
     if (st->ops->upload_files(st, i->upload_id, find_same_name, &s, &err))
         return false;
     return s.found;
@@ -1197,7 +1197,7 @@ static bool arrived_elsewhere(struct tus *t, const struct tus_info *i)
  * stopped): recorded FAILED there with a reason a person can act on. */
 static void record_expired(struct tus *t, const struct tus_info *i)
 {
-    char at[32], len[32], dur[32];
+    char at[32], len[32], dur[32], where[80];
     struct err why = {0};
 
     if (arrived_elsewhere(t, i)) {
@@ -1208,14 +1208,10 @@ static void record_expired(struct tus *t, const struct tus_info *i)
     str_format_size(i->offset, at, sizeof(at));
     str_format_size(i->length, len, sizeof(len));
     format_duration(t->o.expire_ms, dur, sizeof(dur));
-    if (i->length >= 0)
-        err_set(&why, ERR_PERMANENT, "receive",
-                "the upload stopped at %s of %s and was not resumed within %s; "
-                "send the file again", at, len, dur);
-    else
-        err_set(&why, ERR_PERMANENT, "receive",
-                "the upload stopped at %s and was not resumed within %s; send the file again",
-                at, dur);
+    snprintf(where, sizeof(where), i->length >= 0 ? "%s of %s" : "%s", at, len);
+    err_set(&why, ERR_PERMANENT, "receive",
+            "the upload stopped at %s and was not resumed within %s; send the file again",
+            where, dur);
     record_failed(t, i->user_id, i->upload_id, i->name, i->length >= 0 ? i->length : i->offset,
                   &why);
 }
